@@ -1,0 +1,466 @@
+"""Recorder: play any RGB Gymnasium env with random, expert or look-around policies; write shards.
+
+Works with every registered env whose action space is ``Discrete`` and whose frames are RGB:
+either the observation is a ``Box(0, 255, (H, W, 3), uint8)``, or the env is made with
+``render_mode="rgb_array"`` and ``env.render()`` gives the frame (MiniGrid, for instance).
+
+Policies (chosen per episode; ``"mix"`` draws one per episode):
+
+- ``random``: a random action, held for a random 1-4 steps.
+- ``bot``: the env's expert (``env.unwrapped.make_bot()``, whose ``act(last_action)`` replans
+  from the action really taken) with epsilon-random actions (default 10%).
+- ``lookaround``: full 360-degree turns in place, turns of k steps away and back, a few forward
+  moves and the odd random action; needs "turn_left", "turn_right" and "forward" among
+  ``env.unwrapped.get_action_meanings()``.
+
+Determinism and resume: shard i is generated from an RNG seeded with (seed, i), which also
+draws every env reset seed, so shard i has the same content however often the run is
+interrupted. A re-run with the same arguments keeps the complete shards, removes leftover
+``*.tmp`` files and records only what is missing; a re-run with a larger ``frames`` extends
+the recording. ``dataset.json`` in the folder records the arguments that shape the content;
+a re-run with different ones is refused and nothing is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from world_model.shards import (
+    FORMAT_VERSION,
+    Episode,
+    ShardMeta,
+    atomic_write,
+    read_shard_index,
+    shard_name,
+    write_shard,
+)
+
+logger = logging.getLogger(__name__)
+
+POLICIES = ("bot", "random", "lookaround")
+MIX_WEIGHTS = {"bot": 0.5, "random": 0.3, "lookaround": 0.2}  # renormalised over what is available
+MANIFEST_NAME = "dataset.json"
+MANIFEST_FORMAT = "genie-env-recording"
+EPISODE_STEP_CEILING = 100_000  # an episode this long means the env has no time limit at all
+
+
+class RecorderError(ValueError):
+    """The recording cannot start or go on: bad arguments, env, or output folder."""
+
+
+# ----------------------------------------------------------------------------------------------
+# policies: one object per episode, `act()` returns the action to take now
+
+
+class RandomPolicy:
+    """A uniformly random action, repeated for a random 1-4 steps (so motion is visible)."""
+
+    name = "random"
+
+    def __init__(self, num_actions: int, rng: np.random.Generator, max_repeat: int = 4):
+        self.num_actions, self.rng, self.max_repeat = num_actions, rng, max_repeat
+        self._action, self._left = 0, 0
+
+    def act(self) -> int:
+        if self._left == 0:
+            self._action = int(self.rng.integers(self.num_actions))
+            self._left = int(self.rng.integers(1, self.max_repeat + 1))
+        self._left -= 1
+        return self._action
+
+
+class BotPolicy:
+    """The env's expert bot with epsilon-random actions; the bot is told what was really done."""
+
+    name = "bot"
+
+    def __init__(self, bot: Any, num_actions: int, rng: np.random.Generator, epsilon: float = 0.1):
+        self.bot, self.num_actions, self.rng, self.epsilon = bot, num_actions, rng, epsilon
+        self._last: int | None = None
+
+    def act(self) -> int:
+        action = int(self.bot.act(self._last))
+        if self.rng.random() < self.epsilon:
+            action = int(self.rng.integers(self.num_actions))
+        self._last = action
+        return action
+
+
+class LookaroundPolicy:
+    """Looks around in place, so a world model learns what turning reveals and that turning back
+    restores it: segments of a full circle, k turns away and k back, 1-3 forward moves, or one
+    random action."""
+
+    name = "lookaround"
+    SEGMENT_WEIGHTS = (0.3, 0.3, 0.3, 0.1)  # full circle, away and back, forward, random
+
+    def __init__(self, action_meanings: tuple[str, ...], rng: np.random.Generator,
+                 turns_per_circle: int = 4):
+        self.left = action_meanings.index("turn_left")
+        self.right = action_meanings.index("turn_right")
+        self.forward = action_meanings.index("forward")
+        self.num_actions, self.rng, self.turns_per_circle = len(action_meanings), rng, turns_per_circle
+        self._queue: deque[int] = deque()
+
+    def act(self) -> int:
+        if not self._queue:
+            self._queue.extend(self._segment())
+        return self._queue.popleft()
+
+    def _segment(self) -> list[int]:
+        kind = int(self.rng.choice(len(self.SEGMENT_WEIGHTS), p=self.SEGMENT_WEIGHTS))
+        turn, back = (self.left, self.right) if self.rng.random() < 0.5 else (self.right, self.left)
+        if kind == 0:
+            return [turn] * self.turns_per_circle
+        if kind == 1:
+            k = int(self.rng.integers(1, self.turns_per_circle))
+            return [turn] * k + [back] * k
+        if kind == 2:
+            return [self.forward] * int(self.rng.integers(1, 4))
+        return [int(self.rng.integers(self.num_actions))]
+
+
+# ----------------------------------------------------------------------------------------------
+# the env, seen as a source of RGB frames
+
+
+def _is_rgb_box(space: gym.Space) -> bool:
+    return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
+            and len(space.shape) == 3 and space.shape[2] == 3)
+
+
+class FrameEnv:
+    """A Gymnasium env that yields RGB frames: its observation if that is an RGB image, else
+    ``render()`` of an env made with ``render_mode="rgb_array"``."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], max_episode_steps: int | None = None,
+                 view: str | None = None):
+        self.env_id = env_id
+        extra = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+        self.env = self._make(env_id, dict(env_kwargs, **extra))
+        self.from_obs = _is_rgb_box(self.env.observation_space)
+        if not self.from_obs:
+            self.env.close()
+            self.env = self._make(env_id, dict(env_kwargs, render_mode="rgb_array", **extra))
+        space = self.env.action_space
+        if not isinstance(space, gym.spaces.Discrete) or int(space.start) != 0:
+            self.env.close()
+            raise RecorderError(f"{env_id} has action space {space}; the recorder needs Discrete(n) "
+                                f"starting at 0 (wrap the env to discretise its actions)")
+        self.num_actions = int(space.n)
+        unwrapped = self.env.unwrapped
+        if hasattr(unwrapped, "get_action_meanings"):
+            self.action_meanings = tuple(str(m) for m in unwrapped.get_action_meanings())
+        else:
+            self.action_meanings = tuple(f"action_{i}" for i in range(self.num_actions))
+        if len(self.action_meanings) != self.num_actions:
+            raise RecorderError(f"{env_id}: get_action_meanings() names {len(self.action_meanings)} "
+                                f"actions but the action space has {self.num_actions}; fix the env")
+        if view is None:  # the env's own name for its perspective, if it has one
+            view = getattr(unwrapped, "view", None)
+        self.view = view if isinstance(view, str) else "rgb"
+        if self.from_obs:
+            self.frame_shape = tuple(int(s) for s in self.env.observation_space.shape)
+        else:  # only rendering tells the size; every episode reset is seeded, so this probe is harmless
+            self.env.reset(seed=0)
+            self.frame_shape = self._render().shape
+
+    @staticmethod
+    def _make(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+        try:
+            return gym.make(env_id, **kwargs)
+        except TypeError as e:
+            raise RecorderError(f"{env_id} does not accept the arguments {sorted(kwargs)} ({e}); "
+                                f"drop the ones it does not know") from e
+
+    @property
+    def available_policies(self) -> tuple[str, ...]:
+        names = ["random"]
+        if hasattr(self.env.unwrapped, "make_bot"):
+            names.insert(0, "bot")
+        if {"turn_left", "turn_right", "forward"} <= set(self.action_meanings):
+            names.append("lookaround")
+        return tuple(names)
+
+    def make_policy(self, name: str, rng: np.random.Generator, bot_epsilon: float):
+        """A fresh policy for the episode that was just reset."""
+        if name == "random":
+            return RandomPolicy(self.num_actions, rng)
+        if name == "bot":
+            return BotPolicy(self.env.unwrapped.make_bot(), self.num_actions, rng, bot_epsilon)
+        if name == "lookaround":
+            return LookaroundPolicy(self.action_meanings, rng)
+        raise RecorderError(f"unknown policy {name!r}; choose one of {POLICIES} or 'mix'")
+
+    def _render(self) -> np.ndarray:
+        frame = self.env.render()
+        if frame is None:
+            raise RecorderError(f"{self.env_id}: render() returned None although render_mode='rgb_array'")
+        return np.asarray(frame)
+
+    def _frame(self, obs: Any) -> np.ndarray:
+        frame = np.array(obs if self.from_obs else self._render(), dtype=np.uint8, copy=True)
+        if frame.shape != self.frame_shape:
+            raise RecorderError(f"{self.env_id} produced a frame of shape {frame.shape} after frames of "
+                                f"{self.frame_shape}; the recorder needs a fixed frame size (pass a "
+                                f"fixed size, e.g. --size H W)")
+        return frame
+
+    def reset(self, seed: int) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(seed=seed)
+        return self._frame(obs), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._frame(obs), float(reward), bool(terminated), bool(truncated), info
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def play_episode(env: FrameEnv, policy_name: str, rng: np.random.Generator, reset_seed: int,
+                 bot_epsilon: float = 0.1) -> Episode:
+    """Reset `env` with `reset_seed` and play one whole episode with the named policy."""
+    frame, info = env.reset(seed=reset_seed)
+    policy = env.make_policy(policy_name, rng, bot_epsilon)
+    mission = info.get("mission", getattr(env.env.unwrapped, "mission", ""))
+    frames, actions, rewards, success = [frame], [], [0.0], [False]
+    terminated = truncated = False
+    while not (terminated or truncated):
+        if len(actions) >= EPISODE_STEP_CEILING:
+            raise RecorderError(f"{env.env_id}: an episode ran {EPISODE_STEP_CEILING} steps without "
+                                f"ending; pass max_episode_steps (the env has no time limit)")
+        action = policy.act()
+        frame, reward, terminated, truncated, step_info = env.step(action)
+        frames.append(frame)
+        actions.append(action)
+        rewards.append(reward)
+        success.append(bool(step_info.get("success", reward > 0 and terminated)))
+    return Episode(
+        frames=np.stack(frames),  # (L+1, H, W, 3)
+        actions=np.array(actions + [-1], dtype=np.int16),
+        rewards=np.array(rewards, dtype=np.float32),
+        success=np.array(success, dtype=np.bool_),
+        mission=mission if isinstance(mission, str) else str(mission),
+        level_seed=int(info.get("level_seed", -1)),
+        policy=policy_name,
+        view=env.view,
+        split=str(info.get("split", "unknown")),
+        terminated=terminated,
+        truncated=truncated,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# the recording folder
+
+
+@dataclass(frozen=True)
+class RecordingManifest:
+    """dataset.json: the arguments that decide what every shard of a folder contains."""
+
+    env_id: str
+    env_kwargs: dict  # JSON-normalised (tuples become lists)
+    seed: int
+    policy: str
+    episodes_per_shard: int
+    top_down_share: float
+    bot_epsilon: float
+    max_episode_steps: int | None
+    frame_shape: tuple[int, ...] | None = None  # known once the env is made
+    action_meanings: tuple[str, ...] | None = None
+
+    def to_json(self) -> str:
+        d = {"format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+        return json.dumps(json.loads(json.dumps(d)), indent=2) + "\n"
+
+    @classmethod
+    def from_file(cls, path: Path) -> "RecordingManifest":
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RecorderError(f"{path} is unreadable ({e}); fix or delete it, or record into a new folder") from e
+        if not isinstance(d, dict) or d.get("format") != MANIFEST_FORMAT:
+            raise RecorderError(f"{path} is not a genie-env recording manifest; record into a new folder")
+        if d.get("format_version") != FORMAT_VERSION:
+            raise RecorderError(f"{path} has format_version {d.get('format_version')!r}, this genie-env "
+                                f"writes {FORMAT_VERSION}; record into a new folder")
+        try:
+            return cls(**{k: v for k, v in d.items() if k not in ("format", "format_version")})
+        except TypeError as e:
+            raise RecorderError(f"{path} is malformed ({e}); record into a new folder") from e
+
+    def differences(self, other: "RecordingManifest", fields: tuple[str, ...]) -> list[str]:
+        """'name: mine != other' for each of `fields` that differs (compared as JSON)."""
+        a, b = json.loads(self.to_json()), json.loads(other.to_json())
+        return [f"{k}={a[k]!r} (you asked for {b[k]!r})" for k in fields if a[k] != b[k]]
+
+
+_ARG_FIELDS = ("env_id", "env_kwargs", "seed", "policy", "episodes_per_shard", "top_down_share",
+               "bot_epsilon", "max_episode_steps")
+_ENV_FIELDS = ("frame_shape", "action_meanings")
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Create the folder if needed and prove it is writable, or fail before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RecorderError(f"output path {out_dir} exists and is not a folder; pass a folder to --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise RecorderError(f"output folder {out_dir} is not writable ({e.strerror or e}); "
+                            f"choose another --out") from e
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Delete the temp files a killed run left behind (only the recorder's own names)."""
+    for tmp in [*out_dir.glob("shard_*.npz.*.tmp"), *out_dir.glob(MANIFEST_NAME + ".*.tmp")]:
+        logger.info("removing %s left by an interrupted run", tmp.name)
+        tmp.unlink()
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    """What `record` did."""
+
+    out_dir: Path
+    num_shards: int
+    num_episodes: int
+    num_frames: int
+    shards_written: int
+    shards_reused: int
+
+
+def _mix_weights(policy: str, available: tuple[str, ...], env_id: str) -> tuple[tuple[str, ...], np.ndarray]:
+    if policy != "mix":
+        if policy not in available:
+            raise RecorderError(f"policy {policy!r} is not available for {env_id} (available: "
+                                f"{', '.join(available)}); 'bot' needs env.unwrapped.make_bot(), "
+                                f"'lookaround' needs turn_left/turn_right/forward action meanings")
+        return (policy,), np.ones(1)
+    missing = [p for p in MIX_WEIGHTS if p not in available]
+    if missing:
+        logger.info("policy mix for %s: %s unavailable, mixing %s", env_id, ", ".join(missing),
+                    ", ".join(p for p in MIX_WEIGHTS if p in available))
+    names = tuple(p for p in MIX_WEIGHTS if p in available)
+    weights = np.array([MIX_WEIGHTS[p] for p in names])
+    return names, weights / weights.sum()
+
+
+def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", seed: int = 0,
+           episodes_per_shard: int = 32, env_kwargs: dict[str, Any] | None = None,
+           top_down_share: float = 0.0, bot_epsilon: float = 0.1,
+           max_episode_steps: int | None = None, progress: bool = True) -> RecordingSummary:
+    """Record shards shard_000000.npz, ... of `env_id` into `out_dir` until >= `frames` frames.
+
+    Shards hold `episodes_per_shard` whole episodes each, so the recording overshoots `frames`
+    by less than one shard. Episodes end with the env's own time limit unless
+    `max_episode_steps` is given. With `top_down_share` > 0, that share of episodes comes from
+    a second env made with ``view="top_down"`` (the env must accept a `view` kwarg).
+    Re-running with the same arguments resumes; see the module docstring.
+    """
+    if policy != "mix" and policy not in POLICIES:
+        raise RecorderError(f"unknown policy {policy!r}; choose one of mix, {', '.join(POLICIES)}")
+    if frames < 1 or episodes_per_shard < 1:
+        raise RecorderError(f"frames ({frames}) and episodes_per_shard ({episodes_per_shard}) must be >= 1")
+    if not 0.0 <= top_down_share <= 1.0 or not 0.0 <= bot_epsilon <= 1.0:
+        raise RecorderError(f"top_down_share ({top_down_share}) and bot_epsilon ({bot_epsilon}) must be in [0, 1]")
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        raise RecorderError(f"unknown env id {env_id!r}: {e}") from e
+    env_kwargs = dict(env_kwargs or {})
+    try:
+        json.dumps(env_kwargs)
+    except TypeError as e:
+        raise RecorderError(f"env_kwargs must be JSON-serialisable to be recorded in {MANIFEST_NAME}: {e}") from e
+    wanted = RecordingManifest(env_id=env_id, env_kwargs=env_kwargs, seed=seed, policy=policy,
+                               episodes_per_shard=episodes_per_shard, top_down_share=top_down_share,
+                               bot_epsilon=bot_epsilon, max_episode_steps=max_episode_steps)
+
+    out_dir = Path(out_dir)
+    _prepare_out_dir(out_dir)
+    manifest_path = out_dir / MANIFEST_NAME
+    existing = RecordingManifest.from_file(manifest_path) if manifest_path.exists() else None
+    if existing is None and any(out_dir.glob("shard_*.npz")):
+        raise RecorderError(f"{out_dir} holds shards but no {MANIFEST_NAME}; record into a new folder")
+    refuse = (f"{out_dir} was recorded with {{}}; nothing was changed. Repeat the original "
+              f"arguments to resume or extend it, or record into a new folder")
+    if existing is not None and (diff := existing.differences(wanted, _ARG_FIELDS)):
+        raise RecorderError(refuse.format(", ".join(diff)))
+
+    envs: dict[bool, FrameEnv] = {}  # top_down? -> env
+    try:
+        envs[False] = FrameEnv(env_id, env_kwargs, max_episode_steps)
+        if top_down_share > 0:
+            envs[True] = FrameEnv(env_id, dict(env_kwargs, view="top_down"), max_episode_steps,
+                                  view="top_down")
+            if envs[True].frame_shape != envs[False].frame_shape:
+                raise RecorderError(f"{env_id}: top-down frames {envs[True].frame_shape} differ from "
+                                    f"{envs[False].frame_shape}; both views must have one size")
+        main = envs[False]
+        meta = ShardMeta(env_id=env_id, frame_shape=main.frame_shape, action_meanings=main.action_meanings)
+        wanted = RecordingManifest(**{**asdict(wanted), "frame_shape": meta.frame_shape,
+                                      "action_meanings": meta.action_meanings})
+        if existing is not None and (diff := existing.differences(wanted, _ENV_FIELDS)):
+            raise RecorderError(refuse.format(", ".join(diff)))
+        names, weights = _mix_weights(policy, main.available_policies, env_id)
+
+        if existing is None:
+            text = wanted.to_json().encode()
+            atomic_write(manifest_path, lambda f: f.write(text))
+        _remove_leftovers(out_dir)
+
+        total = episodes = written = reused = 0
+        with tqdm(total=frames, unit="frame", desc=f"recording {env_id}", disable=not progress) as bar:
+            i = 0
+            while total < frames:
+                path = out_dir / shard_name(i)
+                if path.exists():
+                    index = read_shard_index(path)
+                    if index.meta != meta:
+                        raise RecorderError(f"{path} was recorded from {index.meta}, not {meta}; "
+                                            f"delete it or record into a new folder")
+                    n, k = index.num_frames, index.num_episodes
+                    reused += 1
+                    bar.update(n)
+                else:
+                    shard = _record_shard(envs, i, seed, episodes_per_shard, names, weights,
+                                          top_down_share, bot_epsilon, on_episode=bar.update)
+                    write_shard(path, shard, meta)
+                    n, k = sum(ep.num_frames for ep in shard), len(shard)
+                    written += 1
+                total, episodes, i = total + n, episodes + k, i + 1
+    finally:
+        for env in envs.values():
+            env.close()
+    return RecordingSummary(out_dir=out_dir, num_shards=i, num_episodes=episodes, num_frames=total,
+                            shards_written=written, shards_reused=reused)
+
+
+def _record_shard(envs: dict[bool, FrameEnv], index: int, seed: int, num_episodes: int,
+                  names: tuple[str, ...], weights: np.ndarray, top_down_share: float,
+                  bot_epsilon: float, on_episode: Callable[[int], Any]) -> list[Episode]:
+    """The episodes of shard `index`: a pure function of (seed, index) and the arguments."""
+    rng = np.random.default_rng([seed, index])
+    episodes = []
+    for _ in range(num_episodes):
+        reset_seed = int(rng.integers(2**31 - 1))
+        top_down = bool(rng.random() < top_down_share)
+        name = names[int(rng.choice(len(names), p=weights))]
+        episode = play_episode(envs[top_down], name, rng, reset_seed, bot_epsilon)
+        episodes.append(episode)
+        on_episode(episode.num_frames)
+    return episodes

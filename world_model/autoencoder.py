@@ -1,0 +1,177 @@
+"""The frame autoencoder: 64x64x3 uint8 frames <-> a 16x16x4 latent grid.
+
+Why 16x16x4 (4x downsampling, 4 channels; 12x fewer numbers than the pixels): the frames are flat-shaded raycast
+renders whose smallest details (a key sprite far away, a door handle, the checker floor near the horizon) are a
+few pixels wide. A 4x downsampling keeps them inside one or two latent cells, while 8x (8x8x16) would need the
+decoder to invent them from channel codes; both grids hold 1024 numbers, but the 4x grid reconstructs sharper for
+the same compute and patchifies (2x2 patches) into 64 tokens of dimension 16 for the dynamics transformer.
+
+The autoencoder is deterministic (no KL). Latents are normalised per channel with a fixed shift and scale computed
+from training frames after (and during) training, stored as buffers (so they travel in ``model.safetensors``), so
+the diffusion model sees zero-mean, unit-variance latents and can use ``sigma_data = 1``.
+
+Shapes: frames (B, H, W, 3) uint8 or pixels (B, 3, H, W) float in [-1, 1]; latents (B, C, H/f, W/f).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    image_size: int = 64
+    """Frame height and width in pixels (any multiple of `downsample` works)."""
+    channels: tuple[int, ...] = (32, 64, 128)
+    """Conv channels per resolution level; there are len(channels) - 1 stride-2 downsamplings."""
+    encoder_blocks: int = 1
+    """Residual blocks per level in the encoder."""
+    decoder_blocks: int = 2
+    """Residual blocks per level in the decoder (decoding is the harder direction)."""
+    latent_channels: int = 4
+    """Channels of the latent grid."""
+    groups: int = 8
+    """GroupNorm groups."""
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.channels) - 1)
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // self.downsample
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AutoencoderConfig":
+        d = dict(d)
+        d["channels"] = tuple(d["channels"])
+        return cls(**d)
+
+
+PRESETS = {
+    "tiny": AutoencoderConfig(channels=(8, 16, 16), encoder_blocks=1, decoder_blocks=1, groups=4),
+    "default": AutoencoderConfig(),
+}
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        ch = cfg.channels
+        self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
+        layers: list[nn.Module] = []
+        c_prev = ch[0]
+        for i, c in enumerate(ch):
+            for _ in range(cfg.encoder_blocks):
+                layers.append(ResBlock(c_prev, c, cfg.groups))
+                c_prev = c
+            if i < len(ch) - 1:
+                layers.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # halve H, W
+        self.blocks = nn.Sequential(*layers)
+        self.norm_out = nn.GroupNorm(cfg.groups, c_prev)
+        self.conv_out = nn.Conv2d(c_prev, cfg.latent_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.conv_in(x))  # (B, C_last, h, w)
+        return self.conv_out(F.silu(self.norm_out(x)))  # (B, latent_channels, h, w)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        ch = cfg.channels[::-1]
+        self.conv_in = nn.Conv2d(cfg.latent_channels, ch[0], 3, padding=1)
+        layers: list[nn.Module] = []
+        c_prev = ch[0]
+        for i, c in enumerate(ch):
+            for _ in range(cfg.decoder_blocks):
+                layers.append(ResBlock(c_prev, c, cfg.groups))
+                c_prev = c
+            if i < len(ch) - 1:
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))  # double H, W
+                layers.append(nn.Conv2d(c, c, 3, padding=1))
+        self.blocks = nn.Sequential(*layers)
+        self.norm_out = nn.GroupNorm(cfg.groups, c_prev)
+        self.conv_out = nn.Conv2d(c_prev, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.conv_in(z))  # (B, C_first, H, W)
+        return self.conv_out(F.silu(self.norm_out(x)))  # (B, 3, H, W)
+
+
+def frames_to_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+    return frames.movedim(-1, -3).float().div(127.5).sub(1.0)
+
+
+def pixels_to_frames(pixels: torch.Tensor) -> torch.Tensor:
+    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3) (rounded, clamped)."""
+    return pixels.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1)
+
+
+class Autoencoder(nn.Module):
+    """Frames <-> normalised latents. `encode` and `decode` work on normalised latents (unit scale)."""
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        # Per-channel latent statistics (raw = normalised * scale + shift); set by `fit_latent_stats`.
+        self.register_buffer("latent_shift", torch.zeros(config.latent_channels))
+        self.register_buffer("latent_scale", torch.ones(config.latent_channels))
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> normalised latents (B, C, h, w)."""
+        z = self.encoder(pixels)
+        return (z.float() - self.latent_shift[:, None, None]) / self.latent_scale[:, None, None]
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (B, C, h, w) -> pixels (B, 3, H, W), roughly in [-1, 1]."""
+        z = latents.float() * self.latent_scale[:, None, None] + self.latent_shift[:, None, None]
+        return self.decoder(z)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(pixels))
+
+    @torch.no_grad()
+    def fit_latent_stats(self, pixels: torch.Tensor, batch_size: int = 256) -> None:
+        """Set the per-channel shift/scale from sample frames (B, 3, H, W) so latents are zero-mean, unit-std."""
+        zs = [self.encoder(pixels[i : i + batch_size]).float() for i in range(0, len(pixels), batch_size)]
+        z = torch.cat(zs).transpose(0, 1).flatten(1)  # (C, B*h*w)
+        self.latent_shift.copy_(z.mean(dim=1))
+        self.latent_scale.copy_(z.std(dim=1).clamp_min(1e-6))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB between two uint8 images/batches (same shape)."""
+    a = torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(b), dtype=torch.float64)
+    mse = torch.mean((a - b) ** 2).item()
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))

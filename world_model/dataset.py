@@ -1,0 +1,264 @@
+"""Training data: recorded episodes in memory, served as windows of consecutive frames.
+
+``EpisodeDataset`` loads every shard of one or more recording folders (validated by
+``read_shard``) into one contiguous frame array, optionally keeping only one split and some
+views. ``WindowDataset`` serves windows of T consecutive frames of one episode.
+
+Window convention (T = window length, s = first frame of the window inside its episode):
+
+=========  ===================  ==============================================================
+key        shape, dtype         meaning
+=========  ===================  ==============================================================
+frames     (T, H, W, 3) uint8   frames s .. s+T-1
+actions    (T,) int64           actions[t] leads frame t -> t+1 (the recorded action after
+                                frame s+t). actions[:T-1] are always real actions (>= 0);
+                                actions[T-1] leads out of the window: a real action, or -1
+                                when the window ends on the episode's last frame.
+rewards    (T,) float32         reward received on arriving at frame t (0 on a reset frame)
+success    (T,) bool            verifier success on arriving at frame t
+=========  ===================  ==============================================================
+
+So a dynamics model predicts frames[t+1] from frames[:t+1] and actions[:t+1] for t < T-1 and
+never needs actions[T-1]. Every start s with s+T <= episode length is a window (episodes of
+fewer than T frames give none and are counted in ``summary()``); windows are drawn uniformly,
+so long episodes give proportionally more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from world_model.shards import Episode, ShardMeta, list_shards, read_shard
+
+
+class DatasetError(ValueError):
+    """The recordings cannot be served: none found, nothing left after filtering, or mixed kinds."""
+
+
+def _as_list(x: str | os.PathLike | Sequence | None) -> list | None:
+    if x is None:
+        return None
+    if isinstance(x, (str, os.PathLike)):
+        return [x]
+    return list(x)
+
+
+class EpisodeDataset:
+    """All episodes of one or more recording folders, in memory, in folder/shard/episode order.
+
+    Arguments:
+        folders: recording folder(s), as written by ``genie-data record --out``.
+        split: keep only episodes of this split ("train", "test"); None keeps all.
+        views: keep only episodes of these views ("first_person", "top_down", "rgb"); None keeps all.
+    """
+
+    def __init__(self, folders: str | os.PathLike | Sequence[str | os.PathLike],
+                 split: str | None = None, views: str | Sequence[str] | None = None):
+        self.folders = [Path(f) for f in _as_list(folders)]
+        self.split = split
+        self.views = _as_list(views)
+        if not self.folders:
+            raise DatasetError("no recording folder given; pass at least one folder of shards")
+
+        self.meta: ShardMeta | None = None
+        meta_source = None
+        chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("frames", "actions", "rewards", "success")}
+        per_episode: dict[str, list] = {k: [] for k in ("lengths", "missions", "level_seeds", "policies",
+                                                        "views", "splits", "terminated", "truncated")}
+        self.env_ids: Counter[str] = Counter()
+        self.num_shards = 0
+        self.found = Counter()  # (split, view) -> episodes found before filtering
+        for folder in self.folders:
+            shards = list_shards(folder)
+            if not shards:
+                raise DatasetError(f"no shard_*.npz files in {folder}; record some with "
+                                   f"`genie-data record --out {folder}`")
+            for path in shards:
+                shard = read_shard(path)
+                ix = shard.index
+                if self.meta is None:
+                    self.meta, meta_source = shard.meta, path
+                elif (shard.meta.frame_shape, shard.meta.action_meanings) != (
+                        self.meta.frame_shape, self.meta.action_meanings):
+                    raise DatasetError(
+                        f"{path} (frames {shard.meta.frame_shape}, actions {list(shard.meta.action_meanings)}) "
+                        f"does not match {meta_source} (frames {self.meta.frame_shape}, actions "
+                        f"{list(self.meta.action_meanings)}); train on recordings of one frame size "
+                        f"and one action set")
+                self.num_shards += 1
+                self.found.update(zip(ix.splits.tolist(), ix.views.tolist()))
+                keep = np.ones(ix.num_episodes, dtype=bool)
+                if split is not None:
+                    keep &= ix.splits == split
+                if self.views is not None:
+                    keep &= np.isin(ix.views, self.views)
+                if not keep.any():
+                    continue
+                self.env_ids[shard.meta.env_id] += int(keep.sum())
+                frame_keep = np.repeat(keep, ix.episode_lengths)  # (F,) bool
+                if keep.all():
+                    chunks["frames"].append(shard.frames)
+                else:
+                    chunks["frames"].append(shard.frames[frame_keep])
+                for key in ("actions", "rewards", "success"):
+                    chunks[key].append(getattr(ix, key)[frame_keep])
+                per_episode["lengths"].append(ix.episode_lengths[keep])
+                for key in ("missions", "level_seeds", "policies", "views", "splits", "terminated", "truncated"):
+                    per_episode[key].append(getattr(ix, key)[keep])
+
+        if not per_episode["lengths"]:
+            found = ", ".join(f"{n} {s}/{v}" for (s, v), n in sorted(self.found.items()))
+            raise DatasetError(f"no episodes with split={split!r} views={self.views!r} in "
+                               f"{', '.join(map(str, self.folders))} (found split/view: {found}); "
+                               f"change the filter or record that split")
+        self.frames = np.concatenate(chunks["frames"])  # (N, H, W, 3) uint8
+        self.actions = np.concatenate(chunks["actions"]).astype(np.int64)  # (N,)
+        self.rewards = np.concatenate(chunks["rewards"])  # (N,) float32
+        self.success = np.concatenate(chunks["success"])  # (N,) bool
+        lengths = np.concatenate(per_episode["lengths"])
+        self.episode_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (E+1,)
+        self.missions = np.concatenate(per_episode["missions"])  # (E,) unicode
+        self.level_seeds = np.concatenate(per_episode["level_seeds"])  # (E,) int64
+        self.policies = np.concatenate(per_episode["policies"])
+        self.episode_views = np.concatenate(per_episode["views"])
+        self.splits = np.concatenate(per_episode["splits"])
+        self.terminated = np.concatenate(per_episode["terminated"])
+        self.truncated = np.concatenate(per_episode["truncated"])
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_offsets) - 1
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        """(E,) frames per episode."""
+        return np.diff(self.episode_offsets)
+
+    def episode(self, e: int) -> Episode:
+        """Episode e (arrays are views into the dataset's arrays; actions are int64 here)."""
+        a, b = int(self.episode_offsets[e]), int(self.episode_offsets[e + 1])
+        return Episode(frames=self.frames[a:b], actions=self.actions[a:b], rewards=self.rewards[a:b],
+                       success=self.success[a:b], mission=str(self.missions[e]),
+                       level_seed=int(self.level_seeds[e]), policy=str(self.policies[e]),
+                       view=str(self.episode_views[e]), split=str(self.splits[e]),
+                       terminated=bool(self.terminated[e]), truncated=bool(self.truncated[e]))
+
+    def summary(self) -> dict:
+        """Counts for logs and reports (JSON-serialisable)."""
+        successes = np.logical_or.reduceat(self.success, self.episode_offsets[:-1])  # (E,)
+        return {
+            "folders": [str(f) for f in self.folders],
+            "shards": self.num_shards,
+            "split": self.split,
+            "views": self.views,
+            "episodes": self.num_episodes,
+            "episodes_filtered_out": sum(self.found.values()) - self.num_episodes,
+            "frames": self.num_frames,
+            "frame_shape": list(self.meta.frame_shape),
+            "action_meanings": list(self.meta.action_meanings),
+            "env_ids": dict(self.env_ids),
+            "policies": dict(Counter(self.policies.tolist())),
+            "views_found": dict(Counter(self.episode_views.tolist())),
+            "splits_found": dict(Counter(self.splits.tolist())),
+            "success_rate": float(successes.mean()),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class WindowBatch:
+    """B windows of T frames (see the module docstring for the alignment)."""
+
+    frames: np.ndarray  # (B, T, H, W, 3) uint8
+    actions: np.ndarray  # (B, T) int64
+    rewards: np.ndarray  # (B, T) float32
+    success: np.ndarray  # (B, T) bool
+    episode: np.ndarray  # (B,) int64 episode index in the EpisodeDataset
+    start: np.ndarray  # (B,) int64 first frame of the window inside its episode
+    missions: np.ndarray  # (B,) unicode
+
+    @property
+    def window_success(self) -> np.ndarray:
+        """(B,) bool: the verifier reported success somewhere in the window."""
+        return self.success.any(axis=1)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of `window` consecutive frames of one episode, from an EpisodeDataset.
+
+    ``len()`` is the number of valid window starts; ``dataset[i]`` is a dict of torch tensors
+    (frames, actions, rewards, success) plus episode, start and mission; ``sample_batch`` draws
+    a whole batch at once in numpy, which is what training loops should use.
+    """
+
+    def __init__(self, episodes: EpisodeDataset, window: int):
+        if window < 1:
+            raise DatasetError(f"window must be >= 1 frame, got {window}")
+        self.episodes, self.window = episodes, window
+        lengths = episodes.episode_lengths
+        kept = np.flatnonzero(lengths >= window)  # episode ids with at least one window
+        self.num_short_episodes = int(episodes.num_episodes - len(kept))
+        if len(kept) == 0:
+            raise DatasetError(f"no episode has {window} frames (longest: {int(lengths.max())}); "
+                               f"use a shorter window or record longer episodes")
+        counts = lengths[kept] - window + 1  # windows per kept episode
+        self.window_episode = np.repeat(kept, counts)  # (N,) episode of each window
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        self.window_offset = np.arange(counts.sum()) - first  # (N,) start inside the episode
+        self.window_start = episodes.episode_offsets[self.window_episode] + self.window_offset  # (N,) global
+        self._steps = np.arange(window)
+
+    @classmethod
+    def from_folders(cls, folders: str | os.PathLike | Sequence[str | os.PathLike], window: int,
+                     split: str | None = None, views: str | Sequence[str] | None = None) -> "WindowDataset":
+        return cls(EpisodeDataset(folders, split=split, views=views), window)
+
+    def __len__(self) -> int:
+        return len(self.window_start)
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        ep = self.episodes
+        s = int(self.window_start[i])
+        sl = slice(s, s + self.window)
+        e = int(self.window_episode[i])
+        return {
+            "frames": torch.from_numpy(ep.frames[sl].copy()),  # (T, H, W, 3) uint8
+            "actions": torch.from_numpy(ep.actions[sl].copy()),  # (T,) int64
+            "rewards": torch.from_numpy(ep.rewards[sl].copy()),  # (T,) float32
+            "success": torch.from_numpy(ep.success[sl].copy()),  # (T,) bool
+            "episode": e,
+            "start": int(self.window_offset[i]),
+            "mission": str(ep.missions[e]),
+        }
+
+    def sample_batch(self, batch_size: int, generator: np.random.Generator) -> WindowBatch:
+        """`batch_size` windows drawn uniformly (with replacement) using `generator`."""
+        pick = generator.integers(len(self.window_start), size=batch_size)  # (B,)
+        idx = self.window_start[pick, None] + self._steps  # (B, T) global frame indices
+        ep = self.episodes
+        episode = self.window_episode[pick]
+        return WindowBatch(
+            frames=ep.frames[idx],  # (B, T, H, W, 3)
+            actions=ep.actions[idx],
+            rewards=ep.rewards[idx],
+            success=ep.success[idx],
+            episode=episode,
+            start=self.window_offset[pick],
+            missions=ep.missions[episode],
+        )
+
+    def summary(self) -> dict:
+        return {**self.episodes.summary(), "window": self.window, "windows": len(self),
+                "episodes_too_short": self.num_short_episodes}

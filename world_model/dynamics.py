@@ -1,0 +1,411 @@
+"""The dynamics transformer: a DiT over latent frames with a frame-causal mask and a KV cache.
+
+Each latent frame (C, h, w) is cut into p x p patches -> N tokens of width D (64 tokens for 16x16 latents, p = 2).
+A sequence of T frames is T * N tokens; tokens of frame t attend to every token of frames <= t (frame-causal mask,
+bidirectional inside a frame). Positions: a learned spatial embedding (N, D) added to the tokens, and rotary
+embeddings (RoPE, Su et al. 2021) over *time* on queries and keys, so attention depends only on relative frame
+offsets; keys are rotated once, with their absolute frame index (angles in float64), when they enter the cache, so
+cached keys stay valid while absolute time grows without bound.
+
+Every frame carries one conditioning vector: the embedding of its diffusion noise level (EDM c_noise) plus the
+embedding of the action that led to it (frame t+1 gets action a_t; an episode's first frame gets START; NULL is
+the "no action" token used for classifier-free guidance). It modulates each block with adaLN-Zero (Peebles & Xie
+2023, DiT): shift/scale before attention and MLP, and a gate on each residual branch, all initialised to zero.
+
+KV cache: `KVCache` keeps, per layer, the keys/values of up to `context_frames` past frames in a ring buffer (one
+slot per frame). A new frame's forward only computes its own N tokens, attending to the cached tokens + itself;
+when the buffer is full the oldest frame's slot is overwritten, so memory is bounded. Worlds in a batch may be at
+different times (a vector env resets one world): each world has its own write slot and slot-valid mask.
+
+Note on the sliding window: a cached frame's keys were computed while it could still see frames that have since
+left the window (information flows through layers, as in Mistral's rolling buffer), so after the window slides the
+cached path and a recompute over the window differ slightly; before it slides they agree to float precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    latent_channels: int = 4
+    """Channels of the autoencoder's latent grid."""
+    latent_size: int = 16
+    """Height and width of the latent grid."""
+    patch_size: int = 2
+    """Side of the square latent patch that becomes one token."""
+    width: int = 256
+    """Transformer width D."""
+    depth: int = 8
+    """Number of transformer blocks."""
+    heads: int = 4
+    """Attention heads (head dim = width / heads)."""
+    mlp_ratio: float = 4.0
+    """MLP hidden width / D."""
+    num_actions: int = 7
+    """Number of real actions; two more embeddings are added: START and NULL."""
+    context_frames: int = 16
+    """Past frames kept in the KV cache (the sliding context window)."""
+    rope_base: float = 10000.0
+    """RoPE base (Su et al. 2021)."""
+    noise_features: int = 128
+    """Size of the Fourier feature vector of c_noise."""
+
+    @property
+    def grid(self) -> int:
+        return self.latent_size // self.patch_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid**2
+
+    @property
+    def patch_dim(self) -> int:
+        return self.latent_channels * self.patch_size**2
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def start_action(self) -> int:
+        return self.num_actions
+
+    @property
+    def null_action(self) -> int:
+        return self.num_actions + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DynamicsConfig":
+        return cls(**d)
+
+
+PRESETS = {
+    "tiny": DynamicsConfig(width=32, depth=2, heads=2, noise_features=16, context_frames=4),
+    "default": DynamicsConfig(),
+}
+
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, T, C, h, w) -> (B, T, N, C*p*p) with N = (h/p) * (w/p), row-major over patches."""
+    B, T, C, h, w = x.shape
+    x = x.reshape(B, T, C, h // p, p, w // p, p)
+    return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(B, T, (h // p) * (w // p), C * p * p)
+
+
+def unpatchify(x: torch.Tensor, p: int, C: int, h: int, w: int) -> torch.Tensor:
+    """(B, T, N, C*p*p) -> (B, T, C, h, w); inverse of `patchify`."""
+    B, T = x.shape[:2]
+    x = x.reshape(B, T, h // p, w // p, C, p, p)
+    return x.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, T, C, h, w)
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame positions (B, T) -> cos, sin (B, 1, T, head_dim/2), computed in float64 for large positions."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device) / head_dim)
+    angles = positions.to(torch.float64)[..., None] * inv_freq  # (B, T, hd/2)
+    return angles.cos().float()[:, None], angles.sin().float()[:, None]
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:
+    """Rotate (B, H, T*N, hd) by per-frame angles cos/sin (B, 1, T, hd/2) (GPT-NeoX half split)."""
+    B, H, L, hd = x.shape
+    x = x.view(B, H, L // tokens_per_frame, tokens_per_frame, hd)  # (B, H, T, N, hd)
+    x1, x2 = x.float().chunk(2, dim=-1)
+    cos, sin = cos[:, :, :, None], sin[:, :, :, None]  # (B, 1, T, 1, hd/2)
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return out.to(x.dtype).view(B, H, L, hd)
+
+
+def frame_causal_mask(frames: int, tokens_per_frame: int, device=None) -> torch.Tensor:
+    """(T*N, T*N) bool, True where query token may attend key token: frame(key) <= frame(query)."""
+    f = torch.arange(frames, device=device).repeat_interleave(tokens_per_frame)
+    return f[None, :] <= f[:, None]
+
+
+class KVCache:
+    """Per-layer keys/values of the last `context_frames` frames of B worlds, in a ring buffer of frame slots.
+
+    k[l], v[l]: (B, H, S*N, hd) with S = context_frames slots; valid: (B, S) bool; next_slot: (B,) long.
+    Also keeps what a recompute needs: the network inputs of the cached frames (B, S, C, h, w), their
+    conditioning actions (B, S) and absolute frame times (B, S).
+    """
+
+    def __init__(self, k, v, valid, next_slot, inputs, actions, times):
+        self.k, self.v = k, v
+        self.valid, self.next_slot = valid, next_slot
+        self.inputs, self.actions, self.times = inputs, actions, times
+
+    @classmethod
+    def empty(cls, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32) -> "KVCache":
+        S, N = cfg.context_frames, cfg.tokens_per_frame
+        shape = (batch, cfg.heads, S * N, cfg.head_dim)
+        zeros = lambda *s, **kw: torch.zeros(*s, device=device, **kw)  # noqa: E731
+        return cls(
+            k=[zeros(shape, dtype=dtype) for _ in range(cfg.depth)],
+            v=[zeros(shape, dtype=dtype) for _ in range(cfg.depth)],
+            valid=zeros(batch, S, dtype=torch.bool),
+            next_slot=zeros(batch, dtype=torch.long),
+            inputs=zeros(batch, S, cfg.latent_channels, cfg.latent_size, cfg.latent_size),
+            actions=zeros(batch, S, dtype=torch.long),
+            times=zeros(batch, S, dtype=torch.long),
+        )
+
+    @property
+    def batch(self) -> int:
+        return self.valid.shape[0]
+
+    @property
+    def slots(self) -> int:
+        return self.valid.shape[1]
+
+    @property
+    def num_frames(self) -> torch.Tensor:
+        """(B,) number of frames currently cached per world (<= context_frames)."""
+        return self.valid.sum(dim=1)
+
+    def _map(self, fn) -> "KVCache":
+        return KVCache([fn(t) for t in self.k], [fn(t) for t in self.v], fn(self.valid), fn(self.next_slot),
+                       fn(self.inputs), fn(self.actions), fn(self.times))
+
+    def clone(self) -> "KVCache":
+        return self._map(lambda t: t.clone())
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        """A new cache with the worlds `index` (1-D long tensor) in that order."""
+        return self._map(lambda t: t[index].clone())
+
+    def replace(self, i: int, other: "KVCache", j: int = 0) -> None:
+        """Overwrite world i of this cache by world j of `other` (in place)."""
+        for dst, src in zip(self._tensors(), other._tensors()):
+            dst[i] = src[j].to(dst.dtype)
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [*self.k, *self.v, self.valid, self.next_slot, self.inputs, self.actions, self.times]
+
+    def to(self, dtype: torch.dtype) -> "KVCache":
+        """Same cache with keys/values in `dtype` (bookkeeping tensors unchanged)."""
+        if self.k[0].dtype == dtype:
+            return self
+        return KVCache([t.to(dtype) for t in self.k], [t.to(dtype) for t in self.v], self.valid, self.next_slot,
+                       self.inputs, self.actions, self.times)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._tensors())
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight.to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
+        self.proj = nn.Linear(cfg.width, cfg.width)
+        self.q_norm = RMSNorm(cfg.head_dim)  # QK-norm keeps bf16 attention logits tame
+        self.k_norm = RMSNorm(cfg.head_dim)
+
+    def forward(self, x, cos, sin, mask, past_k=None, past_v=None):
+        """x (B, L, D) with L = T*N -> (out (B, L, D), k, v (B, H, L, hd) after RoPE)."""
+        B, L, D = x.shape
+        H, hd, N = self.cfg.heads, self.cfg.head_dim, self.cfg.tokens_per_frame
+        q, k, v = self.qkv(x).view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
+        q = apply_rope(self.q_norm(q), cos, sin, N)
+        k = apply_rope(self.k_norm(k), cos, sin, N)
+        if past_k is not None:
+            keys = torch.cat([past_k.to(k.dtype), k], dim=2)  # (B, H, S*N + L, hd)
+            values = torch.cat([past_v.to(v.dtype), v], dim=2)
+        else:
+            keys, values = k, v
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, L, hd)
+        y = y.transpose(1, 2).reshape(B, L, D)
+        return self.proj(y), k, v
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        D = cfg.width
+        self.norm1 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(cfg)
+        self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        hidden = int(cfg.mlp_ratio * D)
+        self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
+        self.ada = nn.Linear(D, 6 * D)  # adaLN-Zero modulation from the per-frame conditioning
+
+    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None):
+        """x (B, T, N, D), cond (B, T, D) -> x (B, T, N, D), k, v."""
+        B, T, N, D = x.shape
+        mod = self.ada(F.silu(cond))[:, :, None]  # (B, T, 1, 6D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        h = modulate(self.norm1(x), shift1, scale1).reshape(B, T * N, D)
+        a, k, v = self.attn(h, cos, sin, mask, past_k, past_v)
+        x = x + gate1 * a.view(B, T, N, D)
+        x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x, k, v
+
+
+class NoiseEmbedding(nn.Module):
+    """c_noise (scalar per frame) -> (D,) via fixed random Fourier features and an MLP (as in EDM's networks)."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        self.register_buffer("freqs", torch.randn(cfg.noise_features // 2, generator=torch.Generator().manual_seed(0)))
+        self.mlp = nn.Sequential(nn.Linear(cfg.noise_features, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.width))
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        f = 2 * math.pi * c_noise.float()[..., None] * self.freqs  # (B, T, F/2)
+        return self.mlp(torch.cat([f.cos(), f.sin()], dim=-1))  # (B, T, D)
+
+
+class Dynamics(nn.Module):
+    """F_theta of EDM over a window of latent frames (see module docstring)."""
+
+    def __init__(self, config: DynamicsConfig):
+        super().__init__()
+        self.config = cfg = config
+        D = cfg.width
+        self.patch_in = nn.Linear(cfg.patch_dim, D)
+        self.pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)  # learned spatial position
+        self.noise_emb = NoiseEmbedding(cfg)
+        self.action_emb = nn.Embedding(cfg.num_actions + 2, D)  # + START, NULL
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(D, 2 * D)
+        self.patch_out = nn.Linear(D, cfg.patch_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.action_emb.weight, std=0.02)
+        for b in self.blocks:  # adaLN-Zero: every residual branch starts closed
+            nn.init.zeros_(b.ada.weight)
+            nn.init.zeros_(b.ada.bias)
+        for m in (self.ada_out, self.patch_out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        c_noise: torch.Tensor,
+        actions: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache | None = None,
+        write: bool = False,
+        frame_valid: torch.Tensor | None = None,
+        head: bool = True,
+    ) -> torch.Tensor | None:
+        """Run T frames through the transformer.
+
+        x: network inputs (B, T, C, h, w) (already scaled by c_in); c_noise: (B, T); actions: (B, T) long
+        conditioning actions (START/NULL ids allowed); positions: (B, T) absolute frame indices.
+        cache: past frames to attend to (all T new frames see the whole cache); write: store the new frames'
+        keys/values into the cache (they become context); frame_valid: optional (B, T) bool, False for padding
+        frames that no real frame may attend to. Returns F (B, T, C, h, w), or None when head is False.
+        """
+        cfg = self.config
+        B, T, C, h, w = x.shape
+        N = cfg.tokens_per_frame
+        tok = self.patch_in(patchify(x, cfg.patch_size)) + self.pos  # (B, T, N, D)
+        cond = self.noise_emb(c_noise) + self.action_emb(actions)  # (B, T, D)
+        cos, sin = rope_angles(positions, cfg.head_dim, cfg.rope_base)  # (B, 1, T, hd/2)
+        mask = self._mask(B, T, cache, frame_valid, x.device)
+        if cache is not None:
+            cache_batch = cache.batch
+            if cache_batch != B and B % cache_batch != 0:
+                raise ValueError(f"batch {B} is not a multiple of the cache batch {cache_batch}")
+            reps = B // cache_batch  # > 1 when guided branches share one cache
+        new_kv = []
+        for i, block in enumerate(self.blocks):
+            past_k = past_v = None
+            if cache is not None:
+                past_k, past_v = cache.k[i], cache.v[i]
+                if reps > 1:
+                    past_k, past_v = past_k.repeat(reps, 1, 1, 1), past_v.repeat(reps, 1, 1, 1)
+            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v)
+            new_kv.append((k, v))
+        if write:
+            if cache is None:
+                raise ValueError("write=True needs a cache")
+            self._write(cache, new_kv, x, actions, positions)
+        if not head:
+            return None
+        shift, scale = self.ada_out(F.silu(cond))[:, :, None].chunk(2, dim=-1)  # (B, T, 1, D) each
+        out = self.patch_out(modulate(self.norm_out(tok), shift, scale))  # (B, T, N, C*p*p)
+        return unpatchify(out.float(), cfg.patch_size, C, h, w)  # (B, T, C, h, w)
+
+    def _mask(self, B, T, cache, frame_valid, device) -> torch.Tensor | None:
+        N = self.config.tokens_per_frame
+        causal = frame_causal_mask(T, N, device)  # (T*N, T*N)
+        if T == 1:
+            causal = None
+        if frame_valid is not None:
+            # padding frames: no real frame attends to them; they attend only to themselves (no empty rows)
+            key_ok = frame_valid.repeat_interleave(N, dim=1)  # (B, T*N)
+            own = torch.eye(T, dtype=torch.bool, device=device).repeat_interleave(N, 0).repeat_interleave(N, 1)
+            m = key_ok[:, None, :] | own[None]
+            causal = m if causal is None else (causal[None] & m)
+            causal = causal[:, None]  # (B, 1, T*N, T*N)
+        if cache is None:
+            return causal
+        all_valid = bool(cache.valid.all())
+        if all_valid and causal is None:
+            return None
+        S = cache.slots
+        past_ok = cache.valid.repeat_interleave(N, dim=1)[:, None, None, :]  # (B, 1, 1, S*N)
+        if cache.batch != B:
+            past_ok = past_ok.repeat(B // cache.batch, 1, 1, 1)
+        past_ok = past_ok.expand(B, 1, T * N, S * N)
+        new = torch.ones(T * N, T * N, dtype=torch.bool, device=device) if causal is None else causal
+        new = new.expand(B, 1, T * N, T * N) if new.dim() == 2 else new
+        return torch.cat([past_ok, new], dim=-1)  # (B, 1, T*N, S*N + T*N)
+
+    @torch.no_grad()
+    def _write(self, cache: KVCache, new_kv, x, actions, positions) -> None:
+        """Append T frames to the ring buffer of every world (overwriting the oldest slots when full)."""
+        N, S = self.config.tokens_per_frame, cache.slots
+        B, T = x.shape[:2]
+        if B != cache.batch:
+            raise ValueError(f"cannot write a batch of {B} into a cache of {cache.batch} worlds")
+        if T > S:
+            raise ValueError(f"cannot write {T} frames into a cache of {S} slots")
+        slots = (cache.next_slot[:, None] + torch.arange(T, device=x.device)) % S  # (B, T)
+        tok_idx = (slots[:, :, None] * N + torch.arange(N, device=x.device)).reshape(B, T * N)  # (B, T*N)
+        b_idx = torch.arange(B, device=x.device)[:, None]
+        for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
+            ck[b_idx, :, tok_idx] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T*N, H, hd)
+            cv[b_idx, :, tok_idx] = v.permute(0, 2, 1, 3).to(cv.dtype)
+        cache.inputs[b_idx, slots] = x.float()
+        cache.actions[b_idx, slots] = actions
+        cache.times[b_idx, slots] = positions.long()
+        cache.valid[b_idx, slots] = True
+        cache.next_slot.copy_((cache.next_slot + T) % S)
