@@ -23,6 +23,7 @@ a re-run with different ones is refused and nothing is touched.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import tempfile
@@ -159,8 +160,11 @@ class FrameEnv:
                                 f"starting at 0 (wrap the env to discretise its actions)")
         self.num_actions = int(space.n)
         unwrapped = self.env.unwrapped
+        actions_enum = getattr(unwrapped, "actions", None)  # MiniGrid names its actions with an Enum
         if hasattr(unwrapped, "get_action_meanings"):
             self.action_meanings = tuple(str(m) for m in unwrapped.get_action_meanings())
+        elif isinstance(actions_enum, type) and issubclass(actions_enum, enum.Enum):
+            self.action_meanings = tuple(a.name for a in actions_enum)
         else:
             self.action_meanings = tuple(f"action_{i}" for i in range(self.num_actions))
         if len(self.action_meanings) != self.num_actions:

@@ -180,7 +180,8 @@ def test_door_states_look_different():
     red = lambda img: (img[..., 0].astype(int) - img[..., 1]).clip(0).mean()  # noqa: E731
     assert red(closed[centre]) > 60 and red(locked[centre]) > 10
     assert np.abs(closed[centre].astype(int) - locked[centre]).mean() > 20
-    assert red(opened[28:36, 28:36]) < 10 < red(opened)  # an open doorway: see through it, red frame around
+    red_pixels = (opened[..., 0].astype(int) - opened[..., 1] > 80).sum()
+    assert red(opened[28:36, 28:36]) < 10 and red_pixels > 40  # an open doorway: see through it, red frame around
     assert np.abs(opened.astype(int) - none).mean() > 1  # but the frame is there
 
 
