@@ -238,25 +238,27 @@ class Raycaster:
         v = self._column_v(dist)  # (H, W)
         mask = (v >= 0.0) & (v < 1.0)
         is_door = code != WALL
-        cx, cy = hit["wall_cell"][:, 0], hit["wall_cell"][:, 1]
-        base = np.where(is_door[:, None], scene.door_colors[cx, cy], np.asarray(pal.wall))  # (W, 3)
-        base = np.where((code == DOOR_LOCKED)[:, None], base * 0.7, base)
         shade = np.exp(-pal.fog * dist) * np.where(hit["wall_side"], 0.78, 1.0)  # (W,)
-        U = np.broadcast_to(u[None, :], v.shape)
         # Wall texture: darker seams at the cell edges and a faint mid-height band.
-        seam = (U < 0.04) | (U > 0.96)
-        band = np.abs(v - 0.55) < 0.02
-        tex = np.where(seam | band, 0.72, 1.0)
-        # Doors: dark frame and handle (closed), plus a boarded X (locked).
-        frame = (U < 0.08) | (U > 0.92) | (v < 0.06)
-        handle = (np.abs(U - 0.8) < 0.05) & (np.abs(v - 0.55) < 0.05)
-        boards = (np.abs(U - v) < 0.08) | (np.abs(U + v - 1.0) < 0.08)
-        door_tex = np.where(frame | handle, 0.45, 1.0)
-        door_tex = np.where((code == DOOR_LOCKED)[None, :] & boards, 0.25, door_tex)
-        tex = np.where(is_door[None, :], door_tex, tex)
+        seam = (u < 0.04) | (u > 0.96)  # (W,)
+        tex = np.where(seam[None, :] | (np.abs(v - 0.55) < 0.02), 0.72, 1.0)  # (H, W)
+        base = np.broadcast_to(np.asarray(pal.wall), (dist.shape[0], 3))
+        if is_door.any():
+            cx, cy = hit["wall_cell"][:, 0], hit["wall_cell"][:, 1]
+            base = np.where(is_door[:, None], scene.door_colors[cx, cy], base)  # (W, 3)
+            locked = code == DOOR_LOCKED
+            base = np.where(locked[:, None], base * 0.7, base)
+            # Doors: dark frame and handle (closed), plus a boarded X (locked).
+            frame = ((u < 0.08) | (u > 0.92))[None, :] | (v < 0.06)
+            handle = (np.abs(u - 0.8) < 0.05)[None, :] & (np.abs(v - 0.55) < 0.05)
+            door_tex = np.where(frame | handle, 0.45, 1.0)
+            if locked.any():
+                boards = (np.abs(u[None, :] - v) < 0.08) | (np.abs(u[None, :] + v - 1.0) < 0.08)
+                door_tex = np.where(locked[None, :] & boards, 0.25, door_tex)
+            tex = np.where(is_door[None, :], door_tex, tex)
         color = base[None, :, :] * (tex * shade[None, :])[..., None]  # (H, W, 3)
-        img[mask] = color[mask]
-        depth[mask] = np.broadcast_to(dist[None, :], mask.shape)[mask]
+        np.copyto(img, color, where=mask[..., None], casting="unsafe")
+        np.copyto(depth, np.broadcast_to(dist[None, :], mask.shape), where=mask, casting="unsafe")
 
     def _draw_open_doors(self, img: np.ndarray, depth: np.ndarray, hit: dict, scene: Scene) -> None:
         """An open door is an empty doorway: draw its coloured posts and lintel over what lies behind."""
@@ -279,12 +281,13 @@ class Raycaster:
     def _sorted_sprites(self, sprites, px, py, d, right):
         """Camera-space (depth, screen x) of the visible sprites, farthest first."""
         out = []
+        dx, dy, rx, ry = float(d[0]), float(d[1]), float(right[0]), float(right[1])
         for s in sprites:
-            rel = np.array([s.x + 0.5 - px, s.y + 0.5 - py])
-            depth = float(rel @ d)
+            relx, rely = s.x + 0.5 - px, s.y + 0.5 - py
+            depth = relx * dx + rely * dy
             if depth < 0.3:
                 continue
-            lateral = float(rel @ right)
+            lateral = relx * rx + rely * ry
             out.append((depth, self.width / 2.0 + self.focal * lateral / depth, s))
         out.sort(key=lambda t: -t[0])
         return out
