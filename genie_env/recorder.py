@@ -168,7 +168,7 @@ class FrameEnv:
         else:
             self.action_meanings = tuple(f"action_{i}" for i in range(self.num_actions))
         if len(self.action_meanings) != self.num_actions:
-            raise RecorderError(f"{env_id}: get_action_meanings() names {len(self.action_meanings)} "
+            raise RecorderError(f"{env_id} names {len(self.action_meanings)} "
                                 f"actions but the action space has {self.num_actions}; fix the env")
         if view is None:  # the env's own name for its perspective, if it has one
             view = getattr(unwrapped, "view", None)
@@ -183,9 +183,11 @@ class FrameEnv:
     def _make(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
         try:
             return gym.make(env_id, **kwargs)
-        except TypeError as e:
+        except TypeError as e:  # an unexpected keyword argument
             raise RecorderError(f"{env_id} does not accept the arguments {sorted(kwargs)} ({e}); "
                                 f"drop the ones it does not know") from e
+        except (ValueError, gym.error.Error) as e:  # the env refused an argument's value
+            raise RecorderError(f"{env_id} cannot be made with {kwargs}: {e}") from e
 
     @property
     def available_policies(self) -> tuple[str, ...]:
@@ -364,7 +366,7 @@ def _mix_weights(policy: str, available: tuple[str, ...], env_id: str) -> tuple[
 
 
 def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", seed: int = 0,
-           episodes_per_shard: int = 32, env_kwargs: dict[str, Any] | None = None,
+           episodes_per_shard: int = 64, env_kwargs: dict[str, Any] | None = None,
            top_down_share: float = 0.0, bot_epsilon: float = 0.1,
            max_episode_steps: int | None = None, progress: bool = True) -> RecordingSummary:
     """Record shards shard_000000.npz, ... of `env_id` into `out_dir` until >= `frames` frames.
@@ -377,6 +379,8 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
     """
     if policy != "mix" and policy not in POLICIES:
         raise RecorderError(f"unknown policy {policy!r}; choose one of mix, {', '.join(POLICIES)}")
+    if seed < 0:
+        raise RecorderError(f"seed must be >= 0, got {seed}")
     if frames < 1 or episodes_per_shard < 1:
         raise RecorderError(f"frames ({frames}) and episodes_per_shard ({episodes_per_shard}) must be >= 1")
     if not 0.0 <= top_down_share <= 1.0 or not 0.0 <= bot_epsilon <= 1.0:

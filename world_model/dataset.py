@@ -62,8 +62,8 @@ class EpisodeDataset:
     def __init__(self, folders: str | os.PathLike | Sequence[str | os.PathLike],
                  split: str | None = None, views: str | Sequence[str] | None = None):
         self.folders = [Path(f) for f in _as_list(folders)]
-        self.split = split
-        self.views = _as_list(views)
+        self.split_filter = split
+        self.view_filter = _as_list(views)
         if not self.folders:
             raise DatasetError("no recording folder given; pass at least one folder of shards")
 
@@ -74,7 +74,7 @@ class EpisodeDataset:
                                                         "views", "splits", "terminated", "truncated")}
         self.env_ids: Counter[str] = Counter()
         self.num_shards = 0
-        self.found = Counter()  # (split, view) -> episodes found before filtering
+        self._found = Counter()  # (split, view) -> episodes found before filtering
         for folder in self.folders:
             shards = list_shards(folder)
             if not shards:
@@ -93,12 +93,12 @@ class EpisodeDataset:
                         f"{list(self.meta.action_meanings)}); train on recordings of one frame size "
                         f"and one action set")
                 self.num_shards += 1
-                self.found.update(zip(ix.splits.tolist(), ix.views.tolist()))
+                self._found.update(zip(ix.splits.tolist(), ix.views.tolist()))
                 keep = np.ones(ix.num_episodes, dtype=bool)
                 if split is not None:
                     keep &= ix.splits == split
-                if self.views is not None:
-                    keep &= np.isin(ix.views, self.views)
+                if self.view_filter is not None:
+                    keep &= np.isin(ix.views, self.view_filter)
                 if not keep.any():
                     continue
                 self.env_ids[shard.meta.env_id] += int(keep.sum())
@@ -114,8 +114,8 @@ class EpisodeDataset:
                     per_episode[key].append(getattr(ix, key)[keep])
 
         if not per_episode["lengths"]:
-            found = ", ".join(f"{n} {s}/{v}" for (s, v), n in sorted(self.found.items()))
-            raise DatasetError(f"no episodes with split={split!r} views={self.views!r} in "
+            found = ", ".join(f"{n} {s}/{v}" for (s, v), n in sorted(self._found.items()))
+            raise DatasetError(f"no episodes with split={split!r} views={self.view_filter!r} in "
                                f"{', '.join(map(str, self.folders))} (found split/view: {found}); "
                                f"change the filter or record that split")
         self.frames = np.concatenate(chunks["frames"])  # (N, H, W, 3) uint8
@@ -127,7 +127,7 @@ class EpisodeDataset:
         self.missions = np.concatenate(per_episode["missions"])  # (E,) unicode
         self.level_seeds = np.concatenate(per_episode["level_seeds"])  # (E,) int64
         self.policies = np.concatenate(per_episode["policies"])
-        self.episode_views = np.concatenate(per_episode["views"])
+        self.views = np.concatenate(per_episode["views"])
         self.splits = np.concatenate(per_episode["splits"])
         self.terminated = np.concatenate(per_episode["terminated"])
         self.truncated = np.concatenate(per_episode["truncated"])
@@ -151,7 +151,7 @@ class EpisodeDataset:
         return Episode(frames=self.frames[a:b], actions=self.actions[a:b], rewards=self.rewards[a:b],
                        success=self.success[a:b], mission=str(self.missions[e]),
                        level_seed=int(self.level_seeds[e]), policy=str(self.policies[e]),
-                       view=str(self.episode_views[e]), split=str(self.splits[e]),
+                       view=str(self.views[e]), split=str(self.splits[e]),
                        terminated=bool(self.terminated[e]), truncated=bool(self.truncated[e]))
 
     def summary(self) -> dict:
@@ -160,17 +160,17 @@ class EpisodeDataset:
         return {
             "folders": [str(f) for f in self.folders],
             "shards": self.num_shards,
-            "split": self.split,
-            "views": self.views,
+            "split_filter": self.split_filter,
+            "view_filter": self.view_filter,
             "episodes": self.num_episodes,
-            "episodes_filtered_out": sum(self.found.values()) - self.num_episodes,
+            "episodes_filtered_out": sum(self._found.values()) - self.num_episodes,
             "frames": self.num_frames,
             "frame_shape": list(self.meta.frame_shape),
             "action_meanings": list(self.meta.action_meanings),
             "env_ids": dict(self.env_ids),
             "policies": dict(Counter(self.policies.tolist())),
-            "views_found": dict(Counter(self.episode_views.tolist())),
-            "splits_found": dict(Counter(self.splits.tolist())),
+            "views": dict(Counter(self.views.tolist())),
+            "splits": dict(Counter(self.splits.tolist())),
             "success_rate": float(successes.mean()),
         }
 

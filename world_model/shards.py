@@ -295,8 +295,8 @@ def write_shard(path: str | os.PathLike, episodes: Iterable[Episode], meta: Shar
     arrays = _episodes_to_arrays(episodes, meta)
     try:
         _validate(arrays, meta, str(path), frames_shape=arrays["frames"].shape,
-                  frames_dtype=arrays["frames"].dtype)
-    except ShardError as e:  # the caller handed us bad episodes: say so, not "corrupt file"
+                  frames_dtype=arrays["frames"].dtype, advice="fix the episodes or the meta")
+    except ShardError as e:  # the caller handed us bad episodes: a ValueError, not a corrupt file
         raise ValueError(f"refusing to write an invalid shard: {e}") from None
     atomic_write(path, lambda f: _write_npz(f, arrays))
     return path
@@ -362,11 +362,11 @@ def _frames_header(zf: zipfile.ZipFile, path: Path) -> tuple[tuple[int, ...], np
 
 
 def _validate(arrays: dict[str, np.ndarray], meta: ShardMeta, source: str,
-              frames_shape: tuple[int, ...], frames_dtype: np.dtype) -> None:
+              frames_shape: tuple[int, ...], frames_dtype: np.dtype, advice: str = _WHAT_TO_DO) -> None:
     """Check dtypes, shapes and offsets of a shard's arrays; raise ShardError on the first problem."""
 
     def fail(what: str):
-        raise ShardError(f"{source}: {what}; {_WHAT_TO_DO}")
+        raise ShardError(f"{source}: {what}; {advice}")
 
     if frames_dtype != np.uint8:
         fail(f"frames have dtype {frames_dtype}, expected uint8")

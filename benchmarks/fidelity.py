@@ -1,0 +1,193 @@
+"""World-model fidelity against the ground-truth 3D BabyAI world, on held-out (test-seed) worlds.
+
+    python -m benchmarks.fidelity [--model default] [--episodes 32] [--horizon 64] [--out runs/fidelity.json]
+
+The ground-truth world and the world model are driven by the same actions from the same start frame, and the
+generated frames are compared with the true ones. Per perspective (first person, top-down):
+
+- ``reconstruction_psnr``: autoencoder encode -> decode of ground-truth frames;
+- ``one_step_psnr`` / ``one_step_ssim``: teacher-forced, the model sees up to 16 true past frames and actions
+  and predicts the next frame;
+- ``autoregressive_psnr``: from one prompt frame, the model rolls out on its own frames; PSNR at horizons
+  1, 4, 16, 64 (and SSIM);
+- ``delta_psnr``: action controllability, Genie's Delta_t PSNR = PSNR(true actions) - PSNR(random actions)
+  at t = 4 and 16, for several classifier-free guidance weights (w = 1 is no guidance);
+- ``speed``: frames/s of one world and env-steps/s of a batch of 16, with and without the KV cache.
+
+Actions come from a random policy with action repeats biased towards moving and turning (the same kind of play
+the recorder's random policy makes); episodes that end before the horizon are redrawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import genie_env
+from benchmarks.machine import describe_machine
+from benchmarks.metrics import psnr, ssim
+
+#: Action probabilities of the evaluation policy: noop, turn_left, turn_right, forward, pickup, drop, toggle.
+PLAY_PROBS = np.array([0.05, 0.2, 0.2, 0.38, 0.06, 0.04, 0.07])
+EVAL_LEVELS = ("GoToLocal", "OpenDoor", "OpenTwoDoors", "PickupLoc", "UnlockLocal", "PutNextLocal",
+               "KeyCorridorS3R1", "GoToObj")
+
+
+def random_actions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n actions from PLAY_PROBS, each held for 1-3 steps."""
+    out = []
+    while len(out) < n:
+        out += [int(rng.choice(len(PLAY_PROBS), p=PLAY_PROBS))] * int(rng.integers(1, 4))
+    return np.array(out[:n], dtype=np.int64)
+
+
+def ground_truth(episodes: int, horizon: int, view: str, size: int, seed: int = 0):
+    """Frames uint8 (N, horizon + 1, H, W, 3) and actions (N, horizon) of unseen worlds under random play."""
+    rng = np.random.default_rng(seed)
+    frames, actions = [], []
+    envs = {lvl: gym.make(f"genie_env/BabyAI3D-{lvl}-v0", worlds="test", view=view, size=(size, size))
+            for lvl in EVAL_LEVELS}
+    while len(frames) < episodes:
+        env = envs[EVAL_LEVELS[len(frames) % len(EVAL_LEVELS)]]
+        acts = random_actions(rng, horizon)
+        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        ep = [obs]
+        for a in acts:
+            obs, _, terminated, truncated, _ = env.step(int(a))
+            ep.append(obs)
+            if terminated or truncated:
+                break
+        if len(ep) == horizon + 1:
+            frames.append(np.stack(ep))
+            actions.append(acts)
+    return np.stack(frames), np.stack(actions)
+
+
+def rollout(wm, prompt: np.ndarray, actions: np.ndarray, seed: int, guidance: float, **step_kwargs) -> np.ndarray:
+    """Autoregressive frames (N, T, H, W, 3) from prompt frames (N, H, W, 3) under actions (N, T)."""
+    g = torch.Generator().manual_seed(seed)
+    state = wm.reset(prompt)
+    out = []
+    for t in range(actions.shape[1]):
+        frame, state = wm.step(state, actions[:, t], generator=g, guidance=guidance, **step_kwargs)
+        out.append(frame)
+    return np.stack(out, axis=1)
+
+
+def one_step(wm, frames: np.ndarray, actions: np.ndarray, starts=(0, 3, 7, 15, 31), seed: int = 0):
+    """Teacher-forced next-frame PSNR / SSIM with up to context_frames true frames of context."""
+    ctx = wm.config.dynamics.context_frames
+    g = torch.Generator().manual_seed(seed)
+    ps, ss = [], []
+    for t in starts:
+        if t + 1 >= frames.shape[1]:
+            continue
+        lo = max(0, t + 1 - ctx)
+        state = wm.reset(frames[:, lo:t + 1], prompt_actions=actions[:, lo:t] if t > lo else None)
+        pred, _ = wm.step(state, actions[:, t], generator=g)
+        ps.append(psnr(pred, frames[:, t + 1]))
+        ss.append(ssim(pred, frames[:, t + 1]))
+    return float(np.mean(np.concatenate(ps))), float(np.mean(np.concatenate(ss)))
+
+
+def speed(wm, frame: np.ndarray, repeats: int = 20) -> dict:
+    """Median frames/s of one world and env-steps/s of 16 worlds, with and without the KV cache."""
+    out = {}
+    for batch in (1, 16):
+        for cache in (True, False):
+            state = wm.reset(np.repeat(frame[None], batch, axis=0))
+            g = torch.Generator().manual_seed(0)
+            times = []
+            for i in range(repeats + 3):
+                start = time.perf_counter()
+                _, state = wm.step(state, np.full(batch, 3), generator=g, use_kv_cache=cache)
+                if i >= 3:  # warm-up steps fill part of the context window
+                    times.append(time.perf_counter() - start)
+            key = f"batch{batch}_{'kv_cache' if cache else 'no_cache'}_steps_per_s"
+            out[key] = round(batch / statistics.median(times), 2)
+    return out
+
+
+def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, progress: bool = True) -> dict:
+    size = wm.config.autoencoder.image_size
+    report = {}
+    bar = tqdm(total=len(views) * (3 + 2 * len(guidances)), desc="fidelity", disable=not progress)
+    for view in views:
+        frames, actions = ground_truth(episodes, horizon, view, size, seed)
+        bar.update()
+        r = {"episodes": episodes, "horizon": horizon}
+        flat = frames[:, :: max(1, horizon // 8)].reshape(-1, *frames.shape[2:])
+        with torch.no_grad():
+            recon = wm.decode(wm.encode(flat))
+        r["reconstruction_psnr"] = float(psnr(recon, flat).mean())
+        r["one_step_psnr"], r["one_step_ssim"] = one_step(wm, frames, actions, seed=seed)
+        bar.update()
+        horizons = [h for h in (1, 4, 16, 64) if h <= horizon]
+        rng = np.random.default_rng(seed + 1)
+        fake = np.stack([random_actions(rng, horizon) for _ in range(episodes)])
+        per_w = {}
+        for w in guidances:
+            true_roll = rollout(wm, frames[:, 0], actions, seed, w)
+            bar.update()
+            rand_roll = rollout(wm, frames[:, 0], fake, seed, w)
+            bar.update()
+            p_true = psnr(true_roll, frames[:, 1:]).mean(axis=0)  # (horizon,) mean over episodes
+            p_rand = psnr(rand_roll, frames[:, 1:]).mean(axis=0)
+            per_w[str(w)] = {
+                "autoregressive_psnr": {str(h): float(p_true[h - 1]) for h in horizons},
+                "autoregressive_ssim": {str(h): float(ssim(true_roll[:, h - 1], frames[:, h]).mean()) for h in horizons},
+                "delta_psnr": {str(t): float(p_true[t - 1] - p_rand[t - 1]) for t in (4, 16) if t <= horizon},
+                "psnr_curve": [round(float(p), 3) for p in p_true],
+            }
+        r["guidance"] = per_w
+        default_w = str(wm.config.sampler.guidance) if str(wm.config.sampler.guidance) in per_w else str(guidances[0])
+        r["autoregressive_psnr"] = per_w[default_w]["autoregressive_psnr"]
+        r["delta_psnr"] = per_w[default_w]["delta_psnr"]
+        r["default_guidance"] = float(default_w)
+        report[view] = r
+        if view == views[0]:
+            report["speed"] = speed(wm, frames[0, 0])
+    bar.close()
+    return report
+
+
+def main(argv=None) -> dict:
+    from world_model import WorldModel
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default", help="'default' or a checkpoint folder")
+    parser.add_argument("--episodes", type=int, default=32, help="held-out worlds per perspective")
+    parser.add_argument("--horizon", type=int, default=64, help="autoregressive horizon (steps)")
+    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5, 3.0], help="CFG weights to compare")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--out", help="write the JSON report here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    wm = WorldModel.load(args.model)
+    report = {"benchmark": "fidelity", "model": args.model, "machine": describe_machine(),
+              "sampler": wm.config.sampler.to_dict(), "seed": args.seed,
+              "command": "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else os.sys.argv[1:])}
+    report.update(evaluate(wm, args.episodes, args.horizon, args.views, args.guidance, args.seed))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out + ".tmp", "w") as f:
+            f.write(text + "\n")
+        os.replace(args.out + ".tmp", args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""genie-data: record episode shards from a Gymnasium env, inspect them, export episodes as video.
+
+    genie-data record --env genie_env/BabyAI3D-GoToLocal-v0 --frames 100000 --out data/gotolocal
+    genie-data info --data data/gotolocal
+    genie-data export-video --data data/gotolocal --shard 0 --episode 3 --out ep3.mp4
+
+Errors the user can fix (bad env id, unwritable folder, corrupt shard) print one line and exit
+with code 2. An interrupted ``record`` resumes when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from genie_env.recorder import MANIFEST_NAME, POLICIES, RecorderError, record
+from world_model.shards import ShardError, list_shards, read_shard, read_shard_index, shard_name
+
+PROG = "genie-data"
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+class UsageError(ValueError):
+    """The command line asks for something that does not exist (an episode, a file type)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# video
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0, scale: int = 4) -> Path:
+    """Write (N, H, W, 3) uint8 frames as .mp4 (H.264 via imageio-ffmpeg) or .gif, each pixel
+    upscaled to a `scale` x `scale` block (nearest neighbour) so small frames stay watchable.
+
+    A .gif merges identical consecutive frames into one longer frame (Pillow does; the timing
+    stays right), so it can hold fewer frames than given; an .mp4 holds exactly N.
+    """
+    import imageio.v2 as imageio  # imported here: only this command needs them
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"cannot write {path.name}: the video file must end in .mp4 or .gif")
+    if scale < 1 or fps <= 0:
+        raise UsageError(f"scale ({scale}) must be >= 1 and fps ({fps}) > 0")
+    frames = np.asarray(frames, dtype=np.uint8)
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)  # (N, H*scale, W*scale, 3)
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)  # duration in ms
+        return path
+    # H.264 in yuv420p needs even sides: pad the bottom/right edge by one pixel if odd
+    n, h, w, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with imageio.get_writer(path, format="FFMPEG", fps=fps, macro_block_size=1) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    env_kwargs = {} if args.size is None else {"size": tuple(args.size)}
+    summary = record(args.env, args.out, frames=args.frames, policy=args.policy, seed=args.seed,
+                     episodes_per_shard=args.episodes_per_shard, env_kwargs=env_kwargs,
+                     top_down_share=args.top_down_share, bot_epsilon=args.bot_epsilon,
+                     max_episode_steps=args.max_episode_steps, progress=not args.quiet)
+    print(f"{summary.out_dir}: {summary.num_frames} frames, {summary.num_episodes} episodes in "
+          f"{summary.num_shards} shards ({summary.shards_written} written, {summary.shards_reused} "
+          f"already there)")
+    return 0
+
+
+def cmd_export_video(args: argparse.Namespace) -> int:
+    shard = read_shard(Path(args.data) / shard_name(args.shard))
+    if not 0 <= args.episode < shard.num_episodes:
+        raise UsageError(f"shard {args.shard} has episodes 0..{shard.num_episodes - 1}, not {args.episode}")
+    episode = shard.episode(args.episode)
+    path = write_video(args.out, episode.frames, fps=args.fps, scale=args.scale)
+    print(f"{path}: {episode.num_frames} frames, policy {episode.policy}, view {episode.view}, "
+          f"mission {episode.mission!r}, success {bool(episode.success.any())}")
+    return 0
+
+
+def recording_summary(folder: str | Path, max_missions: int = 5) -> dict:
+    """Counts over every shard of a recording folder, read without the pixels."""
+    folder = Path(folder)
+    paths = list_shards(folder)
+    if not paths:
+        raise ShardError(f"no shard_*.npz files in {folder}; record some with `{PROG} record --out {folder}`")
+    policies, views, splits, missions, env_ids = Counter(), Counter(), Counter(), Counter(), Counter()
+    successes_by_policy = Counter()
+    episodes = frames = terminated = truncated = 0
+    for path in paths:
+        ix = read_shard_index(path)
+        ep_success = np.logical_or.reduceat(ix.success, ix.episode_offsets[:-1])  # (K,)
+        policies.update(ix.policies.tolist())
+        successes_by_policy.update(ix.policies[ep_success].tolist())
+        views.update(ix.views.tolist())
+        splits.update(ix.splits.tolist())
+        missions.update(m for m in ix.missions.tolist() if m)
+        env_ids[ix.meta.env_id] += ix.num_episodes
+        episodes, frames = episodes + ix.num_episodes, frames + ix.num_frames
+        terminated, truncated = terminated + int(ix.terminated.sum()), truncated + int(ix.truncated.sum())
+    manifest = folder / MANIFEST_NAME
+    return {
+        "folder": str(folder),
+        "manifest": json.loads(manifest.read_text()) if manifest.exists() else None,
+        "env_ids": dict(env_ids),
+        "frame_shape": list(ix.meta.frame_shape),
+        "action_meanings": list(ix.meta.action_meanings),
+        "shards": len(paths),
+        "episodes": episodes,
+        "frames": frames,
+        "mean_episode_frames": frames / episodes,
+        "terminated": terminated,
+        "truncated": truncated,
+        "policies": dict(policies),
+        "views": dict(views),
+        "splits": dict(splits),
+        "success_rate": sum(successes_by_policy.values()) / episodes,
+        "success_rate_by_policy": {p: successes_by_policy[p] / n for p, n in policies.items()},
+        "distinct_missions": len(missions),
+        "missions_sample": [m for m, _ in missions.most_common(max_missions)],
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    s = recording_summary(args.data)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    rate = ", ".join(f"{p} {r:.1%}" for p, r in s["success_rate_by_policy"].items())
+    print(f"{s['folder']}: {', '.join(s['env_ids'])}")
+    print(f"  frames      {s['frames']} of {'x'.join(map(str, s['frame_shape']))} in {s['shards']} shards")
+    print(f"  episodes    {s['episodes']} (mean {s['mean_episode_frames']:.1f} frames; "
+          f"{s['terminated']} terminated, {s['truncated']} truncated)")
+    print(f"  policies    {s['policies']}")
+    print(f"  views       {s['views']}")
+    print(f"  splits      {s['splits']}")
+    print(f"  success     {s['success_rate']:.1%} of episodes ({rate})")
+    print(f"  actions     {', '.join(s['action_meanings'])}")
+    print(f"  missions    {s['distinct_missions']} distinct, e.g. {s['missions_sample']}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("record", help="play an env and write episode shards (resumable)")
+    p.add_argument("--env", required=True, help="registered Gymnasium env id, e.g. genie_env/BabyAI3D-GoToLocal-v0")
+    p.add_argument("--frames", type=int, required=True, help="record until at least this many frames are stored")
+    p.add_argument("--out", required=True, help="recording folder (created if missing)")
+    p.add_argument("--policy", default="mix", choices=("mix", *POLICIES),
+                   help="who plays; mix draws bot/random/lookaround per episode (default: mix)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the whole recording (default: 0)")
+    p.add_argument("--episodes-per-shard", type=int, default=64, help="episodes per shard file (default: 64)")
+    p.add_argument("--top-down-share", type=float, default=0.0,
+                   help="share of episodes seen from the top-down view (env must accept view=; default: 0)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="frame size, passed as env kwarg size=(H, W)")
+    p.add_argument("--bot-epsilon", type=float, default=0.1, help="random-action rate of the bot (default: 0.1)")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="time limit (default: the env's own)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("export-video", help="write one recorded episode as .mp4 or .gif")
+    p.add_argument("--data", required=True, help="recording folder")
+    p.add_argument("--shard", type=int, default=0, help="shard number (default: 0)")
+    p.add_argument("--episode", type=int, default=0, help="episode inside the shard (default: 0)")
+    p.add_argument("--out", required=True, help="video file, .mp4 or .gif")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second (default: 10)")
+    p.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale factor (default: 4)")
+    p.set_defaults(func=cmd_export_video)
+
+    p = sub.add_parser("info", help="summarise a recording folder")
+    p.add_argument("--data", required=True, help="recording folder")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the genie-data console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s")
+    try:
+        return args.func(args)
+    except (ShardError, RecorderError, UsageError, OSError) as e:
+        message = " ".join(str(e).split())  # one line, whatever the message looked like
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

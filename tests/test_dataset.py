@@ -1,0 +1,137 @@
+"""The training dataset: window shapes and alignment, filters, short episodes, refusing mixed recordings."""
+
+import numpy as np
+import pytest
+import torch
+
+from world_model.dataset import DatasetError, EpisodeDataset, WindowDataset
+from world_model.shards import Episode, ShardError, ShardMeta, shard_name, write_shard
+
+MEANINGS = ("noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle")
+META = ShardMeta(env_id="test/Fake-v0", frame_shape=(6, 5, 3), action_meanings=MEANINGS)
+
+
+def labelled_episode(uid, num_frames, split="train", view="first_person", shape=(6, 5, 3)):
+    """Frame t of episode `uid` has pixels (uid, t, 7); actions[t] = (3t + uid) % 7; success on the last frame."""
+    frames = np.zeros((num_frames, *shape), np.uint8)
+    frames[..., 0], frames[..., 1], frames[..., 2] = uid, np.arange(num_frames)[:, None, None], 7
+    actions = np.append((3 * np.arange(num_frames - 1) + uid) % 7, -1).astype(np.int16)
+    success = np.zeros(num_frames, bool)
+    success[-1] = True
+    return Episode(frames=frames, actions=actions, rewards=success.astype(np.float32), success=success,
+                   mission=f"mission {uid}", level_seed=uid, policy="bot", view=view, split=split)
+
+
+LENGTHS = [12, 3, 20, 8, 16, 5, 9]  # 3 and 5 are shorter than the window of 8 used below
+SPLITS = ["train", "test", "train", "test", "train", "train", "test"]
+VIEWS = ["first_person", "first_person", "top_down", "first_person", "top_down", "first_person", "first_person"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    eps = [labelled_episode(uid, n, s, v) for uid, (n, s, v) in enumerate(zip(LENGTHS, SPLITS, VIEWS))]
+    write_shard(tmp_path / shard_name(0), eps[:3], META)
+    write_shard(tmp_path / shard_name(1), eps[3:], META)
+    (tmp_path / "shard_000002.npz.abc.tmp").write_bytes(b"leftover of a killed run: ignored")
+    return tmp_path
+
+
+def check_window(frames, actions, rewards, success, uid, start):
+    """The window is frames start..start+T-1 of episode uid, with the recorded actions alongside."""
+    T, n = len(frames), LENGTHS[uid]
+    t = np.arange(start, start + T)
+    assert (frames[..., 0] == uid).all() and (frames[..., 2] == 7).all()
+    np.testing.assert_array_equal(frames[:, 0, 0, 1], t)
+    expected = np.where(t < n - 1, (3 * t + uid) % 7, -1)  # actions[t] leads frame t -> t+1
+    np.testing.assert_array_equal(actions, expected)
+    assert (actions[:-1] >= 0).all()  # only the very last action may be the episode-end -1
+    np.testing.assert_array_equal(success, t == n - 1)
+    np.testing.assert_array_equal(rewards, (t == n - 1).astype(np.float32))
+
+
+def test_getitem_windows(folder):
+    data = WindowDataset.from_folders(folder, window=8)
+    assert len(data) == sum(n - 8 + 1 for n in LENGTHS if n >= 8)
+    seen = set()
+    for i in range(len(data)):
+        item = data[i]
+        assert item["frames"].shape == (8, 6, 5, 3) and item["frames"].dtype == torch.uint8
+        assert item["actions"].shape == (8,) and item["actions"].dtype == torch.int64
+        assert item["success"].dtype == torch.bool and item["rewards"].dtype == torch.float32
+        uid = int(item["frames"][0, 0, 0, 0])
+        assert data.episodes.level_seeds[item["episode"]] == uid
+        assert item["mission"] == f"mission {uid}"
+        check_window(item["frames"].numpy(), item["actions"].numpy(), item["rewards"].numpy(),
+                     item["success"].numpy(), uid, item["start"])
+        seen.add((uid, item["start"]))
+    assert len(seen) == len(data)  # every start exactly once
+    assert (2, 12) in seen and (2, 13) not in seen  # the last window ends on the last frame
+    with pytest.raises(IndexError):
+        data[len(data)]
+    loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True)
+    batch = next(iter(loader))
+    assert batch["frames"].shape == (4, 8, 6, 5, 3) and len(batch["mission"]) == 4
+
+
+def test_sample_batch(folder):
+    data = WindowDataset.from_folders(folder, window=8)
+    batch = data.sample_batch(64, np.random.default_rng(0))
+    assert batch.frames.shape == (64, 8, 6, 5, 3) and batch.frames.dtype == np.uint8
+    assert batch.actions.shape == (64, 8) and batch.actions.dtype == np.int64
+    assert batch.success.shape == batch.rewards.shape == (64, 8)
+    for b in range(64):
+        uid = int(batch.frames[b, 0, 0, 0, 0])
+        assert data.episodes.level_seeds[batch.episode[b]] == uid
+        assert batch.missions[b] == f"mission {uid}"
+        check_window(batch.frames[b], batch.actions[b], batch.rewards[b], batch.success[b], uid, batch.start[b])
+    np.testing.assert_array_equal(batch.window_success, batch.success.any(1))
+    again = data.sample_batch(64, np.random.default_rng(0))
+    np.testing.assert_array_equal(again.frames, batch.frames)  # same generator, same batch
+
+
+def test_short_episodes_are_skipped_and_counted(folder):
+    data = WindowDataset.from_folders(folder, window=8)
+    summary = data.summary()
+    assert summary["episodes"] == 7 and summary["episodes_too_short"] == 2
+    assert summary["frames"] == sum(LENGTHS) and summary["windows"] == len(data)
+    uids = {int(data[i]["frames"][0, 0, 0, 0]) for i in range(len(data))}
+    assert uids == {0, 2, 3, 4, 6}
+    with pytest.raises(DatasetError, match="no episode has 21 frames"):
+        WindowDataset.from_folders(folder, window=21)
+
+
+def test_split_and_view_filters(folder):
+    train = EpisodeDataset(folder, split="train")
+    assert train.level_seeds.tolist() == [0, 2, 4, 5] and set(train.splits) == {"train"}
+    assert train.summary()["episodes_filtered_out"] == 3
+    test = WindowDataset(EpisodeDataset(folder, split="test"), window=8)
+    assert {int(test[i]["frames"][0, 0, 0, 0]) for i in range(len(test))} == {3, 6}
+    top = EpisodeDataset(folder, views="top_down")
+    assert top.level_seeds.tolist() == [2, 4]
+    both = EpisodeDataset([folder], split="train", views=["top_down", "first_person"])
+    assert both.num_episodes == 4
+    episode = train.episode(1)
+    assert episode.level_seed == 2 and episode.num_frames == 20 and episode.view == "top_down"
+    with pytest.raises(DatasetError, match="found split/view"):
+        EpisodeDataset(folder, split="validation")
+
+
+def test_refuses_mixed_or_missing_recordings(folder, tmp_path_factory):
+    other = tmp_path_factory.mktemp("other")
+    write_shard(other / shard_name(0), [labelled_episode(9, 10, shape=(4, 4, 3))],
+                ShardMeta("test/Fake-v0", (4, 4, 3), MEANINGS))
+    with pytest.raises(DatasetError, match="one frame size"):
+        EpisodeDataset([folder, other])
+    vocab = tmp_path_factory.mktemp("vocab")
+    renamed = tuple(m.upper() for m in MEANINGS)
+    write_shard(vocab / shard_name(0), [labelled_episode(9, 10)], ShardMeta("test/Other-v0", (6, 5, 3), renamed))
+    with pytest.raises(DatasetError, match="one action set"):
+        EpisodeDataset([folder, vocab])
+    same_kind = tmp_path_factory.mktemp("same")
+    write_shard(same_kind / shard_name(0), [labelled_episode(9, 10)], ShardMeta("test/Other-v0", (6, 5, 3), MEANINGS))
+    assert EpisodeDataset([folder, same_kind]).summary()["env_ids"] == {"test/Fake-v0": 7, "test/Other-v0": 1}
+    with pytest.raises(DatasetError, match="genie-data record"):
+        EpisodeDataset(tmp_path_factory.mktemp("empty"))
+    (folder / shard_name(1)).write_bytes(b"garbage")
+    with pytest.raises(ShardError, match="delete it"):
+        EpisodeDataset(folder)
