@@ -227,7 +227,7 @@ class BabyAI3DEnv(gym.Env):
         """The BabyAI bot for the current episode (call after reset): the expert, an upper bound."""
         if self._scene is None:
             raise RuntimeError("call reset() before make_bot()")
-        return ExpertBot(self._inner)
+        return ExpertBot(self._inner, seed=self._level_seed)
 
     # ---------------------------------------------------------------------------------------------------------
     def _info(self, success: bool) -> dict[str, Any]:
@@ -273,18 +273,36 @@ class ExpertBot:
 
     ``act(last_action)`` returns the bot's next action; pass the action that was really taken last step (it
     may differ from the bot's suggestion, e.g. under epsilon noise) so the bot replans from what happened.
+    The bot cannot recover when a box it knew of was opened (it vanishes, MiniGrid's ``DisappearedBoxError``)
+    or when noise broke an assumption of its plan (its internal asserts): it then restarts its plan from the current state once, and if that fails too it gives up and plays
+    random actions (``gave_up`` becomes True) drawn from a generator seeded by the level seed.
     """
 
-    def __init__(self, inner_env):
+    def __init__(self, inner_env, seed: int = 0):
         from minigrid.utils.baby_ai_bot import BabyAIBot
 
+        self._inner = inner_env
         self._bot = BabyAIBot(inner_env)
         self._first = True
+        self._rng = np.random.default_rng(seed)
+        self.gave_up = False
 
     def act(self, last_action: int | None = None) -> int:
+        from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
+
+        if self.gave_up:
+            return int(self._rng.integers(len(ACTION_MEANINGS)))
         taken = None if (self._first or last_action is None) else _TO_MINIGRID[int(last_action)]
         self._first = False
-        suggestion = self._bot.replan(taken)
+        try:
+            suggestion = self._bot.replan(taken)
+        except (DisappearedBoxError, AssertionError):  # the bot's own consistency checks: its plan is stale
+            try:
+                self._bot = BabyAIBot(self._inner)
+                suggestion = self._bot.replan(None)
+            except (DisappearedBoxError, AssertionError):
+                self.gave_up = True
+                return int(self._rng.integers(len(ACTION_MEANINGS)))
         return _FROM_MINIGRID[int(suggestion)]
 
 

@@ -205,3 +205,19 @@ def test_carried_object_is_drawn_low_in_view():
     changed = np.abs(holding.astype(int) - empty).sum(axis=2) > 0
     rows = np.nonzero(changed.any(axis=1))[0]
     assert rows.size and rows.min() >= 40
+
+
+def test_bot_survives_an_opened_box():
+    """Epsilon noise can open a box the bot planned around; the bot must not crash the recording."""
+    env = genie_env.BabyAI3DEnv(level="PickupLoc")
+    for seed in range(40):
+        env.reset(seed=seed)
+        bot, action = env.make_bot(), None
+        rng = np.random.default_rng(seed)
+        for _ in range(150):
+            action = bot.act(action)
+            if rng.random() < 0.3:
+                action = 6  # toggle a lot: opens boxes in front of the agent
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
