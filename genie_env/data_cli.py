@@ -70,6 +70,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0, scale: 
 
 def cmd_record(args: argparse.Namespace) -> int:
     env_kwargs = {} if args.size is None else {"size": tuple(args.size)}
+    if args.worlds is not None:
+        env_kwargs["worlds"] = args.worlds
     summary = record(args.env, args.out, frames=args.frames, policy=args.policy, seed=args.seed,
                      episodes_per_shard=args.episodes_per_shard, env_kwargs=env_kwargs,
                      top_down_share=args.top_down_share, bot_epsilon=args.bot_epsilon,
@@ -172,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-down-share", type=float, default=0.0,
                    help="share of episodes seen from the top-down view (env must accept view=; default: 0)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="frame size, passed as env kwarg size=(H, W)")
+    p.add_argument("--worlds", choices=["train", "test"],
+                   help="seed split the env draws worlds from, passed as env kwarg worlds= (3D BabyAI; default: "
+                        "the env's own, train)")
     p.add_argument("--bot-epsilon", type=float, default=0.1, help="random-action rate of the bot (default: 0.1)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="time limit (default: the env's own)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -85,3 +85,15 @@ def test_errors_are_one_line_with_exit_code_2(recording, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse's own usage errors also exit with 2
         main(["record", "--env", ENV_ID])
     assert e.value.code == 2
+
+
+def test_record_test_worlds(tmp_path):
+    import genie_env  # noqa: F401  (registers the 3D BabyAI ids)
+    from world_model.dataset import DatasetError, EpisodeDataset
+
+    out = tmp_path / "test_worlds"
+    assert main(["record", "--env", "genie_env/BabyAI3D-GoToObj-v0", "--frames", "60", "--worlds", "test",
+                 "--episodes-per-shard", "2", "--out", str(out), "--quiet"]) == 0
+    assert EpisodeDataset([out], split="test").summary()["episodes"] > 0
+    with pytest.raises(DatasetError, match="no episodes with split='train'"):
+        EpisodeDataset([out], split="train")
