@@ -45,9 +45,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one core")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
-    if not args.all_cores and hasattr(os, "sched_setaffinity"):
+    machine = describe_machine()
+    pinned = not args.all_cores and hasattr(os, "sched_setaffinity")
+    if pinned:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    result = {"benchmark": "world_speed", "machine": describe_machine(), "size": list(args.size),
+    result = {"benchmark": "world_speed", "machine": machine, "pinned_to_one_core": pinned, "size": list(args.size),
               "view": args.view, "steps_per_repeat": args.steps, "levels": {}}
     for level in args.levels:
         env_id = f"genie_env/BabyAI3D-{level}-v0"
