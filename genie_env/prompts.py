@@ -74,3 +74,10 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
         rgb, alpha = a[..., :3].astype(np.float32), a[..., 3:].astype(np.float32) / 255.0
         a = (rgb * alpha + 0.5).astype(np.uint8)  # composite over black
     return np.ascontiguousarray(a)
+
+
+def from_text(text: str, size: tuple[int, int] = (64, 64), seed: int = 0) -> tuple[np.ndarray, str]:
+    """A prompt frame uint8 (H, W, 3) and its mission from a description; see :func:`genie_env.text_prompt.from_text`."""
+    from genie_env.text_prompt import from_text as _from_text  # lazy: MiniGrid and the raycaster load on first use
+
+    return _from_text(text, size=size, seed=seed)

@@ -1,0 +1,488 @@
+"""GenieWorld: a prompt image becomes a playable world; every step is one guided diffusion sample of the model.
+
+``GenieWorldEnv`` is one world; :class:`genie_env.genie_world_vector.GenieWorldVectorEnv` runs N worlds in one
+forward pass. Both are thin shells around :class:`GenieWorlds`, the B-world engine defined here: it owns the
+world model's rollout state, the torch generator all sampling noise comes from, the recent frames and missions,
+and turns frames into rewards (a user ``reward_fn`` or the learned success judge).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from genie_env.babyai3d import LEVELS, TEST_SEEDS, BabyAI3DEnv
+from genie_env.mission import MAX_MISSION_WORDS, VOCABULARY, encode_mission
+from genie_env.prompts import load_prompt_image
+from world_model.inference import DEFAULT_CHECKPOINT, WorldModel, WorldState
+from world_model.judge import SuccessJudge
+from world_model.sampler import check_solver
+
+#: reward_fn(frames uint8 (k, H, W, 3) (the most recent frames, oldest first), action int, mission str)
+#: -> (reward float, terminated bool)
+RewardFn = Callable[[np.ndarray, int, str], "tuple[float, bool]"]
+
+#: How many recent frames a reward_fn sees (a judge sees its own k).
+HISTORY_FRAMES = 4
+#: The reset options GenieWorld understands.
+RESET_OPTIONS = ("prompt_image", "prompt_text", "mission", "level_seed")
+
+_MODEL_CACHE: dict[tuple, WorldModel] = {}
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_world_model(model: str | os.PathLike | WorldModel = "default") -> WorldModel:
+    """A WorldModel from "default", a checkpoint folder / training run directory, or an instance (returned as is).
+
+    Loaded checkpoints are cached per folder (and file modification time), so N environments made from the same
+    name share one copy of the weights.
+    """
+    if isinstance(model, WorldModel):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be 'default', a checkpoint folder or a WorldModel, got {type(model).__name__}")
+    from world_model.checkpoint import resolve_checkpoint
+
+    if str(model) == "default":
+        if not (DEFAULT_CHECKPOINT / "config.json").is_file():
+            return WorldModel.load("default")  # raises the error that says how to get it
+        folder = DEFAULT_CHECKPOINT
+    else:
+        folder = resolve_checkpoint(model)
+    folder = folder.resolve()
+    key = (str(folder), *(p.stat().st_mtime_ns for p in sorted(folder.iterdir()) if p.is_file()))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = WorldModel.load(folder)
+    return _MODEL_CACHE[key]
+
+
+def load_judge(judge: str | os.PathLike | SuccessJudge | None) -> SuccessJudge | None:
+    """None, "default" (the packaged judge), a judge checkpoint folder, or a SuccessJudge (returned as is)."""
+    if judge is None or isinstance(judge, SuccessJudge):
+        return judge
+    if isinstance(judge, (str, os.PathLike)):
+        return SuccessJudge.load(judge)
+    raise TypeError(f"judge must be None, 'default', a judge checkpoint folder or a SuccessJudge, got "
+                    f"{type(judge).__name__}")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Per-env overrides of the checkpoint's sampler (None keeps the checkpoint's value)."""
+
+    num_steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None
+
+    def __post_init__(self):
+        if self.num_steps is not None and (not isinstance(self.num_steps, (int, np.integer)) or self.num_steps < 1):
+            raise ValueError(f"num_steps must be an int >= 1 (denoising steps per frame) or None, got {self.num_steps!r}")
+        if self.guidance is not None and not np.isfinite(float(self.guidance)):
+            raise ValueError(f"guidance must be a finite float (1 disables guidance) or None, got {self.guidance!r}")
+        if self.sampler is not None:
+            check_solver(self.sampler)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Where one world starts: its first frame, its mission, the ground-truth level seed (-1 if none)."""
+
+    frame: np.ndarray  # (S, S, 3) uint8
+    mission: str
+    level_seed: int = -1
+    source: str = "image"  # "babyai3d", "image" or "text"
+
+
+class PromptSource:
+    """Prompts from reset options, or the first frames of unseen 3D BabyAI worlds (:data:`TEST_SEEDS`)."""
+
+    def __init__(self, level: str, size: int):
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+        self.level, self.size = level, int(size)
+        self._ground_truth: BabyAI3DEnv | None = None
+
+    def ground_truth(self, rng: np.random.Generator, level_seed: int | None = None) -> Prompt:
+        """The first frame and mission of a test world: `level_seed`, or one drawn with `rng`."""
+        if level_seed is None:
+            level_seed = TEST_SEEDS.start + int(rng.integers(TEST_SEEDS.size))
+        if self._ground_truth is None:
+            self._ground_truth = BabyAI3DEnv(level=self.level, size=(self.size, self.size), worlds="test")
+        frame, info = self._ground_truth.reset(options={"level_seed": int(level_seed)})
+        return Prompt(frame, str(info["mission"]), int(level_seed), "babyai3d")
+
+    def from_options(self, options: dict, rng: np.random.Generator) -> Prompt:
+        """The prompt one world's reset options describe (see GenieWorldEnv's docstring)."""
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; GenieWorld understands {', '.join(RESET_OPTIONS)}")
+        given = [k for k in ("prompt_image", "prompt_text", "level_seed") if options.get(k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"reset options {given} each choose the prompt; pass only one of them")
+        if options.get("prompt_image") is not None:
+            prompt = Prompt(load_prompt_image(options["prompt_image"], (self.size, self.size)), "")
+        elif options.get("prompt_text") is not None:
+            from genie_env.text_prompt import from_text
+
+            frame, mission = from_text(options["prompt_text"], size=(self.size, self.size),
+                                       seed=int(rng.integers(2**31)))
+            prompt = Prompt(frame, mission, -1, "text")
+        elif options.get("level_seed") is not None:
+            level_seed = int(options["level_seed"])
+            if level_seed < 0:
+                raise ValueError(f"level_seed must be >= 0, got {level_seed}")
+            prompt = self.ground_truth(rng, level_seed)
+        else:
+            prompt = self.ground_truth(rng)
+        mission = options.get("mission")
+        if mission is not None:
+            if not isinstance(mission, str):
+                raise TypeError(f"options['mission'] must be a str, got {type(mission).__name__}")
+            prompt = Prompt(prompt.frame, mission, prompt.level_seed, prompt.source)
+        return prompt
+
+    def close(self) -> None:
+        if self._ground_truth is not None:
+            self._ground_truth.close()
+            self._ground_truth = None
+
+
+class TaskReward:
+    """Rewards of B worlds from their recent frames: the user's reward_fn, else the judge, else 0."""
+
+    def __init__(self, reward_fn: RewardFn | None, judge: SuccessJudge | None, threshold: float):
+        if reward_fn is not None and not callable(reward_fn):
+            raise TypeError(f"reward_fn must be callable as reward_fn(frames, action, mission) -> (reward, "
+                            f"terminated), got {type(reward_fn).__name__}")
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"judge_threshold must be in (0, 1), got {threshold}")
+        self.reward_fn, self.judge, self.threshold = reward_fn, judge, float(threshold)
+
+    @property
+    def history(self) -> int:
+        """Recent frames to keep per world."""
+        return max(HISTORY_FRAMES, self.judge.config.frames if self.judge is not None else 0)
+
+    def __call__(self, history: np.ndarray, counts: np.ndarray, actions: np.ndarray,
+                 missions: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """history uint8 (B, K, H, W, 3) (oldest first; the first K - counts[b] of world b repeat its first frame)
+        -> rewards float32 (B,), terminated bool (B,), success probabilities float32 (B,) or None."""
+        B = history.shape[0]
+        rewards, terminated, probs = np.zeros(B, np.float32), np.zeros(B, bool), None
+        if self.judge is not None:
+            k = self.judge.config.frames
+            probs = self.judge.predict(history[:, -k:], list(missions))
+            if self.reward_fn is None:
+                terminated = probs > self.threshold
+                rewards = terminated.astype(np.float32)
+        if self.reward_fn is not None:
+            for b in range(B):
+                out = self.reward_fn(history[b, -int(counts[b]):], int(actions[b]), missions[b])
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise TypeError(f"reward_fn must return (reward, terminated), got {out!r}")
+                rewards[b], terminated[b] = float(out[0]), bool(out[1])
+        return rewards, terminated, probs
+
+
+# ---------------------------------------------------------------------------------------------- the engine
+
+
+class GenieWorlds:
+    """B worlds of one world model: rollout state, sampling generator, recent frames, missions, rewards.
+
+    Shared by GenieWorldEnv (B = 1) and GenieWorldVectorEnv (B = N). ``start`` (re)starts some worlds from
+    prompts, ``step`` generates one frame for every world in one batched forward pass. All noise comes from
+    ``generator``; memory is fixed at construction (the model's KV cache is a ring buffer, the frame history a
+    (B, K, S, S, 3) array).
+    """
+
+    def __init__(self, wm: WorldModel, num_worlds: int, settings: SamplerSettings, reward: TaskReward):
+        self.wm, self.settings, self.reward = wm, settings, reward
+        self.num_worlds, self.size = int(num_worlds), int(wm.config.autoencoder.image_size)
+        self.state: WorldState | None = None
+        self.generator = torch.Generator(device=wm.device)
+        self.history = np.zeros((self.num_worlds, reward.history, self.size, self.size, 3), np.uint8)
+        self.counts = np.zeros(self.num_worlds, np.int64)  # real frames in each world's history
+        self.steps = np.zeros(self.num_worlds, np.int64)  # frames generated since each world's start
+        self.prompts: list[Prompt | None] = [None] * self.num_worlds
+        self.probs = np.full(self.num_worlds, np.nan, np.float32)  # last judged success probability
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
+    @property
+    def frames(self) -> np.ndarray:
+        """The current frame of every world, uint8 (B, S, S, 3)."""
+        return self.history[:, -1]
+
+    @property
+    def missions(self) -> list[str]:
+        return [p.mission if p is not None else "" for p in self.prompts]
+
+    def start(self, indices: Sequence[int], prompts: Sequence[Prompt]) -> None:
+        """(Re)start worlds `indices` from `prompts` (one model reset for all of them)."""
+        indices = [int(i) for i in indices]
+        frames = np.stack([p.frame for p in prompts])  # (n, S, S, 3)
+        fresh = self.wm.reset(frames, generator=self.generator)
+        if self.state is None or len(indices) == self.num_worlds and indices == list(range(self.num_worlds)):
+            if len(indices) != self.num_worlds:
+                raise RuntimeError("the first start must start every world")
+            self.state = fresh
+        else:
+            for j, i in enumerate(indices):
+                self.state.replace(i, fresh, j)
+        for j, i in enumerate(indices):
+            self.history[i] = prompts[j].frame
+            self.counts[i], self.steps[i], self.probs[i] = 1, 0, np.nan
+            self.prompts[i] = prompts[j]
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Generate one frame per world. actions int (B,) -> (frames uint8 (B, S, S, 3), rewards, terminated)."""
+        s = self.settings
+        frames, self.state = self.wm.step(self.state, actions, generator=self.generator, num_steps=s.num_steps,
+                                          guidance=s.guidance, sampler=s.sampler)
+        self.history[:, :-1] = self.history[:, 1:]
+        self.history[:, -1] = frames
+        self.counts = np.minimum(self.counts + 1, self.history.shape[1])
+        self.steps += 1
+        rewards, terminated, probs = self.reward(self.history, self.counts, actions, self.missions)
+        if probs is not None:
+            self.probs = probs.astype(np.float32)
+        return self.history[:, -1].copy(), rewards, terminated
+
+    def fork(self, seed: int | None = None) -> "GenieWorlds":
+        """An independent copy at the same point (same noise stream unless `seed` reseeds the copy)."""
+        if self.state is None:
+            raise RuntimeError("call reset() before fork()")
+        other = copy.copy(self)
+        other.state = self.state.fork()
+        other.generator = torch.Generator(device=self.wm.device)
+        other.generator.set_state(self.generator.get_state())
+        if seed is not None:
+            other.generator.manual_seed(int(seed))
+        other.history, other.counts, other.steps = self.history.copy(), self.counts.copy(), self.steps.copy()
+        other.prompts, other.probs = list(self.prompts), self.probs.copy()
+        return other
+
+    def state_bytes(self) -> int:
+        """Bytes held by the rollout state and frame history (constant over a rollout)."""
+        return (self.state.cache.nbytes() if self.state is not None else 0) + self.history.nbytes
+
+    def info(self, i: int) -> dict[str, Any]:
+        """World i's info dict (see GenieWorldEnv's docstring)."""
+        prompt = self.prompts[i]
+        info = {"mission": prompt.mission, "level_seed": prompt.level_seed, "prompt": prompt.source,
+                "step": int(self.steps[i])}
+        if self.reward.judge is not None:
+            p = float(self.probs[i])
+            info["success_probability"] = p
+            info["success"] = bool(p > self.reward.threshold)
+        return info
+
+
+def mission_space(max_words: int = MAX_MISSION_WORDS) -> spaces.MultiDiscrete:
+    """The encoded-mission space of :class:`genie_env.mission.MissionObservation`."""
+    return spaces.MultiDiscrete(np.full(max_words, len(VOCABULARY), dtype=np.int64))
+
+
+# ---------------------------------------------------------------------------------------------- the env
+
+
+class GenieWorldEnv(gym.Env):
+    """A world generated frame by frame by an action-conditioned diffusion world model, from one prompt image.
+
+    ## Description
+    Genie 2 in a Gymnasium env. ``reset`` takes a prompt image (a photo, a sketch, a frame of a game; any size
+    and mode) and encodes it as the first frame of a world; every ``step(action)`` runs the world model's guided
+    diffusion sampler, with a KV cache over the recent frames, to generate the next frame. Without a prompt the
+    world starts from the first frame of an unseen 3D BabyAI world (the held-out test seeds), with its mission.
+    :meth:`fork` copies the world at the current frame for counterfactual rollouts.
+
+    ## Action Space
+    ``Discrete(7)``: 0 noop, 1 turn_left, 2 turn_right, 3 forward, 4 pickup, 5 drop, 6 toggle (the checkpoint's
+    ``action_meanings``; see :meth:`get_action_meanings`, :meth:`get_keys_to_action`).
+
+    ## Observation Space
+    ``Box(0, 255, (S, S, 3), uint8)``, the generated RGB frame, S = the model's image size (64 for the shipped
+    model). With ``mission_observation=True``: ``Dict(image=that Box, mission=MultiDiscrete)``, the mission
+    encoded as in :class:`genie_env.mission.MissionObservation` (for SB3's ``MultiInputPolicy``).
+    ``info["mission"]`` always holds the mission text.
+
+    ## Rewards
+    ``reward_fn(frames, action, mission) -> (reward, terminated)`` if given, where ``frames`` are the most recent
+    frames uint8 (k, S, S, 3), oldest first, the new frame last (k <= 4 when no judge is used, fewer just after a
+    reset). Else, with a judge, 1 (and the episode terminates) when the judge's success probability for the mission
+    exceeds ``judge_threshold``, 0 otherwise. Else 0 (free play). With both, ``reward_fn`` decides and the judge's
+    probability is still reported in ``info``.
+
+    ## Starting State
+    ``reset(seed=s)`` seeds the env's generator (``self.np_random``); from it come the prompt world (when none is
+    given) and the seed of the torch generator all sampling noise is drawn from, so the same seed and actions give
+    the same frames. Options (at most one of the first three):
+
+    - ``prompt_image``: a path, numpy array (H, W), (H, W, 1|3|4) uint8 or float in [0, 1], or PIL image.
+    - ``prompt_text``: a description, "a room with a red door and a blue ball" (:mod:`genie_env.text_prompt`).
+    - ``level_seed``: the 3D BabyAI world of ``level`` to start from.
+    - ``mission``: the task text (else the ground-truth world's or the text prompt's mission, or "").
+
+    ## Episode End
+    Terminated when ``reward_fn`` or the judge says so; truncated by Gymnasium's TimeLimit (200 steps when made
+    with ``gym.make("genie_env/GenieWorld-v0")``). Memory does not grow with the episode length.
+
+    ## Arguments
+    - ``model``: "default" (the shipped checkpoint), a checkpoint folder, or a ``WorldModel`` (shares weights).
+    - ``num_steps``, ``guidance``, ``sampler``: denoising steps per frame, classifier-free guidance weight on the
+      action, "euler" / "heun"; None keeps the checkpoint's defaults.
+    - ``level``: the 3D BabyAI level whose test worlds supply default prompts (see ``genie_env.LEVELS``).
+    - ``reward_fn``: see Rewards.
+    - ``judge``: None, "default", a judge checkpoint folder or a ``world_model.judge.SuccessJudge``.
+    - ``judge_threshold``: success probability above which the judge counts the mission done.
+    - ``mission_observation``: add the encoded mission to the observation (Dict space).
+    - ``render_mode``: "rgb_array" or "human" (a pygame window).
+
+    ## Info
+    ``mission``, ``level_seed`` (-1 unless the world is a 3D BabyAI one), ``prompt`` ("babyai3d", "image" or
+    "text"), ``step`` (frames generated since reset); with a judge also ``success_probability`` and ``success``.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
+
+    def __init__(
+        self,
+        model: str | os.PathLike | WorldModel = "default",
+        num_steps: int | None = None,
+        guidance: float | None = None,
+        sampler: str | None = None,
+        level: str = "GoToLocal",
+        reward_fn: RewardFn | None = None,
+        judge: str | os.PathLike | SuccessJudge | None = None,
+        judge_threshold: float = 0.5,
+        mission_observation: bool = False,
+        render_mode: str | None = None,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.wm = load_world_model(model)
+        self.judge = load_judge(judge)
+        size = int(self.wm.config.autoencoder.image_size)
+        self._worlds = GenieWorlds(self.wm, 1, SamplerSettings(num_steps, guidance, sampler),
+                                   TaskReward(reward_fn, self.judge, judge_threshold))
+        self._prompts = PromptSource(level, size)
+        self.level = level
+        self.mission_observation = bool(mission_observation)
+        image = spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self.observation_space = (spaces.Dict({"image": image, "mission": mission_space()})
+                                  if self.mission_observation else image)
+        self.action_space = spaces.Discrete(self.wm.num_actions)
+        self._started = False
+        self._window = None
+
+    # ------------------------------------------------------------------------------------------ gym API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        prompt = self._prompts.from_options(dict(options or {}), self.np_random)
+        self._worlds.seed(int(self.np_random.integers(2**63 - 1)))
+        self._worlds.start([0], [prompt])
+        self._started = True
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), self._info()
+
+    def step(self, action):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"invalid action {action!r}: expected an int in [0, {self.action_space.n}) "
+                             f"({', '.join(f'{i}={m}' for i, m in enumerate(self.wm.action_meanings))})")
+        _, rewards, terminated = self._worlds.step(np.array([int(action)]))
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), float(rewards[0]), bool(terminated[0]), False, self._info()
+
+    def render(self):
+        if not self._started:
+            raise RuntimeError("call reset() before render()")
+        frame = self._worlds.frames[0].copy()
+        if self.render_mode == "human":
+            from genie_env.viewer import Viewer
+
+            if self._window is None:
+                self._window = Viewer(caption="GenieWorld")
+            self._window.show(frame, text=self.mission)
+            return None
+        return frame
+
+    def close(self):
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+        self._prompts.close()
+
+    # ------------------------------------------------------------------------------------------ extras
+
+    @property
+    def mission(self) -> str:
+        return self._worlds.missions[0]
+
+    @property
+    def frame(self) -> np.ndarray:
+        """The current frame, uint8 (S, S, 3)."""
+        return self._worlds.frames[0].copy()
+
+    @property
+    def world_state(self) -> WorldState | None:
+        """The world model's rollout state (KV cache of the recent frames)."""
+        return self._worlds.state
+
+    def state_bytes(self) -> int:
+        """Memory held by this world's rollout state and frame history; it does not grow with the episode."""
+        return self._worlds.state_bytes()
+
+    def fork(self, seed: int | None = None) -> "GenieWorldEnv":
+        """An independent copy of this world at the current frame, for counterfactual rollouts.
+
+        The copy shares the model weights and has its own rollout state, mission, frame history, env generator
+        and sampling generator (a copy of this one's state: the same actions give the same frames in both; pass
+        ``seed`` to draw the copy's noise from another stream). Stepping either leaves the other untouched.
+        Call it on the unwrapped env (``env.unwrapped.fork()``): the copy carries no TimeLimit.
+        """
+        if not self._started:
+            raise RuntimeError("call reset() before fork()")
+        other = copy.copy(self)
+        other._worlds = self._worlds.fork(seed)
+        other._np_random = copy.deepcopy(self.np_random)
+        other._prompts = PromptSource(self.level, self._prompts.size)
+        other._window = None
+        return other
+
+    def get_action_meanings(self) -> list[str]:
+        return list(self.wm.action_meanings)
+
+    def get_keys_to_action(self) -> dict[tuple, int]:
+        """Keyboard map for ``gymnasium.utils.play``: WASD / arrows move and turn, E toggle, F pick up, Q drop."""
+        return BabyAI3DEnv.get_keys_to_action(self)
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _observation(self):
+        frame = self._worlds.frames[0].copy()
+        if self.mission_observation:
+            return {"image": frame, "mission": encode_mission(self.mission)}
+        return frame
+
+    def _info(self) -> dict[str, Any]:
+        return self._worlds.info(0)

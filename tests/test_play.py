@@ -1,0 +1,85 @@
+"""genie-play: headless runs write an mp4 of the right length; the window loop reacts to keys and the mouse."""
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genie_env.play import PlayArgs, VideoRecorder, main, make_env, play_window
+from world_model.inference import PRESETS, WorldModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("play") / "tiny"
+    torch.manual_seed(0)
+    WorldModel.from_config(PRESETS["tiny"]).save(path)
+    return path
+
+
+def frame_count(path):
+    reader = imageio.get_reader(path)
+    n, shape = reader.count_frames(), reader.get_data(0).shape
+    reader.close()
+    return n, shape
+
+
+def test_headless_records_one_frame_per_step(checkpoint, tmp_path, capsys):
+    out = tmp_path / "play.mp4"
+    assert main(["--headless", "--steps", "9", "--actions", "wwaddwe", "--record", str(out), "--model",
+                 str(checkpoint), "--seed", "3", "--num-steps", "2", "--guidance", "1.5"]) == 0
+    assert frame_count(out) == (10, (256, 256, 3))  # the prompt frame + 9 generated frames, upscaled 4x
+    assert "steps=9" in capsys.readouterr().out
+
+
+def test_headless_prompt_image_and_text(checkpoint, tmp_path, capsys):
+    image = tmp_path / "sketch.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "image.mp4"
+    assert main(["--headless", "--steps", "3", "--prompt", str(image), "--record", str(out), "--model",
+                 str(checkpoint), "--scale", "2"]) == 0
+    assert frame_count(out) == (4, (128, 128, 3))
+    assert main(["--headless", "--steps", "2", "--text", "a red door", "--model", str(checkpoint)]) == 0
+    assert "mission=open the red door" in capsys.readouterr().out
+
+
+def test_errors(checkpoint, tmp_path, capsys):
+    assert main(["--headless", "--steps", "1", "--model", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--headless", "--prompt", str(tmp_path / "missing.png"), "--model", str(checkpoint)]) == 2
+    assert main(["--headless", "--text", "a red dragon", "--model", str(checkpoint)]) == 2
+    assert "unknown word" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--headless", "--actions", "wxz", "--model", str(checkpoint)])
+    with pytest.raises(SystemExit):
+        main(["--prompt", "a.png", "--text", "a door"])
+
+
+def test_window_loop_with_keys_and_mouse(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    import pygame
+
+    script = [
+        [pygame.event.Event(pygame.KEYDOWN, key=pygame.K_w)],
+        [pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=(0, 0))],
+        [pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r)],
+        [pygame.event.Event(pygame.KEYDOWN, key=pygame.K_e), pygame.event.Event(pygame.KEYDOWN, key=pygame.K_x)],
+        [pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE)],
+    ]
+    args = PlayArgs(model=str(checkpoint), record=str(tmp_path / "window.mp4"), scale=2)
+    env = make_env(args)
+    recorder = VideoRecorder(args.record, args.fps, args.scale)
+    summary = play_window(env, args, recorder, next_events=lambda: script.pop(0) if script else [])
+    recorder.close()
+    assert summary["steps"] == 3 and summary["restarts"] == 1  # w, click, e (x is not a control)
+    assert frame_count(tmp_path / "window.mp4")[0] == 1 + 2 + 1 + 1  # start, 2 steps, restart, 1 step

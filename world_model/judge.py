@@ -1,0 +1,485 @@
+"""The success judge: a mission-conditioned classifier that says whether the last frames show the mission done.
+
+Inside a generated world there is no verifier: nothing tells an agent that "open the red door" happened. The judge
+learns the ground truth's verdict instead. It reads the last k frames (the door swinging open, the key landing in
+the agent's hands) and the mission text, and predicts the probability that the verifier reported success at the
+last of those frames. GenieWorld turns that probability into a reward (1 and the end of the episode when it passes
+a threshold), as SIMA's evaluations inside Genie 2 needed.
+
+    judge = SuccessJudge.load("default")                      # or a folder written by train_judge
+    p = judge.predict(frames, ["open the red door"] * B)      # frames uint8 (B, k, H, W, 3) -> (B,) in [0, 1]
+
+Architecture (a few hundred thousand parameters; shapes for B windows of k frames of H x W pixels):
+
+    frames (B, k, H, W, 3) uint8 -> stacked on channels (B, 3k, H, W) in [-1, 1]
+      -> len(channels) x [conv 4x4 stride 2, SiLU, conv 3x3, SiLU]          (B, C, H / 2^L, W / 2^L)
+      -> FiLM by the mission: h * (1 + gamma(m)) + beta(m)                  (which colour / object matters)
+      -> global mean and max pooling                                        (B, 2C)
+    mission -> words -> ids (B, max_words) -> embedding + position, masked mean, linear, SiLU   m: (B, D)
+    [pooled, m] -> MLP -> one logit                                         (B,)
+
+The vocabulary is part of the config (so a checkpoint carries its own); by default train_judge builds it from the
+words of the training missions. Unknown words map to ``<unk>``.
+
+Training (``train_judge``): every frame of every recorded episode ends one window of k frames (frames before the
+episode start repeat its first frame, as GenieWorld does for its first steps); the label is the verifier's success
+flag at that frame. Successes are rare (one frame per solved episode), so each batch draws ``positive_share`` of its
+windows from the successes and the rest uniformly from all frames; ``mismatch_share`` of the positives get another
+recorded mission instead of their own and the label 0, which forces the judge to read the mission. AdamW, bf16
+autocast, binary cross-entropy on the logit.
+
+Checkpoint: a folder with ``config.json`` ({"format": "genie-success-judge", "format_version": 1, "config": ...,
+"training": ...}) and ``model.safetensors``, written atomically; nothing is ever unpickled.
+
+CLI (``genie-train judge`` calls :func:`main`)::
+
+    genie-train judge --data runs/data/gotolocal --out world_model/checkpoints/judge --steps 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError, write_folder_atomic, write_json
+from .dataset import DatasetError, EpisodeDataset
+
+logger = logging.getLogger(__name__)
+
+FORMAT_JUDGE = "genie-success-judge"
+JUDGE_FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+DEFAULT_JUDGE_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "judge"
+PAD, UNK = "<pad>", "<unk>"
+
+#: The words of BabyAI's mission grammar: the vocabulary used when none is given and none is built from data.
+BABYAI_VOCABULARY = (
+    PAD, UNK,
+    "a", "the", "go", "to", "open", "pick", "up", "put", "next", "and", "then", "after", "you",
+    "door", "ball", "box", "key", "object",
+    "red", "green", "blue", "purple", "yellow", "grey",
+    "on", "your", "left", "right", "in", "front", "of", "behind",
+)
+
+
+def mission_words(text: str) -> list[str]:
+    """The lower-case words of a mission ("Open the RED door." -> ["open", "the", "red", "door"])."""
+    if not isinstance(text, str):
+        raise TypeError(f"a mission must be a str, got {type(text).__name__}")
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def build_vocabulary(missions: Sequence[str]) -> tuple[str, ...]:
+    """``<pad>``, ``<unk>`` and every word of `missions`, sorted: a vocabulary that covers the training data."""
+    words = sorted({w for m in missions for w in mission_words(str(m))} - {PAD, UNK})
+    return (PAD, UNK, *words)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    image_size: int = 64
+    """Frame height and width the judge sees (other sizes are resized to it)."""
+    frames: int = 4
+    """k: how many of the most recent frames one verdict reads."""
+    channels: tuple[int, ...] = (32, 64, 128)
+    """Conv channels per stride-2 level."""
+    mission_dim: int = 64
+    """Size of the mission embedding."""
+    hidden: int = 128
+    """Width of the MLP head."""
+    max_words: int = 24
+    """Missions are cut to this many words."""
+    vocabulary: tuple[str, ...] = BABYAI_VOCABULARY
+    """Known words; index 0 must be "<pad>" and index 1 "<unk>" (any other word)."""
+    threshold: float = 0.5
+    """Default decision threshold on the success probability."""
+
+    def __post_init__(self):
+        if self.frames < 1 or self.image_size < 2 ** len(self.channels) or not self.channels:
+            raise ValueError(f"need frames >= 1, at least one conv level and image_size >= 2^levels; got {self}")
+        if tuple(self.vocabulary[:2]) != (PAD, UNK) or len(set(self.vocabulary)) != len(self.vocabulary):
+            raise ValueError(f"vocabulary must start with {PAD!r}, {UNK!r} and hold each word once")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"], d["vocabulary"] = list(self.channels), list(self.vocabulary)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "JudgeConfig":
+        d = dict(d)
+        d["channels"], d["vocabulary"] = tuple(d["channels"]), tuple(d["vocabulary"])
+        return cls(**d)
+
+
+PRESETS = {
+    "tiny": JudgeConfig(channels=(8, 16), mission_dim=16, hidden=32),
+    "default": JudgeConfig(),
+}
+
+
+class SuccessJudge(nn.Module):
+    """Mission-conditioned success classifier over the last k frames (see the module docstring)."""
+
+    def __init__(self, config: JudgeConfig):
+        super().__init__()
+        self.config = config
+        c_in, layers = 3 * config.frames, []
+        for c in config.channels:
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU()]
+            c_in = c
+        self.conv = nn.Sequential(*layers)
+        D = config.mission_dim
+        self.word = nn.Embedding(len(config.vocabulary), D, padding_idx=0)
+        self.position = nn.Parameter(torch.zeros(config.max_words, D))
+        self.mission_proj = nn.Linear(D, D)
+        self.film = nn.Linear(D, 2 * c_in)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.head = nn.Sequential(nn.Linear(2 * c_in + D, config.hidden), nn.SiLU(), nn.Linear(config.hidden, 1))
+        self._index = {w: i for i, w in enumerate(config.vocabulary)}
+        self.eval()
+
+    # ------------------------------------------------------------------------------------------ inputs
+
+    def tokenize(self, missions: Sequence[str]) -> torch.Tensor:
+        """Missions -> word ids (B, max_words) long, padded with 0, unknown words 1."""
+        ids = torch.zeros(len(missions), self.config.max_words, dtype=torch.long)
+        for b, text in enumerate(missions):
+            words = mission_words(text)[: self.config.max_words]
+            ids[b, : len(words)] = torch.tensor([self._index.get(w, 1) for w in words], dtype=torch.long)
+        return ids.to(self.device)
+
+    def _pixels(self, frames) -> torch.Tensor:
+        """uint8 (B, k, H, W, 3) -> float (B, 3k, S, S) in [-1, 1], resized to the judge's image size."""
+        x = torch.as_tensor(np.asarray(frames), device=self.device)
+        k, size = self.config.frames, self.config.image_size
+        if x.dim() != 5 or x.shape[1] != k or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"frames must be uint8 (B, {k}, H, W, 3): the last {k} frames of each world; got "
+                             f"{x.dtype} {tuple(x.shape)}")
+        B, _, H, W, _ = x.shape
+        x = x.permute(0, 1, 4, 2, 3).reshape(B, 3 * k, H, W).float() / 127.5 - 1.0
+        if (H, W) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        return x
+
+    @property
+    def device(self) -> torch.device:
+        return self.position.device
+
+    # ------------------------------------------------------------------------------------------ model
+
+    def forward(self, pixels: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """pixels (B, 3k, S, S) in [-1, 1], words (B, max_words) -> success logits (B,)."""
+        mask = (words != 0).unsqueeze(-1).float()  # (B, Lw, 1)
+        e = self.word(words) + self.position[: words.shape[1]]  # (B, Lw, D)
+        m = (e * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # (B, D)
+        m = F.silu(self.mission_proj(m))
+        h = self.conv(pixels)  # (B, C, s, s)
+        gamma, beta = self.film(m).chunk(2, dim=-1)  # (B, C) each
+        h = h * (1 + gamma[..., None, None]) + beta[..., None, None]
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=-1)  # (B, 2C)
+        return self.head(torch.cat([pooled, m], dim=-1))[:, 0]
+
+    @torch.no_grad()
+    def predict(self, frames, missions: Sequence[str]) -> np.ndarray:
+        """Success probabilities float32 (B,) for frames uint8 (B, k, H, W, 3) and B mission strings."""
+        missions = [missions] if isinstance(missions, str) else list(missions)
+        pixels = self._pixels(frames)
+        if len(missions) != pixels.shape[0]:
+            raise ValueError(f"got {pixels.shape[0]} windows of frames but {len(missions)} missions; pass one "
+                             "mission per window")
+        was_training = self.training
+        self.eval()
+        logits = self(pixels, self.tokenize(missions))
+        self.train(was_training)
+        return torch.sigmoid(logits.float()).cpu().numpy().astype(np.float32)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def save(self, folder: str | Path, training: dict | None = None) -> Path:
+        """Atomically write config.json + model.safetensors (fp32) into `folder`."""
+        config = {"format": FORMAT_JUDGE, "format_version": JUDGE_FORMAT_VERSION, "config": self.config.to_dict(),
+                  "training": training or {}}
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+
+        def write(tmp: Path) -> None:
+            save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": FORMAT_JUDGE,
+                                                                 "format_version": str(JUDGE_FORMAT_VERSION)})
+            write_json(tmp / CONFIG_FILE, config)
+
+        return write_folder_atomic(folder, write)
+
+    @classmethod
+    def load(cls, path: str | Path = "default", device: str | torch.device = "cpu") -> "SuccessJudge":
+        """Load a judge checkpoint folder; "default" is the judge shipped in the package."""
+        if str(path) == "default":
+            path = DEFAULT_JUDGE_CHECKPOINT
+            if not (path / CONFIG_FILE).is_file():
+                raise CheckpointError(
+                    f"the default success judge is not installed ({path} is missing). Train one with "
+                    f"`genie-train judge --data RECORDINGS... --out {path}`, or pass the folder of another judge "
+                    "checkpoint, or use judge=None / a reward_fn")
+        folder = Path(path)
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file():
+            raise CheckpointError(f"{str(config_path)!r} is missing: pass a folder written by train_judge "
+                                  "(`genie-train judge --out FOLDER`)")
+        try:
+            raw = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({e}); retrain or re-copy the judge") from e
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT_JUDGE:
+            fmt = raw.get("format") if isinstance(raw, dict) else None
+            raise CheckpointError(f"{str(config_path)!r} has format {fmt!r}, not {FORMAT_JUDGE!r}: is it a "
+                                  "world-model checkpoint? pass a judge folder")
+        if raw.get("format_version") != JUDGE_FORMAT_VERSION:
+            raise CheckpointError(f"{str(config_path)!r} has format_version {raw.get('format_version')!r}; this "
+                                  f"code reads version {JUDGE_FORMAT_VERSION}: upgrade genie-env or retrain the judge")
+        try:
+            config = JudgeConfig.from_dict(raw["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{str(config_path)!r} does not describe a judge ({type(e).__name__}: {e})") from e
+        try:
+            tensors = load_file(str(folder / MODEL_FILE))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{str(folder / MODEL_FILE)!r} is missing or unreadable ({e}); retrain the judge") from e
+        judge = cls(config)
+        own = judge.state_dict()
+        wrong = sorted(set(own) ^ set(tensors)) + [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
+        if wrong:
+            raise CheckpointError(f"{folder}/{MODEL_FILE} does not fit the judge its config.json describes (e.g. "
+                                  f"{wrong[:3]}); was config.json edited?")
+        judge.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        judge.training_metadata = raw.get("training", {})
+        return judge.to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class JudgeWindows:
+    """Every frame of every episode as the end of a window of k frames, with its success label.
+
+    frames before an episode's first frame repeat that first frame (GenieWorld's first steps look the same).
+    """
+
+    def __init__(self, episodes: EpisodeDataset, frames: int):
+        self.episodes, self.k = episodes, frames
+        offsets = episodes.episode_offsets
+        self.episode_of = np.repeat(np.arange(episodes.num_episodes), episodes.episode_lengths)  # (N,)
+        self.first = offsets[self.episode_of]  # (N,) global index of each frame's episode start
+        self.labels = episodes.success.astype(bool)  # (N,)
+        self.positives = np.flatnonzero(self.labels)
+        self.missions = episodes.missions  # (E,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def frames(self, ends: np.ndarray) -> np.ndarray:
+        """uint8 (B, k, H, W, 3): the windows ending at global frame indices `ends` (B,)."""
+        idx = ends[:, None] - (self.k - 1) + np.arange(self.k)  # (B, k)
+        idx = np.maximum(idx, self.first[ends][:, None])
+        return self.episodes.frames[idx]
+
+    def missions_of(self, ends: np.ndarray) -> np.ndarray:
+        return self.missions[self.episode_of[ends]]
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+def train_judge(
+    data_dirs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    steps: int = 2000,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    preset: str = "default",
+    frames: int | None = None,
+    vocabulary: Sequence[str] | None = None,
+    positive_share: float = 0.5,
+    mismatch_share: float = 0.25,
+    split: str | None = "train",
+    seed: int = 0,
+    autocast: bool = True,
+    device: str | torch.device = "cpu",
+    log_every: int = 100,
+    progress: bool = True,
+) -> SuccessJudge:
+    """Train a SuccessJudge on recordings (``genie-data record`` folders) and save it to `out_dir`.
+
+    data_dirs: recording folder(s); only episodes of `split` are used (None: all).
+    preset: "tiny" or "default" (:data:`PRESETS`); frames overrides its k.
+    vocabulary: known words (with "<pad>", "<unk>" first); None builds it from the training missions.
+    positive_share: share of each batch drawn from success frames; mismatch_share: share of those given another
+    mission and the label 0.
+    Returns the trained judge (in eval mode).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown judge preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if steps < 1 or batch_size < 2:
+        raise ValueError(f"need steps >= 1 and batch_size >= 2, got {steps} and {batch_size}")
+    if not (0.0 <= positive_share <= 1.0 and 0.0 <= mismatch_share <= 1.0):
+        raise ValueError("positive_share and mismatch_share must be in [0, 1]")
+    episodes = EpisodeDataset(data_dirs, split=split)
+    height, width = episodes.meta.frame_shape[:2]
+    if height != width:
+        raise DatasetError(f"the judge reads square frames; these recordings have {height}x{width} frames")
+    config = PRESETS[preset]
+    vocab = tuple(vocabulary) if vocabulary is not None else build_vocabulary(episodes.missions.tolist())
+    config = replace(config, image_size=int(height), vocabulary=vocab,
+                     frames=int(frames) if frames is not None else config.frames)
+    windows = JudgeWindows(episodes, config.frames)
+    if len(windows.positives) == 0:
+        raise DatasetError(f"no frame of {', '.join(map(str, episodes.folders))} (split={split!r}) has success=True; "
+                           "the judge needs solved episodes: record with --policy bot or mix")
+    distinct_missions = np.unique(episodes.missions)
+
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    judge = SuccessJudge(config).to(device)
+    judge.train()
+    optimizer = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    n_pos = int(round(batch_size * positive_share))
+    start, history = time.time(), []
+    for step in tqdm(range(steps), desc="training judge", disable=not progress):
+        ends = np.concatenate([rng.choice(windows.positives, size=n_pos),
+                               rng.integers(len(windows), size=batch_size - n_pos)])  # (B,)
+        labels = windows.labels[ends].astype(np.float32)
+        missions = windows.missions_of(ends).astype(object)
+        if len(distinct_missions) > 1 and mismatch_share > 0:
+            swap = np.flatnonzero(labels > 0)
+            swap = swap[rng.random(len(swap)) < mismatch_share]
+            for b in swap:
+                others = distinct_missions[distinct_missions != missions[b]]
+                missions[b] = others[rng.integers(len(others))]
+                labels[b] = 0.0
+        pixels = judge._pixels(windows.frames(ends))
+        words = judge.tokenize([str(m) for m in missions])
+        with _autocast(device, autocast):
+            logits = judge(pixels, words)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), torch.as_tensor(labels, device=device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(judge.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        history.append(float(loss.detach()))
+        if log_every and (step + 1) % log_every == 0:
+            logger.info("judge step %d/%d loss %.4f", step + 1, steps, float(np.mean(history[-log_every:])))
+
+    judge.eval()
+    training = {
+        "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "preset": preset,
+        "positive_share": positive_share, "mismatch_share": mismatch_share, "split": split, "seed": seed,
+        "data": [str(f) for f in episodes.folders], "episodes": episodes.num_episodes,
+        "frames": episodes.num_frames, "positives": int(len(windows.positives)),
+        "final_loss": float(np.mean(history[-min(len(history), 50):])), "seconds": round(time.time() - start, 1),
+    }
+    judge.save(out_dir, training=training)
+    judge.training_metadata = training
+    return judge
+
+
+@torch.no_grad()
+def evaluate_judge(judge: SuccessJudge, data_dirs: str | Path | Sequence[str | Path], split: str | None = "test",
+                   threshold: float | None = None, batch_size: int = 256) -> dict:
+    """Precision / recall / F1 of `judge` on every frame of the held-out episodes of `split`.
+
+    A frame is positive when the verifier reported success there; the judge says positive when its probability
+    exceeds `threshold` (default: the judge's own). Record held-out worlds with
+    ``genie-data record ... --worlds test`` (BabyAI3D's test seeds) to get a "test" split.
+    """
+    threshold = judge.config.threshold if threshold is None else float(threshold)
+    windows = JudgeWindows(EpisodeDataset(data_dirs, split=split), judge.config.frames)
+    predicted = np.zeros(len(windows), dtype=bool)
+    for s in range(0, len(windows), batch_size):
+        ends = np.arange(s, min(s + batch_size, len(windows)))
+        probs = judge.predict(windows.frames(ends), [str(m) for m in windows.missions_of(ends)])
+        predicted[ends] = probs > threshold
+    truth = windows.labels
+    tp = int((predicted & truth).sum())
+    fp = int((predicted & ~truth).sum())
+    fn = int((~predicted & truth).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold,
+            "positives": int(truth.sum()), "negatives": int((~truth).sum()), "true_positives": tp,
+            "false_positives": fp, "split": split}
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``genie-train judge``: train a success judge on recordings, save it, evaluate it on held-out episodes."""
+    parser = argparse.ArgumentParser(prog="genie-train judge", description=main.__doc__)
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                        help="recording folder(s) written by `genie-data record` (train-split episodes are used)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="model size")
+    parser.add_argument("--frames", type=int, default=None, help="k, frames per verdict (default: the preset's)")
+    parser.add_argument("--positive-share", type=float, default=0.5, help="share of each batch drawn from successes")
+    parser.add_argument("--mismatch-share", type=float, default=0.25,
+                        help="share of positives given a wrong mission and label 0")
+    parser.add_argument("--seed", type=int, default=0, help="seed of sampling and initialisation")
+    parser.add_argument("--eval-data", nargs="+", default=None, metavar="DIR",
+                        help="recordings to evaluate on (default: --data); their --eval-split episodes are used")
+    parser.add_argument("--eval-split", default="test", help="split of held-out episodes ('test'; 'none' skips)")
+    parser.add_argument("--no-bf16", action="store_true", help="train in fp32 instead of bf16 autocast")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        judge = train_judge(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                            preset=args.preset, frames=args.frames, positive_share=args.positive_share,
+                            mismatch_share=args.mismatch_share, seed=args.seed, autocast=not args.no_bf16,
+                            progress=not args.quiet)
+    except (DatasetError, ValueError, CheckpointError) as e:
+        print(f"genie-train judge: error: {e}", file=sys.stderr)
+        return 2
+    report = {"out": str(args.out), "training": judge.training_metadata}
+    if args.eval_split.lower() != "none":
+        try:
+            report["evaluation"] = evaluate_judge(judge, args.eval_data or args.data, split=args.eval_split)
+        except DatasetError as e:
+            report["evaluation"] = None
+            print(f"genie-train judge: no evaluation ({e})", file=sys.stderr)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
