@@ -27,8 +27,10 @@ import torch.nn.functional as F
 class AutoencoderConfig:
     image_size: int = 64
     """Frame height and width in pixels (any multiple of `downsample` works)."""
-    channels: tuple[int, ...] = (32, 64, 128)
-    """Conv channels per resolution level; there are len(channels) - 1 stride-2 downsamplings."""
+    pixel_patch: int = 2
+    """Space-to-depth factor applied to the pixels first (and depth-to-space last): no conv runs at full size."""
+    channels: tuple[int, ...] = (64, 128)
+    """Conv channels per resolution level; there are len(channels) - 1 stride-2 downsamplings after the patch."""
     encoder_blocks: int = 1
     """Residual blocks per level in the encoder."""
     decoder_blocks: int = 2
@@ -40,7 +42,7 @@ class AutoencoderConfig:
 
     @property
     def downsample(self) -> int:
-        return 2 ** (len(self.channels) - 1)
+        return self.pixel_patch * 2 ** (len(self.channels) - 1)
 
     @property
     def latent_size(self) -> int:
@@ -57,7 +59,7 @@ class AutoencoderConfig:
 
 
 PRESETS = {
-    "tiny": AutoencoderConfig(channels=(8, 16, 16), encoder_blocks=1, decoder_blocks=1, groups=4),
+    "tiny": AutoencoderConfig(channels=(8, 16), encoder_blocks=1, decoder_blocks=1, groups=4),
     "default": AutoencoderConfig(),
 }
 
@@ -81,7 +83,8 @@ class Encoder(nn.Module):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         ch = cfg.channels
-        self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
+        self.patch = nn.PixelUnshuffle(cfg.pixel_patch)  # (B, 3, H, W) -> (B, 3 p^2, H/p, W/p)
+        self.conv_in = nn.Conv2d(3 * cfg.pixel_patch**2, ch[0], 3, padding=1)
         layers: list[nn.Module] = []
         c_prev = ch[0]
         for i, c in enumerate(ch):
@@ -95,7 +98,7 @@ class Encoder(nn.Module):
         self.conv_out = nn.Conv2d(c_prev, cfg.latent_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.conv_in(x))  # (B, C_last, h, w)
+        x = self.blocks(self.conv_in(self.patch(x)))  # (B, C_last, h, w)
         return self.conv_out(F.silu(self.norm_out(x)))  # (B, latent_channels, h, w)
 
 
@@ -115,11 +118,12 @@ class Decoder(nn.Module):
                 layers.append(nn.Conv2d(c, c, 3, padding=1))
         self.blocks = nn.Sequential(*layers)
         self.norm_out = nn.GroupNorm(cfg.groups, c_prev)
-        self.conv_out = nn.Conv2d(c_prev, 3, 3, padding=1)
+        self.conv_out = nn.Conv2d(c_prev, 3 * cfg.pixel_patch**2, 3, padding=1)
+        self.unpatch = nn.PixelShuffle(cfg.pixel_patch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.conv_in(z))  # (B, C_first, H, W)
-        return self.conv_out(F.silu(self.norm_out(x)))  # (B, 3, H, W)
+        x = self.blocks(self.conv_in(z))  # (B, C_first, H/p, W/p)
+        return self.unpatch(self.conv_out(F.silu(self.norm_out(x))))  # (B, 3, H, W)
 
 
 def frames_to_pixels(frames: torch.Tensor) -> torch.Tensor:
@@ -144,15 +148,20 @@ class Autoencoder(nn.Module):
         self.register_buffer("latent_shift", torch.zeros(config.latent_channels))
         self.register_buffer("latent_scale", torch.ones(config.latent_channels))
 
+    @property
+    def conv_dtype(self) -> torch.dtype:
+        """dtype of the conv weights (fp32, or bf16 for a runtime copy)."""
+        return self.encoder.conv_in.weight.dtype
+
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] -> normalised latents (B, C, h, w)."""
-        z = self.encoder(pixels)
+        """(B, 3, H, W) in [-1, 1] -> normalised latents (B, C, h, w) (fp32)."""
+        z = self.encoder(pixels.to(self.conv_dtype))
         return (z.float() - self.latent_shift[:, None, None]) / self.latent_scale[:, None, None]
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, C, h, w) -> pixels (B, 3, H, W), roughly in [-1, 1]."""
         z = latents.float() * self.latent_scale[:, None, None] + self.latent_shift[:, None, None]
-        return self.decoder(z)
+        return self.decoder(z.to(self.conv_dtype))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(pixels))

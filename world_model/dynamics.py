@@ -42,7 +42,7 @@ class DynamicsConfig:
     """Side of the square latent patch that becomes one token."""
     width: int = 256
     """Transformer width D."""
-    depth: int = 8
+    depth: int = 6
     """Number of transformer blocks."""
     heads: int = 4
     """Attention heads (head dim = width / heads)."""
@@ -136,14 +136,14 @@ class KVCache:
     """Per-layer keys/values of the last `context_frames` frames of B worlds, in a ring buffer of frame slots.
 
     k[l], v[l]: (B, H, S*N, hd) with S = context_frames slots; valid: (B, S) bool; next_slot: (B,) long.
-    Also keeps what a recompute needs: the network inputs of the cached frames (B, S, C, h, w), their
-    conditioning actions (B, S) and absolute frame times (B, S).
+    Also keeps what a recompute over the window needs: the noisy latents of the cached frames (B, S, C, h, w),
+    their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S).
     """
 
-    def __init__(self, k, v, valid, next_slot, inputs, actions, times):
+    def __init__(self, k, v, valid, next_slot, latents, sigmas, actions, times):
         self.k, self.v = k, v
         self.valid, self.next_slot = valid, next_slot
-        self.inputs, self.actions, self.times = inputs, actions, times
+        self.latents, self.sigmas, self.actions, self.times = latents, sigmas, actions, times
 
     @classmethod
     def empty(cls, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32) -> "KVCache":
@@ -155,7 +155,8 @@ class KVCache:
             v=[zeros(shape, dtype=dtype) for _ in range(cfg.depth)],
             valid=zeros(batch, S, dtype=torch.bool),
             next_slot=zeros(batch, dtype=torch.long),
-            inputs=zeros(batch, S, cfg.latent_channels, cfg.latent_size, cfg.latent_size),
+            latents=zeros(batch, S, cfg.latent_channels, cfg.latent_size, cfg.latent_size),
+            sigmas=zeros(batch, S),
             actions=zeros(batch, S, dtype=torch.long),
             times=zeros(batch, S, dtype=torch.long),
         )
@@ -175,7 +176,7 @@ class KVCache:
 
     def _map(self, fn) -> "KVCache":
         return KVCache([fn(t) for t in self.k], [fn(t) for t in self.v], fn(self.valid), fn(self.next_slot),
-                       fn(self.inputs), fn(self.actions), fn(self.times))
+                       fn(self.latents), fn(self.sigmas), fn(self.actions), fn(self.times))
 
     def clone(self) -> "KVCache":
         return self._map(lambda t: t.clone())
@@ -190,14 +191,15 @@ class KVCache:
             dst[i] = src[j].to(dst.dtype)
 
     def _tensors(self) -> list[torch.Tensor]:
-        return [*self.k, *self.v, self.valid, self.next_slot, self.inputs, self.actions, self.times]
+        return [*self.k, *self.v, self.valid, self.next_slot, self.latents, self.sigmas, self.actions,
+                self.times]
 
     def to(self, dtype: torch.dtype) -> "KVCache":
         """Same cache with keys/values in `dtype` (bookkeeping tensors unchanged)."""
         if self.k[0].dtype == dtype:
             return self
         return KVCache([t.to(dtype) for t in self.k], [t.to(dtype) for t in self.v], self.valid, self.next_slot,
-                       self.inputs, self.actions, self.times)
+                       self.latents, self.sigmas, self.actions, self.times)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._tensors())
@@ -210,8 +212,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight.to(x.dtype)
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
 
 
 class Attention(nn.Module):
@@ -276,8 +277,8 @@ class NoiseEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.noise_features, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.width))
 
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
-        f = 2 * math.pi * c_noise.float()[..., None] * self.freqs  # (B, T, F/2)
-        return self.mlp(torch.cat([f.cos(), f.sin()], dim=-1))  # (B, T, D)
+        f = 2 * math.pi * c_noise.float()[..., None] * self.freqs.float()  # (B, T, F/2)
+        return self.mlp(torch.cat([f.cos(), f.sin()], dim=-1).to(self.freqs.dtype))  # (B, T, D)
 
 
 class Dynamics(nn.Module):
@@ -321,24 +322,29 @@ class Dynamics(nn.Module):
         positions: torch.Tensor,
         cache: KVCache | None = None,
         write: bool = False,
+        record: tuple[torch.Tensor, torch.Tensor] | None = None,
         frame_valid: torch.Tensor | None = None,
         head: bool = True,
+        independent: bool = False,
     ) -> torch.Tensor | None:
         """Run T frames through the transformer.
 
         x: network inputs (B, T, C, h, w) (already scaled by c_in); c_noise: (B, T); actions: (B, T) long
         conditioning actions (START/NULL ids allowed); positions: (B, T) absolute frame indices.
         cache: past frames to attend to (all T new frames see the whole cache); write: store the new frames'
-        keys/values into the cache (they become context); frame_valid: optional (B, T) bool, False for padding
-        frames that no real frame may attend to. Returns F (B, T, C, h, w), or None when head is False.
+        keys/values into the cache (they become context), with record = (noisy latents (B, T, C, h, w),
+        sigmas (B, T)) kept for recomputes; frame_valid: optional (B, T) bool, False for padding
+        frames that no real frame may attend to; independent: the T new frames do not attend to each other (the
+        guided and unguided branches of one frame, batched along T). Returns F (B, T, C, h, w) or None (no head).
         """
         cfg = self.config
         B, T, C, h, w = x.shape
         N = cfg.tokens_per_frame
+        x = x.to(self.pos.dtype)  # fp32, or bf16 for a model cast to bf16 for inference
         tok = self.patch_in(patchify(x, cfg.patch_size)) + self.pos  # (B, T, N, D)
         cond = self.noise_emb(c_noise) + self.action_emb(actions)  # (B, T, D)
         cos, sin = rope_angles(positions, cfg.head_dim, cfg.rope_base)  # (B, 1, T, hd/2)
-        mask = self._mask(B, T, cache, frame_valid, x.device)
+        mask = self._mask(B, T, cache, frame_valid, x.device, independent)
         if cache is not None:
             cache_batch = cache.batch
             if cache_batch != B and B % cache_batch != 0:
@@ -354,18 +360,20 @@ class Dynamics(nn.Module):
             tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v)
             new_kv.append((k, v))
         if write:
-            if cache is None:
-                raise ValueError("write=True needs a cache")
-            self._write(cache, new_kv, x, actions, positions)
+            if cache is None or record is None:
+                raise ValueError("write=True needs a cache and record=(latents, sigmas)")
+            self._write(cache, new_kv, record, actions, positions)
         if not head:
             return None
         shift, scale = self.ada_out(F.silu(cond))[:, :, None].chunk(2, dim=-1)  # (B, T, 1, D) each
         out = self.patch_out(modulate(self.norm_out(tok), shift, scale))  # (B, T, N, C*p*p)
         return unpatchify(out.float(), cfg.patch_size, C, h, w)  # (B, T, C, h, w)
 
-    def _mask(self, B, T, cache, frame_valid, device) -> torch.Tensor | None:
+    def _mask(self, B, T, cache, frame_valid, device, independent=False) -> torch.Tensor | None:
         N = self.config.tokens_per_frame
         causal = frame_causal_mask(T, N, device)  # (T*N, T*N)
+        if independent:
+            causal = torch.eye(T, dtype=torch.bool, device=device).repeat_interleave(N, 0).repeat_interleave(N, 1)
         if T == 1:
             causal = None
         if frame_valid is not None:
@@ -390,10 +398,12 @@ class Dynamics(nn.Module):
         return torch.cat([past_ok, new], dim=-1)  # (B, 1, T*N, S*N + T*N)
 
     @torch.no_grad()
-    def _write(self, cache: KVCache, new_kv, x, actions, positions) -> None:
+    def _write(self, cache: KVCache, new_kv, record, actions, positions) -> None:
         """Append T frames to the ring buffer of every world (overwriting the oldest slots when full)."""
         N, S = self.config.tokens_per_frame, cache.slots
-        B, T = x.shape[:2]
+        latents, sigmas = record
+        B, T = latents.shape[:2]
+        x = latents
         if B != cache.batch:
             raise ValueError(f"cannot write a batch of {B} into a cache of {cache.batch} worlds")
         if T > S:
@@ -404,7 +414,8 @@ class Dynamics(nn.Module):
         for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
             ck[b_idx, :, tok_idx] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T*N, H, hd)
             cv[b_idx, :, tok_idx] = v.permute(0, 2, 1, 3).to(cv.dtype)
-        cache.inputs[b_idx, slots] = x.float()
+        cache.latents[b_idx, slots] = latents.float()
+        cache.sigmas[b_idx, slots] = sigmas.float()
         cache.actions[b_idx, slots] = actions
         cache.times[b_idx, slots] = positions.long()
         cache.valid[b_idx, slots] = True

@@ -1,0 +1,306 @@
+"""World model: shapes, frame-causal mask, KV cache vs recompute, seeding, fork, bounded memory, guidance,
+checkpoints. Tiny random-weight presets on CPU."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from world_model import (PRESETS, Autoencoder, CheckpointError, Dynamics, WorldModel, karras_sigmas, sample)
+from world_model.dynamics import frame_causal_mask, patchify, unpatchify
+
+H = 64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the 2 cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_model(context_frames: int = 4, autocast: bool = False, seed: int = 0) -> WorldModel:
+    """Tiny world model whose adaLN-Zero gates are randomised, so every input actually matters."""
+    torch.manual_seed(seed)
+    cfg = PRESETS["tiny"]
+    cfg = replace(cfg, dynamics=replace(cfg.dynamics, context_frames=context_frames))
+    wm = WorldModel.from_config(cfg, autocast=autocast)
+    with torch.no_grad():
+        for name, p in wm.dynamics.named_parameters():
+            if "ada" in name or "patch_out" in name:
+                p.normal_(0.0, 0.1)
+    return wm
+
+
+def prompt(B: int = 2, k: int = 1, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (B, k, H, H, 3), dtype=np.uint8)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def rollout(wm, state, actions, seed, **kw):
+    g = gen(seed)
+    return [wm.step(state, a, generator=g, **kw)[0] for a in actions]
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+
+def test_shapes():
+    wm = tiny_model()
+    frames = prompt(3, 1)[:, 0]
+    z = wm.encode(frames)
+    assert z.shape == (3, 4, 16, 16)
+    assert wm.decode(z).shape == (3, H, H, 3)
+    x = torch.randn(2, 5, 4, 16, 16)
+    p = patchify(x, 2)
+    assert p.shape == (2, 5, 64, 16)
+    assert torch.equal(unpatchify(p, 2, 4, 16, 16), x)
+    out = wm.dynamics(x, torch.zeros(2, 5), torch.zeros(2, 5, dtype=torch.long), torch.arange(5).expand(2, 5))
+    assert out.shape == x.shape
+    state = wm.reset(prompt(2, 3))
+    assert state.batch_size == 2 and state.time.tolist() == [3, 3]
+    f, state = wm.step(state, np.array([1, 2]), generator=gen(0))
+    assert f.shape == (2, H, H, 3) and f.dtype == np.uint8
+    state = wm.reset(prompt(2, 1)[:, 0])  # (B, H, W, 3) is a one-frame prompt
+    assert state.time.tolist() == [1, 1]
+    assert wm.action_meanings[3] == "forward"
+
+
+def test_bad_inputs_raise_helpful_errors():
+    wm = tiny_model()
+    with pytest.raises(ValueError, match="resize"):
+        wm.reset(np.zeros((1, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="context_frames"):
+        wm.reset(prompt(1, 5))
+    state = wm.reset(prompt(1, 1))
+    with pytest.raises(ValueError, match="actions must be in"):
+        wm.step(state, [7], generator=gen(0))
+    with pytest.raises(TypeError, match="integers"):
+        wm.step(state, [1.0], generator=gen(0))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        wm.step(state, [1], generator=gen(0), sampler="ddim")
+
+
+def test_frame_causal_mask():
+    m = frame_causal_mask(3, 2)
+    assert m.shape == (6, 6) and m[1, 0] and m[0, 1] and not m[1, 2] and m[5, 0]
+    wm = tiny_model()
+    x = torch.randn(1, 4, 4, 16, 16)
+    c, a, pos = torch.randn(1, 4), torch.randint(0, 7, (1, 4)), torch.arange(4)[None]
+    out = wm.dynamics(x, c, a, pos)
+    x2 = x.clone()
+    x2[:, 3] += 1.0
+    a2 = a.clone()
+    a2[:, 3] = (a[:, 3] + 1) % 7
+    out2 = wm.dynamics(x2, c, a2, pos)
+    torch.testing.assert_close(out[:, :3], out2[:, :3])
+    assert not torch.allclose(out[:, 3], out2[:, 3])
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+def test_kv_cache_matches_recompute():
+    wm = tiny_model(context_frames=6)
+    state = wm.reset(prompt(2, 2), generator=gen(1))
+    a = torch.tensor([[3], [1]])
+    for step in range(3):  # up to 5 cached frames: the window has not slid yet
+        x = torch.randn(2, 4, 16, 16, generator=gen(step))
+        sigma = torch.tensor(0.7)
+        for w in (1.0, 2.0):
+            d_cache = wm._cached_denoiser(state, a, w)(x, sigma)
+            d_full = wm._window_denoiser(state, a, w)(x, sigma)
+            torch.testing.assert_close(d_cache, d_full, atol=1e-4, rtol=1e-4)
+        wm.step(state, a[:, 0], generator=gen(10 + step))
+    s1 = wm.reset(prompt(2, 1), generator=gen(2))
+    s2 = s1.fork()
+    f1 = rollout(wm, s1, [[1, 2], [3, 3], [0, 6]], seed=5, use_kv_cache=True)
+    f2 = rollout(wm, s2, [[1, 2], [3, 3], [0, 6]], seed=5, use_kv_cache=False)
+    for u, v in zip(f1, f2):
+        assert np.abs(u.astype(int) - v.astype(int)).max() <= 1
+
+
+def test_memory_bounded_over_long_rollout():
+    wm = tiny_model(context_frames=4)
+    state = wm.reset(prompt(2, 2))
+    nbytes = state.cache.nbytes()
+    g = gen(0)
+    for t in range(50):
+        wm.step(state, np.array([t % 7, (t + 3) % 7]), generator=g, num_steps=1)
+        assert int(state.cache.num_frames.max()) <= 4
+        assert state.cache.nbytes() == nbytes
+    assert state.time.tolist() == [52, 52]
+    assert sorted(state.cache.times[0].tolist()) == [48, 49, 50, 51]
+
+
+def test_worlds_at_different_times():
+    """A vector env resets one world: worlds then have different cache fill levels and times."""
+    wm = tiny_model(context_frames=4)
+    state = wm.reset(prompt(2, 1))
+    g = gen(0)
+    for _ in range(5):
+        wm.step(state, [1, 2], generator=g)
+    fresh = wm.reset(prompt(1, 1, seed=9))
+    state.replace(1, fresh)
+    assert state.cache.num_frames.tolist() == [4, 1] and state.time.tolist() == [6, 1]
+    a = torch.tensor([[3], [3]])
+    x, sigma = torch.randn(2, 4, 16, 16, generator=gen(3)), torch.tensor(1.3)
+    # world 1 has not slid: its cached and recomputed denoisers agree despite world 0's full window
+    torch.testing.assert_close(wm._cached_denoiser(state, a, 1.5)(x, sigma)[1],
+                               wm._window_denoiser(state, a, 1.5)(x, sigma)[1], atol=1e-4, rtol=1e-4)
+    # a batch of one equals the same world inside the batch
+    alone = state.select([1])
+    f_alone, _ = wm.step(alone, [3], generator=gen(4), num_steps=2)
+    sub = state.select([1, 0])
+    f_both, _ = wm.step(sub, [3, 3], generator=gen(4), num_steps=2)
+    assert np.abs(f_alone[0].astype(int) - f_both[0].astype(int)).max() <= 1
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+
+
+def test_same_seed_same_rollout_different_seed_differs():
+    wm = tiny_model()
+    acts = [[1, 3], [3, 3], [2, 0], [3, 6]]
+    a = rollout(wm, wm.reset(prompt(), generator=gen(0)), acts, seed=7)
+    b = rollout(wm, wm.reset(prompt(), generator=gen(0)), acts, seed=7)
+    c = rollout(wm, wm.reset(prompt(), generator=gen(0)), acts, seed=8)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert any(not np.array_equal(u, v) for u, v in zip(a, c))
+
+
+def test_fork_is_independent():
+    wm = tiny_model()
+    state = wm.reset(prompt(1, 2), generator=gen(0))
+    wm.step(state, [3], generator=gen(1))
+    snapshot = state.fork()
+    left, right = state.fork(), wm.fork(state)
+    f_left = rollout(wm, left, [[1], [1], [1]], seed=3)
+    f_right = rollout(wm, right, [[2], [2], [2]], seed=3)
+    assert any(not np.array_equal(u, v) for u, v in zip(f_left, f_right))
+    assert torch.equal(state.time, snapshot.time)
+    for k_now, k_then in zip(state.cache.k, snapshot.cache.k):
+        assert torch.equal(k_now, k_then)
+    # the original continues exactly as its snapshot would
+    assert all(np.array_equal(u, v) for u, v in zip(rollout(wm, state, [[1]], seed=3),
+                                                     rollout(wm, snapshot, [[1]], seed=3)))
+
+
+def test_guidance_one_equals_conditional():
+    wm = tiny_model()
+    state = wm.reset(prompt(2, 2))
+    x, sigma = torch.randn(2, 1, 4, 16, 16), torch.full((2, 1), 0.9)
+    a, pos = torch.tensor([[4], [5]]), state.time[:, None]
+    cond = wm.denoiser(x, sigma, a, pos, cache=state.cache)
+    guided = wm.denoiser.guided(x, sigma, a, pos, 1.0, cache=state.cache)
+    torch.testing.assert_close(guided, cond, atol=1e-5, rtol=1e-5)
+    strong = wm.denoiser.guided(x, sigma, a, pos, 3.0, cache=state.cache)
+    assert not torch.allclose(strong, cond)
+
+
+def test_samplers():
+    s = karras_sigmas(4, 0.002, 5.0, 7.0)
+    assert s.shape == (5,) and s[-1] == 0 and torch.all(s[:-1] > s[1:])
+    assert s[0].item() == pytest.approx(5.0) and s[-2].item() == pytest.approx(0.002, rel=1e-4)
+    target = torch.full((3,), 0.25)
+    for solver in ("euler", "heun"):  # an exact denoiser lands on its target
+        x = sample(lambda x, sig: target, 5.0 * torch.randn(3), s, solver)
+        torch.testing.assert_close(x, target)
+    wm = tiny_model()
+    for solver in ("euler", "heun"):
+        f, _ = wm.step(wm.reset(prompt(1, 1)), [3], generator=gen(0), sampler=solver, num_steps=2)
+        assert f.shape == (1, H, H, 3)
+
+
+def test_bf16_autocast_close_to_fp32():
+    wm = tiny_model(autocast=False)
+    wm16 = WorldModel(wm.config, wm.autoencoder, wm.dynamics, autocast=True)
+    f32 = rollout(wm, wm.reset(prompt(1, 1), generator=gen(0)), [[3], [1]], seed=1)
+    f16 = rollout(wm16, wm16.reset(prompt(1, 1), generator=gen(0)), [[3], [1]], seed=1)
+    for u, v in zip(f32, f16):
+        assert np.abs(u.astype(float) - v.astype(float)).mean() < 8.0
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    wm = tiny_model()
+    wm.save(tmp_path / "fp32", dtype=None)
+    wm.save(tmp_path / "fp16")
+    cfg = json.loads((tmp_path / "fp32" / "config.json").read_text())
+    assert cfg["format"] == "genie-world-model" and cfg["format_version"] == 1
+    assert cfg["action_meanings"][0] == "noop" and len(cfg["latent_scale"]) == 4
+    loaded = WorldModel.load(tmp_path / "fp32", autocast=False)
+    half = WorldModel.load(tmp_path / "fp16", autocast=False)
+    acts = [[1, 3], [3, 6]]
+    ref = rollout(wm, wm.reset(prompt(), generator=gen(0)), acts, seed=2)
+    got = rollout(loaded, loaded.reset(prompt(), generator=gen(0)), acts, seed=2)
+    assert all(np.array_equal(u, v) for u, v in zip(ref, got))
+    got16 = rollout(half, half.reset(prompt(), generator=gen(0)), acts, seed=2)
+    assert all(np.abs(u.astype(float) - v.astype(float)).mean() < 4.0 for u, v in zip(ref, got16))
+    assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < (tmp_path / "fp32" / "model.safetensors").stat().st_size
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        WorldModel.load(tmp_path / "nope")
+    wm = tiny_model()
+    good = wm.save(tmp_path / "good")
+
+    def variant(name, edit):
+        folder = tmp_path / name
+        wm.save(folder)
+        edit(folder)
+        return folder
+
+    no_json = variant("no_json", lambda f: (f / "config.json").unlink())
+    with pytest.raises(CheckpointError, match="config.json"):
+        WorldModel.load(no_json)
+    bad_json = variant("bad_json", lambda f: (f / "config.json").write_text("{not json"))
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        WorldModel.load(bad_json)
+    no_weights = variant("no_weights", lambda f: (f / "model.safetensors").unlink())
+    with pytest.raises(CheckpointError, match="missing"):
+        WorldModel.load(no_weights)
+    corrupt = variant("corrupt", lambda f: (f / "model.safetensors").write_bytes(b"\x00garbage" * 10))
+    with pytest.raises(CheckpointError, match="safetensors"):
+        WorldModel.load(corrupt)
+
+    def set_key(key, value):
+        def edit(f):
+            cfg = json.loads((f / "config.json").read_text())
+            cfg[key] = value
+            (f / "config.json").write_text(json.dumps(cfg))
+        return edit
+
+    with pytest.raises(CheckpointError, match="format_version"):
+        WorldModel.load(variant("v2", set_key("format_version", 2)))
+    with pytest.raises(CheckpointError, match="format"):
+        WorldModel.load(variant("other", set_key("format", "something-else")))
+    default_dyn = PRESETS["default"].dynamics.to_dict()
+    with pytest.raises(CheckpointError, match="different preset"):
+        WorldModel.load(variant("mismatch", set_key("dynamics", default_dyn)))
+    assert isinstance(WorldModel.load(good), WorldModel)
+
+
+def test_default_checkpoint_missing_is_explained(monkeypatch, tmp_path):
+    import world_model.inference as inference
+
+    monkeypatch.setattr(inference, "DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "default")
+    with pytest.raises(CheckpointError, match="genie-train"):
+        WorldModel.load("default")
+
+
+def test_parameter_counts_of_presets():
+    assert Autoencoder(PRESETS["default"].autoencoder).num_parameters() < 2_500_000
+    assert Dynamics(PRESETS["default"].dynamics).num_parameters() < 14_000_000

@@ -1,0 +1,147 @@
+"""EDM denoiser: preconditioning of the dynamics network and the training loss (Karras et al. 2022, "Elucidating
+the Design Space of Diffusion-Based Generative Models", Table 1 and Section 5).
+
+Notation (code name -> paper symbol):
+
+| code          | paper                 | meaning                                                         |
+|---------------|-----------------------|-----------------------------------------------------------------|
+| `y`           | y                     | clean latent frame (normalised, ~unit variance)                 |
+| `x`           | x = y + n             | noisy latent, n ~ N(0, sigma^2 I)                               |
+| `sigma`       | sigma                 | noise level (per frame)                                         |
+| `sigma_data`  | sigma_data            | std of the data (1 for our normalised latents)                  |
+| `c_skip`      | c_skip(sigma)         | sigma_data^2 / (sigma^2 + sigma_data^2)                         |
+| `c_out`       | c_out(sigma)          | sigma * sigma_data / sqrt(sigma^2 + sigma_data^2)               |
+| `c_in`        | c_in(sigma)           | 1 / sqrt(sigma^2 + sigma_data^2)                                |
+| `c_noise`     | c_noise(sigma)        | ln(sigma) / 4                                                   |
+| `F`           | F_theta               | the raw network (`Dynamics`)                                    |
+| `D`           | D_theta               | the denoiser, D = c_skip x + c_out F(c_in x; c_noise)  (Eq. 7)   |
+| `weight`      | lambda(sigma)         | (sigma^2 + sigma_data^2) / (sigma sigma_data)^2                 |
+| `p_mean/p_std`| P_mean, P_std         | ln(sigma) ~ N(P_mean, P_std^2) at training                      |
+
+Training is Diffusion Forcing (Chen et al. 2024) with clean-context mixing: every frame of a window of T frames
+gets its own noise level and all T frames are denoised in parallel under the frame-causal mask; with probability
+`context_prob` a frame is instead set to the small fixed `context_sigma` that sampling uses for past frames, and
+such frames carry no loss. Why this and not GameNGen's single-target noise augmentation: one forward trains T
+targets instead of one (about T times more signal per FLOP), and the context frames the model sees at training
+include exactly the inference-time condition (clean-ish past at `context_sigma`) as well as noisier ones, which
+makes it robust to its own errors in long rollouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from .dynamics import Dynamics, KVCache
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    sigma_data: float = 1.0
+    """Std of the (normalised) latents."""
+    p_mean: float = -0.4
+    """Mean of ln(sigma) at training (EDM uses -1.2 for images; DIAMOND uses -0.4 for next-frame prediction)."""
+    p_std: float = 1.2
+    """Std of ln(sigma) at training."""
+    context_sigma: float = 0.1
+    """Noise level of past (context) frames, at training (mixed in) and at sampling."""
+    context_prob: float = 0.5
+    """Training: probability that a frame is a context frame at `context_sigma` (no loss) rather than noised."""
+    null_action_prob: float = 0.1
+    """Training: probability of replacing a frame's action by NULL (classifier-free guidance)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiffusionConfig":
+        return cls(**d)
+
+
+class Denoiser(nn.Module):
+    """D_theta: EDM preconditioning around the dynamics transformer, plus the training loss."""
+
+    def __init__(self, config: DiffusionConfig, dynamics: Dynamics):
+        super().__init__()
+        self.config = config
+        self.dynamics = dynamics
+
+    def precondition(self, sigma: torch.Tensor):
+        """Karras et al. 2022, Table 1 (EDM column). sigma: any shape -> c_skip, c_out, c_in, c_noise (same shape)."""
+        sd = self.config.sigma_data
+        sigma = sigma.float()
+        c_skip = sd**2 / (sigma**2 + sd**2)
+        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
+        c_in = 1 / (sigma**2 + sd**2).sqrt()
+        c_noise = sigma.log() / 4
+        return c_skip, c_out, c_in, c_noise
+
+    def forward(self, x, sigma, actions, positions, cache: KVCache | None = None, frame_valid=None,
+                independent: bool = False):
+        """D(x; sigma) for frames x (B, T, C, h, w), sigma (B, T) -> (B, T, C, h, w) (Eq. 7)."""
+        c_skip, c_out, c_in, c_noise = (c[..., None, None, None] for c in self.precondition(sigma))
+        F_x = self.dynamics(c_in * x, c_noise[..., 0, 0, 0], actions, positions, cache=cache, frame_valid=frame_valid,
+                            independent=independent)
+        return c_skip * x + c_out * F_x
+
+    def guided(self, x, sigma, actions, positions, guidance: float, cache: KVCache | None = None, frame_valid=None):
+        """Classifier-free guidance on the action of the last frame: D = D_null + w (D_act - D_null).
+
+        Both branches run in one forward; the NULL branch replaces only the *last* frame's action (the action
+        being simulated). With a cache (one new frame, T = 1) the two branches are two independent frames of the
+        same world attending to the shared cache; without one, the window is batched twice (2B).
+        """
+        B, T = actions.shape
+        if cache is not None and T == 1:
+            null = torch.full_like(actions, self.dynamics.config.null_action)
+            both = self(torch.cat([x, x], 1), torch.cat([sigma, sigma], 1), torch.cat([actions, null], 1),
+                        torch.cat([positions, positions], 1), cache=cache, independent=True)  # (B, 2, C, h, w)
+            d_act, d_null = both[:, :1], both[:, 1:]
+            return d_null + guidance * (d_act - d_null)
+        null = actions.clone()
+        null[:, -1] = self.dynamics.config.null_action
+        both = self(
+            torch.cat([x, x]),
+            torch.cat([sigma, sigma]),
+            torch.cat([actions, null]),
+            torch.cat([positions, positions]),
+            cache=cache,
+            frame_valid=None if frame_valid is None else torch.cat([frame_valid, frame_valid]),
+        )
+        d_act, d_null = both[:B], both[B:]
+        return d_null + guidance * (d_act - d_null)
+
+    def sample_sigma(self, shape, generator: torch.Generator, device) -> torch.Tensor:
+        """ln(sigma) ~ N(P_mean, P_std^2) (Karras et al. 2022, Table 1, training section)."""
+        z = torch.randn(shape, generator=generator, device=device)
+        return (self.config.p_mean + self.config.p_std * z).exp()
+
+    def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Diffusion Forcing loss on a window of clean latents y (B, T, C, h, w) with data actions (B, T).
+
+        actions[:, t] leads frame t -> t+1, so frame t is conditioned on actions[:, t-1] and frame 0 on START.
+        Returns the mean over noised frames of lambda(sigma) ||D(x; sigma) - y||^2 (Eq. 2 / Eq. 8), computed
+        in F-space: ||F(c_in x) - (y - c_skip x) / c_out||^2.
+        """
+        cfg, dyn_cfg = self.config, self.dynamics.config
+        B, T = y.shape[:2]
+        dev = y.device
+        cond = torch.cat([torch.full((B, 1), dyn_cfg.start_action, device=dev, dtype=torch.long), actions[:, :-1]], 1)
+        drop = torch.rand((B, T), generator=generator, device=dev) < cfg.null_action_prob
+        cond = torch.where(drop, torch.full_like(cond, dyn_cfg.null_action), cond)  # (B, T)
+
+        sigma = self.sample_sigma((B, T), generator, dev)
+        is_context = torch.rand((B, T), generator=generator, device=dev) < cfg.context_prob
+        sigma = torch.where(is_context, torch.full_like(sigma, cfg.context_sigma), sigma)  # (B, T)
+        noise = torch.randn(y.shape, generator=generator, device=dev)
+        x = y + sigma[..., None, None, None] * noise
+
+        c_skip, c_out, c_in, c_noise = (c[..., None, None, None] for c in self.precondition(sigma))
+        positions = torch.arange(T, device=dev).expand(B, T)
+        F_x = self.dynamics(c_in * x, c_noise[..., 0, 0, 0], cond, positions)  # (B, T, C, h, w)
+        target = (y - c_skip * x) / c_out
+        per_frame = (F_x.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T)
+        weight = (~is_context).float()
+        return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)

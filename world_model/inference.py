@@ -1,0 +1,348 @@
+"""The WorldModel runtime: prompt frames in, one generated frame per action out, for B worlds at once.
+
+    wm = WorldModel.load("default")                     # or a checkpoint folder / a dynamics training run dir
+    state = wm.reset(prompt_frames)                     # uint8 (B, k, H, W, 3) or (B, H, W, 3)
+    g = torch.Generator().manual_seed(0)
+    frames, state = wm.step(state, actions, generator=g)   # actions int (B,) -> frames uint8 numpy (B, H, W, 3)
+    other = state.fork()                                # independent copy, for counterfactual rollouts
+
+`step` updates `state` in place (its KV cache is a preallocated ring buffer, so memory stays bounded however long
+the rollout) and returns it; fork first to branch. Each step: draw x ~ N(0, sigma_max^2), run the sampler whose
+denoiser sees only the new frame's tokens attending to the cached past (classifier-free guidance batches the
+action and NULL branches into one forward), decode the latent to pixels, then "commit" the frame: add the small
+context noise, run it once through the transformer and store its keys/values as context for later frames.
+Randomness comes only from the caller's generator (same generator seed -> same rollout).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace as dc_replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import autoencoder as ae_mod
+from . import dynamics as dyn_mod
+from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixels_to_frames
+from .checkpoint import (FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, load_into, prefixed, read_config,
+                         read_tensors, resolve_checkpoint, save_model, sub_state)
+from .diffusion import Denoiser, DiffusionConfig
+from .dynamics import Dynamics, DynamicsConfig, KVCache
+from .sampler import SamplerConfig, check_solver, karras_sigmas, sample
+
+ACTION_MEANINGS = ("noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    action_meanings: tuple[str, ...] = ACTION_MEANINGS
+
+    def __post_init__(self):
+        a, d = self.autoencoder, self.dynamics
+        if (a.latent_channels, a.latent_size) != (d.latent_channels, d.latent_size):
+            raise ValueError(f"autoencoder latents ({a.latent_channels}, {a.latent_size}) do not match the dynamics "
+                             f"({d.latent_channels}, {d.latent_size}); use presets of the same name")
+        if len(self.action_meanings) != d.num_actions:
+            raise ValueError(f"{len(self.action_meanings)} action meanings for {d.num_actions} actions")
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT_WORLD_MODEL,
+            "format_version": FORMAT_VERSION,
+            "autoencoder": self.autoencoder.to_dict(),
+            "dynamics": self.dynamics.to_dict(),
+            "diffusion": self.diffusion.to_dict(),
+            "sampler": self.sampler.to_dict(),
+            "action_meanings": list(self.action_meanings),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorldModelConfig":
+        try:
+            return cls(
+                autoencoder=AutoencoderConfig.from_dict(d["autoencoder"]),
+                dynamics=DynamicsConfig.from_dict(d["dynamics"]),
+                diffusion=DiffusionConfig.from_dict(d.get("diffusion", {})),
+                sampler=SamplerConfig.from_dict(d.get("sampler", {})),
+                action_meanings=tuple(d.get("action_meanings", ACTION_MEANINGS)),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"config.json does not describe a world model ({type(e).__name__}: {e})") from e
+
+
+PRESETS = {name: WorldModelConfig(autoencoder=ae_mod.PRESETS[name], dynamics=dyn_mod.PRESETS[name])
+           for name in ("tiny", "default")}
+
+
+@dataclass
+class WorldState:
+    """The rollout state of B worlds: the KV cache of their recent frames and each world's next frame index."""
+
+    cache: KVCache
+    time: torch.Tensor  # (B,) long: absolute index of the next frame of each world
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.time.shape[0])
+
+    def fork(self) -> "WorldState":
+        """An independent deep copy (stepping one does not change the other)."""
+        return WorldState(self.cache.clone(), self.time.clone())
+
+    def select(self, indices) -> "WorldState":
+        """A new state holding the worlds `indices` (sequence of ints), in that order."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=self.time.device)
+        return WorldState(self.cache.select(idx), self.time[idx].clone())
+
+    def replace(self, i: int, other: "WorldState", j: int = 0) -> None:
+        """Overwrite world i by world j of `other` in place (e.g. after resetting one world of a vector env)."""
+        self.cache.replace(i, other.cache, j)
+        self.time[i] = other.time[j]
+
+
+class WorldModel(nn.Module):
+    """Autoencoder + EDM denoiser over the dynamics transformer, with a KV-cached autoregressive sampler.
+
+    autocast: run inference in bfloat16 (on a bf16 copy of the weights made once; the fp32 weights stay the
+    reference). About 2-4x faster on CPUs with AMX/AVX512-bf16; False runs everything in fp32.
+    """
+
+    def __init__(self, config: WorldModelConfig, autoencoder: Autoencoder, dynamics: Dynamics,
+                 autocast: bool = True):
+        super().__init__()
+        self.config = config
+        self.autoencoder = autoencoder
+        self.dynamics = dynamics
+        self.denoiser = Denoiser(config.diffusion, dynamics)
+        self.autocast = autocast
+        self._bf16 = []  # lazily built bf16 copy of (autoencoder, dynamics, denoiser) for the runtime
+        self.eval()
+
+    # ------------------------------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, config: WorldModelConfig, autocast: bool = True) -> "WorldModel":
+        """Random weights (for tests and as a training starting point)."""
+        return cls(config, Autoencoder(config.autoencoder), Dynamics(config.dynamics), autocast=autocast)
+
+    @classmethod
+    def load(cls, path: str | Path = "default", device: str | torch.device = "cpu",
+             autocast: bool = True) -> "WorldModel":
+        """Load a checkpoint folder (or a dynamics training run dir: its latest checkpoint); "default" is the
+        checkpoint shipped in the package. Weights are loaded as fp32 with strict shape checks."""
+        if str(path) == "default":
+            path = DEFAULT_CHECKPOINT
+            if not (path / "config.json").is_file():
+                raise CheckpointError(
+                    f"the default world-model checkpoint is not installed ({path} is missing). Train one with "
+                    "`genie-train autoencoder ...`, `genie-train dynamics ...` and `genie-train export --out "
+                    f"{path}`, or pass the folder of another checkpoint to WorldModel.load")
+        folder = resolve_checkpoint(path)
+        raw = read_config(folder, formats=(FORMAT_WORLD_MODEL,))
+        config = WorldModelConfig.from_dict(raw)
+        tensors = read_tensors(folder)
+        model = cls.from_config(config, autocast=autocast)
+        load_into(model.autoencoder, sub_state(tensors, "autoencoder"), "autoencoder")
+        load_into(model.dynamics, sub_state(tensors, "dynamics"), "dynamics")
+        leftover = [k for k in tensors if not k.startswith(("autoencoder.", "dynamics."))]
+        if leftover:
+            raise CheckpointError(f"{folder}/model.safetensors has unexpected tensors {leftover[:3]}; is it a "
+                                  "world-model checkpoint?")
+        model.training_metadata = raw.get("training", {})
+        return model.to(device).eval()
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {**prefixed("autoencoder", self.autoencoder), **prefixed("dynamics", self.dynamics)}
+
+    def checkpoint_config(self, training: dict | None = None) -> dict:
+        d = self.config.to_dict()
+        d["latent_shift"] = self.autoencoder.latent_shift.tolist()
+        d["latent_scale"] = self.autoencoder.latent_scale.tolist()
+        d["training"] = training or {}
+        return d
+
+    def save(self, folder: str | Path, dtype: torch.dtype | None = torch.float16, training: dict | None = None) -> Path:
+        """Write an inference checkpoint (weights stored in `dtype`, fp16 by default, to keep it small)."""
+        return save_model(folder, self.checkpoint_config(training), self.state_tensors(), dtype=dtype)
+
+    # ------------------------------------------------------------------------------------------ runtime
+
+    @property
+    def action_meanings(self) -> tuple[str, ...]:
+        return self.config.action_meanings
+
+    @property
+    def num_actions(self) -> int:
+        return self.config.dynamics.num_actions
+
+    @property
+    def device(self) -> torch.device:
+        return self.dynamics.pos.device
+
+    def _runtime(self) -> tuple[Autoencoder, Dynamics, Denoiser]:
+        """The modules that run inference: the fp32 ones, or (autocast on) a bf16 copy made once, so that
+        autocast does not re-cast every weight at every forward (which costs more than the matmuls here).
+        Call `refresh_runtime()` after changing the weights in place."""
+        if not self.autocast:
+            return self.autoencoder, self.dynamics, self.denoiser
+        if not self._bf16:
+            ae = copy.deepcopy(self.autoencoder).to(torch.bfloat16)
+            ae.latent_shift.data = self.autoencoder.latent_shift.data.clone()  # keep the statistics exact
+            ae.latent_scale.data = self.autoencoder.latent_scale.data.clone()
+            dyn = copy.deepcopy(self.dynamics).to(torch.bfloat16).eval()
+            self._bf16.extend([ae.eval(), dyn, Denoiser(self.config.diffusion, dyn)])
+        return tuple(self._bf16)
+
+    def refresh_runtime(self) -> None:
+        self._bf16.clear()
+
+    def _apply(self, fn, *args, **kwargs):  # .to(device) etc.: rebuild the bf16 copy from the moved weights
+        self._bf16.clear()
+        return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def _cache_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.autocast else torch.float32
+
+    @torch.no_grad()
+    def encode(self, frames) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> normalised latents (B, C, h, w) (fp32)."""
+        ae = self._runtime()[0]
+        pixels = frames_to_pixels(torch.as_tensor(np.asarray(frames), device=self.device))
+        return ae.encode(pixels.to(ae.conv_dtype)).float()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Normalised latents (B, C, h, w) -> uint8 numpy (B, H, W, 3)."""
+        ae = self._runtime()[0]
+        pixels = ae.decode(latents)
+        return pixels_to_frames(pixels).cpu().numpy()
+
+    @torch.no_grad()
+    def reset(self, prompt_frames, prompt_actions=None, generator: torch.Generator | None = None) -> WorldState:
+        """Start B worlds from prompt frames uint8 (B, k, H, W, 3) (or (B, H, W, 3), k = 1).
+
+        prompt_actions: optional int (B, k-1), the actions between the prompt frames (unknown ones are NULL).
+        """
+        frames = np.asarray(prompt_frames)
+        if frames.ndim == 4:
+            frames = frames[:, None]
+        size = self.config.autoencoder.image_size
+        if frames.ndim != 5 or frames.shape[-1] != 3 or frames.shape[2:4] != (size, size) or frames.dtype != np.uint8:
+            raise ValueError(f"prompt_frames must be uint8 (B, k, {size}, {size}, 3) or (B, {size}, {size}, 3); got "
+                             f"{frames.dtype} {frames.shape} (resize the prompt image to {size}x{size} first)")
+        B, k = frames.shape[:2]
+        cfg = self.config.dynamics
+        if not 1 <= k <= cfg.context_frames:
+            raise ValueError(f"need 1 <= k <= context_frames={cfg.context_frames} prompt frames, got {k}")
+        y = self.encode(frames.reshape(B * k, *frames.shape[2:]))
+        y = y.view(B, k, *y.shape[1:])  # (B, k, C, h, w)
+        cond = torch.full((B, k), cfg.null_action, dtype=torch.long, device=self.device)
+        cond[:, 0] = cfg.start_action
+        if prompt_actions is not None and k > 1:
+            cond[:, 1:] = self._actions(prompt_actions, (B, k - 1))
+        state = WorldState(KVCache.empty(cfg, B, self.device, self._cache_dtype),
+                           torch.zeros(B, dtype=torch.long, device=self.device))
+        self._commit(state, y, cond, generator)
+        return state
+
+    def fork(self, state: WorldState) -> WorldState:
+        return state.fork()
+
+    def _actions(self, actions, shape) -> torch.Tensor:
+        a = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
+        if a.is_floating_point() or a.dtype == torch.bool:
+            raise TypeError(f"actions must be integers, got {a.dtype}")
+        a = a.to(device=self.device, dtype=torch.long).reshape(shape)
+        if a.numel() and (a.min() < 0 or a.max() >= self.num_actions):
+            raise ValueError(f"actions must be in [0, {self.num_actions}) ({', '.join(self.action_meanings)}); "
+                             f"got {a.tolist()}")
+        return a
+
+    @torch.no_grad()
+    def _commit(self, state: WorldState, y: torch.Tensor, cond: torch.Tensor, generator) -> None:
+        """Add context noise to clean latents y (B, T, C, h, w) and store their keys/values in the cache."""
+        B, T = y.shape[:2]
+        sigma = torch.full((B, T), self.config.diffusion.context_sigma, device=self.device)
+        x = y + sigma[..., None, None, None] * torch.randn(y.shape, generator=generator, device=self.device)
+        _, _, c_in, c_noise = self.denoiser.precondition(sigma)
+        positions = state.time[:, None] + torch.arange(T, device=self.device)  # (B, T)
+        self._runtime()[1](c_in[..., None, None, None] * x, c_noise, cond, positions, cache=state.cache, write=True,
+                           record=(x, sigma), head=False)
+        state.time += T
+
+    @torch.no_grad()
+    def step(self, state: WorldState, actions, generator: torch.Generator | None = None,
+             num_steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
+             use_kv_cache: bool = True) -> tuple[np.ndarray, WorldState]:
+        """Generate the next frame of every world given actions int (B,). Returns (uint8 (B, H, W, 3), state).
+
+        num_steps / guidance / sampler ("euler" | "heun") default to the checkpoint's sampler config.
+        use_kv_cache=False recomputes the whole context window at every denoising step (reference path).
+        """
+        sc = self.config.sampler
+        num_steps = sc.num_steps if num_steps is None else num_steps
+        guidance = sc.guidance if guidance is None else guidance
+        solver = sc.solver if sampler is None else sampler
+        check_solver(solver)
+        B = state.batch_size
+        a = self._actions(actions, (B, 1))  # (B, 1): frame t+1 is conditioned on a_t
+        cfg_a = self.config.autoencoder
+        latent_shape = (B, cfg_a.latent_channels, cfg_a.latent_size, cfg_a.latent_size)
+        sigmas = karras_sigmas(num_steps, sc.sigma_min, sc.sigma_max, sc.rho, device=self.device)
+        x = sigmas[0] * torch.randn(latent_shape, generator=generator, device=self.device)
+        denoise = self._cached_denoiser(state, a, guidance) if use_kv_cache else self._window_denoiser(state, a, guidance)
+        y = sample(denoise, x, sigmas, solver).float()  # (B, C, h, w)
+        self._commit(state, y[:, None], a, generator)
+        return self.decode(y), state
+
+    def _cached_denoiser(self, state: WorldState, a: torch.Tensor, guidance: float):
+        positions = state.time[:, None]  # (B, 1)
+        denoiser = self._runtime()[2]
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            s = sigma.expand(x.shape[0], 1)
+            if guidance == 1.0:
+                d = denoiser(x[:, None], s, a, positions, cache=state.cache)
+            else:
+                d = denoiser.guided(x[:, None], s, a, positions, guidance, cache=state.cache)
+            return d[:, 0].float()
+
+        return denoise
+
+    def _window_denoiser(self, state: WorldState, a: torch.Tensor, guidance: float):
+        """Denoiser that runs the whole context window (cached latents, oldest first) + the new frame."""
+        c = state.cache
+        order = torch.where(c.valid, c.times, torch.full_like(c.times, -1)).argsort(dim=1)  # invalid slots first
+        take = lambda t: t.gather(1, order.view(*order.shape, *([1] * (t.dim() - 2))).expand_as(t))  # noqa: E731
+        ctx_x, ctx_sigma, ctx_a, ctx_t, ctx_valid = map(take, (c.latents, c.sigmas, c.actions, c.times, c.valid))
+        B = state.batch_size
+        actions = torch.cat([ctx_a, a], dim=1)  # (B, S+1)
+        positions = torch.cat([ctx_t, state.time[:, None]], dim=1)
+        valid = torch.cat([ctx_valid, torch.ones(B, 1, dtype=torch.bool, device=self.device)], dim=1)
+        frame_valid = None if bool(valid.all()) else valid
+        denoiser = self._runtime()[2]
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            xs = torch.cat([ctx_x, x[:, None]], dim=1)  # (B, S+1, C, h, w)
+            sig = torch.cat([ctx_sigma.clamp_min(self.config.diffusion.context_sigma), sigma.expand(B, 1)], dim=1)
+            if guidance == 1.0:
+                d = denoiser(xs, sig, actions, positions, frame_valid=frame_valid)
+            else:
+                d = denoiser.guided(xs, sig, actions, positions, guidance, frame_valid=frame_valid)
+            return d[:, -1].float()
+
+        return denoise
+
+    def with_sampler(self, **changes) -> "WorldModel":
+        """The same model (shared weights) with other sampler defaults, e.g. wm.with_sampler(num_steps=4)."""
+        cfg = dc_replace(self.config, sampler=dc_replace(self.config.sampler, **changes))
+        return type(self)(cfg, self.autoencoder, self.dynamics, autocast=self.autocast)
