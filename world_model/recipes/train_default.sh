@@ -29,7 +29,8 @@ genie-train autoencoder --data runs/data/train/* --eval-data runs/data/test/* --
 
 # 3. Dynamics: causal diffusion transformer over latent windows of 17 frames (diffusion forcing).
 genie-train dynamics --data runs/data/train/* --eval-data runs/data/test/* --autoencoder runs/train/ae \
-  --preset default --out runs/train/dyn --steps "${DYN_STEPS:-1500}" --batch-size 8 --log-every 20
+  --preset default --out runs/train/dyn --steps "${DYN_STEPS:-1500}" --batch-size 8 --lr 4e-4 --warmup 150 \
+  --checkpoint-every 250 --log-every 20
 
 # 4. Export the compact fp16 inference checkpoint that ships in the package.
 genie-train export --dynamics runs/train/dyn --out world_model/checkpoints/default
