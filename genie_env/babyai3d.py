@@ -157,7 +157,7 @@ class BabyAI3DEnv(gym.Env):
             self._inner.reset(seed=level_seed)
         palette = Palette.from_seed(level_seed)
         self._raycaster = Raycaster(self.size[0], self.size[1], palette)
-        self._scene = self._read_scene()
+        self._scene = scene_of(self._inner)
         self._frame = self._draw()
         if self.render_mode == "human":
             self.render()
@@ -174,7 +174,7 @@ class BabyAI3DEnv(gym.Env):
         action = int(action)
         _, reward, terminated, truncated, _ = self._inner.step(_TO_MINIGRID[action])
         if ACTION_MEANINGS[action] in ("pickup", "drop", "toggle"):
-            self._scene = self._read_scene()  # objects and doors may have changed
+            self._scene = scene_of(self._inner)  # objects and doors may have changed
         else:
             self._scene.agent_pos = (int(self._inner.agent_pos[0]), int(self._inner.agent_pos[1]))
             self._scene.agent_dir = int(self._inner.agent_dir)
@@ -243,30 +243,6 @@ class BabyAI3DEnv(gym.Env):
             return _top_down(self._inner, self.size)
         return self._raycaster.render(self._scene)
 
-    def _read_scene(self) -> Scene:
-        """The raycaster's view of MiniGrid's grid: solid cells, door colours, sprites, carried object."""
-        grid = self._inner.grid
-        cells = np.zeros((grid.width, grid.height), dtype=np.int8)
-        door_colors = np.zeros((grid.width, grid.height, 3), dtype=np.float32)
-        sprites = []
-        for idx, obj in enumerate(grid.grid):
-            if obj is None:
-                continue
-            x, y = idx % grid.width, idx // grid.width
-            if obj.type == "wall":
-                cells[x, y] = WALL
-            elif obj.type == "door":
-                cells[x, y] = DOOR_OPEN if obj.is_open else (DOOR_LOCKED if obj.is_locked else DOOR_CLOSED)
-                door_colors[x, y] = OBJECT_COLORS[obj.color]
-            elif obj.type in ("key", "ball", "box", "goal", "lava"):
-                cells[x, y] = EMPTY
-                color = "orange" if obj.type == "lava" else obj.color
-                sprites.append(Sprite(x, y, obj.type, color))
-        carrying = self._inner.carrying
-        held = Sprite(-1, -1, carrying.type, carrying.color) if carrying is not None else None
-        return Scene(cells, door_colors, sprites, (int(self._inner.agent_pos[0]), int(self._inner.agent_pos[1])),
-                     int(self._inner.agent_dir), held)
-
 
 class ExpertBot:
     """MiniGrid's BabyAI bot speaking this env's action vocabulary.
@@ -304,6 +280,29 @@ class ExpertBot:
                 self.gave_up = True
                 return int(self._rng.integers(len(ACTION_MEANINGS)))
         return _FROM_MINIGRID[int(suggestion)]
+
+
+def scene_of(env) -> Scene:
+    """The raycaster's view of a MiniGrid env: solid cells, door colours, sprites, carried object."""
+    grid = env.grid
+    cells = np.zeros((grid.width, grid.height), dtype=np.int8)
+    door_colors = np.zeros((grid.width, grid.height, 3), dtype=np.float32)
+    sprites = []
+    for idx, obj in enumerate(grid.grid):
+        if obj is None:
+            continue
+        x, y = idx % grid.width, idx // grid.width
+        if obj.type == "wall":
+            cells[x, y] = WALL
+        elif obj.type == "door":
+            cells[x, y] = DOOR_OPEN if obj.is_open else (DOOR_LOCKED if obj.is_locked else DOOR_CLOSED)
+            door_colors[x, y] = OBJECT_COLORS[obj.color]
+        elif obj.type in ("key", "ball", "box", "goal", "lava"):
+            cells[x, y] = EMPTY
+            sprites.append(Sprite(x, y, obj.type, "orange" if obj.type == "lava" else obj.color))
+    carrying = env.carrying
+    held = Sprite(-1, -1, carrying.type, carrying.color) if carrying is not None else None
+    return Scene(cells, door_colors, sprites, (int(env.agent_pos[0]), int(env.agent_pos[1])), int(env.agent_dir), held)
 
 
 def _no_observation():

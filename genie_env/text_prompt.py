@@ -30,8 +30,8 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Ball, Box, Door, Key
 from minigrid.minigrid_env import MiniGridEnv
 
-from genie_env.raycaster import DOOR_CLOSED, DOOR_LOCKED, DOOR_OPEN, EMPTY, OBJECT_COLORS, WALL
-from genie_env.raycaster import Palette, Raycaster, Scene, Sprite
+from genie_env.babyai3d import scene_of
+from genie_env.raycaster import OBJECT_COLORS, Palette, Raycaster
 
 COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
 _COLOR_WORDS = {**{c: c for c in COLORS}, "gray": "grey"}
@@ -139,29 +139,6 @@ class TextRoomEnv(MiniGridEnv):
         self.agent_pos = _AGENT
         self.agent_dir = _AGENT_DIR
         self.mission = self._mission_text
-
-
-def scene_of(env: MiniGridEnv) -> Scene:
-    """The raycaster's view of a MiniGrid env's grid (the same reading as BabyAI3DEnv's)."""
-    grid = env.grid
-    cells = np.zeros((grid.width, grid.height), dtype=np.int8)
-    door_colors = np.zeros((grid.width, grid.height, 3), dtype=np.float32)
-    sprites = []
-    for idx, obj in enumerate(grid.grid):
-        if obj is None:
-            continue
-        x, y = idx % grid.width, idx // grid.width
-        if obj.type == "wall":
-            cells[x, y] = WALL
-        elif obj.type == "door":
-            cells[x, y] = DOOR_OPEN if obj.is_open else (DOOR_LOCKED if obj.is_locked else DOOR_CLOSED)
-            door_colors[x, y] = OBJECT_COLORS[obj.color]
-        elif obj.type in ("key", "ball", "box"):
-            cells[x, y] = EMPTY
-            sprites.append(Sprite(x, y, obj.type, obj.color))
-    carrying = env.carrying
-    held = Sprite(-1, -1, carrying.type, carrying.color) if carrying is not None else None
-    return Scene(cells, door_colors, sprites, (int(env.agent_pos[0]), int(env.agent_pos[1])), int(env.agent_dir), held)
 
 
 def from_text(text: str, size: tuple[int, int] = (64, 64), seed: int = 0) -> tuple[np.ndarray, str]:
