@@ -42,6 +42,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import re
 import sys
 import time
@@ -461,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-split", default="test", help="split of held-out episodes ('test'; 'none' skips)")
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32 instead of bf16 autocast")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--report", default=None, metavar="FILE",
+                        help="also write the training + held-out evaluation report as JSON here")
     args = parser.parse_args(argv)
     try:
         judge = train_judge(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -478,6 +481,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["evaluation"] = None
             print(f"genie-train judge: no evaluation ({e})", file=sys.stderr)
     print(json.dumps(report, indent=2))
+    if args.report:
+        evaluation = report.get("evaluation") or {}
+        saved = {"benchmark": "judge", "command": "genie-train judge " + " ".join(
+            sys.argv[2:] if argv is None else argv), **evaluation, **report}
+        tmp = Path(str(args.report) + ".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(saved, indent=2) + "\n")
+        os.replace(tmp, args.report)
     return 0
 
 
