@@ -1,0 +1,265 @@
+"""PPO (stable-baselines3) trained inside the world model ("ppo-genie") or in the ground truth ("ppo-gt").
+
+Both see the same thing: first-person frames (``policy="cnn"``: SB3's CnnPolicy, NatureCNN) or frames and the
+encoded mission (``policy="mission"``: MultiInputPolicy), act with the shared 7 actions, and are trained on the
+*training* worlds of one level (BabyAI3D's train seeds), so that genie-bench can evaluate them on unseen ones.
+
+- ``ppo-genie``: N GenieWorlds in one batch (``GenieWorldVectorEnv`` through ``SB3VecEnv``). Each episode starts from
+  the first frame of a newly drawn training world of the level (``level_seed`` prompts; GenieWorld's own default
+  prompts are the *test* worlds, which training must not see). The reward is the success judge's verdict (1 and the
+  end of the episode when it passes the threshold) or a user ``reward_fn``.
+- ``ppo-gt``: N 3D BabyAI worlds (``DummyVecEnv``), BabyAI's own reward.
+
+Checkpoint: a folder with SB3's standard ``model.zip`` and ``agent.json`` ({"format": "genie-ppo-agent",
+"format_version": 1, "name", "world", "policy", "level", "image_size", "training"}). Acting samples from the policy's
+action distribution with the agent's own seeded generator (``greedy=True``: its mode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecMonitor
+from tqdm import tqdm
+
+from agents.agent import Agent, image_of
+from genie_env.babyai3d import LEVELS, TRAIN_SEEDS, BabyAI3DEnv, SeedRange
+from genie_env.mission import MissionObservation, encode_mission
+from world_model.checkpoint import CheckpointError, write_folder_atomic, write_json
+
+FORMAT_PPO = "genie-ppo-agent"
+PPO_FORMAT_VERSION = 1
+AGENT_FILE = "agent.json"
+MODEL_FILE = "model.zip"
+WORLDS = {"genie": "ppo-genie", "ground_truth": "ppo-gt"}
+POLICIES = {"cnn": "CnnPolicy", "mission": "MultiInputPolicy"}
+
+
+class PPOAgent(Agent):
+    """Acts with a PPO policy saved by :func:`train_ppo`."""
+
+    def __init__(self, model: PPO, meta: dict, greedy: bool = False, path: str | None = None):
+        super().__init__()
+        self.model, self.meta, self.greedy, self.path = model, meta, bool(greedy), path
+        self.name = str(meta.get("name", "ppo"))
+        self.policy = str(meta.get("policy", "cnn"))
+        space = model.observation_space  # SB3 trained it on channel-first images (VecTransposeImage)
+        self._image_shape = tuple((space["image"] if isinstance(space, gym.spaces.Dict) else space).shape)  # (3, H, W)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, greedy: bool = False) -> "PPOAgent":
+        folder = Path(path)
+        meta_path = folder / AGENT_FILE
+        if not meta_path.is_file():
+            raise CheckpointError(f"{str(meta_path)!r} is missing: pass a folder written by "
+                                  "`genie-agent train ppo-genie|ppo-gt --out FOLDER`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{str(meta_path)!r} is not valid JSON ({e}); retrain the agent") from e
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_PPO:
+            raise CheckpointError(f"{str(meta_path)!r} is not a {FORMAT_PPO!r} file; pass a folder written by "
+                                  "`genie-agent train ppo-genie|ppo-gt`")
+        if meta.get("format_version") != PPO_FORMAT_VERSION:
+            raise CheckpointError(f"{str(meta_path)!r} has format_version {meta.get('format_version')!r}; this code "
+                                  f"reads version {PPO_FORMAT_VERSION}: upgrade genie-env or retrain the agent")
+        if not (folder / MODEL_FILE).is_file():
+            raise CheckpointError(f"{folder / MODEL_FILE} is missing; retrain the agent")
+        model = PPO.load(str(folder / MODEL_FILE), device="cpu")
+        return cls(model, meta, greedy=greedy, path=str(folder))
+
+    @torch.no_grad()
+    def act(self, obs: Any, info: dict) -> int:
+        frame = self._fit(image_of(obs))
+        if self.policy == "mission":
+            mission = obs["mission"] if isinstance(obs, dict) else encode_mission(info.get("mission", ""))
+            observation = {"image": frame, "mission": np.asarray(mission)}
+        else:
+            observation = frame
+        policy = self.model.policy
+        obs_tensor, _ = policy.obs_to_tensor(observation)
+        probs = policy.get_distribution(obs_tensor).distribution.probs[0].float().cpu().numpy().astype(np.float64)
+        if self.greedy:
+            return int(probs.argmax())
+        return int(self.rng.choice(len(probs), p=probs / probs.sum()))
+
+    def _fit(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) -> the policy's channel-first input (3, h, w), resized (bilinear) if the sizes differ."""
+        chw = np.ascontiguousarray(frame.transpose(2, 0, 1))
+        if chw.shape == self._image_shape:
+            return chw
+        x = F.interpolate(torch.as_tensor(chw)[None].float(), size=self._image_shape[1:], mode="bilinear",
+                          align_corners=False)
+        return x[0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "path": self.path, "greedy": self.greedy, "world": self.meta.get("world"),
+                "policy": self.policy, "level": self.meta.get("level"), "task": self.meta.get("task"),
+                "timesteps": self.meta.get("training", {}).get("timesteps")}
+
+
+# ---------------------------------------------------------------------------------------------- environments
+
+
+class FreshTrainingWorlds(VecEnvWrapper):
+    """GenieWorld worlds that each restart from a newly drawn training world when their episode ends.
+
+    GenieWorld's autoreset restarts a world from the prompt options of its last explicit reset (the same level
+    seed); this wrapper resets the finished ones again with new seeds drawn from `seeds`, with the env's
+    ``reset_mask`` option. Wraps an :class:`genie_env.sb3_adapter.SB3VecEnv`.
+    """
+
+    def __init__(self, venv, seeds: SeedRange, seed: int = 0):
+        super().__init__(venv)
+        self.seeds = seeds
+        self.rng = np.random.default_rng(seed)
+
+    def _draw(self) -> list[int]:
+        return [self.seeds.start + int(s) for s in self.rng.integers(self.seeds.size, size=self.num_envs)]
+
+    def reset(self):
+        self.venv.set_options([{"level_seed": s} for s in self._draw()])
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if dones.any():
+            obs, _ = self.venv.venv.reset(options={"reset_mask": np.asarray(dones, dtype=bool),
+                                                   "level_seed": self._draw()})
+        return obs, rewards, dones, infos
+
+
+def _ground_truth_env(level: str, size: int, max_steps: int, mission: bool) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        env: gym.Env = BabyAI3DEnv(level=level, size=(size, size), worlds="train")
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_steps)
+        return MissionObservation(env) if mission else env
+
+    return make
+
+
+class _ProgressBar(BaseCallback):
+    """A tqdm bar over environment steps, showing the mean return and success of the last 100 episodes."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        super().__init__()
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self.bar = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step", disable=not self.enabled)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        buffer = self.model.ep_info_buffer
+        if buffer and self.n_calls % 20 == 0:
+            self.bar.set_postfix(ep_return=f"{np.mean([e['r'] for e in buffer]):.2f}",
+                                 ep_len=f"{np.mean([e['l'] for e in buffer]):.0f}")
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train_ppo(
+    world: str,
+    level: str,
+    out_dir: str | os.PathLike,
+    timesteps: int = 100_000,
+    max_steps: int = 64,
+    policy: str = "cnn",
+    task: str | None = None,
+    model: Any = "default",
+    judge: Any = "default",
+    reward_fn: Callable | None = None,
+    num_envs: int = 8,
+    n_steps: int = 128,
+    batch_size: int = 256,
+    n_epochs: int = 4,
+    lr: float = 2.5e-4,
+    ent_coef: float = 0.01,
+    gamma: float = 0.99,
+    size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+) -> PPOAgent:
+    """Train PPO in `world` ("genie" or "ground_truth") on the training worlds of `level`; save it to `out_dir`.
+
+    max_steps: episode limit. policy: "cnn" (frames) or "mission" (frames + encoded mission).
+    model / judge / reward_fn: GenieWorld's (ignored for the ground truth); the judge may be None when a reward_fn
+    is given. size: frame size in the ground truth (GenieWorld's is the model's). Returns the trained agent.
+    """
+    if world not in WORLDS:
+        raise ValueError(f"unknown world {world!r}; choose 'genie' (inside the world model) or 'ground_truth'")
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose 'cnn' (frames) or 'mission' (frames + mission)")
+    if (n_steps * num_envs) % batch_size:
+        raise ValueError(f"batch_size ({batch_size}) must divide n_steps * num_envs ({n_steps} * {num_envs})")
+    if timesteps < 1 or max_steps < 1:
+        raise ValueError(f"timesteps ({timesteps}) and max_steps ({max_steps}) must be >= 1")
+    mission = policy == "mission"
+    model_desc, judge_desc = _describe(model), _describe(judge)
+    if world == "genie":
+        from genie_env.genie_world import load_judge, load_world_model
+        from genie_env.genie_world_vector import GenieWorldVectorEnv
+        from genie_env.sb3_adapter import SB3VecEnv
+
+        judge = load_judge(judge)
+        if judge is None and reward_fn is None:
+            raise ValueError("PPO inside GenieWorld needs a reward: pass a success judge (judge='default' or a judge "
+                             "folder) or a reward_fn")
+        wm = load_world_model(model)
+        size = int(wm.config.autoencoder.image_size)
+        gym_venv = GenieWorldVectorEnv(num_envs=num_envs, model=wm, level=level, judge=judge, reward_fn=reward_fn,
+                                       mission_observation=mission, max_episode_steps=max_steps)
+        venv = VecMonitor(FreshTrainingWorlds(SB3VecEnv(gym_venv), TRAIN_SEEDS, seed=seed))
+    else:
+        venv = VecMonitor(DummyVecEnv([_ground_truth_env(level, size, max_steps, mission)] * num_envs))
+    agent_name = WORLDS[world]
+    start = time.time()
+    ppo = PPO(POLICIES[policy], venv, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, learning_rate=lr,
+              ent_coef=ent_coef, gamma=gamma, seed=seed, device="cpu", verbose=0)
+    ppo.learn(total_timesteps=timesteps, callback=_ProgressBar(timesteps, f"training {agent_name}", progress))
+    episodes = list(ppo.ep_info_buffer)
+    venv.close()
+    meta = {
+        "format": FORMAT_PPO, "format_version": PPO_FORMAT_VERSION, "name": agent_name, "world": world,
+        "policy": policy, "level": level, "task": task, "image_size": size,
+        "training": {
+            "timesteps": int(ppo.num_timesteps), "max_steps": max_steps, "num_envs": num_envs, "n_steps": n_steps,
+            "batch_size": batch_size, "n_epochs": n_epochs, "lr": lr, "ent_coef": ent_coef, "gamma": gamma,
+            "seed": seed, "worlds": "train",
+            "model": model_desc if world == "genie" else None,
+            "judge": judge_desc if world == "genie" else None,
+            "reward_fn": None if reward_fn is None else f"{reward_fn.__module__}:{reward_fn.__qualname__}",
+            "last_episodes_mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
+            "last_episodes_mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+            "seconds": round(time.time() - start, 1),
+        },
+    }
+
+    def write(tmp: Path) -> None:
+        ppo.save(str(tmp / MODEL_FILE))
+        write_json(tmp / AGENT_FILE, meta)
+
+    write_folder_atomic(out_dir, write)
+    return PPOAgent(ppo, meta, path=str(out_dir))
+
+
+def _describe(thing: Any) -> str | None:
+    """A checkpoint argument for agent.json: its name or folder, or the class of an in-memory object."""
+    if thing is None or isinstance(thing, (str, os.PathLike)):
+        return None if thing is None else str(thing)
+    return f"<in-memory {type(thing).__name__}>"

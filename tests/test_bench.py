@@ -1,0 +1,225 @@
+"""genie-bench: statistics, the suites (tiny random-weights world model and judge), the CLI and the report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents import make_agent
+from agents.bot_agent import GroundTruthOnlyError
+from benchmarks import stats
+from benchmarks.agreement import agreement
+from benchmarks.bench_cli import main
+from benchmarks.report import render
+from benchmarks.tasks import TASKS, episode_seeds, run_tasks
+from genie_env import TEST_SEEDS
+from world_model.inference import PRESETS, WorldModel
+from world_model.judge import PRESETS as JUDGE_PRESETS, SuccessJudge
+
+
+def tiny_world_model(seed: int = 0) -> WorldModel:
+    """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""
+    torch.manual_seed(seed)
+    wm = WorldModel.from_config(PRESETS["tiny"])
+    with torch.no_grad():
+        for p in wm.dynamics.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.1)
+    return wm
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A tiny world model and a tiny random judge saved as checkpoint folders, as the CLI loads them."""
+    root = tmp_path_factory.mktemp("bench_ckpt")
+    tiny_world_model().save(root / "wm")
+    torch.manual_seed(0)
+    SuccessJudge(JUDGE_PRESETS["tiny"]).save(root / "judge")
+    return root / "wm", root / "judge"
+
+
+@pytest.fixture(scope="module")
+def wm():
+    return tiny_world_model()
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+def test_iqm_of_known_arrays():
+    assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # cuts 2 from each end: mean(3, 4, 5, 6)
+    assert stats.iqm([0.0, 0.0, 1.0, 1.0]) == pytest.approx(0.5)
+    assert stats.iqm([5.0, 1.0, 100.0, 2.0, 3.0]) == pytest.approx(np.mean([2.0, 3.0, 5.0]))  # int(1.25) = 1
+    assert stats.iqm([7.0]) == 7.0
+    np.testing.assert_allclose(stats.iqm(np.array([[1, 2, 3, 100], [0, 0, 0, 4]]), axis=1), [2.5, 0.0])
+
+
+def test_bootstrap_intervals_contain_the_estimate():
+    x = np.random.default_rng(0).random(50)
+    lo, hi = stats.bootstrap_ci(x, seed=1)
+    assert lo < x.mean() < hi
+    assert stats.bootstrap_ci(x, seed=1) == (lo, hi)  # reproducible
+    scores = {"a": [1, 0, 1, 1, 0, 1], "b": [0, 0, 1, 0], "c": [1, 1, 1, 0, 1]}
+    agg = stats.aggregate_with_ci(scores, reps=500)
+    assert agg["mean_ci95"][0] <= agg["mean"] <= agg["mean_ci95"][1]
+    assert agg["iqm_ci95"][0] <= agg["iqm"] <= agg["iqm_ci95"][1]
+    assert agg["mean"] == pytest.approx(np.mean([4 / 6, 1 / 4, 4 / 5]))
+    assert stats.bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+
+
+def test_correlations():
+    assert stats.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert stats.spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1.0)
+    np.testing.assert_allclose(stats.rankdata([10, 20, 20, 5]), [2, 3.5, 3.5, 1])
+    assert np.isnan(stats.pearson([1, 1, 1], [1, 2, 3]))
+    c = stats.correlation_with_ci([0.1, 0.4, 0.5, 0.9, 0.2], [0.0, 0.5, 0.4, 1.0, 0.3], reps=300)
+    assert c["pairs"] == 5 and 0.8 < c["pearson"]["r"] <= 1.0
+    assert c["pearson"]["ci95"][0] <= c["pearson"]["r"] <= c["pearson"]["ci95"][1]
+    undefined = stats.correlation_with_ci([0, 0], [0, 1], reps=50)
+    assert undefined["pearson"]["r"] is None  # JSON null, not NaN
+
+
+# ---------------------------------------------------------------------------------------------- tasks suite
+
+
+def test_episode_seeds_are_unseen_distinct_and_reproducible():
+    seeds = episode_seeds(TASKS["open-red-door"], 20, "test", seed=3)
+    assert len(set(seeds)) == 20 and all(s in TEST_SEEDS for s in seeds)
+    assert seeds == episode_seeds(TASKS["open-red-door"], 20, "test", seed=3)
+    assert seeds != episode_seeds(TASKS["open-door"], 20, "test", seed=3)
+
+
+def test_tasks_with_a_reward_fn_and_the_bot(wm):
+    done = lambda frames, action, mission: (float(action == 6), action == 6)  # noqa: E731  "toggle" ends the task
+    result, _ = run_tasks(make_agent("random"), ["open-red-door"], 3, wm=wm, reward_fn=done, batch=2, max_steps=30,
+                          progress=False)
+    genie = result["tasks"]["open-red-door"]["genie"]
+    assert [e["level_seed"] for e in genie["episodes"]] == episode_seeds(TASKS["open-red-door"], 3)
+    # an episode succeeds when the random agent toggles (reward 1), else it runs to the limit
+    assert any(e["success"] for e in genie["episodes"])
+    assert all(e["success"] == (e["return"] == 1.0) and (e["success"] or e["steps"] == 30) for e in genie["episodes"])
+    again, _ = run_tasks(make_agent("random"), ["open-red-door"], 3, wm=wm, reward_fn=done, batch=2, max_steps=30,
+                         progress=False)
+    assert again == result  # same seed, same batch: every episode is reproduced
+    bot, _ = run_tasks(make_agent("bot"), ["open-red-door"], 3, wm=wm, reward_fn=done, progress=False)
+    assert "skipped" in bot["tasks"]["open-red-door"]["genie"]
+    assert bot["tasks"]["open-red-door"]["ground_truth"]["success_rate"] == 1.0  # the expert solves it
+    with pytest.raises(ValueError, match="no verifier"):
+        run_tasks(make_agent("random"), ["open-red-door"], 1, wm=wm, progress=False)
+
+
+def test_bot_refuses_genie_world(wm):
+    from genie_env.genie_world import GenieWorldEnv
+
+    with pytest.raises(GroundTruthOnlyError, match="ground-truth"):
+        make_agent("bot").reset(GenieWorldEnv(model=wm))
+
+
+def test_run_tasks_cli_writes_json_report_plot_and_video(checkpoints, tmp_path):
+    model, judge = checkpoints
+    out = tmp_path / "tasks"
+    assert main(["run", "tasks", "--agent", "random", "--episodes", "2", "--model", str(model), "--judge", str(judge),
+                 "--tasks", "open-red-door", "put-next-to", "--max-steps", "5", "--batch", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    r = json.loads((out / "tasks.json").read_text())
+    assert r["benchmark"] == "genie-bench-tasks" and r["agent"]["name"] == "random"
+    for task in ("open-red-door", "put-next-to"):
+        for world in ("genie", "ground_truth"):
+            t = r["tasks"][task][world]
+            assert len(t["episodes"]) == 2 and 0.0 <= t["success_rate"] <= 1.0 and len(t["ci95"]) == 2
+            assert {"level_seed", "agent_seed", "mission", "success", "steps"} <= set(t["episodes"][0])
+    assert set(r["aggregate"]) == {"genie", "ground_truth"} and "iqm_ci95" in r["aggregate"]["genie"]
+    assert (out / "tasks.png").stat().st_size > 0 and (out / "report.md").read_text().count("| open-red-door |") == 1
+    assert r["videos"] and all((out / v).is_file() for v in r["videos"])
+    assert "genie-bench run tasks" in r["command"] and r["machine"]["cores_usable"] >= 1
+
+
+def test_cli_errors_say_what_to_do(checkpoints, capsys, tmp_path):
+    model, _ = checkpoints
+    assert main(["run", "tasks", "--agent", "random", "--model", str(model), "--judge", "none",
+                 "--out", str(tmp_path)]) == 2
+    assert "--reward-fn" in capsys.readouterr().err
+    assert main(["run", "tasks", "--agent", "bc", "--out", str(tmp_path)]) == 2
+    assert "genie-agent train bc" in capsys.readouterr().err
+    assert main(["run", "tasks", "--agent", "random", "--model", str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path)]) == 2
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for word in ("tasks", "fidelity", "agreement", "speed", "open-red-door", "put-next-to", "ppo-genie", "bc", "bot"):
+        assert word in text
+
+
+# ---------------------------------------------------------------------------------------------- other suites
+
+
+def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
+    model, _ = checkpoints
+    # fidelity.evaluate's own timing loop (20 steps x 4 settings) is the speed suite's job; skip it here
+    monkeypatch.setattr("benchmarks.fidelity.speed", lambda wm, frame: {"batch1_kv_cache_steps_per_s": 1.0})
+    out = tmp_path / "fid"
+    assert main(["run", "fidelity", "--episodes", "2", "--horizon", "4", "--views", "first_person", "--guidance", "1",
+                 "1.5", "--memory-episodes", "2", "--warmup", "1", "--long-episodes", "2", "--long-horizon", "8",
+                 "--model", str(model), "--out", str(out), "--quiet"]) == 0
+    r = json.loads((out / "fidelity.json").read_text())
+    assert "4" in r["fidelity"]["first_person"]["autoregressive_psnr"]
+    full = r["memory"]["full_circle"]
+    assert full["ground_truth_exact"] and full["actions"] == ["turn_left"] * 4
+    assert np.isfinite(full["psnr_return_vs_before"]["mean"])
+    long = r["long_rollout"]
+    assert len(long["curves"]["model"]["histogram_tv"]) == 9 and long["curves"]["psnr_to_ground_truth"][0] is None
+    assert long["curves"]["ground_truth"]["histogram_tv"][0] == 0.0 and "8" in long["at"]
+    assert (out / "long_rollout.png").is_file() and (out / "memory.png").is_file()
+    assert "Turn-around memory" in (out / "report.md").read_text()
+
+
+def test_agreement_from_runs_and_cli(checkpoints, tmp_path):
+    def run(name, genie, truth):
+        ep = lambda s: [{"success": bool(s)}]  # noqa: E731
+        return {"agent": {"name": name}, "tasks": {
+            f"t{i}": {"genie": {"success_rate": g, "ci95": [g, g], "episodes": ep(g)},
+                      "ground_truth": {"success_rate": t, "ci95": [t, t], "episodes": ep(t)}}
+            for i, (g, t) in enumerate(zip(genie, truth))}}
+
+    r = agreement([run("a", [0.1, 0.5], [0.2, 0.6]), run("b", [0.9, 0.7], [1.0, 0.8])], seed=0)
+    assert r["correlation"]["pairs"] == 4 and r["correlation"]["pearson"]["r"] == pytest.approx(
+        stats.pearson([0.1, 0.5, 0.9, 0.7], [0.2, 0.6, 1.0, 0.8]))
+    assert r["agent_ranking"]["spearman"] == pytest.approx(1.0)
+
+    model, judge = checkpoints
+    out = tmp_path / "agree"
+    assert main(["run", "agreement", "--agent", "random", "--agent", "bot", "--episodes", "2", "--tasks",
+                 "open-red-door", "go-to-object", "--max-steps", "4", "--model", str(model), "--judge", str(judge),
+                 "--out", str(out), "--quiet"]) == 0
+    r = json.loads((out / "agreement.json").read_text())
+    assert [p["agent"] for p in r["pairs"]] == ["random", "random"]  # the bot has no GenieWorld score
+    assert (out / "agreement.png").is_file()
+
+
+def test_speed_suite_tiny(checkpoints, tmp_path):
+    model, _ = checkpoints
+    out = tmp_path / "speed"
+    assert main(["run", "speed", "--batches", "1", "2", "--num-steps", "1", "2", "--speed-guidance", "1", "1.5",
+                 "--repeats", "2", "--matmul-n", "128", "--gt-steps", "30", "--model", str(model), "--out", str(out),
+                 "--quiet"]) == 0
+    r = json.loads((out / "speed.json").read_text())
+    assert len(r["settings"]) == 8 and r["matmul"]["bf16_gflops"] > 0
+    by = {(s["num_steps"], s["guidance"], s["batch"]): s for s in r["settings"]}
+    assert by[(2, 1.5, 1)]["flops_per_world_step"] > by[(1, 1.0, 1)]["flops_per_world_step"] > 0
+    assert all(s["env_steps_per_s"] > 0 and s["share_of_peak"] > 0 for s in r["settings"])
+    assert r["ground_truth_steps_per_s"]["GoToLocal"] > 0
+
+
+def test_report_renders_bench_results_with_figures(checkpoints, tmp_path):
+    model, judge = checkpoints
+    results = tmp_path / "results"
+    assert main(["run", "tasks", "--agent", "random", "--episodes", "1", "--where", "ground_truth", "--tasks",
+                 "open-red-door", "--max-steps", "3", "--out", str(results / "random"), "--quiet"]) == 0
+    text = render([results], out_dir=tmp_path)
+    assert "## Tasks on unseen worlds: agent `random`" in text and "](results/random/tasks.png)" in text
+    out = tmp_path / "B.md"
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+    assert out.read_text() == text
