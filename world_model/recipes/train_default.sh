@@ -4,7 +4,9 @@
 #
 #   bash world_model/recipes/train_default.sh            # from the repository root, in the project's venv
 #
-# Wall times on the 2-core AMD EPYC dev machine: recording ~5 min, autoencoder ~30 min, dynamics ~75 min.
+# Wall times on the 2-core AMD EPYC dev machine: recording ~5 min, autoencoder ~45 min, dynamics ~2.6 s/step
+# (+5 min to pre-encode the data). The shipped checkpoint's dynamics run was stopped (SIGTERM, which checkpoints)
+# at step 1113 of this 1500-step schedule when the session's time ran short; see its MODEL_CARD.md.
 set -euo pipefail
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
 
