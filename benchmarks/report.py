@@ -85,7 +85,8 @@ def fidelity_section(r: dict) -> list[str]:
         lines.append("")
     if "speed" in r:
         s = r["speed"]
-        lines += ["| speed | steps/s (median) |", "|---|---:|"]
+        lines += ["| speed (default sampler, full 16-frame context) | env-steps/s (median; worlds x steps/s) |",
+                  "|---|---:|"]
         for k, v in s.items():
             lines.append(f"| {k.replace('_', ' ')} | {v:.2f} |")
         lines.append("")

@@ -39,4 +39,4 @@ genie-train export --dynamics runs/train/dyn --out world_model/checkpoints/defau
 
 # 5. Success judge (GenieWorld's reward), then its precision / recall on held-out episodes.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out world_model/checkpoints/judge \
-  --steps "${JUDGE_STEPS:-1500}" --report benchmarks/results/judge.json
+  --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
