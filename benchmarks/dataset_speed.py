@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
 import numpy as np
 
 from benchmarks.machine import describe_machine
+from benchmarks.result_file import write_json
 from world_model.dataset import WindowDataset
 
 
@@ -80,9 +80,7 @@ def main(argv=None) -> dict:
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        with open(args.out + ".tmp", "w") as f:
-            f.write(text + "\n")
-        os.replace(args.out + ".tmp", args.out)
+        write_json(args.out, result)
     return result
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
+import sys
 import time
 
 import gymnasium as gym
@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import genie_env
 from benchmarks.machine import describe_machine
+from benchmarks.result_file import write_json
 from benchmarks.metrics import psnr, ssim
 
 #: Action probabilities of the evaluation policy: noop, turn_left, turn_right, forward, pickup, drop, toggle.
@@ -184,15 +185,12 @@ def main(argv=None) -> dict:
     wm = WorldModel.load(args.model)
     report = {"benchmark": "fidelity", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "seed": args.seed,
-              "command": "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else os.sys.argv[1:])}
+              "command": "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else sys.argv[1:])}
     report.update(evaluate(wm, args.episodes, args.horizon, args.views, args.guidance, args.seed))
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out + ".tmp", "w") as f:
-            f.write(text + "\n")
-        os.replace(args.out + ".tmp", args.out)
+        write_json(args.out, report)
     return report
 
 

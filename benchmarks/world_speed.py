@@ -19,6 +19,7 @@ import numpy as np
 
 import genie_env
 from benchmarks.machine import describe_machine
+from benchmarks.result_file import write_json
 
 
 def steps_per_second(env_id: str, steps: int, seed: int = 0, **env_kwargs) -> float:
@@ -63,9 +64,7 @@ def main(argv=None) -> dict:
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        with open(args.out + ".tmp", "w") as f:
-            f.write(text + "\n")
-        os.replace(args.out + ".tmp", args.out)
+        write_json(args.out, result)
     return result
 
 
