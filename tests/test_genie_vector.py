@@ -17,14 +17,6 @@ from world_model.inference import PRESETS, WorldModel
 N = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def wm():
     """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""

@@ -20,15 +20,6 @@ from world_model.inference import DEFAULT_CHECKPOINT, PRESETS, WorldModel
 from world_model.judge import DEFAULT_JUDGE_CHECKPOINT, PRESETS as JUDGE_PRESETS, SuccessJudge
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: one torch thread is many times faster than contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_world_model(seed: int = 0) -> WorldModel:
     """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""
     torch.manual_seed(seed)

@@ -15,14 +15,6 @@ from world_model.judge import (DEFAULT_JUDGE_CHECKPOINT, PRESETS, JudgeConfig, S
 ENV_ID = "genie_env/BabyAI3D-GoToRedBall-v0"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory):
     root = tmp_path_factory.mktemp("judge_data")

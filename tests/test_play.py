@@ -10,14 +10,6 @@ from genie_env.play import PlayArgs, VideoRecorder, main, make_env, play_window
 from world_model.inference import PRESETS, WorldModel
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("play") / "tiny"

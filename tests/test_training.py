@@ -53,14 +53,6 @@ class MovingSquares:
         return Batch(frames=np.stack([e[0] for e in eps]), actions=np.stack([e[1] for e in eps]))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def log_steps(run: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
 

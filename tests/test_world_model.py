@@ -16,15 +16,6 @@ from world_model.dynamics import frame_causal_mask, patchify, unpatchify
 H = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the 2 cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_model(context_frames: int = 4, autocast: bool = False, seed: int = 0) -> WorldModel:
     """Tiny world model whose adaLN-Zero gates are randomised, so every input actually matters."""
     torch.manual_seed(seed)
