@@ -120,6 +120,57 @@ def test_kv_cache_matches_recompute():
         assert np.abs(u.astype(int) - v.astype(int)).max() <= 1
 
 
+def test_previous_frame_input_is_the_latest_cached_frame():
+    """prev_frame models see the frame before the new one: the cache's latest slot, also after the ring wraps."""
+    wm = tiny_model(context_frames=3)
+    assert wm.config.dynamics.prev_frame
+    state = wm.reset(prompt(2, 2), generator=gen(0))
+    g = gen(1)
+    for t in range(5):
+        wm.step(state, [t % 7, 3], generator=g, num_steps=1)
+        px, c_noise, present = wm.denoiser.cache_prev(state.cache)
+        c = state.cache
+        latest = c.times.argmax(dim=1)
+        assert torch.equal(c.times[torch.arange(2), latest], state.time - 1)
+        _, _, c_in, c_noise_ref = wm.denoiser.precondition(c.sigmas[torch.arange(2), latest])
+        torch.testing.assert_close(px, c_in[:, None, None, None] * c.latents[torch.arange(2), latest])
+        torch.testing.assert_close(c_noise, c_noise_ref)
+        assert present.all()
+    empty = wm.denoiser.cache_prev(type(state.cache).empty(wm.config.dynamics, 2, "cpu"))
+    assert not empty[2].any()
+
+
+def test_previous_frame_changes_the_prediction():
+    """Changing only the predecessor's input channels changes the next frame's output (the copy path is wired)."""
+    wm = tiny_model()
+    x = torch.randn(1, 2, 4, 16, 16, generator=gen(0))
+    c, a, pos = torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.long), torch.arange(2)[None]
+    prev = (torch.randn(1, 4, 16, 16, generator=gen(1)), torch.zeros(1), torch.ones(1, dtype=torch.bool))
+    out = wm.dynamics(x, c, a, pos, prev=prev, independent=True)
+    out2 = wm.dynamics(x, c, a, pos, prev=(prev[0] + 1, *prev[1:]), independent=True)
+    assert not torch.allclose(out, out2)
+    none = wm.dynamics(x, c, a, pos, prev=(prev[0], prev[1], torch.zeros(1, dtype=torch.bool)), independent=True)
+    torch.testing.assert_close(none, wm.dynamics(x, c, a, pos, independent=True))
+
+
+def test_models_without_previous_frame_input_still_work(tmp_path):
+    """Checkpoints written before `prev_frame` existed (config without the key) load as prev_frame=False."""
+    from world_model.dynamics import DynamicsConfig
+    d = PRESETS["tiny"].dynamics.to_dict()
+    d.pop("prev_frame")
+    assert DynamicsConfig.from_dict(d).prev_frame is False
+    cfg = PRESETS["tiny"]
+    cfg = replace(cfg, dynamics=replace(cfg.dynamics, prev_frame=False))
+    wm = WorldModel.from_config(cfg, autocast=False)
+    state = wm.reset(prompt(2, 1), generator=gen(0))
+    a = torch.tensor([[3], [1]])
+    x = torch.randn(2, 4, 16, 16, generator=gen(1))
+    torch.testing.assert_close(wm._cached_denoiser(state, a, 1.5)(x, torch.tensor(0.5)),
+                               wm._window_denoiser(state, a, 1.5)(x, torch.tensor(0.5)), atol=1e-4, rtol=1e-4)
+    wm.save(tmp_path / "old")
+    assert WorldModel.load(tmp_path / "old").config.dynamics.prev_frame is False
+
+
 def test_memory_bounded_over_long_rollout():
     wm = tiny_model(context_frames=4)
     state = wm.reset(prompt(2, 2))

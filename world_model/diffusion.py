@@ -83,8 +83,20 @@ class Denoiser(nn.Module):
         """D(x; sigma) for frames x (B, T, C, h, w), sigma (B, T) -> (B, T, C, h, w) (Eq. 7)."""
         c_skip, c_out, c_in, c_noise = (c[..., None, None, None] for c in self.precondition(sigma))
         F_x = self.dynamics(c_in * x, c_noise[..., 0, 0, 0], actions, positions, cache=cache, frame_valid=frame_valid,
-                            independent=independent)
+                            independent=independent, prev=self.cache_prev(cache))
         return c_skip * x + c_out * F_x
+
+    def cache_prev(self, cache: KVCache | None):
+        """The latest cached frame of every world as the network sees it: (c_in x (B, C, h, w), c_noise (B,),
+        present (B,) bool), the predecessor of the next frame for `prev_frame` models; None without a cache."""
+        if cache is None or not self.dynamics.config.prev_frame:
+            return None
+        slot = (cache.next_slot - 1) % cache.slots  # (B,)
+        b = torch.arange(cache.batch, device=slot.device)
+        present = cache.valid[b, slot]
+        sigma = torch.where(present, cache.sigmas[b, slot], torch.ones_like(cache.sigmas[b, slot]))
+        _, _, c_in, c_noise = self.precondition(sigma)
+        return c_in[:, None, None, None] * cache.latents[b, slot], c_noise, present
 
     def guided(self, x, sigma, actions, positions, guidance: float, cache: KVCache | None = None, frame_valid=None):
         """Classifier-free guidance on the action of the last frame: D = D_null + w (D_act - D_null).

@@ -7,6 +7,13 @@ embeddings (RoPE, Su et al. 2021) over *time* on queries and keys, so attention 
 offsets; keys are rotated once, with their absolute frame index (angles in float64), when they enter the cache, so
 cached keys stay valid while absolute time grows without bound.
 
+Previous-frame input (`prev_frame`, on by default): the tokens of frame t are built from its own noisy latent patch
+concatenated with the patch at the same place of frame t-1 (as the network sees it, c_in-scaled, with whatever noise
+it carries), and frame t's conditioning also embeds frame t-1's noise level; a frame with no predecessor (an episode's
+first frame, a window's first frame) gets zeros and a learned "no previous frame" vector. Inside a window the
+predecessor is the previous frame of the window; for the first new frame after a KV cache it is the cache's latest
+frame (the caller passes it as `prev`).
+
 Every frame carries one conditioning vector: the embedding of its diffusion noise level (EDM c_noise) plus the
 embedding of the action that led to it (frame t+1 gets action a_t; an episode's first frame gets START; NULL is
 the "no action" token used for classifier-free guidance). It modulates each block with adaLN-Zero (Peebles & Xie
@@ -56,6 +63,11 @@ class DynamicsConfig:
     """RoPE base (Su et al. 2021)."""
     noise_features: int = 128
     """Size of the Fourier feature vector of c_noise."""
+    prev_frame: bool = True
+    """Each frame's tokens also get the previous frame's (noisy) latent patch at the same place as extra input
+    channels, and its noise level in the conditioning (channel concatenation, as DIAMOND and GameNGen condition on
+    past frames): copying what does not change becomes a local path, and attention only has to learn the change.
+    Checkpoints written before this option existed load with False."""
 
     @property
     def grid(self) -> int:
@@ -86,7 +98,7 @@ class DynamicsConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DynamicsConfig":
-        return cls(**d)
+        return cls(**{"prev_frame": False, **d})  # a config without the key predates the option
 
 
 PRESETS = {
@@ -288,7 +300,10 @@ class Dynamics(nn.Module):
         super().__init__()
         self.config = cfg = config
         D = cfg.width
-        self.patch_in = nn.Linear(cfg.patch_dim, D)
+        self.patch_in = nn.Linear(cfg.patch_dim * (2 if cfg.prev_frame else 1), D)
+        if cfg.prev_frame:
+            self.prev_noise_emb = NoiseEmbedding(cfg)
+            self.no_prev = nn.Parameter(torch.zeros(D))  # conditioning of a frame without a predecessor
         self.pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)  # learned spatial position
         self.noise_emb = NoiseEmbedding(cfg)
         self.action_emb = nn.Embedding(cfg.num_actions + 2, D)  # + START, NULL
@@ -326,6 +341,7 @@ class Dynamics(nn.Module):
         frame_valid: torch.Tensor | None = None,
         head: bool = True,
         independent: bool = False,
+        prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor | None:
         """Run T frames through the transformer.
 
@@ -335,14 +351,22 @@ class Dynamics(nn.Module):
         keys/values into the cache (they become context), with record = (noisy latents (B, T, C, h, w),
         sigmas (B, T)) kept for recomputes; frame_valid: optional (B, T) bool, False for padding
         frames that no real frame may attend to; independent: the T new frames do not attend to each other (the
-        guided and unguided branches of one frame, batched along T). Returns F (B, T, C, h, w) or None (no head).
+        guided and unguided branches of one frame, batched along T); prev: the frame before the first new frame
+        (prev_frame models), as (network input (B, C, h, w), c_noise (B,), present (B,) bool), or None for no
+        predecessor. Returns F (B, T, C, h, w) or None (no head).
         """
         cfg = self.config
         B, T, C, h, w = x.shape
         N = cfg.tokens_per_frame
         x = x.to(self.pos.dtype)  # fp32, or bf16 for a model cast to bf16 for inference
-        tok = self.patch_in(patchify(x, cfg.patch_size)) + self.pos  # (B, T, N, D)
         cond = self.noise_emb(c_noise) + self.action_emb(actions)  # (B, T, D)
+        if cfg.prev_frame:
+            px, pc, has = self._predecessors(x, c_noise, prev, frame_valid, independent)
+            inp = torch.cat([patchify(x, cfg.patch_size), patchify(px, cfg.patch_size)], dim=-1)
+            cond = cond + torch.where(has[..., None], self.prev_noise_emb(pc), self.no_prev.to(cond.dtype))
+        else:
+            inp = patchify(x, cfg.patch_size)
+        tok = self.patch_in(inp) + self.pos  # (B, T, N, D)
         cos, sin = rope_angles(positions, cfg.head_dim, cfg.rope_base)  # (B, 1, T, hd/2)
         mask = self._mask(B, T, cache, frame_valid, x.device, independent)
         if cache is not None:
@@ -368,6 +392,30 @@ class Dynamics(nn.Module):
         shift, scale = self.ada_out(F.silu(cond))[:, :, None].chunk(2, dim=-1)  # (B, T, 1, D) each
         out = self.patch_out(modulate(self.norm_out(tok), shift, scale))  # (B, T, N, C*p*p)
         return unpatchify(out.float(), cfg.patch_size, C, h, w)  # (B, T, C, h, w)
+
+    def _predecessors(self, x, c_noise, prev, frame_valid, independent):
+        """Inputs, c_noise and presence (B, T) of every new frame's predecessor (see `forward`)."""
+        B, T = x.shape[:2]
+        if prev is None:
+            p_x = torch.zeros_like(x[:, 0])
+            p_c = torch.zeros_like(c_noise[:, 0])
+            p_has = torch.zeros(B, dtype=torch.bool, device=x.device)
+        else:
+            p_x, p_c, p_has = prev
+            if p_x.shape[0] != B:  # a cache shared by repeated branches
+                reps = B // p_x.shape[0]
+                p_x, p_c, p_has = p_x.repeat(reps, 1, 1, 1), p_c.repeat(reps), p_has.repeat(reps)
+            p_x = torch.where(p_has[:, None, None, None], p_x.to(x.dtype), torch.zeros_like(p_x, dtype=x.dtype))
+        if independent or T == 1:
+            rep = lambda t: t[:, None].expand(B, T, *t.shape[1:])  # noqa: E731
+            return rep(p_x), rep(p_c.to(c_noise.dtype)), rep(p_has)
+        has = torch.cat([p_has[:, None], torch.ones(B, T - 1, dtype=torch.bool, device=x.device)], dim=1)
+        if frame_valid is not None:
+            has[:, 1:] &= frame_valid[:, :-1]
+        px = torch.cat([p_x[:, None], x[:, :-1]], dim=1)
+        px = torch.where(has[..., None, None, None], px, torch.zeros_like(px))
+        pc = torch.cat([p_c[:, None].to(c_noise.dtype), c_noise[:, :-1]], dim=1)
+        return px, pc, has
 
     def _mask(self, B, T, cache, frame_valid, device, independent=False) -> torch.Tensor | None:
         N = self.config.tokens_per_frame

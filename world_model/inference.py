@@ -275,8 +275,9 @@ class WorldModel(nn.Module):
         x = y + sigma[..., None, None, None] * torch.randn(y.shape, generator=generator, device=self.device)
         _, _, c_in, c_noise = self.denoiser.precondition(sigma)
         positions = state.time[:, None] + torch.arange(T, device=self.device)  # (B, T)
-        self._runtime()[1](c_in[..., None, None, None] * x, c_noise, cond, positions, cache=state.cache, write=True,
-                           record=(x, sigma), head=False)
+        _, dyn, denoiser = self._runtime()
+        dyn(c_in[..., None, None, None] * x, c_noise, cond, positions, cache=state.cache, write=True,
+            record=(x, sigma), head=False, prev=denoiser.cache_prev(state.cache))
         state.time += T
 
     @torch.no_grad()
