@@ -14,23 +14,11 @@ from benchmarks.bench_cli import main
 from benchmarks.report import render
 from benchmarks.tasks import TASKS, episode_seeds, run_tasks
 from genie_env import TEST_SEEDS
-from world_model.inference import PRESETS, WorldModel
 from world_model.judge import PRESETS as JUDGE_PRESETS, SuccessJudge
 
 
-def tiny_world_model(seed: int = 0) -> WorldModel:
-    """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""
-    torch.manual_seed(seed)
-    wm = WorldModel.from_config(PRESETS["tiny"])
-    with torch.no_grad():
-        for p in wm.dynamics.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.1)
-    return wm
-
-
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
+def checkpoints(tmp_path_factory, tiny_world_model):
     """A tiny world model and a tiny random judge saved as checkpoint folders, as the CLI loads them."""
     root = tmp_path_factory.mktemp("bench_ckpt")
     tiny_world_model().save(root / "wm")
@@ -40,7 +28,7 @@ def checkpoints(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def wm():
+def wm(tiny_world_model):
     return tiny_world_model()
 
 

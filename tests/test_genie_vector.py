@@ -12,21 +12,13 @@ from genie_env import GENIE_WORLD_ID, BabyAI3DEnv, TEST_SEEDS
 from genie_env.genie_world_vector import GenieWorldVectorEnv
 from genie_env.mission import encode_mission
 from genie_env.sb3_adapter import SB3VecEnv
-from world_model.inference import PRESETS, WorldModel
 
 N = 3
 
 
 @pytest.fixture(scope="module")
-def wm():
-    """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""
-    torch.manual_seed(0)
-    wm = WorldModel.from_config(PRESETS["tiny"])
-    with torch.no_grad():
-        for p in wm.dynamics.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.1)
-    return wm
+def wm(tiny_world_model):
+    return tiny_world_model()
 
 
 def make_vec(wm, num_envs=N, **kwargs):

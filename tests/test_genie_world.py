@@ -16,23 +16,12 @@ from genie_env.genie_world import GenieWorldEnv, load_world_model
 from genie_env.mission import encode_mission
 from genie_env.prompts import load_prompt_image
 from world_model.checkpoint import CheckpointError
-from world_model.inference import DEFAULT_CHECKPOINT, PRESETS, WorldModel
+from world_model.inference import DEFAULT_CHECKPOINT
 from world_model.judge import DEFAULT_JUDGE_CHECKPOINT, PRESETS as JUDGE_PRESETS, SuccessJudge
 
 
-def tiny_world_model(seed: int = 0) -> WorldModel:
-    """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""
-    torch.manual_seed(seed)
-    wm = WorldModel.from_config(PRESETS["tiny"])
-    with torch.no_grad():
-        for p in wm.dynamics.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.1)
-    return wm
-
-
 @pytest.fixture(scope="module")
-def wm():
+def wm(tiny_world_model):
     return tiny_world_model()
 
 
@@ -257,7 +246,7 @@ def test_default_judge_missing_says_how_to_train_it(wm):
 # ---------------------------------------------------------------------------------------------- models
 
 
-def test_model_from_checkpoint_folder_is_shared(tmp_path):
+def test_model_from_checkpoint_folder_is_shared(tmp_path, tiny_world_model):
     tiny_world_model(1).save(tmp_path / "ckpt")
     a = gym.make(GENIE_WORLD_ID, model=str(tmp_path / "ckpt"), num_steps=2, guidance=1.0, sampler="heun")
     b = gym.make(GENIE_WORLD_ID, model=tmp_path / "ckpt")
