@@ -10,9 +10,12 @@ encoded mission (``policy="mission"``: MultiInputPolicy), act with the shared 7 
   end of the episode when it passes the threshold) or a user ``reward_fn``.
 - ``ppo-gt``: N 3D BabyAI worlds (``DummyVecEnv``), BabyAI's own reward.
 
-Checkpoint: a folder with SB3's standard ``model.zip`` and ``agent.json`` ({"format": "genie-ppo-agent",
-"format_version": 1, "name", "world", "policy", "level", "image_size", "training"}). Acting samples from the policy's
-action distribution with the agent's own seeded generator (``greedy=True``: its mode).
+Checkpoint: a folder with the policy network's weights in ``policy.safetensors`` and ``agent.json`` ({"format":
+"genie-ppo-agent", "format_version": 2, "name", "world", "policy", "level", "image_size", "observation_space",
+"num_actions", "training"}). SB3's own ``model.zip`` is not used: loading it unpickles parts of the file, and an
+agent folder is something users hand around. Loading rebuilds SB3's policy class from the JSON (observation space,
+action count, default architecture) and loads the weights strictly. Acting samples from the policy's action
+distribution with the agent's own seeded generator (``greedy=True``: its mode).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecMonitor
 from tqdm import tqdm
 
@@ -38,9 +43,9 @@ from genie_env.mission import MissionObservation, encode_mission
 from world_model.checkpoint import CheckpointError, write_folder_atomic, write_json
 
 FORMAT_PPO = "genie-ppo-agent"
-PPO_FORMAT_VERSION = 1
+PPO_FORMAT_VERSION = 2
 AGENT_FILE = "agent.json"
-MODEL_FILE = "model.zip"
+MODEL_FILE = "policy.safetensors"
 WORLDS = {"genie": "ppo-genie", "ground_truth": "ppo-gt"}
 POLICIES = {"cnn": "CnnPolicy", "mission": "MultiInputPolicy"}
 
@@ -48,12 +53,12 @@ POLICIES = {"cnn": "CnnPolicy", "mission": "MultiInputPolicy"}
 class PPOAgent(Agent):
     """Acts with a PPO policy saved by :func:`train_ppo`."""
 
-    def __init__(self, model: PPO, meta: dict, greedy: bool = False, path: str | None = None):
+    def __init__(self, policy: ActorCriticPolicy, meta: dict, greedy: bool = False, path: str | None = None):
         super().__init__()
-        self.model, self.meta, self.greedy, self.path = model, meta, bool(greedy), path
+        self.network, self.meta, self.greedy, self.path = policy.eval(), meta, bool(greedy), path
         self.name = str(meta.get("name", "ppo"))
         self.policy = str(meta.get("policy", "cnn"))
-        space = model.observation_space  # SB3 trained it on channel-first images (VecTransposeImage)
+        space = policy.observation_space  # SB3 trained it on channel-first images (VecTransposeImage)
         self._image_shape = tuple((space["image"] if isinstance(space, gym.spaces.Dict) else space).shape)  # (3, H, W)
 
     @classmethod
@@ -73,10 +78,22 @@ class PPOAgent(Agent):
         if meta.get("format_version") != PPO_FORMAT_VERSION:
             raise CheckpointError(f"{str(meta_path)!r} has format_version {meta.get('format_version')!r}; this code "
                                   f"reads version {PPO_FORMAT_VERSION}: upgrade genie-env or retrain the agent")
+        try:
+            policy = _policy_from_meta(meta)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{str(meta_path)!r} does not describe a PPO policy ({type(e).__name__}: {e}); "
+                                  "retrain the agent") from e
         if not (folder / MODEL_FILE).is_file():
             raise CheckpointError(f"{folder / MODEL_FILE} is missing; retrain the agent")
-        model = PPO.load(str(folder / MODEL_FILE), device="cpu")
-        return cls(model, meta, greedy=greedy, path=str(folder))
+        try:
+            load_model(policy, str(folder / MODEL_FILE), strict=True, device="cpu")
+        except RuntimeError as e:  # missing / unexpected / mis-shaped tensors
+            raise CheckpointError(f"{folder / MODEL_FILE} does not fit the policy {AGENT_FILE} describes ({e}); "
+                                  "retrain the agent") from e
+        except Exception as e:  # truncated or not safetensors at all
+            raise CheckpointError(f"{folder / MODEL_FILE} is unreadable ({type(e).__name__}: {e}); retrain the "
+                                  "agent") from e
+        return cls(policy, meta, greedy=greedy, path=str(folder))
 
     @torch.no_grad()
     def act(self, obs: Any, info: dict) -> int:
@@ -86,7 +103,7 @@ class PPOAgent(Agent):
             observation = {"image": frame, "mission": np.asarray(mission)}
         else:
             observation = frame
-        policy = self.model.policy
+        policy = self.network
         obs_tensor, _ = policy.obs_to_tensor(observation)
         probs = policy.get_distribution(obs_tensor).distribution.probs[0].float().cpu().numpy().astype(np.float64)
         if self.greedy:
@@ -248,14 +265,50 @@ def train_ppo(
             "last_episodes_mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
             "seconds": round(time.time() - start, 1),
         },
+        "observation_space": _space_to_json(ppo.policy.observation_space),
+        "num_actions": int(ppo.policy.action_space.n),
     }
 
     def write(tmp: Path) -> None:
-        ppo.save(str(tmp / MODEL_FILE))
+        save_model(ppo.policy, str(tmp / MODEL_FILE))  # handles the feature extractor shared by actor and critic
         write_json(tmp / AGENT_FILE, meta)
 
     write_folder_atomic(out_dir, write)
-    return PPOAgent(ppo, meta, path=str(out_dir))
+    return PPOAgent(ppo.policy, meta, path=str(out_dir))
+
+
+def _space_to_json(space: gym.Space) -> dict:
+    """The observation spaces PPO agents use (uint8 image Box, MultiDiscrete mission, a Dict of them) as JSON."""
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "dict", "spaces": {k: _space_to_json(v) for k, v in space.spaces.items()}}
+    if isinstance(space, gym.spaces.Box):
+        if space.dtype != np.uint8:
+            raise ValueError(f"PPO agents take uint8 images, not {space.dtype} boxes")
+        return {"type": "image", "shape": [int(n) for n in space.shape]}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {"type": "multi_discrete", "nvec": [int(n) for n in np.asarray(space.nvec).ravel()]}
+    raise ValueError(f"cannot save a PPO agent observing {space}")
+
+
+def _space_from_json(d: dict) -> gym.Space:
+    kind = d["type"]
+    if kind == "dict":
+        return gym.spaces.Dict({k: _space_from_json(v) for k, v in d["spaces"].items()})
+    if kind == "image":
+        return gym.spaces.Box(0, 255, tuple(int(n) for n in d["shape"]), np.uint8)
+    if kind == "multi_discrete":
+        return gym.spaces.MultiDiscrete([int(n) for n in d["nvec"]])
+    raise ValueError(f"unknown observation space type {kind!r}")
+
+
+def _policy_from_meta(meta: dict) -> ActorCriticPolicy:
+    """SB3's policy network as PPO builds it by default (same classes and arguments), with untrained weights."""
+    space = _space_from_json(meta["observation_space"])
+    classes = {"cnn": ActorCriticCnnPolicy, "mission": MultiInputActorCriticPolicy}
+    policy = meta.get("policy", "cnn")
+    if policy not in classes:
+        raise ValueError(f"unknown policy {policy!r}")
+    return classes[policy](space, gym.spaces.Discrete(int(meta["num_actions"])), lr_schedule=lambda _: 0.0)
 
 
 def _describe(thing: Any) -> str | None:
