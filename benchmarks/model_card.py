@@ -91,7 +91,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         f"x{ae.get('image_size', 64) // (ae.get('pixel_patch', 1) * 2 ** (len(ae['channels']) - 1))} latents, channels {ae['channels']}.",
         f"- Dynamics: causal DiT, width {dyn['width']}, depth {dyn['depth']}, {dyn['heads']} heads, "
         f"{(dyn['latent_size'] // dyn['patch_size']) ** 2} tokens per frame, context {dyn['context_frames']} frames, "
-        "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
+        + ("the previous frame's latent as extra input channels, " if dyn.get("prev_frame") else "")
+        + "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
         f"- Default sampler: {sampler}.",
         "",
         "## Data and training",
@@ -147,7 +148,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
     lines += [
         "## Limitations",
         "",
-        "- Trained on a small CPU budget (about 50 minutes of dynamics training on 2 cores): compare the ΔPSNR rows "
+        f"- Trained on a small CPU budget (about {round(summary['dynamics']['wall_time_min'] / 5) * 5:.0f} minutes of dynamics "
+        "training on 2 cores): compare the ΔPSNR rows "
         "with their floor above before relying on action control, and the one-step rows before relying on detail.",
         "- Textures blur and objects drift over long autoregressive rollouts.",
         "- Only the 3D BabyAI world's look: prompts from other images are out of distribution.",
