@@ -122,7 +122,8 @@ class PPOAgent(Agent):
     def describe(self) -> dict:
         return {"name": self.name, "path": self.path, "greedy": self.greedy, "world": self.meta.get("world"),
                 "policy": self.policy, "level": self.meta.get("level"), "task": self.meta.get("task"),
-                "timesteps": self.meta.get("training", {}).get("timesteps")}
+                "timesteps": self.meta.get("training", {}).get("timesteps"),
+                "training_seconds": self.meta.get("training", {}).get("seconds")}
 
 
 # ---------------------------------------------------------------------------------------------- environments

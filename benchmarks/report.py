@@ -120,7 +120,8 @@ def _bench_section(name: str):
     """The section renderer of a genie-bench suite (imported on use)."""
     import importlib
 
-    module = {"tasks": "benchmarks.tasks", "agreement": "benchmarks.agreement", "speed": "benchmarks.speed"}[name]
+    module = {"tasks": "benchmarks.tasks", "agreement": "benchmarks.agreement", "speed": "benchmarks.speed",
+              "headline": "benchmarks.headline"}[name]
     return importlib.import_module(module).section
 
 
@@ -130,6 +131,7 @@ BENCH_SECTIONS = {
     "genie-bench-fidelity": _bench_fidelity_section,
     "genie-bench-agreement": lambda r, images: _bench_section("agreement")(r, images),
     "genie-bench-speed": lambda r, images: _bench_section("speed")(r, images),
+    "genie-bench-headline": lambda r, images: _bench_section("headline")(r, images),
 }
 
 

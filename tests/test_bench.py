@@ -211,3 +211,34 @@ def test_report_renders_bench_results_with_figures(checkpoints, tmp_path):
     out = tmp_path / "B.md"
     assert main(["report", "--results", str(results), "--out", str(out)]) == 0
     assert out.read_text() == text
+
+
+def test_headline_table_from_tasks_results(checkpoints, tmp_path):
+    from agents.ppo_agent import train_ppo
+    from benchmarks import headline
+
+    model, judge = checkpoints
+    ppo = tmp_path / "ppo-gt-open-red-door"
+    train_ppo("ground_truth", "OpenRedDoor", ppo, timesteps=64, max_steps=5, num_envs=1, n_steps=64, batch_size=64,
+              n_epochs=1, task="open-red-door", progress=False)
+    sources = []
+    for name, agent in (("random", "random"), ("ppo", f"ppo-gt={ppo}")):
+        out = tmp_path / "bench" / name
+        assert main(["run", "tasks", "--agent", agent, "--episodes", "2", "--model", str(model), "--judge", str(judge),
+                     "--tasks", "open-red-door", "--max-steps", "3", "--batch", "2", "--videos", "0", "--out",
+                     str(out), "--quiet"]) == 0
+        sources.append(str(out / "tasks.json"))
+    out = tmp_path / "results" / "headline" / "headline.json"
+    headline.main([*sources, "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert r["benchmark"] == "genie-bench-headline" and len(r["rows"]) == 2
+    ppo_row, random_row = r["rows"]  # trained agents first
+    assert ppo_row["name"] == "ppo-gt" and ppo_row["trained_in"] == "ground_truth" and ppo_row["timesteps"] >= 64
+    assert ppo_row["training_seconds"] > 0 and random_row["timesteps"] is None
+    for row in r["rows"]:
+        assert row["genie"]["episodes"] == row["ground_truth"]["episodes"] == 2
+    text = render([tmp_path / "results"], out_dir=tmp_path)
+    assert "## Headline: PPO trained inside GenieWorld" in text and "| open-red-door | ppo-gt@" in text
+    assert "](results/headline/headline.png)" in text
+    with pytest.raises(SystemExit):
+        headline.main([str(tmp_path / "results" / "headline" / "headline.json"), "--out", str(tmp_path / "x.json")])
