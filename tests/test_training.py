@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from world_model.checkpoint import CheckpointError
 from world_model import WorldModel
 from world_model.trainer import TrainArgs, Trainer, train
 
@@ -117,6 +118,16 @@ def test_dynamics_run_resumes_exactly_and_exports(autoencoder_run, tmp_path):
     frames, _ = exported.step(state, [1, 3], generator=torch.Generator().manual_seed(0))
     assert frames.shape == (2, H, H, 3)
     assert wm.config.dynamics == exported.config.dynamics and wm.config.autoencoder == exported.config.autoencoder
+    # checkpoint averaging: the mean of the last K checkpoints' dynamics weights, named in the metadata
+    assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "avg"), "--average-last", "2",
+                 "--dtype", "float32"]) == 0
+    avg = WorldModel.load(tmp_path / "avg", autocast=False)
+    last_two = [WorldModel.load(run / f"ckpt-0000000{i}", autocast=False).dynamics.state_dict() for i in (5, 6)]
+    for k, v in avg.dynamics.state_dict().items():
+        torch.testing.assert_close(v, (last_two[0][k] + last_two[1][k]) / 2)
+    assert avg.training_metadata["averaged_checkpoints"] == ["ckpt-00000005", "ckpt-00000006"]
+    with pytest.raises(CheckpointError, match="at least 99"):
+        main(["export", "--dynamics", str(run), "--out", str(tmp_path / "x"), "--average-last", "99"])
 
 
 def test_cli_on_recorded_shards(tmp_path):

@@ -167,13 +167,18 @@ def checkpoint_name(step: int) -> str:
     return f"{CKPT_PREFIX}{step:08d}"
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete `ckpt-*` folder of a run directory, or None."""
+def run_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The complete `ckpt-*` folders of a run directory, oldest first ([] if none)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        return None
-    found = sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith(CKPT_PREFIX)
-                   and p.name[len(CKPT_PREFIX):].isdigit())
+        return []
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith(CKPT_PREFIX)
+                  and p.name[len(CKPT_PREFIX):].isdigit())
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete `ckpt-*` folder of a run directory, or None."""
+    found = run_checkpoints(run_dir)
     return found[-1] if found else None
 
 

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="output checkpoint folder (replaced atomically)")
     ex.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16",
                     help="storage dtype of the weights (default: float16)")
+    ex.add_argument("--average-last", type=int, default=1,
+                    help="average the dynamics weights of the run's last K checkpoints (default: 1, the latest)")
     ex.add_argument("--num-steps", type=int, default=None, help="sampler default: denoising steps per frame")
     ex.add_argument("--guidance", type=float, default=None, help="sampler default: classifier-free guidance weight")
     ex.add_argument("--sampler", choices=("euler", "heun"), default=None, help="sampler default: solver")
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
         sampler = {k: v for k, v in (("num_steps", args.num_steps), ("guidance", args.guidance),
                                      ("solver", args.sampler)) if v is not None}
-        path = export(args.dynamics, args.out, args.autoencoder, dtype=getattr(torch, args.dtype), sampler=sampler)
+        path = export(args.dynamics, args.out, args.autoencoder, dtype=getattr(torch, args.dtype), sampler=sampler,
+                      average_last=args.average_last)
         print(f"[genie-train] wrote {path}")
         return 0
     kw = {k: v for k, v in vars(args).items() if k != "command"}

@@ -45,7 +45,7 @@ from . import autoencoder as ae_mod
 from . import dynamics as dyn_mod
 from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixels_to_frames, psnr
 from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, latest_checkpoint,
-                         load_into, load_training_state, prefixed, read_config, read_tensors, resolve_checkpoint,
+                         load_into, load_training_state, prefixed, read_config, read_tensors, resolve_checkpoint, run_checkpoints,
                          save_training_checkpoint, sub_state, write_json)
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
@@ -96,6 +96,8 @@ class TrainArgs:
     """Save a checkpoint every this many steps (and at the end)."""
     checkpoint_minutes: float = 10.0
     """... and at least this often in wall-clock minutes."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept in the run directory, newest first (`genie-train export --average-last K` needs K)."""
     log_every: int = 20
     """Steps between log.jsonl lines."""
     seed: int = 0
@@ -108,6 +110,8 @@ class TrainArgs:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.preset not in ae_mod.PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(ae_mod.PRESETS)}")
         if self.kind == "dynamics" and self.autoencoder is None:
@@ -487,7 +491,8 @@ class Trainer:
         cfg, tensors = self._model_config_and_tensors()
         state = {"args": self.args.to_dict(), "world_size": self.rt.world_size, "time": time.time(),
                  "rng": "counter-based: numpy/torch generators are seeded from (seed, rank, step) every step"}
-        path = save_training_checkpoint(self.run_dir, self.step, cfg, tensors, self.optimizer, state)
+        path = save_training_checkpoint(self.run_dir, self.step, cfg, tensors, self.optimizer, state,
+                                        keep=self.args.keep_checkpoints)
         evals = {k: round(v, 2) for k, v in cfg["training"].items() if k.startswith("eval_psnr")}
         if evals:
             tqdm.write(f"[genie-train] step {self.step}: held-out PSNR (dB) {evals}")
@@ -621,11 +626,25 @@ def train(args: TrainArgs, data=None) -> Path:
 
 
 def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None = None,
-           dtype: torch.dtype = torch.float16, sampler: dict | None = None) -> Path:
+           dtype: torch.dtype = torch.float16, sampler: dict | None = None, average_last: int = 1) -> Path:
     """Write the compact inference checkpoint of a dynamics run (optionally with another autoencoder's weights,
-    and other sampler defaults, e.g. sampler={"guidance": 1.0})."""
+    and other sampler defaults, e.g. sampler={"guidance": 1.0}).
+
+    average_last: average the dynamics weights of the run's last K checkpoints (checkpoint averaging, a cheap
+    stand-in for an EMA of the weights: it smooths the noise of the last steps of SGD); 1 exports the latest."""
+    if average_last < 1:
+        raise ValueError(f"average_last must be >= 1, got {average_last}")
     wm = WorldModel.load(dynamics, autocast=False)
-    training = getattr(wm, "training_metadata", {})
+    training = dict(getattr(wm, "training_metadata", {}))
+    if average_last > 1:
+        folders = run_checkpoints(dynamics)[-average_last:]
+        if len(folders) < average_last:
+            raise CheckpointError(f"--average-last {average_last} needs a run directory with at least {average_last} "
+                                  f"checkpoints; {str(dynamics)!r} has {len(folders)}")
+        states = [WorldModel.load(f, autocast=False).dynamics.state_dict() for f in folders]
+        mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) for k, v in states[-1].items()}
+        wm.dynamics.load_state_dict(mean, strict=True)
+        training["averaged_checkpoints"] = [f.name for f in folders]
     if sampler:
         wm = wm.with_sampler(**sampler)
     if autoencoder is not None:
