@@ -4,9 +4,9 @@
 #
 #   bash world_model/recipes/train_default.sh            # from the repository root, in the project's venv
 #
-# Wall times on the 2-core AMD EPYC dev machine: recording ~5 min, autoencoder ~45 min, dynamics ~2.6 s/step
+# Wall times on the 2-core AMD EPYC dev machine: recording ~5 min, autoencoder ~45 min, dynamics ~2.35 s/step
 # (+5 min to pre-encode the data). The shipped checkpoint's dynamics run was stopped (SIGTERM, which checkpoints)
-# at step 1113 of this 1500-step schedule when the session's time ran short; see its MODEL_CARD.md.
+# at step 2003 of this 2400-step schedule when the session's time ran short (DYN_STEPS=2400; see its MODEL_CARD.md).
 set -euo pipefail
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
 
@@ -31,8 +31,8 @@ genie-train autoencoder --data runs/data/train/* --eval-data runs/data/test/* --
 
 # 3. Dynamics: causal diffusion transformer over latent windows of 17 frames (diffusion forcing).
 genie-train dynamics --data runs/data/train/* --eval-data runs/data/test/* --autoencoder runs/train/ae \
-  --preset default --out runs/train/dyn --steps "${DYN_STEPS:-1500}" --batch-size 8 --lr 4e-4 --warmup 150 \
-  --checkpoint-every 250 --log-every 20
+  --preset default --out runs/train/dyn --steps "${DYN_STEPS:-2400}" --batch-size 8 --lr 4e-4 --warmup 150 \
+  --checkpoint-every 200 --log-every 20
 
 # 4. Export the compact fp16 inference checkpoint that ships in the package.
 genie-train export --dynamics runs/train/dyn --out world_model/checkpoints/default
