@@ -121,7 +121,7 @@ def _bench_section(name: str):
     import importlib
 
     module = {"tasks": "benchmarks.tasks", "agreement": "benchmarks.agreement", "speed": "benchmarks.speed",
-              "headline": "benchmarks.headline"}[name]
+              "headline": "benchmarks.headline", "objective": "benchmarks.objective"}[name]
     return importlib.import_module(module).section
 
 
@@ -132,6 +132,7 @@ BENCH_SECTIONS = {
     "genie-bench-agreement": lambda r, images: _bench_section("agreement")(r, images),
     "genie-bench-speed": lambda r, images: _bench_section("speed")(r, images),
     "genie-bench-headline": lambda r, images: _bench_section("headline")(r, images),
+    "genie-bench-objective": lambda r, images: _bench_section("objective")(r, images),
 }
 
 

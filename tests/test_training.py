@@ -107,6 +107,14 @@ def test_dynamics_run_resumes_exactly_and_exports(autoencoder_run, tmp_path):
     u.run()
     for p, q in zip(t.dyn.parameters(), u.dyn.parameters()):
         torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+    for p, q in zip(t.ema.parameters(), u.ema.parameters()):  # ... and the same EMA of the weights
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+    # the checkpoint's model is the EMA; the trained weights ride along for resuming only
+    saved = WorldModel.load(run, autocast=False).dynamics.state_dict()
+    for k, v in t.ema.state_dict().items():
+        torch.testing.assert_close(saved[k], v)
+    assert any(not torch.equal(saved[k], v) for k, v in t.dyn.state_dict().items())
+    assert json.loads((run / "ckpt-00000006" / "config.json").read_text())["training"]["ema_decay"] == 0.998
     # the run dir is a world-model checkpoint; export writes a compact copy
     wm = WorldModel.load(run)
     from world_model.train_cli import main
@@ -151,10 +159,28 @@ def test_cli_on_recorded_shards(tmp_path):
     common = ["--data", str(data), "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--threads", "1"]
     assert main(["autoencoder", *common, "--out", str(tmp_path / "ae")]) == 0
     assert main(["dynamics", *common, "--autoencoder", str(tmp_path / "ae"), "--window", "5",
-                 "--out", str(tmp_path / "dyn"), "--no-bf16"]) == 0
+                 "--out", str(tmp_path / "dyn")]) == 0
     assert (tmp_path / "dyn" / "latents.safetensors").is_file()
     assert log_steps(tmp_path / "dyn") == [2]
     assert isinstance(WorldModel.load(tmp_path / "dyn"), WorldModel)
+    # the objective ablation end to end (benchmarks/objective.py): two runs sharing the latent cache, one report
+    from benchmarks.objective import main as objective_main
+    from benchmarks.report import render
+
+    out = tmp_path / "results" / "objective.json"
+    r = objective_main(["--data", str(data), "--autoencoder", str(tmp_path / "ae"), "--preset", "tiny", "--steps",
+                        "2", "--batch-size", "2", "--warmup", "1", "--episodes", "1", "--horizon", "4", "--views",
+                        "first_person", "--threads", "1", "--reuse-latents", str(tmp_path / "dyn" / "latents.safetensors"),
+                        "--runs", str(tmp_path / "abl"), "--out", str(out)])
+    assert set(r["runs"]) == {"forcing", "augment"} and "ahead by" in r["verdict"]
+    for obj in ("forcing", "augment"):
+        assert (tmp_path / "abl" / f"{obj}-s0" / "latents.safetensors").stat().st_ino == \
+            (tmp_path / "dyn" / "latents.safetensors").stat().st_ino  # shared, not re-encoded
+        cfg = json.loads((tmp_path / "abl" / f"{obj}-s0" / "ckpt-00000002" / "config.json").read_text())
+        assert cfg["diffusion"]["objective"] == obj
+        assert len(r["runs"][obj]["views"]["first_person"]["psnr_curve"]) == 4
+    assert (out.parent / "objective.png").is_file()
+    assert "Diffusion Forcing vs noise augmentation" in render(out.parent)
 
 
 def test_cli_requires_autoencoder_for_dynamics(tmp_path, capsys):
@@ -163,3 +189,69 @@ def test_cli_requires_autoencoder_for_dynamics(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["dynamics", "--data", str(tmp_path), "--out", str(tmp_path / "x")])
     assert "--autoencoder" in capsys.readouterr().err
+
+
+def test_ema_starts_from_a_checkpoint_without_one(autoencoder_run, tmp_path):
+    """A run trained without an EMA and resumed with one starts the EMA from its weights (the v2 default model's
+    dynamics run was extended this way); a resume with another objective is refused."""
+    data, run = MovingSquares(5), tmp_path / "dyn"
+    plain = Trainer(args("dynamics", run, 8, autoencoder=str(autoencoder_run), window=5, ema_decay=0.0, stop_at=3,
+                         bf16=False), data=data)
+    plain.run()
+    assert plain.ema is None and plain.step == 3 and (run / "ckpt-00000003").is_dir()  # stop_at keeps the schedule
+    lrs = [json.loads(x)["lr"] for x in (run / "log.jsonl").read_text().splitlines()]
+    assert lrs == [plain.args.lr_at(i) for i in range(3)] and plain.args.lr_at(2) > plain.args.lr_at(7)
+    cont = Trainer(args("dynamics", run, 8, autoencoder=str(autoencoder_run), window=5, ema_decay=0.5, stop_at=4,
+                        bf16=False), data=data)
+    assert cont.resume()
+    for p, q in zip(cont.ema.parameters(), plain.dyn.parameters()):
+        torch.testing.assert_close(p, q)
+    cont.run()
+    w3 = {k: v.clone() for k, v in plain.dyn.state_dict().items()}
+    for k, v in cont.ema.state_dict().items():  # one update after step 4 (decay min(0.5, 5/14)): a mix of both
+        torch.testing.assert_close(v, w3[k] + (cont.dyn.state_dict()[k] - w3[k]) * (1 - 5 / 14), atol=1e-6, rtol=1e-5)
+    with pytest.raises(CheckpointError, match="--objective forcing"):
+        Trainer(args("dynamics", run, 8, autoencoder=str(autoencoder_run), window=5, objective="augment"),
+                data=data).resume()
+
+
+def test_augment_objective_trains_only_the_last_frame(autoencoder_run, tmp_path):
+    """GameNGen-style noise augmentation: the loss is a function of the last frame's target alone, and the
+    context frames are noised below augment_sigma_max."""
+    from world_model.diffusion import Denoiser, DiffusionConfig
+    from world_model.dynamics import PRESETS, Dynamics
+
+    torch.manual_seed(0)
+    dyn = Dynamics(PRESETS["tiny"])
+    y = torch.randn(2, 4, 4, 16, 16)
+    actions = torch.randint(0, 7, (2, 4))
+    seen = {}
+
+    def zero_net(x_in, c_noise, *a, **kw):  # F = 0: the loss is then the mean of the chosen frames' target^2
+        seen["x_in"], seen["sigma"] = x_in, (4 * c_noise).exp()
+        return torch.zeros_like(x_in)
+
+    dyn.forward = zero_net
+    for objective in ("augment", "forcing"):
+        den = Denoiser(DiffusionConfig(objective=objective), dyn)
+        loss = den.loss(y, actions, torch.Generator().manual_seed(0))
+        sigma = seen["sigma"]
+        c_skip, c_out, c_in, _ = (c[..., None, None, None] for c in den.precondition(sigma))
+        target = (y - c_skip * seen["x_in"] / c_in) / c_out
+        per_frame = target.pow(2).mean(dim=(2, 3, 4))  # (B, T)
+        if objective == "augment":
+            assert (sigma[:, :-1] <= 0.7 + 1e-5).all() and (sigma[:, :-1] >= 0.01 - 1e-6).all()
+            torch.testing.assert_close(loss, per_frame[:, -1].mean())
+        else:  # context frames sit exactly at context_sigma and carry no loss
+            ctx = (sigma - 0.1).abs() < 1e-6
+            torch.testing.assert_close(loss, per_frame[~ctx].mean())
+    with pytest.raises(ValueError, match="objective"):
+        DiffusionConfig(objective="bogus")
+    # the CLI exposes the choice and the small preset for dynamics
+    from world_model.train_cli import build_parser
+
+    ns = build_parser().parse_args(["dynamics", "--data", "x", "--out", "y", "--autoencoder", "z",
+                                    "--objective", "augment", "--preset", "small", "--ema-decay", "0.99"])
+    assert ns.objective == "augment" and ns.preset == "small" and ns.ema_decay == 0.99
+    with pytest.raises(ValueError, match="preset"):
+        TrainArgs(kind="autoencoder", data=(), out="x", preset="small")

@@ -37,6 +37,9 @@ import torch.nn as nn
 from .dynamics import Dynamics, KVCache
 
 
+OBJECTIVES = ("forcing", "augment")
+
+
 @dataclass(frozen=True)
 class DiffusionConfig:
     sigma_data: float = 1.0
@@ -51,6 +54,17 @@ class DiffusionConfig:
     """Training: probability that a frame is a context frame at `context_sigma` (no loss) rather than noised."""
     null_action_prob: float = 0.1
     """Training: probability of replacing a frame's action by NULL (classifier-free guidance)."""
+    objective: str = "forcing"
+    """Training objective: "forcing" (Diffusion Forcing: every frame of a window gets its own noise level and a
+    loss, with clean-context mixing) or "augment" (GameNGen-style noise augmentation: only the window's last frame
+    is a target; every earlier frame is context corrupted with a random noise level up to `augment_sigma_max`)."""
+    augment_sigma_max: float = 0.7
+    """"augment": context frames get sigma ~ U(context_sigma / 10, augment_sigma_max) (the level is embedded, as
+    GameNGen does; sampling uses `context_sigma`)."""
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,7 +145,8 @@ class Denoiser(nn.Module):
         return (self.config.p_mean + self.config.p_std * z).exp()
 
     def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Diffusion Forcing loss on a window of clean latents y (B, T, C, h, w) with data actions (B, T).
+        """Diffusion Forcing (or, with objective="augment", noise-augmentation) loss on a window of clean latents
+        y (B, T, C, h, w) with data actions (B, T).
 
         actions[:, t] leads frame t -> t+1, so frame t is conditioned on actions[:, t-1] and frame 0 on START.
         Returns the mean over noised frames of lambda(sigma) ||D(x; sigma) - y||^2 (Eq. 2 / Eq. 8), computed
@@ -145,8 +160,15 @@ class Denoiser(nn.Module):
         cond = torch.where(drop, torch.full_like(cond, dyn_cfg.null_action), cond)  # (B, T)
 
         sigma = self.sample_sigma((B, T), generator, dev)
-        is_context = torch.rand((B, T), generator=generator, device=dev) < cfg.context_prob
-        sigma = torch.where(is_context, torch.full_like(sigma, cfg.context_sigma), sigma)  # (B, T)
+        if cfg.objective == "forcing":
+            is_context = torch.rand((B, T), generator=generator, device=dev) < cfg.context_prob
+            sigma = torch.where(is_context, torch.full_like(sigma, cfg.context_sigma), sigma)  # (B, T)
+        else:  # "augment": the last frame is the only target; earlier frames are noise-augmented context
+            is_context = torch.ones((B, T), dtype=torch.bool, device=dev)
+            is_context[:, -1] = False
+            lo = cfg.context_sigma / 10
+            aug = lo + (cfg.augment_sigma_max - lo) * torch.rand((B, T), generator=generator, device=dev)
+            sigma = torch.where(is_context, aug, sigma)
         noise = torch.randn(y.shape, generator=generator, device=dev)
         x = y + sigma[..., None, None, None] * noise
 

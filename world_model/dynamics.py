@@ -103,6 +103,7 @@ class DynamicsConfig:
 
 PRESETS = {
     "tiny": DynamicsConfig(width=32, depth=2, heads=2, noise_features=16, context_frames=4),
+    "small": DynamicsConfig(width=128, depth=4, heads=4, noise_features=64),  # quick ablations on a CPU
     "default": DynamicsConfig(),
 }
 

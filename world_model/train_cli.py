@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import sys
 
+from .diffusion import OBJECTIVES
 from .trainer import TrainArgs
 
 
@@ -35,7 +36,12 @@ def _add_train_args(p: argparse.ArgumentParser, kind: str) -> None:
         elif f.name == "bf16":
             p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help=help_)
         elif f.name == "preset":
-            p.add_argument(flag, choices=("tiny", "default"), default="default", help=help_)
+            choices = ("tiny", "default") if kind == "autoencoder" else ("tiny", "small", "default")
+            p.add_argument(flag, choices=choices, default="default", help=help_)
+        elif f.name in ("objective", "ema_decay") and kind == "autoencoder":
+            continue
+        elif f.name == "objective":
+            p.add_argument(flag, choices=OBJECTIVES, default="forcing", help=help_)
         elif f.name == "split":
             p.add_argument(flag, default="train", help=help_ + ' Use "all" for every split.')
         else:

@@ -21,6 +21,7 @@ CUDA); every rank draws its own windows, rank 0 writes checkpoints and logs. --b
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import json
@@ -47,7 +48,7 @@ from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixel
 from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, latest_checkpoint,
                          load_into, load_training_state, prefixed, read_config, read_tensors, resolve_checkpoint, run_checkpoints,
                          save_training_checkpoint, sub_state, write_json)
-from .diffusion import Denoiser, DiffusionConfig
+from .diffusion import OBJECTIVES, Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
 from .inference import ACTION_MEANINGS, WorldModel, WorldModelConfig
 from .sampler import SamplerConfig
@@ -64,9 +65,12 @@ class TrainArgs:
     out: str
     """Run directory (created; an existing one is resumed)."""
     preset: str = "default"
-    """Model size preset: "tiny" or "default"."""
+    """Model size preset: "tiny", "default" (both kinds) or "small" (dynamics only, for quick ablations)."""
     steps: int = 20000
     """Total optimizer steps (a resumed run continues up to this)."""
+    stop_at: int | None = None
+    """Stop (with a checkpoint) at this step without changing the schedule, which `steps` sets; a later run with a
+    larger or no stop_at continues."""
     batch_size: int | None = None
     """Per-rank batch: frames (autoencoder, default 32) or windows (dynamics, default 8)."""
     lr: float | None = None
@@ -90,6 +94,12 @@ class TrainArgs:
     eval_data: tuple[str, ...] | None = None
     """Folders of held-out episodes (default: --data, split "test", if recorded): autoencoder PSNR, and the
     dynamics' autoregressive PSNR by horizon at every checkpoint."""
+    objective: str = "forcing"
+    """Dynamics: "forcing" (Diffusion Forcing, every frame a target) or "augment" (GameNGen noise augmentation,
+    the last frame of each window the only target); see world_model/diffusion.py."""
+    ema_decay: float = 0.998
+    """Dynamics: decay of the exponential moving average of the weights that checkpoints, evaluation and export
+    use (0 = off; the raw weights are kept beside it for resuming)."""
     views: tuple[str, ...] | None = None
     """Keep only episodes of these views (e.g. first_person); None keeps all."""
     checkpoint_every: int = 1000
@@ -110,10 +120,17 @@ class TrainArgs:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.stop_at is not None and self.stop_at < 1:
+            raise ValueError(f"stop_at must be >= 1, got {self.stop_at}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
-        if self.preset not in ae_mod.PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(ae_mod.PRESETS)}")
+        presets = ae_mod.PRESETS if self.kind == "autoencoder" else dyn_mod.PRESETS
+        if self.preset not in presets:
+            raise ValueError(f"unknown {self.kind} preset {self.preset!r}; choose one of {sorted(presets)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.kind == "dynamics" and self.autoencoder is None:
             raise ValueError("dynamics training needs --autoencoder (an autoencoder run directory or checkpoint)")
 
@@ -334,12 +351,15 @@ class Trainer:
         self.run_dir = Path(args.out)
         self.data = data  # an object with sample_batch(batch_size, np.random.Generator), or None: from args.data
         self.stop_requested = False
+        self.ema = None
         torch.manual_seed(args.seed)  # weight init (DDP also broadcasts rank 0's weights)
         if args.kind == "autoencoder":
             self._build_autoencoder()
         else:
             self._build_dynamics()
         self.loss_module.to(self.rt.device)
+        if self.ema is not None:
+            self.ema.to(self.rt.device)
         self.module = self.loss_module
         if self.rt.distributed:
             ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
@@ -382,11 +402,14 @@ class Trainer:
         ae_cfg = self.ae.config
         dyn_cfg = replace(dyn_mod.PRESETS[args.preset], latent_channels=ae_cfg.latent_channels,
                           latent_size=ae_cfg.latent_size)
-        self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg, diffusion=DiffusionConfig(),
+        self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg,
+                                          diffusion=DiffusionConfig(objective=args.objective),
                                           sampler=SamplerConfig(), action_meanings=ACTION_MEANINGS)
         self.window = args.window or dyn_cfg.context_frames + 1
         self.dyn = Dynamics(dyn_cfg)
         self.trainable = self.dyn
+        # EMA of the weights (evaluated, checkpointed as the model and exported); not a parameter of the optimizer
+        self.ema = copy.deepcopy(self.dyn).requires_grad_(False) if args.ema_decay > 0 else None
         self.loss_module = DynamicsLoss(Denoiser(self.wm_config.diffusion, self.dyn))
         if self.data is None:
             self.data = open_windows(args, window=self.window)
@@ -417,7 +440,7 @@ class Trainer:
     def eval_rollout(self, horizons=(1, 4, 16)) -> dict:
         """PSNR of frames generated from the first frame of each eval window with its recorded actions."""
         frames, actions = self.eval_windows
-        wm = WorldModel(self.wm_config, self.ae, self.dyn, autocast=self.args.bf16)
+        wm = WorldModel(self.wm_config, self.ae, self.ema or self.dyn, autocast=self.args.bf16)
         gen = torch.Generator(device=self.rt.device).manual_seed(0)
         state = wm.reset(frames[:, :1], generator=gen)
         out = {}
@@ -469,11 +492,25 @@ class Trainer:
             return cfg, prefixed("autoencoder", self.ae)
         meta["window"] = self.window
         meta["autoencoder"] = str(self.ae_path)
+        meta["objective"] = self.args.objective
+        if self.ema is not None:
+            meta["ema_decay"] = self.args.ema_decay
         if self.eval_windows is not None:
             meta.update(self.eval_rollout())
-        wm = WorldModel(self.wm_config, self.ae, self.dyn)
+        wm = WorldModel(self.wm_config, self.ae, self.ema or self.dyn)
         self.dyn.train()  # WorldModel() puts its modules in eval mode
         return wm.checkpoint_config(meta), wm.state_tensors()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * weights, with the usual warm-up (decay <= (1 + step) / (10 + step)) so
+        the EMA of a fresh run is not dominated by its random initialisation. Depends only on the step, so a resumed
+        run's EMA equals an uninterrupted one's; a run resumed from a checkpoint without an EMA starts it there."""
+        decay = min(self.args.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.dyn.parameters()):
+            e.lerp_(p.detach(), 1 - decay)
+        for e, b in zip(self.ema.buffers(), self.dyn.buffers()):
+            e.copy_(b)
 
     @torch.no_grad()
     def eval_psnr(self) -> float:
@@ -491,8 +528,9 @@ class Trainer:
         cfg, tensors = self._model_config_and_tensors()
         state = {"args": self.args.to_dict(), "world_size": self.rt.world_size, "time": time.time(),
                  "rng": "counter-based: numpy/torch generators are seeded from (seed, rank, step) every step"}
+        raw = prefixed("train_dynamics", self.dyn) if self.ema is not None else None  # the weights being trained
         path = save_training_checkpoint(self.run_dir, self.step, cfg, tensors, self.optimizer, state,
-                                        keep=self.args.keep_checkpoints)
+                                        extra_tensors=raw, keep=self.args.keep_checkpoints)
         evals = {k: round(v, 2) for k, v in cfg["training"].items() if k.startswith("eval_psnr")}
         if evals:
             tqdm.write(f"[genie-train] step {self.step}: held-out PSNR (dB) {evals}")
@@ -504,16 +542,23 @@ class Trainer:
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
             return False
-        state, opt_state, _ = load_training_state(ckpt)
+        state, opt_state, extra = load_training_state(ckpt)
         prev = state.get("args", {})
         if prev.get("kind") != self.args.kind or prev.get("preset") != self.args.preset:
             raise CheckpointError(f"{self.run_dir} holds a {prev.get('kind')}/{prev.get('preset')} run; cannot resume "
                                   f"it as {self.args.kind}/{self.args.preset}: use another --out")
+        if self.args.kind == "dynamics" and prev.get("objective", "forcing") != self.args.objective:
+            raise CheckpointError(f"{self.run_dir} was trained with --objective {prev.get('objective', 'forcing')}; "
+                                  f"cannot resume it with --objective {self.args.objective}: use another --out")
         tensors = read_tensors(ckpt)
         if self.args.kind == "autoencoder":
             load_into(self.ae, sub_state(tensors, "autoencoder"), "autoencoder")
         else:
-            load_into(self.dyn, sub_state(tensors, "dynamics"), "dynamics")
+            raw = sub_state(extra, "train_dynamics")
+            # a checkpoint written with an EMA holds the EMA as the model and the trained weights beside it
+            load_into(self.dyn, raw or sub_state(tensors, "dynamics"), "dynamics")
+            if self.ema is not None:
+                load_into(self.ema, sub_state(tensors, "dynamics") if raw else self.dyn.state_dict(), "dynamics EMA")
         self.optimizer.load_state_dict(opt_state)
         self.step = int(state["step"])
         if self.rt.is_main:
@@ -562,14 +607,15 @@ class Trainer:
             n_params = sum(p.numel() for p in self.trainable.parameters())
             print(f"[genie-train] {args.kind} preset={args.preset} params={n_params:,} device={rt.device} "
                   f"world_size={rt.world_size} batch/rank={args.effective_batch_size} bf16={args.bf16}")
-        bar = tqdm(total=args.steps, initial=self.step, disable=not rt.is_main, desc=f"train {args.kind}",
+        end = min(args.steps, args.stop_at) if args.stop_at is not None else args.steps
+        bar = tqdm(total=end, initial=self.step, disable=not rt.is_main, desc=f"train {args.kind}",
                    dynamic_ncols=True)
         log_path = self.run_dir / "log.jsonl"
         t_start = t_last = t_ckpt = time.time()
         loss_sum, n_loss, ex_since = 0.0, 0, 0
         saved_at = self.step
         try:
-            while self.step < args.steps:
+            while self.step < end:
                 lr = args.lr_at(self.step)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
@@ -582,12 +628,14 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.trainable.parameters(), args.grad_clip)
                 self.optimizer.step()
                 self.step += 1
+                if self.ema is not None:
+                    self._update_ema()
                 loss_sum += loss.item()
                 n_loss += 1
                 ex_since += args.effective_batch_size * rt.world_size
                 bar.update(1)
                 now = time.time()
-                if self.step % args.log_every == 0 or self.step == args.steps:
+                if self.step % args.log_every == 0 or self.step == end:
                     rec = {"step": self.step, "loss": loss_sum / n_loss, "lr": lr,
                            "examples_per_s": ex_since / max(now - t_last, 1e-9), "wall_time": now,
                            "elapsed_s": now - t_start}
@@ -597,7 +645,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{rec['loss']:.4f}", ex_s=f"{rec['examples_per_s']:.1f}")
                     loss_sum, n_loss, ex_since, t_last = 0.0, 0, 0, now
                 stop = self._should_stop()
-                due = (self.step % args.checkpoint_every == 0 or self.step == args.steps or stop
+                due = (self.step % args.checkpoint_every == 0 or self.step == end or stop
                        or now - t_ckpt > 60 * args.checkpoint_minutes)
                 if rt.distributed:  # every rank must agree on saving (the time check may differ)
                     flag = torch.tensor([float(due)], device=rt.device)
