@@ -66,7 +66,13 @@ def fidelity_section(r: dict) -> list[str]:
         lines += ["| figure | " + " | ".join(views) + " |", "|---|" + "---:|" * len(views)]
         rows = [("autoencoder reconstruction PSNR (dB)", lambda x: x["reconstruction_psnr"]),
                 ("one-step teacher-forced PSNR (dB)", lambda x: x["one_step_psnr"]),
-                ("one-step teacher-forced SSIM", lambda x: x["one_step_ssim"])]
+                ("one-step teacher-forced SSIM", lambda x: x["one_step_ssim"]),
+                ("one-step copy-the-last-frame baseline PSNR (dB)", lambda x: x.get("one_step_copy_last_psnr"))]
+        for kind in ("turn", "forward", "other"):
+            rows += [(f"one-step PSNR on {kind} actions, model (dB)",
+                      lambda x, k=kind: x["one_step_by_action"][k]["psnr"]),
+                     (f"one-step PSNR on {kind} actions, copy-last (dB)",
+                      lambda x, k=kind: x["one_step_by_action"][k]["copy_last_psnr"])]
         for h in ("1", "4", "16", "64"):
             rows.append((f"autoregressive PSNR @ {h} (dB)", lambda x, h=h: x["autoregressive_psnr"].get(h)))
         for view in views[:1]:

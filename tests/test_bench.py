@@ -153,7 +153,13 @@ def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
                  "1.5", "--memory-episodes", "2", "--warmup", "1", "--long-episodes", "2", "--long-horizon", "8",
                  "--model", str(model), "--out", str(out), "--quiet"]) == 0
     r = json.loads((out / "fidelity.json").read_text())
-    assert "4" in r["fidelity"]["first_person"]["autoregressive_psnr"]
+    fp = r["fidelity"]["first_person"]
+    assert "4" in fp["autoregressive_psnr"]
+    # one-step PSNR by kind of action, each beside the copy-the-last-frame baseline; the counts cover every sample
+    kinds = fp["one_step_by_action"]
+    assert kinds and set(kinds) <= {"turn", "forward", "other"} and sum(k["n"] for k in kinds.values()) == 2 * 2  # starts 0, 3
+    assert all(0 < k["copy_last_psnr"] <= 60 and np.isfinite(k["psnr"]) for k in kinds.values())
+    assert "copy-the-last-frame baseline" in (out / "report.md").read_text()
     full = r["memory"]["full_circle"]
     assert full["ground_truth_exact"] and full["actions"] == ["turn_left"] * 4
     assert np.isfinite(full["psnr_return_vs_before"]["mean"])
