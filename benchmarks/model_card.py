@@ -23,6 +23,15 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def wall_seconds(log: list[dict]) -> float | None:
+    """Training wall time of a run's log.jsonl across resumed sessions (each session's elapsed_s restarts at 0;
+    the lines past a resumed checkpoint were dropped, so this is the time of the steps that count)."""
+    if not log:
+        return None
+    ends = [rec["elapsed_s"] for rec, nxt in zip(log, log[1:] + [None]) if nxt is None or nxt["elapsed_s"] < rec["elapsed_s"]]
+    return float(sum(ends))
+
+
 def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
     """Training facts from the run folders and recordings."""
     from benchmarks.machine import describe_machine
@@ -55,7 +64,10 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
             "run": str(run),
             "steps": log[-1]["step"] if log else None,
             "schedule_steps": args.get("steps"),
-            "wall_time_min": round(log[-1]["elapsed_s"] / 60.0, 1) if log else None,
+            "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
+            "sessions": sum(1 for rec, nxt in zip(log, log[1:]) if nxt["elapsed_s"] < rec["elapsed_s"]) + 1 if log else 0,
+            "peak_lr": args.get("lr"),
+            "ema_decay": args.get("ema_decay"),
             "final_loss": log[-1]["loss"] if log else None,
             "batch_size": args.get("batch_size"),
             "preset": args.get("preset"),
@@ -102,8 +114,14 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
     ]
     for name in ("autoencoder", "dynamics"):
         t = summary[name]
-        lines.append(f"- {name.capitalize()}: {t['steps']} steps (of a {t.get('schedule_steps')}-step schedule), batch {t['batch_size'] or 'preset default'}, "
-                     f"{t['wall_time_min']} min wall time, final training loss {_fmt(t['final_loss'], 4)}.")
+        extra = ""
+        if t.get("sessions", 1) > 1:
+            extra += f" over {t['sessions']} resumed sessions"
+        if t.get("ema_decay"):
+            extra += f"; the weights are an EMA (decay {t['ema_decay']})"
+        lines.append(f"- {name.capitalize()}: {t['steps']} steps (of a {t.get('schedule_steps')}-step schedule), batch "
+                     f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final training "
+                     f"loss {_fmt(t['final_loss'], 4)}.")
     lines += [
         f"- Machine: {m.get('cpu')}, {m.get('cores_usable')} cores, {m.get('memory_gb')} GB, no GPU; bf16 autocast.",
         "- Recipe: `bash world_model/recipes/train_default.sh`.",
@@ -119,6 +137,9 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         rows = [("reconstruction PSNR (dB)", lambda r: r["reconstruction_psnr"]),
                 ("one-step PSNR (dB)", lambda r: r["one_step_psnr"]),
                 ("one-step SSIM", lambda r: r["one_step_ssim"])]
+        for kind in ("turn", "forward", "other"):
+            rows.append((f"one-step PSNR on {kind} actions (copy-last-frame baseline) (dB)",
+                         lambda r, k=kind: r["one_step_by_action"][k]))
         for h in ("1", "4", "16", "64"):
             rows.append((f"autoregressive PSNR @ {h} (dB)", lambda r, h=h: r["autoregressive_psnr"].get(h)))
         for w in fidelity[views[0]]["guidance"]:
@@ -131,7 +152,9 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
             cells = []
             for v in views:
                 try:
-                    cells.append(_fmt(get(fidelity[v]), 3 if "SSIM" in name else 2))
+                    value = get(fidelity[v])
+                    cells.append(f"{value['psnr']:.2f} ({value['copy_last_psnr']:.2f})" if isinstance(value, dict)
+                                 else _fmt(value, 3 if "SSIM" in name else 2))
                 except KeyError:
                     cells.append("n/a")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {floors.get(name, '')} |")

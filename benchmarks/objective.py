@@ -52,6 +52,7 @@ def _link_latents(src: Path, run_dir: Path) -> None:
 
 
 def train_run(objective: str, seed: int, args) -> tuple[Path, float]:
+    from benchmarks.model_card import wall_seconds
     from world_model.trainer import TrainArgs, train
 
     run_dir = Path(args.runs) / f"{objective}-s{seed}"
@@ -65,10 +66,8 @@ def train_run(objective: str, seed: int, args) -> tuple[Path, float]:
     start = time.time()
     train(targs)
     log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
-    # wall time of the whole run, also across resumes: the logged elapsed time of each session's last line
-    seconds = sum(rec["elapsed_s"] for i, rec in enumerate(log) if i + 1 == len(log) or log[i + 1]["elapsed_s"] <
-                  rec["elapsed_s"]) if log else time.time() - start
-    return run_dir, float(seconds)
+    seconds = wall_seconds(log)  # the whole run's, also across resumes
+    return run_dir, float(seconds if seconds is not None else time.time() - start)
 
 
 def evaluate(run_dir: Path, episodes: int, horizon: int, views, seed: int) -> dict:

@@ -1,6 +1,7 @@
 """genie-bench: statistics, the suites (tiny random-weights world model and judge), the CLI and the report."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,3 +249,16 @@ def test_headline_table_from_tasks_results(checkpoints, tmp_path):
     assert "](results/headline/headline.png)" in text
     with pytest.raises(SystemExit):
         headline.main([str(tmp_path / "results" / "headline" / "headline.json"), "--out", str(tmp_path / "x.json")])
+
+
+def test_model_card_wall_time_across_resumes_and_render():
+    """The card's training wall time sums the sessions of a resumed run; the shipped card renders from its files."""
+    from benchmarks.model_card import render, wall_seconds
+    from world_model.inference import DEFAULT_CHECKPOINT
+
+    log = [{"elapsed_s": 10.0}, {"elapsed_s": 20.0}, {"elapsed_s": 5.0}, {"elapsed_s": 7.0}]
+    assert wall_seconds(log) == 27.0 and wall_seconds([]) is None
+    summary = json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text())
+    fidelity = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "fidelity.json").read_text())
+    text = render(DEFAULT_CHECKPOINT, summary, fidelity, None)
+    assert "## Fidelity on unseen worlds" in text and "one-step PSNR on turn actions" in text
