@@ -346,3 +346,28 @@ def test_default_checkpoint_missing_is_explained(monkeypatch, tmp_path):
 def test_parameter_counts_of_presets():
     assert Autoencoder(PRESETS["default"].autoencoder).num_parameters() < 2_500_000
     assert Dynamics(PRESETS["default"].dynamics).num_parameters() < 14_000_000
+
+
+def test_attention_scratch_space_equals_concatenation():
+    """The cached step writes its new keys/values into the cache's scratch space and attends to one buffer; that
+    must equal concatenating the cache with them (the path taken with gradients or another dtype)."""
+    from world_model.dynamics import PRESETS, Attention, KVCache, rope_angles
+
+    cfg = PRESETS["tiny"]
+    torch.manual_seed(0)
+    attn = Attention(cfg)
+    B, N, S = 2, cfg.tokens_per_frame, cfg.context_frames
+    cache = KVCache.empty(cfg, B, "cpu")
+    assert cache.k[0].shape[2] == (S + KVCache.SCRATCH_FRAMES) * N
+    for buf in (cache.k[0], cache.v[0]):
+        buf.normal_()
+    x = torch.randn(B, 2 * N, cfg.width)
+    cos, sin = rope_angles(torch.tensor([[5, 5]] * B), cfg.head_dim, cfg.rope_base)
+    past_k, past_v = cache.k[0][:, :, :S * N].clone(), cache.v[0][:, :, :S * N].clone()
+    with torch.enable_grad():  # the concatenating path
+        want, _, _ = attn(x, cos, sin, None, past_k, past_v, S * N)
+    with torch.no_grad():  # the scratch path, in place in the cache's buffers
+        got, k, _ = attn(x, cos, sin, None, cache.k[0], cache.v[0], S * N)
+    torch.testing.assert_close(got, want.detach())
+    torch.testing.assert_close(cache.k[0][:, :, S * N:], k)  # the new keys sit in the scratch space
+    torch.testing.assert_close(cache.k[0][:, :, :S * N], past_k)  # the cached ones are untouched

@@ -148,7 +148,8 @@ def frame_causal_mask(frames: int, tokens_per_frame: int, device=None) -> torch.
 class KVCache:
     """Per-layer keys/values of the last `context_frames` frames of B worlds, in a ring buffer of frame slots.
 
-    k[l], v[l]: (B, H, S*N, hd) with S = context_frames slots; valid: (B, S) bool; next_slot: (B,) long.
+    k[l], v[l]: (B, H, (S + SCRATCH_FRAMES) * N, hd) with S = context_frames slots (tokens from S*N on are scratch
+    space for the frames being denoised, never context); valid: (B, S) bool; next_slot: (B,) long.
     Also keeps what a recompute over the window needs: the noisy latents of the cached frames (B, S, C, h, w),
     their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S).
     """
@@ -158,10 +159,15 @@ class KVCache:
         self.valid, self.next_slot = valid, next_slot
         self.latents, self.sigmas, self.actions, self.times = latents, sigmas, actions, times
 
+    #: Room for this many new frames' tokens after the S*N cached ones in every k/v buffer: a step writes its new
+    #: keys/values there and attends to one contiguous buffer instead of concatenating the whole cache every
+    #: denoising step (2 = the guided and unguided branches of one frame).
+    SCRATCH_FRAMES = 2
+
     @classmethod
     def empty(cls, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32) -> "KVCache":
         S, N = cfg.context_frames, cfg.tokens_per_frame
-        shape = (batch, cfg.heads, S * N, cfg.head_dim)
+        shape = (batch, cfg.heads, (S + cls.SCRATCH_FRAMES) * N, cfg.head_dim)
         zeros = lambda *s, **kw: torch.zeros(*s, device=device, **kw)  # noqa: E731
         return cls(
             k=[zeros(shape, dtype=dtype) for _ in range(cfg.depth)],
@@ -237,16 +243,23 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(cfg.head_dim)  # QK-norm keeps bf16 attention logits tame
         self.k_norm = RMSNorm(cfg.head_dim)
 
-    def forward(self, x, cos, sin, mask, past_k=None, past_v=None):
-        """x (B, L, D) with L = T*N -> (out (B, L, D), k, v (B, H, L, hd) after RoPE)."""
+    def forward(self, x, cos, sin, mask, past_k=None, past_v=None, past_len=0):
+        """x (B, L, D) with L = T*N -> (out (B, L, D), k, v (B, H, L, hd) after RoPE). past_k / past_v: cache
+        buffers whose first past_len tokens are attended to (the rest is scratch space, see KVCache)."""
         B, L, D = x.shape
         H, hd, N = self.cfg.heads, self.cfg.head_dim, self.cfg.tokens_per_frame
         q, k, v = self.qkv(x).view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
         q = apply_rope(self.q_norm(q), cos, sin, N)
         k = apply_rope(self.k_norm(k), cos, sin, N)
         if past_k is not None:
-            keys = torch.cat([past_k.to(k.dtype), k], dim=2)  # (B, H, S*N + L, hd)
-            values = torch.cat([past_v.to(v.dtype), v], dim=2)
+            P = past_len
+            if past_k.dtype == k.dtype and past_k.shape[2] >= P + L and not torch.is_grad_enabled():
+                past_k[:, :, P:P + L] = k  # the new tokens go to the scratch space after the cached ones
+                past_v[:, :, P:P + L] = v
+                keys, values = past_k[:, :, :P + L], past_v[:, :, :P + L]  # (B, H, S*N + L, hd), no copy
+            else:
+                keys = torch.cat([past_k[:, :, :P].to(k.dtype), k], dim=2)
+                values = torch.cat([past_v[:, :, :P].to(v.dtype), v], dim=2)
         else:
             keys, values = k, v
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, L, hd)
@@ -269,13 +282,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
         self.ada = nn.Linear(D, 6 * D)  # adaLN-Zero modulation from the per-frame conditioning
 
-    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None):
+    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None, past_len=0):
         """x (B, T, N, D), cond (B, T, D) -> x (B, T, N, D), k, v."""
         B, T, N, D = x.shape
         mod = self.ada(F.silu(cond))[:, :, None]  # (B, T, 1, 6D)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
         h = modulate(self.norm1(x), shift1, scale1).reshape(B, T * N, D)
-        a, k, v = self.attn(h, cos, sin, mask, past_k, past_v)
+        a, k, v = self.attn(h, cos, sin, mask, past_k, past_v, past_len)
         x = x + gate1 * a.view(B, T, N, D)
         x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
         return x, k, v
@@ -382,7 +395,7 @@ class Dynamics(nn.Module):
                 past_k, past_v = cache.k[i], cache.v[i]
                 if reps > 1:
                     past_k, past_v = past_k.repeat(reps, 1, 1, 1), past_v.repeat(reps, 1, 1, 1)
-            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v)
+            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v, cache.slots * N if cache is not None else 0)
             new_kv.append((k, v))
         if write:
             if cache is None or record is None:
