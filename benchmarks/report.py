@@ -54,8 +54,9 @@ def dataset_speed_section(r: dict) -> list[str]:
 
 
 def fidelity_section(r: dict) -> list[str]:
+    shipped = r.get("model") in (None, "default")
     lines = [
-        "## World-model fidelity (held-out worlds)",
+        "## World-model fidelity (held-out worlds)" + ("" if shipped else f": candidate `{r['model']}` (not shipped)"),
         "",
         f"`{r.get('command', 'python -m benchmarks.fidelity')}` on model `{r['model']}`; sampler "
         f"{r['sampler']}. Machine: {_machine(r['machine'])}.",

@@ -98,8 +98,11 @@ def test_torchrun_two_cpu_processes(tmp_path: Path):
     assert json.loads((run / "run.json").read_text())["world_size"] == 2
     assert (run / "latents.safetensors").is_file() and not list(run.glob("latents.part*"))
     assert load_file(str(run / "latents.safetensors"))["latents"].shape == (27, 4, 16, 16)
+    # the checkpoint's model is the EMA of the weights; the trained weights (rank 0's) ride in the optimizer file
+    opt = load_file(str(run / "ckpt-00000003" / "optimizer.safetensors"))
+    assert torch.equal(opt["extra.train_dynamics.pos"], p0["pos"])
     ckpt = load_file(str(run / "ckpt-00000003" / "model.safetensors"))
-    assert torch.equal(ckpt["dynamics.pos"], p0["pos"])
+    assert ckpt["dynamics.pos"].shape == p0["pos"].shape and not torch.equal(ckpt["dynamics.pos"], p0["pos"])
 
 
 def _frames():
