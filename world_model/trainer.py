@@ -440,7 +440,7 @@ class Trainer:
     def eval_rollout(self, horizons=(1, 4, 16)) -> dict:
         """PSNR of frames generated from the first frame of each eval window with its recorded actions."""
         frames, actions = self.eval_windows
-        wm = WorldModel(self.wm_config, self.ae, self.ema or self.dyn, autocast=self.args.bf16)
+        wm = WorldModel(self.wm_config, self.ae, self.ema if self.ema is not None else self.dyn, autocast=self.args.bf16)
         gen = torch.Generator(device=self.rt.device).manual_seed(0)
         state = wm.reset(frames[:, :1], generator=gen)
         out = {}
@@ -497,7 +497,7 @@ class Trainer:
             meta["ema_decay"] = self.args.ema_decay
         if self.eval_windows is not None:
             meta.update(self.eval_rollout())
-        wm = WorldModel(self.wm_config, self.ae, self.ema or self.dyn)
+        wm = WorldModel(self.wm_config, self.ae, self.ema if self.ema is not None else self.dyn)
         self.dyn.train()  # WorldModel() puts its modules in eval mode
         return wm.checkpoint_config(meta), wm.state_tensors()
 
