@@ -440,7 +440,8 @@ class Trainer:
     def eval_rollout(self, horizons=(1, 4, 16)) -> dict:
         """PSNR of frames generated from the first frame of each eval window with its recorded actions."""
         frames, actions = self.eval_windows
-        wm = WorldModel(self.wm_config, self.ae, self.ema if self.ema is not None else self.dyn, autocast=self.args.bf16)
+        dyn = self.ema if self.ema is not None else self.dyn
+        wm = WorldModel(self.wm_config, self.ae, dyn, autocast=self.args.bf16)
         gen = torch.Generator(device=self.rt.device).manual_seed(0)
         state = wm.reset(frames[:, :1], generator=gen)
         out = {}
