@@ -105,7 +105,10 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         f"{(dyn['latent_size'] // dyn['patch_size']) ** 2} tokens per frame, context {dyn['context_frames']} frames, "
         + ("the previous frame's latent as extra input channels, " if dyn.get("prev_frame") else "")
         + "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
-        f"- Default sampler: {sampler}.",
+        f"- Default sampler: {sampler}; past frames are cached at noise level "
+        f"{config.get('diffusion', {}).get('context_sigma')}"
+        + (f" (trained with {config['training']['trained_context_sigma']})"
+           if "trained_context_sigma" in config.get("training", {}) else "") + ".",
         "",
         "## Data and training",
         "",

@@ -119,9 +119,14 @@ def test_dynamics_run_resumes_exactly_and_exports(autoencoder_run, tmp_path):
     wm = WorldModel.load(run)
     from world_model.train_cli import main
 
-    assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "export"), "--guidance", "1.0"]) == 0
+    assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "export"), "--guidance", "1.0",
+                 "--context-sigma", "0.05"]) == 0
     exported = WorldModel.load(tmp_path / "export")
     assert exported.config.sampler.guidance == 1.0
+    assert exported.config.diffusion.context_sigma == 0.05 and wm.config.diffusion.context_sigma == 0.1
+    assert exported.training_metadata["trained_context_sigma"] == 0.1
+    with pytest.raises(ValueError, match="context_sigma"):
+        wm.with_sampler(context_sigma=0.0)
     state = exported.reset(data.sample_batch(2, np.random.default_rng(0)).frames[:, :2])
     frames, _ = exported.step(state, [1, 3], generator=torch.Generator().manual_seed(0))
     assert frames.shape == (2, H, H, 3)

@@ -695,6 +695,8 @@ def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None
         wm.dynamics.load_state_dict(mean, strict=True)
         training["averaged_checkpoints"] = [f.name for f in folders]
     if sampler:
+        if sampler.get("context_sigma") is not None and "trained_context_sigma" not in training:
+            training["trained_context_sigma"] = wm.config.diffusion.context_sigma
         wm = wm.with_sampler(**sampler)
     if autoencoder is not None:
         other = load_autoencoder(autoencoder)

@@ -53,6 +53,15 @@ if [ "${V3:-0}" = 1 ]; then
     --out benchmarks/results/candidates/fidelity_v3.json
 fi
 
+# Optional (CS05=1): the shipped weights sampled with past frames cached at noise level 0.05 instead of the trained
+# 0.1: one-step PSNR +1.6 / +0.7 dB (first person / top-down) but weaker top-down action control at guidance 1.5
+# (BENCHMARKS.md), so it does not ship either.
+if [ "${CS05:-0}" = 1 ]; then
+  genie-train export --dynamics runs/train/dyn/ckpt-00002003 --out runs/candidates/v2cs05 --context-sigma 0.05
+  python -m benchmarks.fidelity --model runs/candidates/v2cs05 --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
+    --out benchmarks/results/candidates/fidelity_v2_context_sigma_0.05.json
+fi
+
 # 5. Success judge (GenieWorld's reward), then its precision / recall on held-out episodes.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out world_model/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
