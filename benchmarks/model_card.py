@@ -26,10 +26,13 @@ def _read_jsonl(path: Path) -> list[dict]:
 def wall_seconds(log: list[dict]) -> float | None:
     """Training wall time of a run's log.jsonl across resumed sessions (each session's elapsed_s restarts at 0;
     the lines past a resumed checkpoint were dropped, so this is the time of the steps that count)."""
-    if not log:
-        return None
-    ends = [rec["elapsed_s"] for rec, nxt in zip(log, log[1:] + [None]) if nxt is None or nxt["elapsed_s"] < rec["elapsed_s"]]
-    return float(sum(ends))
+    ends = session_ends(log)
+    return float(sum(rec["elapsed_s"] for rec in ends)) if ends else None
+
+
+def session_ends(log: list[dict]) -> list[dict]:
+    """The last log line of each training session (a resumed session's elapsed_s restarts below the previous)."""
+    return [rec for rec, nxt in zip(log, log[1:] + [None]) if nxt is None or nxt["elapsed_s"] < rec["elapsed_s"]]
 
 
 def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
@@ -65,8 +68,7 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
             "steps": log[-1]["step"] if log else None,
             "schedule_steps": args.get("steps"),
             "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
-            "sessions": sum(1 for rec, nxt in zip(log, log[1:]) if nxt["elapsed_s"] < rec["elapsed_s"]) + 1 if log else 0,
-            "peak_lr": args.get("lr"),
+            "sessions": len(session_ends(log)),
             "ema_decay": args.get("ema_decay"),
             "final_loss": log[-1]["loss"] if log else None,
             "batch_size": args.get("batch_size"),

@@ -15,6 +15,8 @@ import argparse
 import dataclasses
 import sys
 
+from . import autoencoder as ae_mod
+from . import dynamics as dyn_mod
 from .diffusion import OBJECTIVES
 from .trainer import TrainArgs
 
@@ -36,7 +38,7 @@ def _add_train_args(p: argparse.ArgumentParser, kind: str) -> None:
         elif f.name == "bf16":
             p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help=help_)
         elif f.name == "preset":
-            choices = ("tiny", "default") if kind == "autoencoder" else ("tiny", "small", "default")
+            choices = sorted((ae_mod if kind == "autoencoder" else dyn_mod).PRESETS)
             p.add_argument(flag, choices=choices, default="default", help=help_)
         elif f.name in ("objective", "ema_decay") and kind == "autoencoder":
             continue
