@@ -128,7 +128,8 @@ def _bench_section(name: str):
     import importlib
 
     module = {"tasks": "benchmarks.tasks", "agreement": "benchmarks.agreement", "speed": "benchmarks.speed",
-              "headline": "benchmarks.headline", "objective": "benchmarks.objective"}[name]
+              "headline": "benchmarks.headline", "objective": "benchmarks.objective",
+              "context_sigma": "benchmarks.context_sigma"}[name]
     return importlib.import_module(module).section
 
 
@@ -140,6 +141,7 @@ BENCH_SECTIONS = {
     "genie-bench-speed": lambda r, images: _bench_section("speed")(r, images),
     "genie-bench-headline": lambda r, images: _bench_section("headline")(r, images),
     "genie-bench-objective": lambda r, images: _bench_section("objective")(r, images),
+    "genie-bench-context-sigma": lambda r, images: _bench_section("context_sigma")(r, images),
 }
 
 

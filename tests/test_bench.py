@@ -262,3 +262,24 @@ def test_model_card_wall_time_across_resumes_and_render():
     fidelity = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "fidelity.json").read_text())
     text = render(DEFAULT_CHECKPOINT, summary, fidelity, None)
     assert "## Fidelity on unseen worlds" in text and "one-step PSNR on turn actions" in text
+
+
+def test_context_sigma_sweep_tiny(checkpoints, tmp_path, capsys):
+    """benchmarks.context_sigma: one model, past frames cached at several noise levels, figures per level and
+    view, rendered in the report; the level changes what the model generates."""
+    from benchmarks.context_sigma import main as sweep
+
+    model, _ = checkpoints
+    out = tmp_path / "res" / "context_sigma.json"
+    r = sweep(["--model", str(model), "--sigmas", "0.01", "0.5", "--episodes", "2", "--views", "first_person",
+               "--out", str(out)])
+    assert set(r["levels"]) == {"0.01", "0.5"} and r["trained_context_sigma"] == 0.1
+    lo, hi = r["levels"]["0.01"]["first_person"], r["levels"]["0.5"]["first_person"]
+    assert set(lo["autoregressive_psnr"]) == {"1", "4", "16"} and np.isfinite(lo["delta_psnr_16"])
+    assert sum(k["n"] for k in lo["one_step_by_action"].values()) == 2 * 5  # starts 0, 3, 7, 15, 31
+    assert lo["one_step_psnr"] != hi["one_step_psnr"]
+    assert json.loads(out.read_text())["levels"]["0.5"]["first_person"]["one_step_psnr"] == hi["one_step_psnr"]
+    assert "## Context-noise sweep" in render([out.parent], out_dir=tmp_path)
+    with pytest.raises(SystemExit):
+        sweep(["--model", str(model), "--sigmas", "0"])
+    assert "--sigmas must all be > 0" in capsys.readouterr().err

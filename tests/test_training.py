@@ -260,3 +260,82 @@ def test_augment_objective_trains_only_the_last_frame(autoencoder_run, tmp_path)
     assert ns.objective == "augment" and ns.preset == "small" and ns.ema_decay == 0.99
     with pytest.raises(ValueError, match="preset"):
         TrainArgs(kind="autoencoder", data=(), out="x", preset="small")
+
+
+def test_context_sigma_range_draws_context_levels_log_uniformly():
+    """With context_sigma_min, context frames get levels in [min, max] (embedded, no loss) instead of one level."""
+    from world_model.diffusion import Denoiser, DiffusionConfig
+    from world_model.dynamics import PRESETS, Dynamics
+
+    dyn = Dynamics(PRESETS["tiny"])
+    seen = {}
+
+    def zero_net(x_in, c_noise, *a, **kw):
+        seen["sigma"] = (4 * c_noise).exp()
+        return torch.zeros_like(x_in)
+
+    dyn.forward = zero_net
+    den = Denoiser(DiffusionConfig(context_sigma=0.1, context_sigma_min=0.01), dyn)
+    levels = den.sample_context_sigma((20000,), torch.Generator().manual_seed(0), "cpu")
+    assert levels.min() >= 0.01 - 1e-7 and levels.max() <= 0.1 + 1e-7
+    # log-uniform: the median is the geometric mean of the ends, and each decade half is equally likely
+    assert abs(float(levels.median()) - 0.1 ** 0.5 * 0.01 ** 0.5) < 2e-3
+    y, actions = torch.randn(64, 6, 4, 16, 16), torch.randint(0, 7, (64, 6))
+    den.loss(y, actions, torch.Generator().manual_seed(0))
+    in_range = (seen["sigma"] >= 0.01 - 1e-6) & (seen["sigma"] <= 0.1 + 1e-6)
+    assert 0.4 < in_range.float().mean() < 0.75  # context_prob 0.5 of the frames, plus the noised ones that land there
+    assert len(torch.unique(seen["sigma"][in_range])) > 10  # not one fixed level
+    for bad in (0.0, 0.1, 0.2):
+        with pytest.raises(ValueError, match="context_sigma_min"):
+            DiffusionConfig(context_sigma=0.1, context_sigma_min=bad)
+
+
+def test_init_from_a_world_model_checkpoint(autoencoder_run, tmp_path):
+    """--init-from starts a new run from an exported model's dynamics weights (checked: architecture and latents),
+    records it in the checkpoints, and a resume with another context noise level is refused."""
+    data = MovingSquares(5)
+    base = tmp_path / "base"
+    train(args("dynamics", base, 2, autoencoder=str(autoencoder_run), window=5), data=data)
+    from world_model.train_cli import main
+
+    assert main(["export", "--dynamics", str(base), "--out", str(tmp_path / "exported")]) == 0
+    exported = WorldModel.load(tmp_path / "exported", autocast=False)
+    run = tmp_path / "fine"
+    a = args("dynamics", run, 4, autoencoder=str(tmp_path / "exported"), window=5, init_from=str(tmp_path / "exported"),
+             context_sigma=0.05, context_sigma_min=0.01, stop_at=1)
+    t = Trainer(a, data=data)
+    for k, v in exported.dynamics.state_dict().items():  # starts from the checkpoint's weights, EMA included
+        torch.testing.assert_close(t.dyn.state_dict()[k], v)
+        torch.testing.assert_close(t.ema.state_dict()[k], v)
+    t.run()
+    cfg = json.loads((run / "ckpt-00000001" / "config.json").read_text())
+    assert cfg["training"]["init_from"] == {"path": str(tmp_path / "exported"), "step": 2}
+    assert cfg["diffusion"]["context_sigma"] == 0.05 and cfg["diffusion"]["context_sigma_min"] == 0.01
+    resumed = Trainer(replace_args(a, stop_at=2), data=data)
+    resumed.run()
+    cfg = json.loads((run / "ckpt-00000002" / "config.json").read_text())
+    assert resumed.step == 2 and cfg["training"]["init_from"]["step"] == 2
+    with pytest.raises(CheckpointError, match="context_sigma=0.05"):
+        Trainer(replace_args(a, context_sigma=0.1), data=data).resume()
+    # export from a range-trained run: the sampling level is chosen, the trained range kept in the metadata
+    assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "cs"), "--context-sigma", "0.02"]) == 0
+    cs = WorldModel.load(tmp_path / "cs")
+    assert cs.config.diffusion.context_sigma == 0.02 and cs.config.diffusion.context_sigma_min is None
+    assert cs.training_metadata["trained_context_sigma"] == [0.01, 0.05]
+    # wrong architecture or another autoencoder's latents: a clear error before any training
+    with pytest.raises(CheckpointError, match="pick the preset"):
+        Trainer(args("dynamics", tmp_path / "x", 2, autoencoder=str(autoencoder_run), window=5, preset="small",
+                     init_from=str(tmp_path / "exported")), data=data)
+    other_ae = tmp_path / "other_ae"
+    train(args("autoencoder", other_ae, 2, seed=1), data=MovingSquares(1))
+    with pytest.raises(CheckpointError, match="another autoencoder"):
+        Trainer(args("dynamics", tmp_path / "y", 2, autoencoder=str(other_ae), window=5,
+                     init_from=str(tmp_path / "exported")), data=data)
+    with pytest.raises(ValueError, match="context_sigma_min"):
+        args("dynamics", tmp_path / "z", 2, autoencoder="a", context_sigma=0.05, context_sigma_min=0.05)
+
+
+def replace_args(a: TrainArgs, **kw) -> TrainArgs:
+    from dataclasses import replace
+
+    return replace(a, **kw)

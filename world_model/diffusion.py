@@ -35,6 +35,7 @@ both perspectives 16.00 vs 14.99 dB; noise augmentation was ahead only top-down 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -56,6 +57,10 @@ class DiffusionConfig:
     """Std of ln(sigma) at training."""
     context_sigma: float = 0.1
     """Noise level of past (context) frames, at training (mixed in) and at sampling."""
+    context_sigma_min: float | None = None
+    """Training ("forcing"): if set, each context frame's noise level is drawn log-uniformly from
+    [context_sigma_min, context_sigma] instead of sitting at context_sigma (the level is embedded, so sampling may
+    then cache past frames at any level of that range: `genie-train export --context-sigma`). None: context_sigma."""
     context_prob: float = 0.5
     """Training: probability that a frame is a context frame at `context_sigma` (no loss) rather than noised."""
     null_action_prob: float = 0.1
@@ -71,6 +76,11 @@ class DiffusionConfig:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not self.context_sigma > 0:
+            raise ValueError(f"context_sigma must be > 0, got {self.context_sigma}")
+        if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
+            raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
+                             f"{self.context_sigma_min}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +160,15 @@ class Denoiser(nn.Module):
         z = torch.randn(shape, generator=generator, device=device)
         return (self.config.p_mean + self.config.p_std * z).exp()
 
+    def sample_context_sigma(self, shape, generator: torch.Generator, device) -> torch.Tensor:
+        """Noise levels of context frames at training: context_sigma, or log-uniform on [context_sigma_min,
+        context_sigma] when the range is set."""
+        cfg = self.config
+        if cfg.context_sigma_min is None:
+            return torch.full(shape, cfg.context_sigma, device=device)
+        lo, hi = math.log(cfg.context_sigma_min), math.log(cfg.context_sigma)
+        return (lo + (hi - lo) * torch.rand(shape, generator=generator, device=device)).exp()
+
     def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Diffusion Forcing (or, with objective="augment", noise-augmentation) loss on a window of clean latents
         y (B, T, C, h, w) with data actions (B, T).
@@ -168,7 +187,7 @@ class Denoiser(nn.Module):
         sigma = self.sample_sigma((B, T), generator, dev)
         if cfg.objective == "forcing":
             is_context = torch.rand((B, T), generator=generator, device=dev) < cfg.context_prob
-            sigma = torch.where(is_context, torch.full_like(sigma, cfg.context_sigma), sigma)  # (B, T)
+            sigma = torch.where(is_context, self.sample_context_sigma((B, T), generator, dev), sigma)  # (B, T)
         else:  # "augment": the last frame is the only target; earlier frames are noise-augmented context
             is_context = torch.ones((B, T), dtype=torch.bool, device=dev)
             is_context[:, -1] = False

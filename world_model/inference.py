@@ -345,12 +345,14 @@ class WorldModel(nn.Module):
 
     def with_sampler(self, context_sigma: float | None = None, **changes) -> "WorldModel":
         """The same model (shared weights) with other sampler defaults, e.g. wm.with_sampler(num_steps=4);
-        context_sigma: the noise level past frames are stored at in the cache (diffusion.context_sigma)."""
+        context_sigma: the noise level past frames are stored at in the cache (diffusion.context_sigma; the
+        training-only range context_sigma_min is dropped, `genie-train export` keeps it in the metadata)."""
         cfg = dc_replace(self.config, sampler=dc_replace(self.config.sampler, **changes))
         if context_sigma is not None:
             if not context_sigma > 0:
                 raise ValueError(f"context_sigma must be > 0, got {context_sigma}")
-            cfg = dc_replace(cfg, diffusion=dc_replace(cfg.diffusion, context_sigma=float(context_sigma)))
+            cfg = dc_replace(cfg, diffusion=dc_replace(cfg.diffusion, context_sigma=float(context_sigma),
+                                                       context_sigma_min=None))
         out = type(self)(cfg, self.autoencoder, self.dynamics, autocast=self.autocast)
         out.training_metadata = getattr(self, "training_metadata", {})
         return out

@@ -40,7 +40,8 @@ def _add_train_args(p: argparse.ArgumentParser, kind: str) -> None:
         elif f.name == "preset":
             choices = sorted((ae_mod if kind == "autoencoder" else dyn_mod).PRESETS)
             p.add_argument(flag, choices=choices, default="default", help=help_)
-        elif f.name in ("objective", "ema_decay") and kind == "autoencoder":
+        elif kind == "autoencoder" and f.name in ("objective", "ema_decay", "context_sigma", "context_sigma_min",
+                                                  "init_from"):
             continue
         elif f.name == "objective":
             p.add_argument(flag, choices=OBJECTIVES, default="forcing", help=help_)

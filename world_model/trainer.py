@@ -97,6 +97,15 @@ class TrainArgs:
     objective: str = "forcing"
     """Dynamics: "forcing" (Diffusion Forcing, every frame a target) or "augment" (GameNGen noise augmentation,
     the last frame of each window the only target); see world_model/diffusion.py."""
+    context_sigma: float = 0.1
+    """Dynamics: noise level of past frames, the sampler's default (and at training, unless context_sigma_min)."""
+    context_sigma_min: float | None = None
+    """Dynamics: draw each training context frame's noise level log-uniformly from [context_sigma_min,
+    context_sigma], so that sampling can cache past frames at any level of that range."""
+    init_from: str | None = None
+    """Dynamics: start a new run from the dynamics weights of this world-model checkpoint (e.g. the shipped
+    world_model/checkpoints/default) instead of random ones; it must have the preset's architecture and the
+    --autoencoder's latents. Ignored when the run resumes."""
     ema_decay: float = 0.998
     """Dynamics: decay of the exponential moving average of the weights that checkpoints, evaluation and export
     use (0 = off; the raw weights are kept beside it for resuming)."""
@@ -131,6 +140,11 @@ class TrainArgs:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
+            raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
+                             f"{self.context_sigma_min}")
+        if not self.context_sigma > 0:
+            raise ValueError(f"context_sigma must be > 0, got {self.context_sigma}")
         if self.kind == "dynamics" and self.autoencoder is None:
             raise ValueError("dynamics training needs --autoencoder (an autoencoder run directory or checkpoint)")
 
@@ -403,10 +417,15 @@ class Trainer:
         dyn_cfg = replace(dyn_mod.PRESETS[args.preset], latent_channels=ae_cfg.latent_channels,
                           latent_size=ae_cfg.latent_size)
         self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg,
-                                          diffusion=DiffusionConfig(objective=args.objective),
+                                          diffusion=DiffusionConfig(objective=args.objective,
+                                                                    context_sigma=args.context_sigma,
+                                                                    context_sigma_min=args.context_sigma_min),
                                           sampler=SamplerConfig(), action_meanings=ACTION_MEANINGS)
         self.window = args.window or dyn_cfg.context_frames + 1
         self.dyn = Dynamics(dyn_cfg)
+        self.init_metadata = None
+        if args.init_from is not None and resume_from is None:
+            self.init_metadata = self._init_from_checkpoint(args.init_from, dyn_cfg)
         self.trainable = self.dyn
         # EMA of the weights (evaluated, checkpointed as the model and exported); not a parameter of the optimizer
         self.ema = copy.deepcopy(self.dyn).requires_grad_(False) if args.ema_decay > 0 else None
@@ -422,6 +441,28 @@ class Trainer:
         else:
             self.latents = None  # a custom data object: encode its windows on the fly
         self.eval_windows = self._eval_windows() if self.rt.is_main else None
+
+    def _init_from_checkpoint(self, path: str, dyn_cfg: DynamicsConfig) -> dict:
+        """Load the dynamics weights of a world-model checkpoint into self.dyn (strictly), after checking that it
+        has this run's architecture and was trained on this autoencoder's latents. Returns what the metadata
+        records about it."""
+        folder = resolve_checkpoint(path)
+        raw = read_config(folder, formats=(FORMAT_WORLD_MODEL,))
+        try:
+            other = DynamicsConfig.from_dict(raw["dynamics"])
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{folder}/config.json has no valid 'dynamics' section ({e})") from e
+        if other != dyn_cfg:
+            raise CheckpointError(f"--init-from {path}: its dynamics ({other}) differ from --preset "
+                                  f"{self.args.preset} ({dyn_cfg}); pick the preset it was trained with")
+        stats = torch.tensor([raw.get("latent_shift", []), raw.get("latent_scale", [])], dtype=torch.float32)
+        mine = torch.stack([self.ae.latent_shift.float().cpu(), self.ae.latent_scale.float().cpu()])
+        if stats.shape != mine.shape or not torch.allclose(stats, mine, rtol=1e-3, atol=1e-3):
+            raise CheckpointError(f"--init-from {path} was trained on the latents of another autoencoder than "
+                                  f"--autoencoder {self.args.autoencoder}; pass the autoencoder it was trained with "
+                                  "(a world-model checkpoint holds its own: --autoencoder can name the same folder)")
+        load_into(self.dyn, sub_state(read_tensors(folder), "dynamics"), "dynamics")
+        return {"path": str(path), "step": raw.get("training", {}).get("step")}
 
     def _eval_windows(self, n: int = 8):
         """Held-out windows (frames, actions) for the autoregressive PSNR at checkpoints, or None."""
@@ -494,6 +535,8 @@ class Trainer:
         meta["window"] = self.window
         meta["autoencoder"] = str(self.ae_path)
         meta["objective"] = self.args.objective
+        if self.init_metadata is not None:
+            meta["init_from"] = self.init_metadata
         if self.ema is not None:
             meta["ema_decay"] = self.args.ema_decay
         if self.eval_windows is not None:
@@ -551,7 +594,13 @@ class Trainer:
         if self.args.kind == "dynamics" and prev.get("objective", "forcing") != self.args.objective:
             raise CheckpointError(f"{self.run_dir} was trained with --objective {prev.get('objective', 'forcing')}; "
                                   f"cannot resume it with --objective {self.args.objective}: use another --out")
+        for key, default in (("context_sigma", 0.1), ("context_sigma_min", None)):
+            if self.args.kind == "dynamics" and prev.get(key, default) != getattr(self.args, key):
+                raise CheckpointError(f"{self.run_dir} was trained with {key}={prev.get(key, default)}; cannot resume "
+                                      f"it with {key}={getattr(self.args, key)}: use another --out")
         tensors = read_tensors(ckpt)
+        if self.args.kind == "dynamics":  # where a run started from --init-from, recorded in its checkpoints
+            self.init_metadata = read_config(ckpt).get("training", {}).get("init_from")
         if self.args.kind == "autoencoder":
             load_into(self.ae, sub_state(tensors, "autoencoder"), "autoencoder")
         else:
@@ -696,7 +745,9 @@ def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None
         training["averaged_checkpoints"] = [f.name for f in folders]
     if sampler:
         if sampler.get("context_sigma") is not None and "trained_context_sigma" not in training:
-            training["trained_context_sigma"] = wm.config.diffusion.context_sigma
+            d = wm.config.diffusion  # a single level, or the [min, max] range drawn from at training
+            training["trained_context_sigma"] = (d.context_sigma if d.context_sigma_min is None
+                                                 else [d.context_sigma_min, d.context_sigma])
         wm = wm.with_sampler(**sampler)
     if autoencoder is not None:
         other = load_autoencoder(autoencoder)
