@@ -35,8 +35,10 @@ def session_ends(log: list[dict]) -> list[dict]:
     return [rec for rec, nxt in zip(log, log[1:] + [None]) if nxt is None or nxt["elapsed_s"] < rec["elapsed_s"]]
 
 
-def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
-    """Training facts from the run folders and recordings."""
+def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict | None = None) -> dict:
+    """Training facts from the run folders and recordings. base: the training summary of the checkpoint a
+    fine-tuning dynamics run started from (`genie-train dynamics --init-from`): its autoencoder facts are kept
+    (that run folder may be gone) and its dynamics facts become the earlier phase of this model's training."""
     from benchmarks.machine import describe_machine
     from genie_env.data_cli import recording_summary
 
@@ -60,6 +62,9 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
         "machine": describe_machine(),
     }
     for name, run in (("autoencoder", ae_run), ("dynamics", dyn_run)):
+        if name == "autoencoder" and base is not None:
+            summary[name] = base[name]
+            continue
         log = _read_jsonl(run / "log.jsonl")
         evals = _read_jsonl(run / "eval.jsonl")
         args = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
@@ -78,7 +83,22 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str]) -> dict:
     exported = json.loads((model / "config.json").read_text()).get("training", {})
     if exported.get("step") is not None:  # the exported checkpoint's own step (the log is written every N steps)
         summary["dynamics"]["steps"] = exported["step"]
+    run_args = json.loads((dyn_run / "run.json").read_text()) if (dyn_run / "run.json").is_file() else {}
+    if run_args.get("context_sigma_min") is not None:
+        summary["dynamics"]["context_sigma_range"] = [run_args["context_sigma_min"], run_args["context_sigma"]]
+    if base is not None:
+        summary["dynamics"]["init_from"] = exported.get("init_from")
+        summary["dynamics"]["previous"] = base["dynamics"]
     return summary
+
+
+def dynamics_minutes(summary: dict) -> float:
+    """Dynamics training wall time over every phase (a fine-tuned model counts the run it started from)."""
+    t, total = summary["dynamics"], 0.0
+    while t:
+        total += t["wall_time_min"] or 0.0
+        t = t.get("previous")
+    return total
 
 
 def _fmt(x, digits=2) -> str:
@@ -118,15 +138,24 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         f"train seeds only; episodes by view {d['episodes_by_view']}, by policy {d['episodes_by_policy']}.",
     ]
     for name in ("autoencoder", "dynamics"):
-        t = summary[name]
-        extra = ""
-        if t.get("sessions", 1) > 1:
-            extra += f" over {t['sessions']} resumed sessions"
-        if t.get("ema_decay"):
-            extra += f"; the weights are an EMA (decay {t['ema_decay']})"
-        lines.append(f"- {name.capitalize()}: {t['steps']} steps (of a {t.get('schedule_steps')}-step schedule), batch "
-                     f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final training "
-                     f"loss {_fmt(t['final_loss'], 4)}.")
+        phases = [summary[name]]
+        while phases[0].get("previous"):  # a fine-tuned model: its earlier training phases, oldest first
+            phases.insert(0, phases[0]["previous"])
+        for i, t in enumerate(phases):
+            extra = ""
+            if t.get("sessions", 1) > 1:
+                extra += f" over {t['sessions']} resumed sessions"
+            if t.get("context_sigma_range"):
+                extra += f"; context noise drawn from {t['context_sigma_range']}"
+            if t.get("ema_decay"):
+                extra += f"; the weights are an EMA (decay {t['ema_decay']})"
+            what = name.capitalize() if i == 0 else f"{name.capitalize()}, then fine-tuned"
+            lines.append(f"- {what}: {t['steps']} steps (of a {t.get('schedule_steps')}-step schedule), batch "
+                         f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final "
+                         f"training loss {_fmt(t['final_loss'], 4)}.")
+        if len(phases) > 1:
+            lines.append(f"- Dynamics in all: {sum(t['steps'] for t in phases)} steps, "
+                         f"{round(sum(t['wall_time_min'] for t in phases), 1)} min wall time.")
     lines += [
         f"- Machine: {m.get('cpu')}, {m.get('cores_usable')} cores, {m.get('memory_gb')} GB, no GPU; bf16 autocast.",
         "- Recipe: `bash world_model/recipes/train_default.sh`.",
@@ -176,7 +205,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
     lines += [
         "## Limitations",
         "",
-        f"- Trained on a small CPU budget (about {round(summary['dynamics']['wall_time_min'] / 5) * 5:.0f} minutes of dynamics "
+        f"- Trained on a small CPU budget (about {round(dynamics_minutes(summary) / 5) * 5:.0f} minutes of dynamics "
         "training on 2 cores): compare the ΔPSNR rows "
         "with their floor above before relying on action control, and the one-step rows before relying on detail.",
         "- Textures blur and objects drift over long autoregressive rollouts.",
@@ -196,13 +225,17 @@ def main(argv=None) -> None:
     parser.add_argument("--fidelity", default="benchmarks/results/fidelity.json")
     parser.add_argument("--judge", default="benchmarks/results/judge.json")
     parser.add_argument("--render-only", action="store_true", help="reuse MODEL/training_summary.json")
+    parser.add_argument("--base-summary", default=None,
+                        help="training_summary.json of the checkpoint the dynamics run was fine-tuned from "
+                             "(genie-train dynamics --init-from); read before the model folder is written")
     args = parser.parse_args(argv)
     model = Path(args.model)
     summary_path = model / "training_summary.json"
     if args.render_only:
         summary = json.loads(summary_path.read_text())
     else:
-        summary = gather(model, Path(args.ae_run), Path(args.dyn_run), args.data)
+        base = json.loads(Path(args.base_summary).read_text()) if args.base_summary else None
+        summary = gather(model, Path(args.ae_run), Path(args.dyn_run), args.data, base)
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     load = lambda p: json.loads(Path(p).read_text()) if p and Path(p).is_file() else None  # noqa: E731
     text = render(model, summary, load(args.fidelity), load(args.judge))
