@@ -7,7 +7,8 @@ measures one model at several levels on held-out (test-seed) worlds, per perspec
 sampler otherwise:
 
 - teacher-forced one-step PSNR (overall and by kind of action, as `benchmarks.fidelity`);
-- autoregressive PSNR at horizons 1, 4 and 16 under the true actions, and ΔPSNR_16 (true minus random actions).
+- autoregressive PSNR at horizons 1, 4 and 16 under the true actions, and ΔPSNR_16 (true minus random actions)
+  with a 95% bootstrap interval over worlds (ΔPSNR over 16 worlds moves by a dB or more between world sets).
 
     python -m benchmarks.context_sigma --model runs/train/dyn_v4 --sigmas 0.01 0.02 0.05 0.1 \\
         --out benchmarks/results/candidates/context_sigma_v4.json
@@ -32,6 +33,7 @@ def evaluate(wm, sigmas, episodes: int, views, seed: int = 0, progress: bool = T
     """{str(sigma): {view: figures}} for one model sampled with past frames cached at each level."""
     from benchmarks.fidelity import ground_truth, one_step_detail, random_actions, rollout
     from benchmarks.metrics import psnr
+    from benchmarks.stats import bootstrap_ci
 
     size = wm.config.autoencoder.image_size
     horizon = max(HORIZONS)
@@ -48,12 +50,15 @@ def evaluate(wm, sigmas, episodes: int, views, seed: int = 0, progress: bool = T
             d = one_step_detail(model, frames, actions, seed=seed)
             true_roll = rollout(model, frames[:, 0], actions[:, :horizon], seed, model.config.sampler.guidance)
             rand_roll = rollout(model, frames[:, 0], fake, seed, model.config.sampler.guidance)
-            p_true = psnr(true_roll, frames[:, 1:horizon + 1]).mean(axis=0)  # (horizon,)
-            p_rand = psnr(rand_roll, frames[:, 1:horizon + 1]).mean(axis=0)
+            e_true = psnr(true_roll, frames[:, 1:horizon + 1])  # (episodes, horizon)
+            e_rand = psnr(rand_roll, frames[:, 1:horizon + 1])
+            p_true, p_rand = e_true.mean(axis=0), e_rand.mean(axis=0)  # (horizon,)
+            delta = e_true[:, horizon - 1] - e_rand[:, horizon - 1]  # (episodes,)
             out[str(s)][view] = {
                 "one_step_psnr": d["psnr"], "one_step_ssim": d["ssim"], "one_step_by_action": d["by_action"],
                 "autoregressive_psnr": {str(h): float(p_true[h - 1]) for h in HORIZONS},
                 "delta_psnr_16": float(p_true[horizon - 1] - p_rand[horizon - 1]),
+                "delta_psnr_16_ci95": [float(c) for c in bootstrap_ci(delta, seed=seed)],
             }
             bar.update()
     bar.close()
@@ -67,15 +72,18 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
              f"`{r['command']}`: past frames cached at each noise level (trained at {trained}); "
              f"{r['episodes']} held-out worlds per view, guidance {r['sampler'].get('guidance')}, "
              f"{r['sampler'].get('num_steps')} {r['sampler'].get('solver')} steps. Machine: {r['machine']}.", "",
-             "| context sigma | view | one-step PSNR | turns | forward | other | AR @1 | AR @4 | AR @16 | ΔPSNR_16 |",
+             "| context sigma | view | one-step PSNR | turns | forward | other | AR @1 | AR @4 | AR @16 | ΔPSNR_16 [95% CI] |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s, per_view in r["levels"].items():
         for view, v in per_view.items():
             ba = v["one_step_by_action"]
             kind = lambda k: f"{ba[k]['psnr']:.2f}" if k in ba else "n/a"  # noqa: E731
             ar = v["autoregressive_psnr"]
+            ci = v.get("delta_psnr_16_ci95")
+            ci = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
             lines.append(f"| {s} | {view} | {v['one_step_psnr']:.2f} | {kind('turn')} | {kind('forward')} | "
-                         f"{kind('other')} | {ar['1']:.2f} | {ar['4']:.2f} | {ar['16']:.2f} | {v['delta_psnr_16']:.2f} |")
+                         f"{kind('other')} | {ar['1']:.2f} | {ar['4']:.2f} | {ar['16']:.2f} | "
+                         f"{v['delta_psnr_16']:.2f}{ci} |")
     return lines + [""]
 
 

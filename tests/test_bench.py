@@ -284,6 +284,8 @@ def test_context_sigma_sweep_tiny(checkpoints, tmp_path, capsys):
     assert set(r["levels"]) == {"0.01", "0.5"} and r["trained_context_sigma"] == 0.1
     lo, hi = r["levels"]["0.01"]["first_person"], r["levels"]["0.5"]["first_person"]
     assert set(lo["autoregressive_psnr"]) == {"1", "4", "16"} and np.isfinite(lo["delta_psnr_16"])
+    ci = lo["delta_psnr_16_ci95"]
+    assert ci[0] <= lo["delta_psnr_16"] <= ci[1]
     assert sum(k["n"] for k in lo["one_step_by_action"].values()) == 2 * 5  # starts 0, 3, 7, 15, 31
     assert lo["one_step_psnr"] != hi["one_step_psnr"]
     assert json.loads(out.read_text())["levels"]["0.5"]["first_person"]["one_step_psnr"] == hi["one_step_psnr"]
