@@ -68,7 +68,7 @@ def evaluate(wm, sigmas, episodes: int, views, seed: int = 0, progress: bool = T
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     """BENCHMARKS.md section (benchmarks.report)."""
     trained = r.get("trained_context_sigma")
-    lines = [f"## Context-noise sweep: `{r['model']}`", "",
+    lines = [f"## Context-noise sweep: `{r['model']}`, {r['episodes']} worlds per view (seed {r.get('seed', 0)})", "",
              f"`{r['command']}`: past frames cached at each noise level (trained at {trained}); "
              f"{r['episodes']} held-out worlds per view, guidance {r['sampler'].get('guidance')}, "
              f"{r['sampler'].get('num_steps')} {r['sampler'].get('solver')} steps. Machine: {r['machine']}.", "",

@@ -53,10 +53,12 @@ def dataset_speed_section(r: dict) -> list[str]:
     ]
 
 
-def fidelity_section(r: dict) -> list[str]:
-    shipped = r.get("model") in (None, "default")
+def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
+    """candidate: the name of a result kept under a `candidates/` folder (a model that is not the shipped one:
+    a candidate, or an earlier default); None for the shipped model's result."""
     lines = [
-        "## World-model fidelity (held-out worlds)" + ("" if shipped else f": candidate `{r['model']}` (not shipped)"),
+        "## World-model fidelity (held-out worlds)" + ("" if candidate is None else f": `{candidate}` (not the "
+                                                       "shipped model)"),
         "",
         f"`{r.get('command', 'python -m benchmarks.fidelity')}` on model `{r['model']}`; sampler "
         f"{r['sampler']}. Machine: {_machine(r['machine'])}.",
@@ -148,6 +150,8 @@ BENCH_SECTIONS = {
 def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:
     """The Markdown section of one result file; figures are linked relative to `out_dir` (where the .md goes)."""
     benchmark = r.get("benchmark")
+    if benchmark == "fidelity":
+        return fidelity_section(r, Path(json_path).stem if "candidates" in Path(json_path).parts else None)
     if benchmark in SECTIONS:
         return SECTIONS[benchmark](r)
     if benchmark in BENCH_SECTIONS:

@@ -263,10 +263,10 @@ def test_model_card_wall_time_across_resumes_and_render():
     text = render(DEFAULT_CHECKPOINT, summary, fidelity, None)
     assert "## Fidelity on unseen worlds" in text and "one-step PSNR on turn actions" in text
     # a fine-tuned model (genie-train dynamics --init-from): each phase on its own line, and the total
-    tuned = {**summary, "dynamics": {**summary["dynamics"], "steps": 100, "wall_time_min": 10.0,
-                                     "context_sigma_range": [0.01, 0.1], "previous": summary["dynamics"]}}
+    first = {k: v for k, v in summary["dynamics"].items() if k != "previous"}  # one phase
+    tuned = {**summary, "dynamics": {**first, "steps": 100, "wall_time_min": 10.0,
+                                     "context_sigma_range": [0.01, 0.1], "previous": first}}
     text = render(DEFAULT_CHECKPOINT, tuned, fidelity, None)
-    first = summary["dynamics"]
     assert f"- Dynamics: {first['steps']} steps" in text and "- Dynamics, then fine-tuned: 100 steps" in text
     assert "context noise drawn from [0.01, 0.1]" in text
     assert f"- Dynamics in all: {first['steps'] + 100} steps, {round(first['wall_time_min'] + 10.0, 1)} min" in text
