@@ -105,10 +105,8 @@ def main(argv=None) -> dict:
     if bad:
         parser.error(f"--sigmas must all be > 0, got {bad}")
     wm = WorldModel.load(args.model)
-    d = wm.config.diffusion
-    meta = getattr(wm, "training_metadata", {})
-    trained = meta.get("trained_context_sigma",
-                       d.context_sigma if d.context_sigma_min is None else [d.context_sigma_min, d.context_sigma])
+    trained = getattr(wm, "training_metadata", {}).get("trained_context_sigma",
+                                                        wm.config.diffusion.trained_context_sigma)
     report = {"benchmark": "genie-bench-context-sigma", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "trained_context_sigma": trained, "episodes": args.episodes,
               "seed": args.seed,

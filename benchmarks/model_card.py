@@ -80,12 +80,11 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
             "preset": args.get("preset"),
             "last_eval": evals[-1] if evals else None,
         }
+        if args.get("context_sigma_min") is not None:
+            summary[name]["context_sigma_range"] = [args["context_sigma_min"], args["context_sigma"]]
     exported = json.loads((model / "config.json").read_text()).get("training", {})
     if exported.get("step") is not None:  # the exported checkpoint's own step (the log is written every N steps)
         summary["dynamics"]["steps"] = exported["step"]
-    run_args = json.loads((dyn_run / "run.json").read_text()) if (dyn_run / "run.json").is_file() else {}
-    if run_args.get("context_sigma_min") is not None:
-        summary["dynamics"]["context_sigma_range"] = [run_args["context_sigma_min"], run_args["context_sigma"]]
     if base is not None:
         summary["dynamics"]["init_from"] = exported.get("init_from")
         summary["dynamics"]["previous"] = base["dynamics"]
@@ -154,7 +153,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                          f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final "
                          f"training loss {_fmt(t['final_loss'], 4)}.")
         if len(phases) > 1:
-            lines.append(f"- Dynamics in all: {sum(t['steps'] for t in phases)} steps, "
+            lines.append(f"- {name.capitalize()} in all: {sum(t['steps'] for t in phases)} steps, "
                          f"{round(sum(t['wall_time_min'] for t in phases), 1)} min wall time.")
     lines += [
         f"- Machine: {m.get('cpu')}, {m.get('cores_usable')} cores, {m.get('memory_gb')} GB, no GPU; bf16 autocast.",

@@ -82,6 +82,11 @@ class DiffusionConfig:
             raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
                              f"{self.context_sigma_min}")
 
+    @property
+    def trained_context_sigma(self) -> float | list[float]:
+        """The context noise of training: one level, or the [min, max] range it was drawn from."""
+        return self.context_sigma if self.context_sigma_min is None else [self.context_sigma_min, self.context_sigma]
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -48,7 +48,7 @@ from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixel
 from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, latest_checkpoint,
                          load_into, load_training_state, prefixed, read_config, read_tensors, resolve_checkpoint, run_checkpoints,
                          save_training_checkpoint, sub_state, write_json)
-from .diffusion import OBJECTIVES, Denoiser, DiffusionConfig
+from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
 from .inference import ACTION_MEANINGS, WorldModel, WorldModelConfig
 from .sampler import SamplerConfig
@@ -138,15 +138,15 @@ class TrainArgs:
             raise ValueError(f"unknown {self.kind} preset {self.preset!r}; choose one of {sorted(presets)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
-            raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
-                             f"{self.context_sigma_min}")
-        if not self.context_sigma > 0:
-            raise ValueError(f"context_sigma must be > 0, got {self.context_sigma}")
+        self.diffusion_config  # validates objective and context noise levels (ValueError)
         if self.kind == "dynamics" and self.autoencoder is None:
             raise ValueError("dynamics training needs --autoencoder (an autoencoder run directory or checkpoint)")
+
+    @property
+    def diffusion_config(self) -> DiffusionConfig:
+        """The dynamics' diffusion settings these arguments choose."""
+        return DiffusionConfig(objective=self.objective, context_sigma=self.context_sigma,
+                               context_sigma_min=self.context_sigma_min)
 
     @property
     def effective_batch_size(self) -> int:
@@ -417,9 +417,7 @@ class Trainer:
         dyn_cfg = replace(dyn_mod.PRESETS[args.preset], latent_channels=ae_cfg.latent_channels,
                           latent_size=ae_cfg.latent_size)
         self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg,
-                                          diffusion=DiffusionConfig(objective=args.objective,
-                                                                    context_sigma=args.context_sigma,
-                                                                    context_sigma_min=args.context_sigma_min),
+                                          diffusion=args.diffusion_config,
                                           sampler=SamplerConfig(), action_meanings=ACTION_MEANINGS)
         self.window = args.window or dyn_cfg.context_frames + 1
         self.dyn = Dynamics(dyn_cfg)
@@ -745,9 +743,7 @@ def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None
         training["averaged_checkpoints"] = [f.name for f in folders]
     if sampler:
         if sampler.get("context_sigma") is not None and "trained_context_sigma" not in training:
-            d = wm.config.diffusion  # a single level, or the [min, max] range drawn from at training
-            training["trained_context_sigma"] = (d.context_sigma if d.context_sigma_min is None
-                                                 else [d.context_sigma_min, d.context_sigma])
+            training["trained_context_sigma"] = wm.config.diffusion.trained_context_sigma
         wm = wm.with_sampler(**sampler)
     if autoencoder is not None:
         other = load_autoencoder(autoencoder)
