@@ -131,7 +131,7 @@ def _bench_section(name: str):
 
     module = {"tasks": "benchmarks.tasks", "agreement": "benchmarks.agreement", "speed": "benchmarks.speed",
               "headline": "benchmarks.headline", "objective": "benchmarks.objective",
-              "context_sigma": "benchmarks.context_sigma"}[name]
+              "context_sigma": "benchmarks.context_sigma", "sampler_sweep": "benchmarks.sampler_sweep"}[name]
     return importlib.import_module(module).section
 
 
@@ -144,6 +144,7 @@ BENCH_SECTIONS = {
     "genie-bench-headline": lambda r, images: _bench_section("headline")(r, images),
     "genie-bench-objective": lambda r, images: _bench_section("objective")(r, images),
     "genie-bench-context-sigma": lambda r, images: _bench_section("context_sigma")(r, images),
+    "genie-bench-sampler-sweep": lambda r, images: _bench_section("sampler_sweep")(r, images),
 }
 
 

@@ -293,3 +293,30 @@ def test_context_sigma_sweep_tiny(checkpoints, tmp_path, capsys):
     with pytest.raises(SystemExit):
         sweep(["--model", str(model), "--sigmas", "0"])
     assert "--sigmas must all be > 0" in capsys.readouterr().err
+
+
+def test_sampler_sweep_tiny(checkpoints, tmp_path, capsys):
+    """benchmarks.sampler_sweep: one model under several sampler settings on the same worlds; settings, NFE and
+    frames/s per variant, rendered in the report; a bad variant is refused before any work."""
+    from benchmarks.sampler_sweep import main as sweep
+
+    model, _ = checkpoints
+    out = tmp_path / "res" / "sweep.json"
+    r = sweep(["--model", str(model), "--variant", "default", "--variant", "num_steps=2,sigma_min=0.5",
+               "--variant", "solver=heun,context_sigma=0.3", "--episodes", "2", "--views", "first_person",
+               "--out", str(out)])
+    v = r["variants"]
+    assert list(v) == ["default", "num_steps=2,sigma_min=0.5", "solver=heun,context_sigma=0.3"]
+    base, fast, heun = v.values()
+    assert fast["settings"]["num_steps"] == 2 and fast["settings"]["sigma_min"] == 0.5 and fast["nfe"] == 2
+    assert heun["settings"]["solver"] == "heun" and heun["settings"]["context_sigma"] == 0.3
+    assert heun["nfe"] == 2 * base["nfe"] - 1 and all(x["frames_per_s"] > 0 for x in v.values())
+    assert base["settings"]["num_steps"] == r["sampler"]["num_steps"]
+    assert fast["first_person"]["one_step_psnr"] != base["first_person"]["one_step_psnr"]
+    assert set(base["first_person"]["autoregressive_psnr"]) == {"1", "4", "16"}
+    assert json.loads(out.read_text())["variants"]["default"]["nfe"] == base["nfe"]
+    assert "## Sampler sweep" in render([out.parent], out_dir=tmp_path)
+    for bad in ("num_steps=0", "steps=2", "sigma_min=9"):
+        with pytest.raises(SystemExit):
+            sweep(["--model", str(model), "--variant", bad])
+        assert "error" in capsys.readouterr().err

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from world_model import (PRESETS, Autoencoder, CheckpointError, Dynamics, WorldModel, karras_sigmas, sample)
+from world_model import (PRESETS, Autoencoder, CheckpointError, Dynamics, SamplerConfig, WorldModel, karras_sigmas,
+                         sample)
 from world_model.dynamics import frame_causal_mask, patchify, unpatchify
 
 H = 64
@@ -261,6 +262,29 @@ def test_samplers():
     for solver in ("euler", "heun"):
         f, _ = wm.step(wm.reset(prompt(1, 1)), [3], generator=gen(0), sampler=solver, num_steps=2)
         assert f.shape == (1, H, H, 3)
+
+
+def test_sampler_evaluations_and_settings():
+    """Euler evaluates D at every sigma of the schedule but 0 (the last step returns D(x; sigma_min)), Heun also at
+    every intermediate sigma; benchmarks.sampler_sweep counts them the same way. Bad schedules are refused."""
+    from benchmarks.sampler_sweep import nfe, parse_variant
+
+    for solver in ("euler", "heun"):
+        for steps in (1, 2, 3):
+            s = karras_sigmas(steps, 0.1, 5.0, 7.0)
+            seen = []
+            sample(lambda x, sig: seen.append(float(sig)) or x * 0, torch.ones(2), s, solver)
+            assert len(seen) == nfe(steps, solver)
+            assert seen[-1] == pytest.approx(0.1 if steps > 1 else 5.0)
+    for bad in (dict(sigma_min=0.0), dict(sigma_min=6.0), dict(rho=0.0), dict(num_steps=0)):
+        with pytest.raises(ValueError):
+            SamplerConfig(**bad)
+    assert parse_variant("default") == {}
+    assert parse_variant("num_steps=2, sigma_min=0.5,solver=heun") == {"num_steps": 2, "sigma_min": 0.5,
+                                                                        "solver": "heun"}
+    for bad in ("steps=2", "num_steps", "num_steps=2.5", "guidance=strong"):
+        with pytest.raises(ValueError, match="num_steps|bad"):
+            parse_variant(bad)
 
 
 def test_bf16_autocast_close_to_fp32():

@@ -36,6 +36,11 @@ class SamplerConfig:
         check_solver(self.solver)
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
+                             f"sigma_max={self.sigma_max}")
+        if not self.rho > 0:
+            raise ValueError(f"rho must be > 0, got {self.rho}")
 
     def to_dict(self) -> dict:
         return asdict(self)

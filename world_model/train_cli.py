@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--num-steps", type=int, default=None, help="sampler default: denoising steps per frame")
     ex.add_argument("--guidance", type=float, default=None, help="sampler default: classifier-free guidance weight")
     ex.add_argument("--sampler", choices=("euler", "heun"), default=None, help="sampler default: solver")
+    ex.add_argument("--sigma-min", type=float, default=None,
+                    help="sampler default: the schedule's smallest noise level (python -m benchmarks.sampler_sweep)")
     ex.add_argument("--context-sigma", type=float, default=None,
                     help="sampler default: noise level of past frames in the cache (training used 0.1; the "
                          "trained value is kept in the metadata as trained_context_sigma)")
@@ -111,10 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         from .trainer import export
 
         sampler = {k: v for k, v in (("num_steps", args.num_steps), ("guidance", args.guidance),
-                                     ("solver", args.sampler), ("context_sigma", args.context_sigma))
+                                     ("solver", args.sampler), ("sigma_min", args.sigma_min),
+                                     ("context_sigma", args.context_sigma))
                    if v is not None}
-        path = export(args.dynamics, args.out, args.autoencoder, dtype=getattr(torch, args.dtype), sampler=sampler,
-                      average_last=args.average_last)
+        try:
+            path = export(args.dynamics, args.out, args.autoencoder, dtype=getattr(torch, args.dtype),
+                          sampler=sampler, average_last=args.average_last)
+        except ValueError as e:  # a bad sampler default
+            print(f"genie-train export: error: {e}", file=sys.stderr)
+            return 2
         print(f"[genie-train] wrote {path}")
         return 0
     kw = {k: v for k, v in vars(args).items() if k != "command"}

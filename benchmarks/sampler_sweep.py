@@ -1,0 +1,196 @@
+"""Sampler sweep: one model's fidelity and speed under several sampler settings, on held-out worlds.
+
+Each variant changes some of the checkpoint's sampler defaults (`SamplerConfig`: num_steps, sigma_min, sigma_max,
+rho, solver, guidance) and/or the noise level past frames are cached at (context_sigma); the rest stays as the
+checkpoint has it. Per variant and perspective, on the same held-out (test-seed) worlds and actions:
+
+- teacher-forced one-step PSNR / SSIM, overall and by kind of action (as `benchmarks.fidelity`);
+- autoregressive PSNR at horizons 1, 4 and 16 under the true actions, and ΔPSNR_16 (true minus random actions)
+  with a 95% bootstrap interval over worlds;
+- network evaluations per frame (NFE: Euler N steps = N, Heun N steps = 2N - 1) and the median frames/s of one
+  world with the KV cache (timed in the same process, so variants compare by ratio on a loaded machine too).
+
+    python -m benchmarks.sampler_sweep --model default --variant default --variant num_steps=2,sigma_min=0.5 \\
+        --variant num_steps=3,sigma_min=0.1 --episodes 64 --seed 7 --out benchmarks/results/sampler_sweep.json
+
+Why sigma_min matters at a fixed step count: the last step of the schedule goes from sigma_min to 0 and returns
+D(x; sigma_min). At sigma_min = 0.002 that is nearly the identity (c_skip ~ 1, c_out ~ 0.002), so one of the
+three network evaluations of the old default schedule (5 -> 0.28 -> 0.002 -> 0) did almost nothing; a larger
+sigma_min spends it where the network still removes noise.
+
+JSON: ``benchmark`` = "genie-bench-sampler-sweep", ``variants``: {label: {"settings": {...}, "nfe": n,
+"frames_per_s": f, view: figures}}, plus the model, its sampler defaults, machine and command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+HORIZONS = (1, 4, 16)
+
+
+def parse_variant(spec: str) -> dict:
+    """"num_steps=2,sigma_min=0.5" -> {"num_steps": 2, "sigma_min": 0.5}; "default" -> {}. Keys: the fields of
+    SamplerConfig and context_sigma; values are converted to the field's type. Raises ValueError on a bad spec."""
+    from world_model.sampler import SamplerConfig
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(SamplerConfig)}
+    types["context_sigma"] = float
+    if spec.strip() in ("", "default"):
+        return {}
+    out = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in types:
+            raise ValueError(f"bad sampler setting {item!r} in {spec!r}: write key=value with a key from "
+                             f"{sorted(types)}, e.g. num_steps=2,sigma_min=0.5")
+        try:
+            out[key] = types[key](value.strip())
+        except ValueError:
+            raise ValueError(f"bad value for {key} in {spec!r}: {value!r} is not a {types[key].__name__}") from None
+    return out
+
+
+def nfe(num_steps: int, solver: str) -> int:
+    """Network evaluations per frame: Heun skips its correction on the last step (to sigma = 0)."""
+    return num_steps if solver == "euler" else 2 * num_steps - 1
+
+
+def frames_per_s(wm, frame: np.ndarray, repeats: int = 20) -> float:
+    """Median frames/s of one world with the KV cache, after the context window is full."""
+    state = wm.reset(frame[None])
+    g = torch.Generator().manual_seed(0)
+    forward = np.array([3])
+    for _ in range(wm.config.dynamics.context_frames):
+        _, state = wm.step(state, forward, generator=g)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, state = wm.step(state, forward, generator=g)
+        times.append(time.perf_counter() - start)
+    return round(1 / statistics.median(times), 2)
+
+
+def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0, progress: bool = True,
+             speed: bool = True) -> dict:
+    """{label: {"settings", "nfe", "frames_per_s" (if speed), view: figures}} for one model under each variant
+    ({label: with_sampler keyword arguments}); every variant sees the same worlds, actions and noise seed."""
+    from benchmarks.fidelity import ground_truth, one_step_detail, random_actions, rollout
+    from benchmarks.metrics import psnr
+    from benchmarks.stats import bootstrap_ci
+
+    size = wm.config.autoencoder.image_size
+    horizon = max(HORIZONS)
+    truth = {view: ground_truth(episodes, 32, view, size, seed) for view in views}  # one-step starts go to 31
+    rng = np.random.default_rng(seed + 1)
+    fake = np.stack([random_actions(rng, horizon) for _ in range(episodes)])
+    out = {}
+    bar = tqdm(total=len(variants) * len(views), desc="sampler sweep", disable=not progress)
+    for label, settings in variants.items():
+        model = wm.with_sampler(**settings)
+        sc = model.config.sampler
+        res = {"settings": {**sc.to_dict(), "context_sigma": model.config.diffusion.context_sigma},
+               "nfe": nfe(sc.num_steps, sc.solver)}
+        for view in views:
+            frames, actions = truth[view]
+            d = one_step_detail(model, frames, actions, seed=seed)
+            true_roll = rollout(model, frames[:, 0], actions[:, :horizon], seed, sc.guidance)
+            rand_roll = rollout(model, frames[:, 0], fake, seed, sc.guidance)
+            e_true = psnr(true_roll, frames[:, 1:horizon + 1])  # (episodes, horizon)
+            e_rand = psnr(rand_roll, frames[:, 1:horizon + 1])
+            p_true, p_rand = e_true.mean(axis=0), e_rand.mean(axis=0)  # (horizon,)
+            delta = e_true[:, horizon - 1] - e_rand[:, horizon - 1]  # (episodes,)
+            res[view] = {
+                "one_step_psnr": d["psnr"], "one_step_ssim": d["ssim"], "one_step_by_action": d["by_action"],
+                "autoregressive_psnr": {str(h): float(p_true[h - 1]) for h in HORIZONS},
+                "delta_psnr_16": float(p_true[horizon - 1] - p_rand[horizon - 1]),
+                "delta_psnr_16_ci95": [float(c) for c in bootstrap_ci(delta, seed=seed)],
+            }
+            bar.update()
+        if speed:
+            res["frames_per_s"] = frames_per_s(model, truth[views[0]][0][0, 0])
+        out[label] = res
+    bar.close()
+    return out
+
+
+def table(results: dict, first_column: str) -> list[str]:
+    """Markdown rows: one per (variant, view), keyed by `first_column`."""
+    speed = any("frames_per_s" in v for v in results.values())
+    lines = [f"| {first_column} | view | one-step PSNR | turns | forward | other | AR @1 | AR @4 | AR @16 | "
+             "ΔPSNR_16 [95% CI] |" + (" NFE | frames/s |" if speed else ""),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if speed else "")]
+    for label, per_view in results.items():
+        for view, v in per_view.items():
+            if not isinstance(v, dict) or "one_step_psnr" not in v:
+                continue
+            ba = v["one_step_by_action"]
+            kind = lambda k: f"{ba[k]['psnr']:.2f}" if k in ba else "n/a"  # noqa: E731
+            ar = v["autoregressive_psnr"]
+            ci = v.get("delta_psnr_16_ci95")
+            ci = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+            row = (f"| {label} | {view} | {v['one_step_psnr']:.2f} | {kind('turn')} | {kind('forward')} | "
+                   f"{kind('other')} | {ar['1']:.2f} | {ar['4']:.2f} | {ar['16']:.2f} | {v['delta_psnr_16']:.2f}{ci} |")
+            if speed:
+                row += f" {per_view.get('nfe', 'n/a')} | {per_view.get('frames_per_s', 'n/a')} |"
+            lines.append(row)
+    return lines
+
+
+def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
+    """BENCHMARKS.md section (benchmarks.report)."""
+    s = r["sampler"]
+    return [f"## Sampler sweep: `{r['model']}`, {r['episodes']} worlds per view (seed {r.get('seed', 0)})", "",
+            f"`{r['command']}`: each row changes the checkpoint's sampler defaults ({s.get('num_steps')} "
+            f"{s.get('solver')} steps, sigma {s.get('sigma_max')} -> {s.get('sigma_min')}, guidance "
+            f"{s.get('guidance')}) as its label says; frames/s of one world with the KV cache, median, timed in one "
+            f"process (compare rows by ratio). Machine: {r['machine']}.", "",
+            *table(r["variants"], "variant"), ""]
+
+
+def main(argv=None) -> dict:
+    from benchmarks.machine import describe_machine
+    from benchmarks.result_file import write_json
+    from world_model import WorldModel
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default", help="'default', a checkpoint folder or a dynamics run dir")
+    parser.add_argument("--variant", action="append", default=None,
+                        help="sampler settings to compare, key=value[,key=value...] or 'default'; repeatable")
+    parser.add_argument("--episodes", type=int, default=16, help="held-out worlds per perspective")
+    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-speed", action="store_true", help="skip the frames/s measurement")
+    parser.add_argument("--out", help="write the JSON report here")
+    args = parser.parse_args(argv)
+    specs = args.variant or ["default"]
+    try:
+        variants = {spec: parse_variant(spec) for spec in specs}
+        wm = WorldModel.load(args.model)
+        for settings in variants.values():
+            wm.with_sampler(**settings)  # validate every variant before the long part
+    except ValueError as e:
+        parser.error(str(e))
+    report = {"benchmark": "genie-bench-sampler-sweep", "model": args.model, "machine": describe_machine(),
+              "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
+              "episodes": args.episodes, "seed": args.seed,
+              "command": "python -m benchmarks.sampler_sweep " + " ".join(argv if argv is not None else sys.argv[1:])}
+    report["variants"] = evaluate(wm, variants, args.episodes, args.views, args.seed, speed=not args.no_speed)
+    for line in section(report):
+        print(line)
+    if args.out:
+        write_json(args.out, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()
