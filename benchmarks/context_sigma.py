@@ -14,7 +14,8 @@ sampler otherwise:
         --out benchmarks/results/candidates/context_sigma_v4.json
 
 JSON: ``benchmark`` = "genie-bench-context-sigma", ``levels``: {sigma: {view: {one_step_psnr, one_step_by_action,
-autoregressive_psnr: {h: dB}, delta_psnr_16, delta_psnr_16_ci95}, settings}}, plus the model, its trained context noise, machine and command.
+autoregressive_psnr: {h: dB}, delta_psnr_16, delta_psnr_16_ci95}, settings, nfe}}, plus the model, its trained
+context noise, machine and command.
 `genie-train export --context-sigma S` then writes a checkpoint that samples at the chosen level.
 """
 

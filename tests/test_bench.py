@@ -295,6 +295,7 @@ def test_context_sigma_sweep_tiny(checkpoints, tmp_path, capsys):
     assert "--sigmas must all be > 0" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:Heun with")
 def test_sampler_sweep_tiny(checkpoints, tmp_path, capsys):
     """benchmarks.sampler_sweep: one model under several sampler settings on the same worlds; settings, NFE and
     frames/s per variant, rendered in the report; a bad variant is refused before any work."""

@@ -12,6 +12,7 @@ import torch
 
 from world_model import (PRESETS, Autoencoder, CheckpointError, Dynamics, SamplerConfig, WorldModel, karras_sigmas,
                          sample)
+from world_model.sampler import heun_gain
 from world_model.dynamics import frame_causal_mask, patchify, unpatchify
 
 H = 64
@@ -250,6 +251,7 @@ def test_guidance_one_equals_conditional():
     assert not torch.allclose(strong, cond)
 
 
+@pytest.mark.filterwarnings("ignore:Heun with")
 def test_samplers():
     s = karras_sigmas(4, 0.002, 5.0, 7.0)
     assert s.shape == (5,) and s[-1] == 0 and torch.all(s[:-1] > s[1:])
@@ -276,6 +278,16 @@ def test_sampler_evaluations_and_settings():
             sample(lambda x, sig: seen.append(float(sig)) or x * 0, torch.ones(2), s, solver)
             assert len(seen) == nfe(steps, solver)
             assert seen[-1] == pytest.approx(0.1 if steps > 1 else 5.0)
+    # Heun's correction on a step t -> t' lands at D_c + t' eps + k (D_n - D_c), k = (t - t') / (2 t') = heun_gain
+    s = karras_sigmas(2, 0.5, 5.0, 7.0)  # 5 -> 0.5 -> 0
+    a, b, eps = torch.tensor([1.0]), torch.tensor([-1.0]), torch.tensor([0.3])
+    x = sample(lambda x, sig: a if sig > 1 else b, a + 5.0 * eps, s[:2], "heun")
+    assert heun_gain(s) == pytest.approx(4.5)
+    torch.testing.assert_close(x, a + 0.5 * eps + 4.5 * (b - a))
+    assert heun_gain(karras_sigmas(40, 0.1, 5.0, 7.0)) < 1 and heun_gain(karras_sigmas(1, 0.1, 5.0, 7.0)) == 0
+    wm = tiny_model()
+    with pytest.warns(UserWarning, match="overshoots"):
+        wm.step(wm.reset(prompt(1, 1)), [3], generator=gen(0), sampler="heun", num_steps=2)
     for bad in (dict(sigma_min=0.0), dict(sigma_min=6.0), dict(rho=0.0), dict(num_steps=0)):
         with pytest.raises(ValueError):
             SamplerConfig(**bad)

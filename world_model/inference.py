@@ -17,6 +17,7 @@ Randomness comes only from the caller's generator (same generator seed -> same r
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field, replace as dc_replace
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .checkpoint import (FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, lo
                          read_tensors, resolve_checkpoint, save_model, sub_state)
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig, KVCache
-from .sampler import SamplerConfig, check_solver, karras_sigmas, sample
+from .sampler import SamplerConfig, check_solver, heun_gain, karras_sigmas, sample
 
 ACTION_MEANINGS = ("noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
@@ -299,6 +300,10 @@ class WorldModel(nn.Module):
         cfg_a = self.config.autoencoder
         latent_shape = (B, cfg_a.latent_channels, cfg_a.latent_size, cfg_a.latent_size)
         sigmas = karras_sigmas(num_steps, sc.sigma_min, sc.sigma_max, sc.rho, device=self.device)
+        if solver == "heun" and heun_gain(sigmas) > 1:  # stacklevel 3: the caller of step, past no_grad
+            warnings.warn(f"Heun with {num_steps} steps (sigma {sc.sigma_max} -> {sc.sigma_min}) extrapolates on "
+                          f"its large steps (gain {heun_gain(sigmas):.1f} > 1) and overshoots; use more steps or "
+                          "'euler' (world_model/sampler.py, benchmarks.sampler_sweep)", stacklevel=3)
         x = sigmas[0] * torch.randn(latent_shape, generator=generator, device=self.device)
         denoise = self._cached_denoiser(state, a, guidance) if use_kv_cache else self._window_denoiser(state, a, guidance)
         y = sample(denoise, x, sigmas, solver).float()  # (B, C, h, w)
