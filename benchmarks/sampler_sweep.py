@@ -7,8 +7,9 @@ checkpoint has it. Per variant and perspective, on the same held-out (test-seed)
 - teacher-forced one-step PSNR / SSIM, overall and by kind of action (as `benchmarks.fidelity`);
 - autoregressive PSNR at horizons 1, 4 and 16 under the true actions, and ΔPSNR_16 (true minus random actions)
   with a 95% bootstrap interval over worlds;
-- network evaluations per frame (NFE: Euler N steps = N, Heun N steps = 2N - 1) and the median frames/s of one
-  world with the KV cache (timed in the same process, so variants compare by ratio on a loaded machine too).
+- network evaluations per frame (NFE: Euler N steps = N, Heun N steps = 2N - 1) and the frames/s of one world
+  with the KV cache, timed in rounds that take the variants in turn (`--speed-rounds`, median over rounds), so
+  that they compare by ratio on a shared machine too; `--speed-only` skips the fidelity part.
 
     python -m benchmarks.sampler_sweep --model default --variant default --variant num_steps=2,sigma_min=0.5 \\
         --variant num_steps=3,sigma_min=0.1 --episodes 64 --seed 7 --out benchmarks/results/sampler_sweep.json
@@ -80,27 +81,39 @@ def frames_per_s(wm, frame: np.ndarray, repeats: int = 20) -> float:
     return round(1 / statistics.median(times), 2)
 
 
+def speed_rounds(wm, variants: dict[str, dict], rounds: int, frame: np.ndarray) -> dict[str, list[float]]:
+    """{label: [frames/s of one world, per round]}: the variants are timed in turn, `rounds` times over, so that
+    a slow spell of a shared machine hits them all (their ratio is steadier than either figure)."""
+    models = {label: wm.with_sampler(**settings) for label, settings in variants.items()}
+    out = {label: [] for label in variants}
+    for _ in range(rounds):
+        for label, model in models.items():
+            out[label].append(frames_per_s(model, frame))
+    return out
+
+
 def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0, progress: bool = True,
-             speed: bool = True) -> dict:
-    """{label: {"settings", "nfe", "frames_per_s" (if speed), view: figures}} for one model under each variant
-    ({label: with_sampler keyword arguments}); every variant sees the same worlds, actions and noise seed."""
+             speed: bool = True, rounds: int = 3, fidelity: bool = True) -> dict:
+    """{label: {"settings", "nfe", "frames_per_s" (median over `rounds` interleaved rounds, if speed),
+    "frames_per_s_rounds", view: figures (if fidelity)}} for one model under each variant ({label: with_sampler
+    keyword arguments}); every variant sees the same worlds, actions and noise seed."""
     from benchmarks.fidelity import ground_truth, one_step_detail, random_actions, rollout
     from benchmarks.metrics import psnr
     from benchmarks.stats import bootstrap_ci
 
     size = wm.config.autoencoder.image_size
     horizon = max(HORIZONS)
-    truth = {view: ground_truth(episodes, 32, view, size, seed) for view in views}  # one-step starts go to 31
+    truth = {view: ground_truth(episodes if fidelity else 1, 32, view, size, seed) for view in views}  # starts go to 31
     rng = np.random.default_rng(seed + 1)
     fake = np.stack([random_actions(rng, horizon) for _ in range(episodes)])
     out = {}
-    bar = tqdm(total=len(variants) * len(views), desc="sampler sweep", disable=not progress)
+    bar = tqdm(total=len(variants) * len(views) * fidelity, desc="sampler sweep", disable=not progress)
     for label, settings in variants.items():
         model = wm.with_sampler(**settings)
         sc = model.config.sampler
         res = {"settings": {**sc.to_dict(), "context_sigma": model.config.diffusion.context_sigma},
                "nfe": nfe(sc.num_steps, sc.solver)}
-        for view in views:
+        for view in views if fidelity else ():
             frames, actions = truth[view]
             d = one_step_detail(model, frames, actions, seed=seed)
             true_roll = rollout(model, frames[:, 0], actions[:, :horizon], seed, sc.guidance)
@@ -116,10 +129,12 @@ def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0,
                 "delta_psnr_16_ci95": [float(c) for c in bootstrap_ci(delta, seed=seed)],
             }
             bar.update()
-        if speed:
-            res["frames_per_s"] = frames_per_s(model, truth[views[0]][0][0, 0])
         out[label] = res
     bar.close()
+    if speed:
+        for label, fps in speed_rounds(wm, variants, rounds, truth[views[0]][0][0, 0]).items():
+            out[label]["frames_per_s"] = float(np.median(fps))
+            out[label]["frames_per_s_rounds"] = fps
     return out
 
 
@@ -130,9 +145,12 @@ def table(results: dict, first_column: str) -> list[str]:
              "ΔPSNR_16 [95% CI] |" + (" NFE | frames/s |" if speed else ""),
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if speed else "")]
     for label, per_view in results.items():
-        for view, v in per_view.items():
-            if not isinstance(v, dict) or "one_step_psnr" not in v:
-                continue
+        views = [view for view, v in per_view.items() if isinstance(v, dict) and "one_step_psnr" in v]
+        if not views and speed:  # a speed-only sweep
+            cells = [label, "speed only", *[""] * 8, per_view.get("nfe", "n/a"), per_view.get("frames_per_s", "n/a")]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        for view in views:
+            v = per_view[view]
             ba = v["one_step_by_action"]
             kind = lambda k: f"{ba[k]['psnr']:.2f}" if k in ba else "n/a"  # noqa: E731
             ar = v["autoregressive_psnr"]
@@ -149,11 +167,17 @@ def table(results: dict, first_column: str) -> list[str]:
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     """BENCHMARKS.md section (benchmarks.report)."""
     s = r["sampler"]
-    return [f"## Sampler sweep: `{r['model']}`, {r['episodes']} worlds per view (seed {r.get('seed', 0)})", "",
+    what = f"{r['episodes']} worlds per view (seed {r.get('seed', 0)})" if r["episodes"] else "speed only"
+    rounds = r.get("speed_rounds")
+    timing = ("frames/s of one world with the KV cache, timed once per variant right after its fidelity runs "
+              "(results written before --speed-rounds existed: a slow spell of the machine can hit one row)"
+              if rounds is None else
+              f"frames/s of one world with the KV cache: the median over {rounds} round{'s' if rounds != 1 else ''} "
+              "that time the variants in turn (compare rows by ratio)")
+    return [f"## Sampler sweep: `{r['model']}`, {what}", "",
             f"`{r['command']}`: each row changes the checkpoint's sampler defaults ({s.get('num_steps')} "
             f"{s.get('solver')} steps, sigma {s.get('sigma_max')} -> {s.get('sigma_min')}, guidance "
-            f"{s.get('guidance')}) as its label says; frames/s of one world with the KV cache, median, timed in one "
-            f"process (compare rows by ratio). Machine: {r['machine']}.", "",
+            f"{s.get('guidance')}) as its label says; {timing}. Machine: {r['machine']}.", "",
             *table(r["variants"], "variant"), ""]
 
 
@@ -170,8 +194,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-speed", action="store_true", help="skip the frames/s measurement")
+    parser.add_argument("--speed-only", action="store_true", help="only the frames/s measurement")
+    parser.add_argument("--speed-rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
     parser.add_argument("--out", help="write the JSON report here")
     args = parser.parse_args(argv)
+    if args.speed_only and args.no_speed:
+        parser.error("--speed-only and --no-speed exclude each other")
+    if args.speed_rounds < 1:
+        parser.error(f"--speed-rounds must be >= 1, got {args.speed_rounds}")
     specs = args.variant or ["default"]
     try:
         variants = {spec: parse_variant(spec) for spec in specs}
@@ -182,9 +212,11 @@ def main(argv=None) -> dict:
         parser.error(str(e))
     report = {"benchmark": "genie-bench-sampler-sweep", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
-              "episodes": args.episodes, "seed": args.seed,
+              "episodes": 0 if args.speed_only else args.episodes, "seed": args.seed,
+              "speed_rounds": 0 if args.no_speed else args.speed_rounds,
               "command": "python -m benchmarks.sampler_sweep " + " ".join(argv if argv is not None else sys.argv[1:])}
-    report["variants"] = evaluate(wm, variants, args.episodes, args.views, args.seed, speed=not args.no_speed)
+    report["variants"] = evaluate(wm, variants, args.episodes, args.views, args.seed, speed=not args.no_speed,
+                                  rounds=args.speed_rounds, fidelity=not args.speed_only)
     for line in section(report):
         print(line)
     if args.out:

@@ -336,7 +336,7 @@ class GenieWorldEnv(gym.Env):
 
     ## Episode End
     Terminated when ``reward_fn`` or the judge says so; truncated by Gymnasium's TimeLimit (200 steps when made
-    with ``gym.make("genie_env/GenieWorld-v1")``). Memory does not grow with the episode length.
+    with ``gym.make("genie_env/GenieWorld-v2")``). Memory does not grow with the episode length.
 
     ## Arguments
     - ``model``: "default" (the shipped checkpoint), a checkpoint folder, or a ``WorldModel`` (shares weights).
@@ -354,6 +354,9 @@ class GenieWorldEnv(gym.Env):
     "text"), ``step`` (frames generated since reset); with a judge also ``success_probability`` and ``success``.
 
     ## Version History
+    - v2: default world model v5 (v4 trained 1500 steps more) and its sampler: 2 Euler steps to sigma_min 0.5
+      instead of 3 to 0.002 (1.3x the frames/s); one-step PSNR 27.8 / 32.7 dB first person / top-down, was
+      26.2 / 32.7 (BENCHMARKS.md).
     - v1: default world model v4 (v2 fine-tuned with a range of context noise levels, past frames cached at 0.01):
       one-step PSNR 26.2 / 32.7 dB first person / top-down, was 23.6 / 31.0 (BENCHMARKS.md).
     - v0: initial release (default world model v2 from its second revision on).
