@@ -246,6 +246,7 @@ def test_default_judge_missing_says_how_to_train_it(wm):
 # ---------------------------------------------------------------------------------------------- models
 
 
+@pytest.mark.filterwarnings("ignore:Heun with")  # a 2-step Heun world: the settings pass through
 def test_model_from_checkpoint_folder_is_shared(tmp_path, tiny_world_model):
     tiny_world_model(1).save(tmp_path / "ckpt")
     a = gym.make(GENIE_WORLD_ID, model=str(tmp_path / "ckpt"), num_steps=2, guidance=1.0, sampler="heun")
