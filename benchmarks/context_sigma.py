@@ -48,16 +48,13 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
 def main(argv=None) -> dict:
     from benchmarks.machine import describe_machine
     from benchmarks.result_file import write_json
+    from benchmarks.sampler_sweep import add_common_arguments
     from world_model import WorldModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="'default', a checkpoint folder or a dynamics run dir")
+    add_common_arguments(parser)
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.02, 0.05, 0.1],
                         help="context noise levels to compare (each > 0)")
-    parser.add_argument("--episodes", type=int, default=16, help="held-out worlds per perspective")
-    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="write the JSON report here")
     args = parser.parse_args(argv)
     bad = [s for s in args.sigmas if not s > 0]
     if bad:

@@ -181,22 +181,27 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
             *table(r["variants"], "variant"), ""]
 
 
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --episodes, --views, --seed, --out: shared with `benchmarks.context_sigma`."""
+    parser.add_argument("--model", default="default", help="'default', a checkpoint folder or a dynamics run dir")
+    parser.add_argument("--episodes", type=int, default=16, help="held-out worlds per perspective")
+    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="write the JSON report here")
+
+
 def main(argv=None) -> dict:
     from benchmarks.machine import describe_machine
     from benchmarks.result_file import write_json
     from world_model import WorldModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="'default', a checkpoint folder or a dynamics run dir")
+    add_common_arguments(parser)
     parser.add_argument("--variant", action="append", default=None,
                         help="sampler settings to compare, key=value[,key=value...] or 'default'; repeatable")
-    parser.add_argument("--episodes", type=int, default=16, help="held-out worlds per perspective")
-    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-speed", action="store_true", help="skip the frames/s measurement")
     parser.add_argument("--speed-only", action="store_true", help="only the frames/s measurement")
     parser.add_argument("--speed-rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
-    parser.add_argument("--out", help="write the JSON report here")
     args = parser.parse_args(argv)
     if args.speed_only and args.no_speed:
         parser.error("--speed-only and --no-speed exclude each other")
