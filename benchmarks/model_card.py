@@ -208,7 +208,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         "training on 2 cores): compare the ΔPSNR rows "
         "with their floor above before relying on action control, and the one-step rows before relying on detail.",
         "- The ΔPSNR rows average 16 worlds and move by a dB or more between sets of worlds: BENCHMARKS.md has them "
-        "over 64 worlds with 95% intervals (`python -m benchmarks.context_sigma --episodes 64`).",
+        "over 64 worlds with 95% intervals (`python -m benchmarks.sampler_sweep --episodes 64`).",
         "- Textures blur and objects drift over long autoregressive rollouts.",
         "- Only the 3D BabyAI world's look: prompts from other images are out of distribution.",
         "- The judge's reward inside generated worlds inherits the generator's errors.",
