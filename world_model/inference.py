@@ -300,9 +300,10 @@ class WorldModel(nn.Module):
         cfg_a = self.config.autoencoder
         latent_shape = (B, cfg_a.latent_channels, cfg_a.latent_size, cfg_a.latent_size)
         sigmas = karras_sigmas(num_steps, sc.sigma_min, sc.sigma_max, sc.rho, device=self.device)
-        if solver == "heun" and heun_gain(sigmas) > 1:  # stacklevel 3: the caller of step, past no_grad
+        gain = heun_gain(sigmas) if solver == "heun" else 0.0
+        if gain > 1:  # stacklevel 3: the caller of step, past no_grad
             warnings.warn(f"Heun with {num_steps} steps (sigma {sc.sigma_max} -> {sc.sigma_min}) extrapolates on "
-                          f"its large steps (gain {heun_gain(sigmas):.1f} > 1) and overshoots; use more steps or "
+                          f"its large steps (gain {gain:.1f} > 1) and overshoots; use more steps or "
                           "'euler' (world_model/sampler.py, benchmarks.sampler_sweep)", stacklevel=3)
         x = sigmas[0] * torch.randn(latent_shape, generator=generator, device=self.device)
         denoise = self._cached_denoiser(state, a, guidance) if use_kv_cache else self._window_denoiser(state, a, guidance)
