@@ -260,8 +260,9 @@ def test_augment_objective_trains_only_the_last_frame(autoencoder_run, tmp_path)
     from world_model.train_cli import build_parser
 
     ns = build_parser().parse_args(["dynamics", "--data", "x", "--out", "y", "--autoencoder", "z",
-                                    "--objective", "augment", "--preset", "small", "--ema-decay", "0.99"])
-    assert ns.objective == "augment" and ns.preset == "small" and ns.ema_decay == 0.99
+                                    "--objective", "augment", "--preset", "small", "--ema-decay", "0.99",
+                                    "--change-weight", "0.5"])
+    assert ns.objective == "augment" and ns.preset == "small" and ns.ema_decay == 0.99 and ns.change_weight == 0.5
     with pytest.raises(ValueError, match="preset"):
         TrainArgs(kind="autoencoder", data=(), out="x", preset="small")
 
@@ -294,6 +295,51 @@ def test_context_sigma_range_draws_context_levels_log_uniformly():
             DiffusionConfig(context_sigma=0.1, context_sigma_min=bad)
 
 
+def test_change_weights_favour_what_the_action_changed():
+    """change_weight: positions that change from the previous frame weigh more (capped), the rest and the first frame
+    of a window 1 / (1 + lambda); 0 keeps the uniform loss; the loss moves towards the changed positions' error."""
+    from world_model.diffusion import Denoiser, DiffusionConfig
+    from world_model.dynamics import PRESETS, Dynamics
+
+    y = torch.zeros(2, 3, 4, 16, 16)
+    y[:, 1, :, 5, 7] = 1.0  # one position changes at frame 1, and changes back at frame 2
+    y[1, 2, :, 0, 0] = 0.1  # and a small change elsewhere
+    den = Denoiser(DiffusionConfig(change_weight=2.0, change_cap=10.0), Dynamics(PRESETS["tiny"]))
+    w = den.change_weights(y)[:, :, 0]  # (B, T, h, w)
+    change = torch.zeros(2, 3, 16, 16)
+    change[:, 1:] = (y[:, 1:] - y[:, :-1]).pow(2).mean(2)
+    m = (change / change.mean()).clamp(max=10.0)
+    torch.testing.assert_close(w, (1 + 2 * m) / 3)
+    assert float(w[:, 0].max()) == pytest.approx(1 / 3)  # first frame: no predecessor
+    assert float(w[0, 1, 5, 7]) == pytest.approx((1 + 2 * 10) / 3)  # capped at change_cap
+    assert float(w[0, 1, 0, 0]) == pytest.approx(1 / 3) and float(w[1, 2, 0, 0]) > 1 / 3
+
+    class Exact(torch.nn.Module):  # the exact F-space target, plus an error of 1 at one latent position
+        config = PRESETS["tiny"]
+
+        def __init__(self, pos):
+            super().__init__()
+            self.pos = pos
+
+        def forward(self, x_in, c_noise, *a, **kw):
+            sigma = (4 * c_noise).exp()[..., None, None, None]
+            x = x_in * (sigma**2 + 1).sqrt()
+            out = (y - x / (sigma**2 + 1)) / (sigma / (sigma**2 + 1).sqrt())  # (y - c_skip x) / c_out
+            out[:, :, :, self.pos[0], self.pos[1]] += 1.0
+            return out
+
+    def loss(cw, pos):
+        den = Denoiser(DiffusionConfig(change_weight=cw, context_prob=0.0, null_action_prob=0.0), Exact(pos))
+        return float(den.loss(y, torch.zeros(2, 3, dtype=torch.long), torch.Generator().manual_seed(0)))
+
+    # uniform weights: an error costs the same anywhere; change weights: more where the frame changed
+    assert loss(0.0, (5, 7)) == pytest.approx(loss(0.0, (9, 9)), rel=1e-4)
+    assert loss(2.0, (5, 7)) > 5 * loss(2.0, (9, 9))
+    for bad in ({"change_weight": -1.0}, {"change_cap": 0.0}):
+        with pytest.raises(ValueError, match="change_weight"):
+            DiffusionConfig(**bad)
+
+
 def test_init_from_a_world_model_checkpoint(autoencoder_run, tmp_path):
     """--init-from starts a new run from an exported model's dynamics weights (checked: architecture and latents),
     records it in the checkpoints, and a resume with another context noise level is refused."""
@@ -306,7 +352,7 @@ def test_init_from_a_world_model_checkpoint(autoencoder_run, tmp_path):
     exported = WorldModel.load(tmp_path / "exported", autocast=False)
     run = tmp_path / "fine"
     a = args("dynamics", run, 4, autoencoder=str(tmp_path / "exported"), window=5, init_from=str(tmp_path / "exported"),
-             context_sigma=0.05, context_sigma_min=0.01, stop_at=1)
+             context_sigma=0.05, context_sigma_min=0.01, change_weight=1.0, stop_at=1)
     t = Trainer(a, data=data)
     for k, v in exported.dynamics.state_dict().items():  # starts from the checkpoint's weights, EMA included
         torch.testing.assert_close(t.dyn.state_dict()[k], v)
@@ -315,12 +361,15 @@ def test_init_from_a_world_model_checkpoint(autoencoder_run, tmp_path):
     cfg = json.loads((run / "ckpt-00000001" / "config.json").read_text())
     assert cfg["training"]["init_from"] == {"path": str(tmp_path / "exported"), "step": 2}
     assert cfg["diffusion"]["context_sigma"] == 0.05 and cfg["diffusion"]["context_sigma_min"] == 0.01
+    assert cfg["diffusion"]["change_weight"] == 1.0
     resumed = Trainer(replace_args(a, stop_at=2), data=data)
     resumed.run()
     cfg = json.loads((run / "ckpt-00000002" / "config.json").read_text())
     assert resumed.step == 2 and cfg["training"]["init_from"]["step"] == 2
     with pytest.raises(CheckpointError, match="context_sigma=0.05"):
         Trainer(replace_args(a, context_sigma=0.1), data=data).resume()
+    with pytest.raises(CheckpointError, match="change_weight=1.0"):
+        Trainer(replace_args(a, change_weight=0.0), data=data).resume()
     # export from a range-trained run: the sampling level is chosen, the trained range kept in the metadata
     assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "cs"), "--context-sigma", "0.02"]) == 0
     cs = WorldModel.load(tmp_path / "cs")

@@ -72,12 +72,22 @@ class DiffusionConfig:
     augment_sigma_max: float = 0.7
     """"augment": context frames get sigma ~ U(context_sigma / 10, augment_sigma_max) (the level is embedded, as
     GameNGen does; sampling uses `context_sigma`)."""
+    change_weight: float = 0.0
+    """Training: extra loss weight lambda on the latent positions that change from the previous frame (see
+    `change_weights`): weight (1 + lambda min(m, change_cap)) / (1 + lambda), m the squared change of a position
+    over its batch mean. 0 (the default until model v6) weights every position alike, so that the ~45% of
+    transitions where nothing changes and the static background dominate the loss."""
+    change_cap: float = 10.0
+    """Training: the largest relative change m that `change_weight` counts (the top ~1% of positions)."""
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if not self.context_sigma > 0:
             raise ValueError(f"context_sigma must be > 0, got {self.context_sigma}")
+        if not (self.change_weight >= 0 and self.change_cap > 0):
+            raise ValueError(f"need change_weight >= 0 and change_cap > 0, got change_weight={self.change_weight}, "
+                             f"change_cap={self.change_cap}")
         if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
             raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
                              f"{self.context_sigma_min}")
@@ -174,6 +184,21 @@ class Denoiser(nn.Module):
         lo, hi = math.log(cfg.context_sigma_min), math.log(cfg.context_sigma)
         return (lo + (hi - lo) * torch.rand(shape, generator=generator, device=device)).exp()
 
+    def change_weights(self, y: torch.Tensor) -> torch.Tensor:
+        """Loss weights (B, T, 1, h, w) of clean latents y (B, T, C, h, w) that favour what the action changed.
+
+        m = ||y_t - y_{t-1}||^2 per latent position (mean over channels), divided by its mean over the batch;
+        weight = (1 + lambda min(m, cap)) / (1 + lambda); the first frame of a window (no predecessor) has m = 0.
+        Why: a top-down agent covers about one latent position of 256, and 45% of the recorded transitions change
+        nothing, so with uniform weights copying the last frame earns most of the loss and the action's effect
+        little of it. The weight depends on the target, so it tilts the optimum towards frames that change
+        (D -> E[w y | x] / E[w | x]); `change_cap` bounds that tilt."""
+        cfg = self.config
+        change = torch.zeros_like(y[:, :, :1], dtype=torch.float32)  # (B, T, 1, h, w)
+        change[:, 1:] = (y[:, 1:].float() - y[:, :-1].float()).pow(2).mean(dim=2, keepdim=True)
+        m = (change / change.mean().clamp_min(1e-12)).clamp(max=cfg.change_cap)
+        return (1 + cfg.change_weight * m) / (1 + cfg.change_weight)
+
     def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Diffusion Forcing (or, with objective="augment", noise-augmentation) loss on a window of clean latents
         y (B, T, C, h, w) with data actions (B, T).
@@ -206,6 +231,9 @@ class Denoiser(nn.Module):
         positions = torch.arange(T, device=dev).expand(B, T)
         F_x = self.dynamics(c_in * x, c_noise[..., 0, 0, 0], cond, positions)  # (B, T, C, h, w)
         target = (y - c_skip * x) / c_out
-        per_frame = (F_x.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T)
+        err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
+        if cfg.change_weight > 0:
+            err = err * self.change_weights(y)
+        per_frame = err.mean(dim=(2, 3, 4))  # (B, T)
         weight = (~is_context).float()
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)

@@ -41,7 +41,7 @@ def _add_train_args(p: argparse.ArgumentParser, kind: str) -> None:
             choices = sorted((ae_mod if kind == "autoencoder" else dyn_mod).PRESETS)
             p.add_argument(flag, choices=choices, default="default", help=help_)
         elif kind == "autoencoder" and f.name in ("objective", "ema_decay", "context_sigma", "context_sigma_min",
-                                                  "init_from"):
+                                                  "change_weight", "init_from"):
             continue
         elif f.name == "objective":
             p.add_argument(flag, choices=OBJECTIVES, default="forcing", help=help_)

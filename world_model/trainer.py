@@ -102,6 +102,9 @@ class TrainArgs:
     context_sigma_min: float | None = None
     """Dynamics: draw each training context frame's noise level log-uniformly from [context_sigma_min,
     context_sigma], so that sampling can cache past frames at any level of that range."""
+    change_weight: float = 0.0
+    """Dynamics: extra loss weight on latent positions that change from the previous frame (0 = uniform; see
+    DiffusionConfig.change_weight)."""
     init_from: str | None = None
     """Dynamics: start a new run from the dynamics weights of this world-model checkpoint (e.g. the shipped
     world_model/checkpoints/default) instead of random ones; it must have the preset's architecture and the
@@ -146,7 +149,7 @@ class TrainArgs:
     def diffusion_config(self) -> DiffusionConfig:
         """The dynamics' diffusion settings these arguments choose."""
         return DiffusionConfig(objective=self.objective, context_sigma=self.context_sigma,
-                               context_sigma_min=self.context_sigma_min)
+                               context_sigma_min=self.context_sigma_min, change_weight=self.change_weight)
 
     @property
     def effective_batch_size(self) -> int:
@@ -592,7 +595,7 @@ class Trainer:
         if self.args.kind == "dynamics" and prev.get("objective", "forcing") != self.args.objective:
             raise CheckpointError(f"{self.run_dir} was trained with --objective {prev.get('objective', 'forcing')}; "
                                   f"cannot resume it with --objective {self.args.objective}: use another --out")
-        for key, default in (("context_sigma", 0.1), ("context_sigma_min", None)):
+        for key, default in (("context_sigma", 0.1), ("context_sigma_min", None), ("change_weight", 0.0)):
             if self.args.kind == "dynamics" and prev.get(key, default) != getattr(self.args, key):
                 raise CheckpointError(f"{self.run_dir} was trained with {key}={prev.get(key, default)}; cannot resume "
                                       f"it with {key}={getattr(self.args, key)}: use another --out")
