@@ -10,7 +10,8 @@ generated frames are compared with the true ones. Per perspective (first person,
   and predicts the next frame; ``one_step_by_action``: the same PSNR for turns, forward moves and the other
   actions, each beside the copy-the-last-frame baseline (``copy_last_psnr``, identical frames capped at 60 dB);
 - ``autoregressive_psnr``: from one prompt frame, the model rolls out on its own frames; PSNR at horizons
-  1, 4, 16, 64 (and SSIM);
+  1, 4, 16, 64 (and SSIM), beside ``autoregressive_hold_prompt_psnr``, the baseline that shows the prompt frame
+  forever (identical frames capped at 60 dB; its ΔPSNR is 0 by construction);
 - ``delta_psnr``: action controllability, Genie's Delta_t PSNR = PSNR(true actions) - PSNR(random actions)
   at t = 4 and 16, for several classifier-free guidance weights (w = 1 is no guidance);
 - ``speed``: frames/s of one world and env-steps/s of batches of 16 and 64, with and without the KV cache.
@@ -164,6 +165,8 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
         r["one_step_copy_last_psnr"], r["one_step_by_action"] = d["copy_last_psnr"], d["by_action"]
         bar.update()
         horizons = [h for h in (1, 4, 16, 64) if h <= horizon]
+        hold = np.minimum(psnr(np.repeat(frames[:, :1], horizon, axis=1), frames[:, 1:]), 60).mean(axis=0)
+        r["autoregressive_hold_prompt_psnr"] = {str(h): float(hold[h - 1]) for h in horizons}
         rng = np.random.default_rng(seed + 1)
         fake = np.stack([random_actions(rng, horizon) for _ in range(episodes)])
         per_w = {}

@@ -78,6 +78,8 @@ def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
                       lambda x, k=kind: x["one_step_by_action"][k]["copy_last_psnr"])]
         for h in ("1", "4", "16", "64"):
             rows.append((f"autoregressive PSNR @ {h} (dB)", lambda x, h=h: x["autoregressive_psnr"].get(h)))
+            rows.append((f"autoregressive PSNR @ {h}, holding the prompt frame (dB)",
+                         lambda x, h=h: x.get("autoregressive_hold_prompt_psnr", {}).get(h)))
         for view in views[:1]:
             for w in r[view]["guidance"]:
                 for t in ("4", "16"):

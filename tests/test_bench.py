@@ -156,6 +156,9 @@ def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
     r = json.loads((out / "fidelity.json").read_text())
     fp = r["fidelity"]["first_person"]
     assert "4" in fp["autoregressive_psnr"]
+    hold = fp["autoregressive_hold_prompt_psnr"]  # the show-the-prompt-frame baseline, capped like copy-last
+    assert set(hold) == {"1", "4"} and all(0 < v <= 60 for v in hold.values())
+    assert "holding the prompt frame" in (out / "report.md").read_text()
     # one-step PSNR by kind of action, each beside the copy-the-last-frame baseline; the counts cover every sample
     kinds = fp["one_step_by_action"]
     assert kinds and set(kinds) <= {"turn", "forward", "other"} and sum(k["n"] for k in kinds.values()) == 2 * 2  # starts 0, 3
