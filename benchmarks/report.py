@@ -80,6 +80,9 @@ def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
             rows.append((f"autoregressive PSNR @ {h} (dB)", lambda x, h=h: x["autoregressive_psnr"].get(h)))
             rows.append((f"autoregressive PSNR @ {h}, holding the prompt frame (dB)",
                          lambda x, h=h: x.get("autoregressive_hold_prompt_psnr", {}).get(h)))
+        for t in ("4", "16"):
+            rows.append((f"ΔPSNR_{t} ceiling: perfect dynamics through this autoencoder (dB)",
+                         lambda x, t=t: x.get("delta_psnr_ceiling", {}).get(t)))
         for view in views[:1]:
             for w in r[view]["guidance"]:
                 for t in ("4", "16"):

@@ -159,6 +159,8 @@ def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
     hold = fp["autoregressive_hold_prompt_psnr"]  # the show-the-prompt-frame baseline, capped like copy-last
     assert set(hold) == {"1", "4"} and all(0 < v <= 60 for v in hold.values())
     assert "holding the prompt frame" in (out / "report.md").read_text()
+    assert set(fp["delta_psnr_ceiling"]) == {"4"} and np.isfinite(fp["delta_psnr_ceiling"]["4"])
+    assert "perfect dynamics through this autoencoder" in (out / "report.md").read_text()
     # one-step PSNR by kind of action, each beside the copy-the-last-frame baseline; the counts cover every sample
     kinds = fp["one_step_by_action"]
     assert kinds and set(kinds) <= {"turn", "forward", "other"} and sum(k["n"] for k in kinds.values()) == 2 * 2  # starts 0, 3
@@ -172,6 +174,21 @@ def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
     assert long["curves"]["ground_truth"]["histogram_tv"][0] == 0.0 and "8" in long["at"]
     assert (out / "long_rollout.png").is_file() and (out / "memory.png").is_file()
     assert "Turn-around memory" in (out / "report.md").read_text()
+
+
+def test_replay_reproduces_the_ground_truth_and_the_ceiling_is_zero_for_the_same_actions(wm):
+    """fidelity.replay drives the same worlds again: under the recorded actions it gives the recorded frames, so the
+    ΔPSNR ceiling of the same actions is 0; under other actions the worlds diverge."""
+    from benchmarks.fidelity import EVAL_LEVELS, delta_psnr_ceiling, ground_truth, random_actions, replay
+
+    worlds = []
+    frames, actions = ground_truth(3, 6, "top_down", 64, seed=2, worlds=worlds)
+    assert len(worlds) == 3 and {lvl for lvl, _ in worlds} <= set(EVAL_LEVELS)
+    np.testing.assert_array_equal(replay(worlds, actions, "top_down", 64), frames)
+    assert delta_psnr_ceiling(wm, frames, frames, times=(4,)) == {"4": 0.0}
+    rng = np.random.default_rng(9)
+    other = replay(worlds, np.stack([random_actions(rng, 6) for _ in range(3)]), "top_down", 64)
+    assert other.shape == frames.shape and (other[:, 0] == frames[:, 0]).all() and (other != frames).any()
 
 
 def test_agreement_from_runs_and_cli(checkpoints, tmp_path):
