@@ -282,6 +282,8 @@ def test_model_card_wall_time_across_resumes_and_render():
     fidelity = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "fidelity.json").read_text())
     text = render(DEFAULT_CHECKPOINT, summary, fidelity, None)
     assert "## Fidelity on unseen worlds" in text and "one-step PSNR on turn actions" in text
+    assert "holding-the-prompt-frame baseline" in text and "ceiling: perfect dynamics" in text
+    assert "n/a" not in text.split("## Fidelity")[1].split("Speed")[0]  # the shipped result has every figure
     # a fine-tuned model (genie-train dynamics --init-from): each phase on its own line, and the total
     first = {k: v for k, v in summary["dynamics"].items() if k != "previous"}  # one phase
     tuned = {**summary, "dynamics": {**first, "steps": 100, "wall_time_min": 10.0,

@@ -106,6 +106,23 @@ if [ "${CS05:-0}" = 1 ]; then
     --out benchmarks/results/candidates/fidelity_v2_context_sigma_0.05.json
 fi
 
+# Optional (V6=1): the v6 candidate, v5's weights trained 1200 steps more with the loss weighted towards the latent
+# positions that change from the previous frame (--change-weight 1.0), ~55 min. On the 64 held-out worlds it
+# measured worse than v5 on every figure (one-step 23.95 / 31.55 dB vs 25.44 / 32.42; ΔPSNR_16 0.36 / 0.70 vs
+# 0.44 / 0.92; BENCHMARKS.md), so it does not ship.
+if [ "${V6:-0}" = 1 ]; then
+  mkdir -p runs/train/dyn_v6
+  [ -e runs/train/dyn_v6/latents.safetensors ] || ln runs/train/dyn_v5/latents.safetensors runs/train/dyn_v6/
+  genie-train dynamics --data runs/data/train/* --eval-data runs/data/test/* --autoencoder runs/candidates/v2 \
+    --init-from runs/train/dyn_v5/ckpt-00001500 --preset default --out runs/train/dyn_v6 --steps 1200 \
+    --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --change-weight 1.0 \
+    --ema-decay 0.998 --checkpoint-every 200 --log-every 20 --keep-checkpoints 3
+  genie-train export --dynamics runs/train/dyn_v6 --out runs/candidates/v6 --context-sigma 0.01 --num-steps 2 \
+    --sigma-min 0.5
+  python -m benchmarks.sampler_sweep --model runs/candidates/v6 --variant default --episodes 64 --seed 7 --no-speed \
+    --out benchmarks/results/candidates/sampler_v6_64.json
+fi
+
 # 7. Success judge (GenieWorld's reward), then its precision / recall on held-out episodes.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out world_model/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
