@@ -95,7 +95,8 @@ def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
                 except KeyError:
                     value = None
                 cells.append("" if value is None else f"{value:.3f}" if abs(value) < 2 else f"{value:.2f}")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            if any(cells):  # results written before a figure existed leave its row out
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     if "speed" in r:
         s = r["speed"]

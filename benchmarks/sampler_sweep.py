@@ -171,7 +171,7 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     rounds = r.get("speed_rounds")
     timing = ("frames/s of one world with the KV cache, timed once per variant right after its fidelity runs "
               "(results written before --speed-rounds existed: a slow spell of the machine can hit one row)"
-              if rounds is None else
+              if rounds is None else "frames/s not measured (--no-speed)" if rounds == 0 else
               f"frames/s of one world with the KV cache: the median over {rounds} round{'s' if rounds != 1 else ''} "
               "that time the variants in turn (compare rows by ratio)")
     return [f"## Sampler sweep: `{r['model']}`, {what}", "",

@@ -346,6 +346,10 @@ def test_sampler_sweep_tiny(checkpoints, tmp_path, capsys):
     assert fast_only["episodes"] == 0 and "first_person" not in only["default"]
     assert len(only["num_steps=1"]["frames_per_s_rounds"]) == 2 and only["num_steps=1"]["nfe"] == 1
     assert "speed only" in render([out.parent], out_dir=tmp_path)
+    no_speed = sweep(["--model", str(model), "--variant", "default", "--no-speed", "--episodes", "1", "--views",
+                      "first_person", "--out", str(out)])
+    assert "frames_per_s" not in no_speed["variants"]["default"]
+    assert "frames/s not measured (--no-speed)" in render([out.parent], out_dir=tmp_path)
     for bad in (["--variant", "num_steps=0"], ["--variant", "steps=2"], ["--variant", "sigma_min=9"],
                 ["--speed-rounds", "0"], ["--speed-only", "--no-speed"]):
         with pytest.raises(SystemExit):
