@@ -54,25 +54,36 @@ def random_actions(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array(out[:n], dtype=np.int64)
 
 
+def held_out_envs(levels, view: str, size: int) -> dict:
+    """{level: its 3D BabyAI env on test seeds} (64x64 frames for size 64)."""
+    return {lvl: gym.make(f"genie_env/BabyAI3D-{lvl}-v0", worlds="test", view=view, size=(size, size))
+            for lvl in levels}
+
+
+def play(env, reset_seed: int, actions: np.ndarray) -> list[np.ndarray]:
+    """The frames of env reset with reset_seed and driven by actions, up to where the episode ends."""
+    obs, _ = env.reset(seed=reset_seed)
+    ep = [obs]
+    for a in actions:
+        obs, _, terminated, truncated, _ = env.step(int(a))
+        ep.append(obs)
+        if terminated or truncated:
+            break
+    return ep
+
+
 def ground_truth(episodes: int, horizon: int, view: str, size: int, seed: int = 0, worlds: list | None = None):
     """Frames uint8 (N, horizon + 1, H, W, 3) and actions (N, horizon) of unseen worlds under random play.
 
     worlds: if a list is given, (level, reset seed) of each episode is appended to it, for `replay`."""
     rng = np.random.default_rng(seed)
     frames, actions = [], []
-    envs = {lvl: gym.make(f"genie_env/BabyAI3D-{lvl}-v0", worlds="test", view=view, size=(size, size))
-            for lvl in EVAL_LEVELS}
+    envs = held_out_envs(EVAL_LEVELS, view, size)
     while len(frames) < episodes:
         level = EVAL_LEVELS[len(frames) % len(EVAL_LEVELS)]
         acts = random_actions(rng, horizon)
         reset_seed = int(rng.integers(2**31))
-        obs, _ = envs[level].reset(seed=reset_seed)
-        ep = [obs]
-        for a in acts:
-            obs, _, terminated, truncated, _ = envs[level].step(int(a))
-            ep.append(obs)
-            if terminated or truncated:
-                break
+        ep = play(envs[level], reset_seed, acts)
         if len(ep) == horizon + 1:
             frames.append(np.stack(ep))
             actions.append(acts)
@@ -84,19 +95,11 @@ def ground_truth(episodes: int, horizon: int, view: str, size: int, seed: int = 
 def replay(worlds: list, actions: np.ndarray, view: str, size: int) -> np.ndarray:
     """The ground-truth worlds (level, reset seed) of `ground_truth` driven by other actions (N, T): frames uint8
     (N, T + 1, H, W, 3). An episode that ends early (the random actions solved the mission) holds its last frame."""
-    envs = {lvl: gym.make(f"genie_env/BabyAI3D-{lvl}-v0", worlds="test", view=view, size=(size, size))
-            for lvl in {lvl for lvl, _ in worlds}}
+    envs = held_out_envs({lvl for lvl, _ in worlds}, view, size)
     out = []
     for (level, reset_seed), acts in zip(worlds, actions):
-        obs, _ = envs[level].reset(seed=reset_seed)
-        ep = [obs]
-        for a in acts:
-            obs, _, terminated, truncated, _ = envs[level].step(int(a))
-            ep.append(obs)
-            if terminated or truncated:
-                break
-        ep += [ep[-1]] * (len(acts) + 1 - len(ep))
-        out.append(np.stack(ep))
+        ep = play(envs[level], reset_seed, acts)
+        out.append(np.stack(ep + [ep[-1]] * (len(acts) + 1 - len(ep))))
     return np.stack(out)
 
 
