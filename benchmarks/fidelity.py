@@ -11,7 +11,9 @@ generated frames are compared with the true ones. Per perspective (first person,
   actions, each beside the copy-the-last-frame baseline (``copy_last_psnr``, identical frames capped at 60 dB);
 - ``autoregressive_psnr``: from one prompt frame, the model rolls out on its own frames; PSNR at horizons
   1, 4, 16, 64 (and SSIM), beside ``autoregressive_hold_prompt_psnr``, the baseline that shows the prompt frame
-  forever (identical frames capped at 60 dB; its ΔPSNR is 0 by construction);
+  forever (identical frames capped at 60 dB; its ΔPSNR is 0 by construction). Under random play some worlds have
+  not changed at a horizon (``prompt_unchanged_share``), and they give that baseline 60 dB; so both are also
+  reported over the worlds that changed (``autoregressive_psnr_changed``, ``autoregressive_hold_prompt_psnr_changed``);
 - ``delta_psnr``: action controllability, Genie's Delta_t PSNR = PSNR(true actions) - PSNR(random actions)
   at t = 4 and 16, for several classifier-free guidance weights (w = 1 is no guidance); beside it
   ``delta_psnr_ceiling``, the same figure for a perfect dynamics model that decodes through this autoencoder
@@ -117,6 +119,11 @@ def delta_psnr_ceiling(wm, frames: np.ndarray, other: np.ndarray, times=(4, 16))
     return out
 
 
+def mean_where(values: np.ndarray, mask: np.ndarray) -> float | None:
+    """Mean of values where mask holds; None where it holds nowhere."""
+    return float(values[mask].mean()) if mask.any() else None
+
+
 def rollout(wm, prompt: np.ndarray, actions: np.ndarray, seed: int, guidance: float, **step_kwargs) -> np.ndarray:
     """Autoregressive frames (N, T, H, W, 3) from prompt frames (N, H, W, 3) under actions (N, T)."""
     g = torch.Generator().manual_seed(seed)
@@ -209,8 +216,12 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
         r["one_step_copy_last_psnr"], r["one_step_by_action"] = d["copy_last_psnr"], d["by_action"]
         bar.update()
         horizons = [h for h in (1, 4, 16, 64) if h <= horizon]
-        hold = np.minimum(psnr(np.repeat(frames[:, :1], horizon, axis=1), frames[:, 1:]), 60).mean(axis=0)
-        r["autoregressive_hold_prompt_psnr"] = {str(h): float(hold[h - 1]) for h in horizons}
+        hold = psnr(np.repeat(frames[:, :1], horizon, axis=1), frames[:, 1:])  # (N, horizon), 100 if identical
+        changed = hold < 100  # worlds whose frame differs from the prompt frame
+        r["autoregressive_hold_prompt_psnr"] = {str(h): float(np.minimum(hold[:, h - 1], 60).mean()) for h in horizons}
+        r["prompt_unchanged_share"] = {str(h): float(1 - changed[:, h - 1].mean()) for h in horizons}
+        r["autoregressive_hold_prompt_psnr_changed"] = {str(h): mean_where(hold[:, h - 1], changed[:, h - 1])
+                                                        for h in horizons}
         rng = np.random.default_rng(seed + 1)
         fake = np.stack([random_actions(rng, horizon) for _ in range(episodes)])
         r["delta_psnr_ceiling"] = delta_psnr_ceiling(wm, frames, replay(worlds, fake, view, size))
@@ -220,10 +231,13 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
             bar.update()
             rand_roll = rollout(wm, frames[:, 0], fake, seed, w)
             bar.update()
-            p_true = psnr(true_roll, frames[:, 1:]).mean(axis=0)  # (horizon,) mean over episodes
+            p_worlds = psnr(true_roll, frames[:, 1:])  # (N, horizon)
+            p_true = p_worlds.mean(axis=0)  # (horizon,) mean over episodes
             p_rand = psnr(rand_roll, frames[:, 1:]).mean(axis=0)
             per_w[str(w)] = {
                 "autoregressive_psnr": {str(h): float(p_true[h - 1]) for h in horizons},
+                "autoregressive_psnr_changed": {str(h): mean_where(p_worlds[:, h - 1], changed[:, h - 1])
+                                                for h in horizons},
                 "autoregressive_ssim": {str(h): float(ssim(true_roll[:, h - 1], frames[:, h]).mean()) for h in horizons},
                 "delta_psnr": {str(t): float(p_true[t - 1] - p_rand[t - 1]) for t in (4, 16) if t <= horizon},
                 "psnr_curve": [round(float(p), 3) for p in p_true],
@@ -231,6 +245,7 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
         r["guidance"] = per_w
         default_w = str(wm.config.sampler.guidance) if str(wm.config.sampler.guidance) in per_w else str(guidances[0])
         r["autoregressive_psnr"] = per_w[default_w]["autoregressive_psnr"]
+        r["autoregressive_psnr_changed"] = per_w[default_w]["autoregressive_psnr_changed"]
         r["delta_psnr"] = per_w[default_w]["delta_psnr"]
         r["default_guidance"] = float(default_w)
         report[view] = r

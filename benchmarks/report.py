@@ -80,6 +80,13 @@ def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
             rows.append((f"autoregressive PSNR @ {h} (dB)", lambda x, h=h: x["autoregressive_psnr"].get(h)))
             rows.append((f"autoregressive PSNR @ {h}, holding the prompt frame (dB)",
                          lambda x, h=h: x.get("autoregressive_hold_prompt_psnr", {}).get(h)))
+        for h in ("4", "16", "64"):
+            rows += [(f"share of worlds unchanged since the prompt @ {h}",
+                      lambda x, h=h: x.get("prompt_unchanged_share", {}).get(h)),
+                     (f"autoregressive PSNR @ {h} over the worlds that changed, model (dB)",
+                      lambda x, h=h: x.get("autoregressive_psnr_changed", {}).get(h)),
+                     (f"autoregressive PSNR @ {h} over the worlds that changed, holding the prompt frame (dB)",
+                      lambda x, h=h: x.get("autoregressive_hold_prompt_psnr_changed", {}).get(h))]
         for t in ("4", "16"):
             rows.append((f"ΔPSNR_{t} ceiling: perfect dynamics through this autoencoder (dB)",
                          lambda x, t=t: x.get("delta_psnr_ceiling", {}).get(t)))

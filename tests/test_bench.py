@@ -158,6 +158,12 @@ def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
     assert "4" in fp["autoregressive_psnr"]
     hold = fp["autoregressive_hold_prompt_psnr"]  # the show-the-prompt-frame baseline, capped like copy-last
     assert set(hold) == {"1", "4"} and all(0 < v <= 60 for v in hold.values())
+    for h in ("1", "4"):  # the share of unchanged worlds and both figures over the changed ones
+        share, changed = fp["prompt_unchanged_share"][h], fp["autoregressive_hold_prompt_psnr_changed"][h]
+        assert 0 <= share <= 1 and (changed is None) == (share == 1)
+        assert (fp["autoregressive_psnr_changed"][h] is None) == (share == 1)
+        if changed is not None:
+            assert changed < 100 and hold[h] <= share * 60 + (1 - share) * changed + 1e-6  # the cap only lowers
     assert "holding the prompt frame" in (out / "report.md").read_text()
     assert set(fp["delta_psnr_ceiling"]) == {"4"} and np.isfinite(fp["delta_psnr_ceiling"]["4"])
     assert "perfect dynamics through this autoencoder" in (out / "report.md").read_text()

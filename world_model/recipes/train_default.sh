@@ -81,6 +81,8 @@ mv benchmarks/results/candidates/fidelity_v5.json benchmarks/results/fidelity.js
 # guidance (and one sampling step) on the same 64 held-out worlds as the sweep above
 python -m benchmarks.sampler_sweep --model runs/candidates/v5 --variant num_steps=1 --variant guidance=1.0 \
   --variant guidance=3.0 --episodes 64 --seed 7 --no-speed --out benchmarks/results/candidates/guidance_v5_64.json
+python -m benchmarks.sampler_sweep --model runs/candidates/v5 --variant guidance=1.25 --variant guidance=2.0 \
+  --episodes 64 --seed 7 --no-speed --out benchmarks/results/candidates/guidance2_v5_64.json
 cp runs/candidates/v5/config.json runs/candidates/v5/model.safetensors world_model/checkpoints/default/
 python -m benchmarks.model_card --model world_model/checkpoints/default --ae-run runs/train/ae \
   --dyn-run runs/train/dyn_v5 --data runs/data/train/* --base-summary runs/candidates/v4/training_summary.json
