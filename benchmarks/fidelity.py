@@ -17,7 +17,7 @@ generated frames are compared with the true ones. Per perspective (first person,
 - ``delta_psnr``: action controllability, Genie's Delta_t PSNR = PSNR(true actions) - PSNR(random actions)
   at t = 4 and 16, for several classifier-free guidance weights (w = 1 is no guidance); beside it
   ``delta_psnr_ceiling``, the same figure for a perfect dynamics model that decodes through this autoencoder
-  (the ground truth replayed under the random actions, `delta_psnr_ceiling`; PSNR capped at 60 dB);
+  (the ground truth replayed under the random actions, `replay`; PSNR capped at 60 dB);
 - ``speed``: frames/s of one world and env-steps/s of batches of 16 and 64, with and without the KV cache.
 
 Actions come from a random policy with action repeats biased towards moving and turning (the same kind of play

@@ -196,7 +196,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
             for v in views:
                 try:
                     value = get(fidelity[v])
-                    cells.append(f"{value[0]:.2f} ({value[1]:.2f})" if isinstance(value, tuple)
+                    cells.append(f"{_fmt(value[0])} ({_fmt(value[1])})" if isinstance(value, tuple)
                                  else _fmt(value, 3 if "SSIM" in name else 2))
                 except KeyError:
                     cells.append("n/a")
