@@ -1,16 +1,19 @@
-"""Mission text as numbers: a fixed BabyAI vocabulary and a wrapper for language-conditioned SB3 policies."""
+"""Mission text as numbers: BabyAI's vocabulary, the word splitter every mission reader uses, and a wrapper for
+language-conditioned SB3 policies."""
 
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+PAD, UNK = "<pad>", "<unk>"
 #: Every word BabyAI's mission grammar uses; index 0 pads, index 1 is any other word.
 VOCABULARY = (
-    "<pad>", "<unk>",
+    PAD, UNK,
     "a", "the", "go", "to", "open", "pick", "up", "put", "next", "and", "then", "after", "you",
     "door", "ball", "box", "key", "object",
     "red", "green", "blue", "purple", "yellow", "grey",
@@ -20,11 +23,22 @@ WORD_TO_INDEX = {w: i for i, w in enumerate(VOCABULARY)}
 MAX_MISSION_WORDS = 24
 
 
-def encode_mission(text: str, max_words: int = MAX_MISSION_WORDS) -> np.ndarray:
-    """Token ids of a mission, padded (or cut) to ``max_words``: int64 array of shape (max_words,)."""
+def mission_words(text: str) -> list[str]:
+    """The lower-case words of a mission ("Open the RED door." -> ["open", "the", "red", "door"])."""
     if not isinstance(text, str):
         raise TypeError(f"a mission must be a str, got {type(text).__name__}")
-    words = re.findall(r"[a-z]+", text.lower())[:max_words]
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def build_vocabulary(missions: Sequence[str]) -> tuple[str, ...]:
+    """``<pad>``, ``<unk>`` and every word of `missions`, sorted: a vocabulary that covers those missions."""
+    words = sorted({w for m in missions for w in mission_words(str(m))} - {PAD, UNK})
+    return (PAD, UNK, *words)
+
+
+def encode_mission(text: str, max_words: int = MAX_MISSION_WORDS) -> np.ndarray:
+    """Token ids of a mission, padded (or cut) to ``max_words``: int64 array of shape (max_words,)."""
+    words = mission_words(text)[:max_words]
     ids = np.zeros(max_words, dtype=np.int64)
     ids[: len(words)] = [WORD_TO_INDEX.get(w, 1) for w in words]
     return ids

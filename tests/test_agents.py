@@ -19,7 +19,7 @@ from genie_env.recorder import record
 from world_model.checkpoint import CheckpointError
 from world_model.dataset import DatasetError
 from world_model.inference import PRESETS, WorldModel
-from world_model.judge import PRESETS as JUDGE_PRESETS, SuccessJudge
+from genie_env.judge import PRESETS as JUDGE_PRESETS, SuccessJudge
 
 
 @pytest.fixture(scope="module")

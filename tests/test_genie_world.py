@@ -17,7 +17,7 @@ from genie_env.mission import encode_mission
 from genie_env.prompts import load_prompt_image
 from world_model.checkpoint import CheckpointError
 from world_model.inference import DEFAULT_CHECKPOINT
-from world_model.judge import DEFAULT_JUDGE_CHECKPOINT, PRESETS as JUDGE_PRESETS, SuccessJudge
+from genie_env.judge import DEFAULT_JUDGE_CHECKPOINT, PRESETS as JUDGE_PRESETS, SuccessJudge
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 from genie_env.recorder import record
 from world_model.checkpoint import CheckpointError
 from world_model.inference import PRESETS as WM_PRESETS, WorldModel
-from world_model.judge import (DEFAULT_JUDGE_CHECKPOINT, PRESETS, JudgeConfig, SuccessJudge, build_vocabulary,
-                               evaluate_judge, main, train_judge)
+from genie_env.judge import (DEFAULT_JUDGE_CHECKPOINT, PRESETS, JudgeConfig, SuccessJudge, build_vocabulary,
+                             evaluate_judge, main, train_judge)
 
 ENV_ID = "genie_env/BabyAI3D-GoToRedBall-v0"
 

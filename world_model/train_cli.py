@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["judge"]:  # the success judge has its own argument set (world_model/judge.py)
-        from .judge import main as judge_main
+    if argv[:1] == ["judge"]:  # the success judge has its own argument set (genie_env/judge.py)
+        from genie_env.judge import main as judge_main
 
         return judge_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -19,7 +19,7 @@ Architecture (a few hundred thousand parameters; shapes for B windows of k frame
     [pooled, m] -> MLP -> one logit                                         (B,)
 
 The vocabulary is part of the config (so a checkpoint carries its own); by default train_judge builds it from the
-words of the training missions. Unknown words map to ``<unk>``.
+words of the training missions (:func:`genie_env.mission.build_vocabulary`). Unknown words map to ``<unk>``.
 
 Training (``train_judge``): every frame of every recorded episode ends one window of k frames (frames before the
 episode start repeat its first frame, as GenieWorld does for its first steps); the label is the verifier's success
@@ -33,7 +33,7 @@ Checkpoint: a folder with ``config.json`` ({"format": "genie-success-judge", "fo
 
 CLI (``genie-train judge`` calls :func:`main`)::
 
-    genie-train judge --data runs/data/gotolocal --out world_model/checkpoints/judge --steps 3000
+    genie-train judge --data runs/data/gotolocal --out genie_env/checkpoints/judge --steps 3000
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 from contextlib import nullcontext
@@ -59,39 +58,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, write_folder_atomic, write_json
-from .dataset import DatasetError, EpisodeDataset
+from genie_env.mission import MAX_MISSION_WORDS, PAD, UNK, VOCABULARY, build_vocabulary, mission_words
+from world_model.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, write_folder_atomic, write_json
+from world_model.dataset import DatasetError, EpisodeDataset
 
 logger = logging.getLogger(__name__)
 
 FORMAT_JUDGE = "genie-success-judge"
 JUDGE_FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.safetensors"
 DEFAULT_JUDGE_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "judge"
-PAD, UNK = "<pad>", "<unk>"
-
-#: The words of BabyAI's mission grammar: the vocabulary used when none is given and none is built from data.
-BABYAI_VOCABULARY = (
-    PAD, UNK,
-    "a", "the", "go", "to", "open", "pick", "up", "put", "next", "and", "then", "after", "you",
-    "door", "ball", "box", "key", "object",
-    "red", "green", "blue", "purple", "yellow", "grey",
-    "on", "your", "left", "right", "in", "front", "of", "behind",
-)
-
-
-def mission_words(text: str) -> list[str]:
-    """The lower-case words of a mission ("Open the RED door." -> ["open", "the", "red", "door"])."""
-    if not isinstance(text, str):
-        raise TypeError(f"a mission must be a str, got {type(text).__name__}")
-    return re.findall(r"[a-z]+", text.lower())
-
-
-def build_vocabulary(missions: Sequence[str]) -> tuple[str, ...]:
-    """``<pad>``, ``<unk>`` and every word of `missions`, sorted: a vocabulary that covers the training data."""
-    words = sorted({w for m in missions for w in mission_words(str(m))} - {PAD, UNK})
-    return (PAD, UNK, *words)
+WRITTEN_BY = "`genie-train judge --out FOLDER` (train_judge)"
 
 
 @dataclass(frozen=True)
@@ -106,9 +82,9 @@ class JudgeConfig:
     """Size of the mission embedding."""
     hidden: int = 128
     """Width of the MLP head."""
-    max_words: int = 24
+    max_words: int = MAX_MISSION_WORDS
     """Missions are cut to this many words."""
-    vocabulary: tuple[str, ...] = BABYAI_VOCABULARY
+    vocabulary: tuple[str, ...] = VOCABULARY
     """Known words; index 0 must be "<pad>" and index 1 "<unk>" (any other word)."""
     threshold: float = 0.5
     """Default decision threshold on the success probability."""
