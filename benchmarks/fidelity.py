@@ -40,7 +40,7 @@ from tqdm import tqdm
 import genie_env
 from benchmarks.machine import describe_machine
 from benchmarks.result_file import write_json
-from benchmarks.metrics import psnr, ssim
+from world_model.metrics import psnr, ssim
 
 #: Action probabilities of the evaluation policy: noop, turn_left, turn_right, forward, pickup, drop, toggle.
 PLAY_PROBS = np.array([0.05, 0.2, 0.2, 0.38, 0.06, 0.04, 0.07])

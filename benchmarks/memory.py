@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from benchmarks.fidelity import EVAL_LEVELS, random_actions
-from benchmarks.metrics import psnr
+from world_model.metrics import psnr
 from benchmarks.stats import bootstrap_ci
 from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS, BabyAI3DEnv
 

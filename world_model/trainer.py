@@ -44,13 +44,14 @@ from tqdm import tqdm
 
 from . import autoencoder as ae_mod
 from . import dynamics as dyn_mod
-from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixels_to_frames, psnr
+from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixels_to_frames
 from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, latest_checkpoint,
                          load_into, load_training_state, prefixed, read_config, read_tensors, resolve_checkpoint, run_checkpoints,
                          save_training_checkpoint, sub_state, write_json)
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
 from .inference import ACTION_MEANINGS, WorldModel, WorldModelConfig
+from .metrics import psnr
 from .sampler import SamplerConfig
 
 KINDS = ("autoencoder", "dynamics")
@@ -93,7 +94,7 @@ class TrainArgs:
     """Episode split to train on ("train"; None = all)."""
     eval_data: tuple[str, ...] | None = None
     """Folders of held-out episodes (default: --data, split "test", if recorded): autoencoder PSNR, and the
-    dynamics' autoregressive PSNR by horizon at every checkpoint."""
+    dynamics' autoregressive PSNR by horizon at every checkpoint (mean per-frame PSNR, world_model/metrics.py)."""
     objective: str = "forcing"
     """Dynamics: "forcing" (Diffusion Forcing, every frame a target) or "augment" (GameNGen noise augmentation,
     the last frame of each window the only target); see world_model/diffusion.py."""
@@ -490,7 +491,7 @@ class Trainer:
         for t in range(frames.shape[1] - 1):
             pred, state = wm.step(state, np.clip(actions[:, t], 0, None), generator=gen)
             if t + 1 in horizons:
-                out[f"eval_psnr_h{t + 1}"] = psnr(pred, frames[:, t + 1])
+                out[f"eval_psnr_h{t + 1}"] = float(psnr(pred, frames[:, t + 1]).mean())
         self.dyn.train()
         return out
 
@@ -565,7 +566,7 @@ class Trainer:
             px = frames_to_pixels(torch.from_numpy(frames[i : i + 64]).to(self.rt.device))
             with self._autocast():
                 recon.append(pixels_to_frames(self.ae(px)).cpu().numpy())
-        return psnr(np.concatenate(recon), frames)
+        return float(psnr(np.concatenate(recon), frames).mean())
 
     def save(self) -> Path | None:
         if not self.rt.is_main:

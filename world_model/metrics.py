@@ -1,4 +1,9 @@
-"""Image-fidelity metrics on uint8 frames: PSNR and SSIM (Wang et al. 2004), averaged per frame."""
+"""Image-fidelity metrics on uint8 frames: PSNR and SSIM (Wang et al. 2004), one value per frame.
+
+Both take frames uint8 (..., H, W, 3) and return one value per frame (...). A figure over a batch or a rollout is
+the mean of the per-frame values (`float(psnr(a, b).mean())`), never the PSNR of the batch's pooled MSE: a few
+badly predicted frames then weigh as much as their share of frames, however large their error.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+PSNR_IDENTICAL = 100.0
+"""PSNR in dB reported for identical frames (MSE 0), a finite cap instead of inf so that means stay finite."""
+
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-frame PSNR in dB of uint8 frames (..., H, W, 3); identical frames give 100 dB (a cap, not inf)."""
+    """Per-frame PSNR in dB, 10 log10(255^2 / MSE), of uint8 frames (..., H, W, 3) -> (...) float64.
+
+    Identical frames give PSNR_IDENTICAL (100 dB); frames that differ score 10 log10(255^2 H W 3) at most
+    (89 dB for 64x64 frames)."""
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"psnr needs frames of the same shape, got {a.shape} and {b.shape}")
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(-3, -2, -1))
-    return np.where(mse == 0, 100.0, 10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12)))
+    return np.where(mse == 0, PSNR_IDENTICAL, 10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12)))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, window: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Per-frame SSIM of uint8 frames (..., H, W, 3): Gaussian window 11 / 1.5, K1 = 0.01, K2 = 0.03 (Eq. 13),
-    computed per channel and averaged."""
+    """Per-frame SSIM in [-1, 1] of uint8 frames (..., H, W, 3) -> (...): Gaussian window 11 / 1.5, K1 = 0.01,
+    K2 = 0.03 (Wang et al. 2004, Eq. 13), computed per channel and averaged."""
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"ssim needs frames of the same shape, got {a.shape} and {b.shape}")
     lead = a.shape[:-3]
