@@ -172,9 +172,9 @@ def test_cli_on_recorded_shards(tmp_path):
     assert (tmp_path / "dyn" / "latents.safetensors").is_file()
     assert log_steps(tmp_path / "dyn") == [2]
     assert isinstance(WorldModel.load(tmp_path / "dyn"), WorldModel)
-    # the objective ablation end to end (benchmarks/objective.py): two runs sharing the latent cache, one report
-    from benchmarks.objective import main as objective_main
-    from benchmarks.report import render
+    # the objective ablation end to end (experiments/objective.py): two runs sharing the latent cache, one report
+    from experiments.objective import main as objective_main
+    from experiments.report import render
 
     out = tmp_path / "results" / "objective.json"
     r = objective_main(["--data", str(data), "--autoencoder", str(tmp_path / "ae"), "--preset", "tiny", "--steps",
@@ -245,7 +245,8 @@ def test_augment_objective_trains_only_the_last_frame(autoencoder_run, tmp_path)
         den = Denoiser(DiffusionConfig(objective=objective), dyn)
         loss = den.loss(y, actions, torch.Generator().manual_seed(0))
         sigma = seen["sigma"]
-        c_skip, c_out, c_in, _ = (c[..., None, None, None] for c in den.precondition(sigma))
+        cs = den.compute_conditioners(sigma)
+        c_skip, c_out, c_in = (c[..., None, None, None] for c in (cs.c_skip, cs.c_out, cs.c_in))
         target = (y - c_skip * seen["x_in"] / c_in) / c_out
         per_frame = target.pow(2).mean(dim=(2, 3, 4))  # (B, T)
         if objective == "augment":

@@ -134,9 +134,9 @@ def test_previous_frame_input_is_the_latest_cached_frame():
         c = state.cache
         latest = c.times.argmax(dim=1)
         assert torch.equal(c.times[torch.arange(2), latest], state.time - 1)
-        _, _, c_in, c_noise_ref = wm.denoiser.precondition(c.sigmas[torch.arange(2), latest])
-        torch.testing.assert_close(px, c_in[:, None, None, None] * c.latents[torch.arange(2), latest])
-        torch.testing.assert_close(c_noise, c_noise_ref)
+        cs = wm.denoiser.compute_conditioners(c.sigmas[torch.arange(2), latest])
+        torch.testing.assert_close(px, cs.c_in[:, None, None, None] * c.latents[torch.arange(2), latest])
+        torch.testing.assert_close(c_noise, cs.c_noise)
         assert present.all()
     empty = wm.denoiser.cache_prev(type(state.cache).empty(wm.config.dynamics, 2, "cpu"))
     assert not empty[2].any()
@@ -145,14 +145,14 @@ def test_previous_frame_input_is_the_latest_cached_frame():
 def test_previous_frame_changes_the_prediction():
     """Changing only the predecessor's input channels changes the next frame's output (the copy path is wired)."""
     wm = tiny_model()
-    x = torch.randn(1, 2, 4, 16, 16, generator=gen(0))
-    c, a, pos = torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.long), torch.arange(2)[None]
+    x = torch.randn(1, 1, 4, 16, 16, generator=gen(0))
+    c, a, pos = torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.long), torch.arange(1)[None]
     prev = (torch.randn(1, 4, 16, 16, generator=gen(1)), torch.zeros(1), torch.ones(1, dtype=torch.bool))
-    out = wm.dynamics(x, c, a, pos, prev=prev, independent=True)
-    out2 = wm.dynamics(x, c, a, pos, prev=(prev[0] + 1, *prev[1:]), independent=True)
+    out = wm.dynamics(x, c, a, pos, prev=prev)
+    out2 = wm.dynamics(x, c, a, pos, prev=(prev[0] + 1, *prev[1:]))
     assert not torch.allclose(out, out2)
-    none = wm.dynamics(x, c, a, pos, prev=(prev[0], prev[1], torch.zeros(1, dtype=torch.bool)), independent=True)
-    torch.testing.assert_close(none, wm.dynamics(x, c, a, pos, independent=True))
+    none = wm.dynamics(x, c, a, pos, prev=(prev[0], prev[1], torch.zeros(1, dtype=torch.bool)))
+    torch.testing.assert_close(none, wm.dynamics(x, c, a, pos))
 
 
 def test_models_without_previous_frame_input_still_work(tmp_path):
@@ -268,8 +268,8 @@ def test_samplers():
 
 def test_sampler_evaluations_and_settings():
     """Euler evaluates D at every sigma of the schedule but 0 (the last step returns D(x; sigma_min)), Heun also at
-    every intermediate sigma; benchmarks.sampler_sweep counts them the same way. Bad schedules are refused."""
-    from benchmarks.sampler_sweep import nfe, parse_variant
+    every intermediate sigma; experiments/sampler_sweep.py counts them the same way. Bad schedules are refused."""
+    from experiments.sampler_sweep import nfe, parse_variant
 
     for solver in ("euler", "heun"):
         for steps in (1, 2, 3):
@@ -407,3 +407,18 @@ def test_attention_scratch_space_equals_concatenation():
     torch.testing.assert_close(got, want.detach())
     torch.testing.assert_close(cache.k[0][:, :, S * N:], k)  # the new keys sit in the scratch space
     torch.testing.assert_close(cache.k[0][:, :, :S * N], past_k)  # the cached ones are untouched
+
+
+def test_psnr_is_per_frame_capped_and_averaged_by_the_caller():
+    from world_model.metrics import PSNR_IDENTICAL, psnr, ssim
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    b = a.copy()
+    b[0, 0] ^= 1  # one frame off by one level in every value: MSE 1, 48.13 dB
+    p = psnr(a, b)
+    assert p.shape == (2, 3) and p[0, 0] == pytest.approx(10 * np.log10(255.0**2))
+    assert (p.flatten()[1:] == PSNR_IDENTICAL).all()
+    assert ssim(a, a).shape == (2, 3) and np.allclose(ssim(a, a), 1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(a, b[:1])

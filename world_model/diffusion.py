@@ -108,31 +108,86 @@ class DiffusionConfig:
         return cls(**d)
 
 
+def _per_frame(c: torch.Tensor) -> torch.Tensor:
+    """A per-frame conditioner (...) broadcast over a latent frame's (C, h, w) -> (..., 1, 1, 1)."""
+    return c[..., None, None, None]
+
+
+@dataclass(frozen=True)
+class Conditioners:
+    """The EDM preconditioning of noise levels sigma (Karras et al. 2022, Table 1, EDM column); every field has
+    sigma's shape, e.g. (B, T) for a window of frames."""
+
+    c_skip: torch.Tensor
+    """Weight of the noisy input in D: sigma_data^2 / (sigma^2 + sigma_data^2), in (0, 1]."""
+    c_out: torch.Tensor
+    """Scale of the network output in D: sigma sigma_data / sqrt(sigma^2 + sigma_data^2), in (0, sigma_data)."""
+    c_in: torch.Tensor
+    """Scale of the network input: 1 / sqrt(sigma^2 + sigma_data^2), so that c_in x has unit variance."""
+    c_noise: torch.Tensor
+    """The noise level as the network embeds it: ln(sigma) / 4."""
+
+    def network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """c_in x for noisy frames x (..., C, h, w)."""
+        return _per_frame(self.c_in) * x
+
+    def denoised(self, x: torch.Tensor, F_x: torch.Tensor) -> torch.Tensor:
+        """D = c_skip x + c_out F (Eq. 7) from noisy frames x and the network output F, both (..., C, h, w)."""
+        return _per_frame(self.c_skip) * x + _per_frame(self.c_out) * F_x
+
+    def network_target(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The F that makes D equal the clean frames y: (y - c_skip x) / c_out (Eq. 8)."""
+        return (y - _per_frame(self.c_skip) * x) / _per_frame(self.c_out)
+
+
 class Denoiser(nn.Module):
-    """D_theta: EDM preconditioning around the dynamics transformer, plus the training loss."""
+    """D_theta: EDM preconditioning around the dynamics transformer, plus the training loss.
+
+    Two ways to run it: over a window of frames (`forward` without a cache: training and the recompute path), or
+    on new frames attending to a KV cache of past frames (`forward` with a cache, `guided`, and `commit`, which
+    stores frames in the cache)."""
 
     def __init__(self, config: DiffusionConfig, dynamics: Dynamics):
         super().__init__()
         self.config = config
         self.dynamics = dynamics
 
-    def precondition(self, sigma: torch.Tensor):
-        """Karras et al. 2022, Table 1 (EDM column). sigma: any shape -> c_skip, c_out, c_in, c_noise (same shape)."""
+    def compute_conditioners(self, sigma: torch.Tensor) -> Conditioners:
+        """c_skip, c_out, c_in, c_noise of noise levels sigma (any shape) (Karras et al. 2022, Table 1)."""
         sd = self.config.sigma_data
         sigma = sigma.float()
         c_skip = sd**2 / (sigma**2 + sd**2)
         c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
         c_in = 1 / (sigma**2 + sd**2).sqrt()
         c_noise = sigma.log() / 4
-        return c_skip, c_out, c_in, c_noise
+        return Conditioners(c_skip=c_skip, c_out=c_out, c_in=c_in, c_noise=c_noise)
 
-    def forward(self, x, sigma, actions, positions, cache: KVCache | None = None, frame_valid=None,
-                independent: bool = False):
-        """D(x; sigma) for frames x (B, T, C, h, w), sigma (B, T) -> (B, T, C, h, w) (Eq. 7)."""
-        c_skip, c_out, c_in, c_noise = (c[..., None, None, None] for c in self.precondition(sigma))
-        F_x = self.dynamics(c_in * x, c_noise[..., 0, 0, 0], actions, positions, cache=cache, frame_valid=frame_valid,
-                            independent=independent, prev=self.cache_prev(cache))
-        return c_skip * x + c_out * F_x
+    def forward(self, x, sigma, actions, positions, cache: KVCache | None = None, frame_valid=None):
+        """D(x; sigma) for frames x (B, T, C, h, w), sigma (B, T) -> (B, T, C, h, w) (Eq. 7).
+
+        Without a cache the T frames are a window under the frame-causal mask (frame_valid: optional (B, T) bool,
+        False for padding frames); with one they are new frames attending to the cached past."""
+        if cache is not None and frame_valid is not None:
+            raise ValueError("frame_valid applies to a window; new frames over a cache are all valid")
+        return self._denoise(x, sigma, actions, positions, cache, frame_valid)
+
+    def _denoise(self, x, sigma, actions, positions, cache: KVCache | None, frame_valid=None,
+                 independent: bool = False) -> torch.Tensor:
+        cs = self.compute_conditioners(sigma)
+        if cache is None:
+            F_x = self.dynamics(cs.network_input(x), cs.c_noise, actions, positions, frame_valid=frame_valid)
+        else:
+            F_x = self.dynamics.forward_cached(cs.network_input(x), cs.c_noise, actions, positions, cache,
+                                               prev=self.cache_prev(cache), independent=independent)
+        return cs.denoised(x, F_x)
+
+    @torch.no_grad()
+    def commit(self, x, sigma, actions, positions, cache: KVCache) -> None:
+        """Store noisy frames x (B, T, C, h, w) at noise levels sigma (B, T), led to by `actions` (B, T) at frame
+        indices `positions` (B, T), in the cache as context for later frames (their keys/values; no output)."""
+        cs = self.compute_conditioners(sigma)
+        self.dynamics.append(cs.network_input(x), cs.c_noise, actions, positions, cache, latents=x, sigmas=sigma,
+                             prev=self.cache_prev(cache))
 
     def cache_prev(self, cache: KVCache | None):
         """The latest cached frame of every world as the network sees it: (c_in x (B, C, h, w), c_noise (B,),
@@ -143,8 +198,8 @@ class Denoiser(nn.Module):
         b = torch.arange(cache.batch, device=slot.device)
         present = cache.valid[b, slot]
         sigma = torch.where(present, cache.sigmas[b, slot], torch.ones_like(cache.sigmas[b, slot]))
-        _, _, c_in, c_noise = self.precondition(sigma)
-        return c_in[:, None, None, None] * cache.latents[b, slot], c_noise, present
+        cs = self.compute_conditioners(sigma)
+        return cs.network_input(cache.latents[b, slot]), cs.c_noise, present
 
     def guided(self, x, sigma, actions, positions, guidance: float, cache: KVCache | None = None, frame_valid=None):
         """Classifier-free guidance on the action of the last frame: D = D_null + w (D_act - D_null).
@@ -154,10 +209,12 @@ class Denoiser(nn.Module):
         same world attending to the shared cache; without one, the window is batched twice (2B).
         """
         B, T = actions.shape
-        if cache is not None and T == 1:
+        if cache is not None:
+            if T != 1 or frame_valid is not None:
+                raise ValueError(f"guidance over a cache takes one new frame per world (T = 1), got T = {T}")
             null = torch.full_like(actions, self.dynamics.config.null_action)
-            both = self(torch.cat([x, x], 1), torch.cat([sigma, sigma], 1), torch.cat([actions, null], 1),
-                        torch.cat([positions, positions], 1), cache=cache, independent=True)  # (B, 2, C, h, w)
+            both = self._denoise(torch.cat([x, x], 1), torch.cat([sigma, sigma], 1), torch.cat([actions, null], 1),
+                                 torch.cat([positions, positions], 1), cache, independent=True)  # (B, 2, C, h, w)
             d_act, d_null = both[:, :1], both[:, 1:]
             return d_null + guidance * (d_act - d_null)
         null = actions.clone()
@@ -167,7 +224,6 @@ class Denoiser(nn.Module):
             torch.cat([sigma, sigma]),
             torch.cat([actions, null]),
             torch.cat([positions, positions]),
-            cache=cache,
             frame_valid=None if frame_valid is None else torch.cat([frame_valid, frame_valid]),
         )
         d_act, d_null = both[:B], both[B:]
@@ -230,10 +286,10 @@ class Denoiser(nn.Module):
         noise = torch.randn(y.shape, generator=generator, device=dev)
         x = y + sigma[..., None, None, None] * noise
 
-        c_skip, c_out, c_in, c_noise = (c[..., None, None, None] for c in self.precondition(sigma))
+        cs = self.compute_conditioners(sigma)
         positions = torch.arange(T, device=dev).expand(B, T)
-        F_x = self.dynamics(c_in * x, c_noise[..., 0, 0, 0], cond, positions)  # (B, T, C, h, w)
-        target = (y - c_skip * x) / c_out
+        F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions)  # (B, T, C, h, w)
+        target = cs.network_target(y, x)
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
             err = err * self.change_weights(y)

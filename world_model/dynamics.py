@@ -343,32 +343,43 @@ class Dynamics(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        c_noise: torch.Tensor,
-        actions: torch.Tensor,
-        positions: torch.Tensor,
-        cache: KVCache | None = None,
-        write: bool = False,
-        record: tuple[torch.Tensor, torch.Tensor] | None = None,
-        frame_valid: torch.Tensor | None = None,
-        head: bool = True,
-        independent: bool = False,
-        prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor | None:
-        """Run T frames through the transformer.
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
+                frame_valid: torch.Tensor | None = None,
+                prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Run a window of T frames through the transformer under the frame-causal mask (training, recompute).
 
         x: network inputs (B, T, C, h, w) (already scaled by c_in); c_noise: (B, T); actions: (B, T) long
-        conditioning actions (START/NULL ids allowed); positions: (B, T) absolute frame indices.
-        cache: past frames to attend to (all T new frames see the whole cache); write: store the new frames'
-        keys/values into the cache (they become context), with record = (noisy latents (B, T, C, h, w),
-        sigmas (B, T)) kept for recomputes; frame_valid: optional (B, T) bool, False for padding
-        frames that no real frame may attend to; independent: the T new frames do not attend to each other (the
-        guided and unguided branches of one frame, batched along T); prev: the frame before the first new frame
-        (prev_frame models), as (network input (B, C, h, w), c_noise (B,), present (B,) bool), or None for no
-        predecessor. Returns F (B, T, C, h, w) or None (no head).
+        conditioning actions (START/NULL ids allowed); positions: (B, T) absolute frame indices; frame_valid:
+        optional (B, T) bool, False for padding frames that no real frame may attend to; prev: the frame before
+        the window's first frame (prev_frame models), as (network input (B, C, h, w), c_noise (B,), present (B,)
+        bool), or None for no predecessor. Returns F (B, T, C, h, w).
         """
+        tok, cond, _ = self._trunk(x, c_noise, actions, positions, None, frame_valid, False, prev)
+        return self._head(tok, cond, x.shape)
+
+    def forward_cached(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
+                       cache: KVCache, prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                       independent: bool = False) -> torch.Tensor:
+        """Run T new frames that attend to the whole cache (and, frame-causally, to each other); the cache is
+        read, not written. Arguments as in `forward`, prev being the cache's latest frame
+        (`Denoiser.cache_prev`); independent: the T new frames do not attend to each other (the guided and
+        unguided branches of one frame, batched along T). Returns F (B, T, C, h, w)."""
+        tok, cond, _ = self._trunk(x, c_noise, actions, positions, cache, None, independent, prev)
+        return self._head(tok, cond, x.shape)
+
+    @torch.no_grad()
+    def append(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
+               cache: KVCache, latents: torch.Tensor, sigmas: torch.Tensor,
+               prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Store T new frames in the cache as context: run them as `forward_cached` does, without the output
+        head, and write their keys/values into every world's ring buffer, with their noisy latents (B, T, C, h, w)
+        and noise levels sigmas (B, T) kept for recomputes."""
+        _, _, new_kv = self._trunk(x, c_noise, actions, positions, cache, None, False, prev)
+        self._write(cache, new_kv, latents, sigmas, actions, positions)
+
+    def _trunk(self, x, c_noise, actions, positions, cache: KVCache | None, frame_valid, independent: bool, prev):
+        """Embed the frames and run every block: -> tokens (B, T, N, D), conditioning (B, T, D), and each
+        layer's new keys/values."""
         cfg = self.config
         B, T, C, h, w = x.shape
         N = cfg.tokens_per_frame
@@ -397,18 +408,17 @@ class Dynamics(nn.Module):
                     past_k, past_v = past_k.repeat(reps, 1, 1, 1), past_v.repeat(reps, 1, 1, 1)
             tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v, cache.slots * N if cache is not None else 0)
             new_kv.append((k, v))
-        if write:
-            if cache is None or record is None:
-                raise ValueError("write=True needs a cache and record=(latents, sigmas)")
-            self._write(cache, new_kv, record, actions, positions)
-        if not head:
-            return None
+        return tok, cond, new_kv
+
+    def _head(self, tok: torch.Tensor, cond: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Tokens (B, T, N, D) -> F (B, T, C, h, w) in fp32."""
+        C, h, w = shape[-3:]
         shift, scale = self.ada_out(F.silu(cond))[:, :, None].chunk(2, dim=-1)  # (B, T, 1, D) each
         out = self.patch_out(modulate(self.norm_out(tok), shift, scale))  # (B, T, N, C*p*p)
-        return unpatchify(out.float(), cfg.patch_size, C, h, w)  # (B, T, C, h, w)
+        return unpatchify(out.float(), self.config.patch_size, C, h, w)  # (B, T, C, h, w)
 
     def _predecessors(self, x, c_noise, prev, frame_valid, independent):
-        """Inputs, c_noise and presence (B, T) of every new frame's predecessor (see `forward`)."""
+        """Inputs, c_noise and presence (B, T) of every new frame's predecessor (see `forward`, `forward_cached`)."""
         B, T = x.shape[:2]
         if prev is None:
             p_x = torch.zeros_like(x[:, 0])
@@ -460,10 +470,9 @@ class Dynamics(nn.Module):
         return torch.cat([past_ok, new], dim=-1)  # (B, 1, T*N, S*N + T*N)
 
     @torch.no_grad()
-    def _write(self, cache: KVCache, new_kv, record, actions, positions) -> None:
+    def _write(self, cache: KVCache, new_kv, latents, sigmas, actions, positions) -> None:
         """Append T frames to the ring buffer of every world (overwriting the oldest slots when full)."""
         N, S = self.config.tokens_per_frame, cache.slots
-        latents, sigmas = record
         B, T = latents.shape[:2]
         x = latents
         if B != cache.batch:

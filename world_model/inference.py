@@ -274,11 +274,8 @@ class WorldModel(nn.Module):
         B, T = y.shape[:2]
         sigma = torch.full((B, T), self.config.diffusion.context_sigma, device=self.device)
         x = y + sigma[..., None, None, None] * torch.randn(y.shape, generator=generator, device=self.device)
-        _, _, c_in, c_noise = self.denoiser.precondition(sigma)
         positions = state.time[:, None] + torch.arange(T, device=self.device)  # (B, T)
-        _, dyn, denoiser = self._runtime()
-        dyn(c_in[..., None, None, None] * x, c_noise, cond, positions, cache=state.cache, write=True,
-            record=(x, sigma), head=False, prev=denoiser.cache_prev(state.cache))
+        self._runtime()[2].commit(x, sigma, cond, positions, state.cache)
         state.time += T
 
     @torch.no_grad()
