@@ -113,7 +113,7 @@ def train_bc_command(args: BCArgs) -> dict:
 def train_ppo_command(kind: str, args: PPOArgs) -> dict:
     from agents.ppo_agent import train_ppo
     from agents.reward_fn import load_reward_fn
-    from benchmarks.tasks import get_task
+    from genie_env.tasks import get_task
 
     task = get_task(args.task)
     judge = None if args.judge.strip().lower() == "none" else args.judge

@@ -122,7 +122,7 @@ class UsageError(ValueError):
 
 def cmd_list() -> str:
     from agents.registry import AGENTS
-    from benchmarks.tasks import TASKS
+    from genie_env.tasks import TASKS
 
     lines = ["suites:"]
     lines += [f"  {name:<10} {text}" for name, text in SUITES.items()]
@@ -223,6 +223,7 @@ def _side_by_side(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray:
 
 def run_tasks_suite(args: RunArgs, out: Path) -> dict:
     from benchmarks import tasks as tasks_mod
+    from genie_env.tasks import TASKS
 
     agents = _agents(args)
     if len(agents) != 1:
@@ -235,7 +236,7 @@ def run_tasks_suite(args: RunArgs, out: Path) -> dict:
     if needs_genie and judge is None and reward_fn is None:
         raise UsageError("GenieWorld success needs a judge or a reward function: pass --judge default (or a judge "
                          "folder) or --reward-fn module:function, or run only --where ground_truth")
-    task_names = list(args.tasks) or list(tasks_mod.TASKS)
+    task_names = list(args.tasks) or list(TASKS)
     result, samples = tasks_mod.run_tasks(
         agent, task_names, args.episodes, args.worlds, args.seed, wm=wm, judge=judge, reward_fn=reward_fn,
         judge_threshold=args.judge_threshold, batch=args.batch, max_steps=args.max_steps, which=args.where,
@@ -285,6 +286,7 @@ def run_fidelity_suite(args: RunArgs, out: Path, command: str, machine: dict) ->
 
 def run_agreement_suite(args: RunArgs, out: Path) -> dict:
     from benchmarks import agreement, tasks as tasks_mod
+    from genie_env.tasks import TASKS
 
     runs = []
     if args.from_results:
@@ -300,7 +302,7 @@ def run_agreement_suite(args: RunArgs, out: Path) -> dict:
         if judge is None and reward_fn is None:
             raise UsageError("GenieWorld success needs a judge or a reward function: pass --judge default (or a "
                              "judge folder) or --reward-fn module:function")
-        task_names = list(args.tasks) or list(tasks_mod.TASKS)
+        task_names = list(args.tasks) or list(TASKS)
         for name, path in agents:
             agent = _load_agent(name, path, args.greedy)
             if agent.needs_ground_truth:

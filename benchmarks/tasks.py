@@ -1,6 +1,7 @@
 """The *tasks* suite: generated tasks on unseen worlds, run inside GenieWorld and in the 3D BabyAI ground truth.
 
-Each task is a BabyAI level whose levels and missions MiniGrid generates ("open the red door", "go to the blue ball",
+The tasks themselves (:class:`genie_env.tasks.Task`, :data:`genie_env.tasks.TASKS`) live with the env. Each task is a
+BabyAI level whose levels and missions MiniGrid generates ("open the red door", "go to the blue ball",
 "put the red key next to the green box"). An episode is one *level seed* from the test range (``TEST_SEEDS``, never
 recorded for training; ``worlds="train"`` measures the training worlds instead):
 
@@ -26,7 +27,6 @@ mission, success, steps, return}]} (or {``skipped``: reason})}, ``aggregate[worl
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -36,39 +36,11 @@ from agents.agent import Agent
 from benchmarks.stats import aggregate_with_ci, bootstrap_ci
 from genie_env.babyai3d import SEED_RANGES, BabyAI3DEnv
 from genie_env.mission import MissionObservation
+from genie_env.tasks import Task, get_task
 
 #: The two worlds an agent is evaluated in.
 WORLD_NAMES = ("genie", "ground_truth")
 WORLD_TITLES = {"genie": "GenieWorld (world model)", "ground_truth": "3D BabyAI (ground truth)"}
-
-
-@dataclass(frozen=True)
-class Task:
-    """One generated task: a BabyAI level (its layouts and missions) and the step limit of an episode."""
-
-    name: str
-    level: str
-    instruction: str
-    max_steps: int
-
-
-#: The suite. Step limits are BabyAI's own, capped at 128 (the bot needs far fewer; GenieWorld steps cost time).
-TASKS = {t.name: t for t in (
-    Task("open-red-door", "OpenRedDoor", "open the red door", 50),
-    Task("open-door", "OpenDoor", "open the <colour> door / the door on your <side>", 128),
-    Task("go-to-object", "GoToLocal", "go to the <colour> <object> (among distractors)", 64),
-    Task("go-to-only-object", "GoToObj", "go to the <colour> <object> (alone in the room)", 64),
-    Task("go-to-red-ball", "GoToRedBall", "go to the red ball (among distractors)", 64),
-    Task("pick-up", "PickupLoc", "pick up the <object> (on your left / in front of you ...)", 64),
-    Task("unlock-door", "UnlockLocal", "open the locked door (pick up its key first)", 128),
-    Task("put-next-to", "PutNextLocal", "put the <colour> <object> next to the <colour> <object>", 128),
-)}
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    return TASKS[name]
 
 
 def episode_seeds(task: Task, episodes: int, worlds: str = "test", seed: int = 0) -> list[int]:

@@ -13,9 +13,10 @@ from benchmarks import stats
 from benchmarks.agreement import agreement
 from benchmarks.bench_cli import main
 from benchmarks.report import render
-from benchmarks.tasks import TASKS, episode_seeds, run_tasks
+from benchmarks.tasks import episode_seeds, run_tasks
 from genie_env import TEST_SEEDS
 from genie_env.judge import PRESETS as JUDGE_PRESETS, SuccessJudge
+from genie_env.tasks import TASKS
 
 
 @pytest.fixture(scope="module")
