@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.machine import in_words
 from benchmarks.stats import correlation_with_ci, spearman
 
 ANCHOR = {"pearson_r": 0.78, "source": "WorldGym (2025): policy success in a video world model vs the real world"}
@@ -69,10 +70,13 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     lines = [
         "## Agreement: success inside the world model vs in the ground truth",
         "",
+        "Whether success measured inside GenieWorld ranks agents as success in the ground truth does, over the "
+        "(agent, task) pairs of the tasks results.",
+        "",
         f"`{r.get('command', 'genie-bench run agreement')}`: {len(r['pairs'])} (agent, task) pairs, agents "
         f"{', '.join(a.get('label', a['name']) for a in r['agents'])}. Pearson r = {_r(c['pearson'])}, Spearman "
         f"rho = {_r(c['spearman'])} (95% bootstrap CI over pairs). Published anchor: {r['anchor']['source']}, "
-        f"r = {r['anchor']['pearson_r']}.",
+        f"r = {r['anchor']['pearson_r']}. Machine: {in_words(r.get('machine', {}))}.",
         "",
         "| agent | mean success in GenieWorld | mean success in the ground truth |",
         "|---|---:|---:|",

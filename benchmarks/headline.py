@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import in_words
+
 WORLDS = ("genie", "ground_truth")
 TRAINED_IN = {"genie": "GenieWorld", "ground_truth": "3D BabyAI", None: "-"}
 
@@ -63,16 +65,18 @@ def _time(seconds) -> str:
 
 
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
-    m = r.get("machine", {})
     lines = [
         "## Headline: PPO trained inside GenieWorld vs in the ground truth vs random",
+        "",
+        "Whether an agent trained only inside the world model succeeds in the real (ground-truth) world: PPO trained "
+        "in GenieWorld beside PPO trained in 3D BabyAI with the same budget and the random agent.",
         "",
         f"`{r.get('command', 'python -m benchmarks.headline')}` over the saved `genie-bench run tasks` results "
         f"(whole experiment: `bash benchmarks/recipes/headline.sh`). Unseen worlds ({', '.join(r['worlds'])} seeds), "
         f"{', '.join(map(str, r['episodes']))} episodes per task and world, the same level seeds in both worlds; "
         f"world model {', '.join(f'`{x}`' for x in r['model']) or '-'}, GenieWorld success from the judge "
         f"{', '.join(f'`{x}`' for x in r['judge']) or '-'}. Success rate [95% bootstrap CI]. Machine: "
-        f"{m.get('cpu', '?')}, {m.get('cores_usable', '?')} usable cores.",
+        f"{in_words(r.get('machine', {}))}.",
         "",
         "| task | agent | trained in | budget (env steps) | training wall time | success in GenieWorld | "
         "success in 3D BabyAI |",

@@ -7,7 +7,8 @@ import platform
 
 
 def describe_machine() -> dict:
-    """CPU model, usable cores, memory, Python / numpy / torch versions (torch only if already imported)."""
+    """CPU model, usable cores, memory, Python / numpy / torch versions and the GPU (torch only if already
+    imported; `gpu` only when CUDA is available)."""
     import sys
 
     import numpy as np
@@ -35,5 +36,26 @@ def describe_machine() -> dict:
         "numpy": np.__version__,
     }
     if "torch" in sys.modules:
-        info["torch"] = sys.modules["torch"].__version__
+        torch = sys.modules["torch"]
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def in_words(machine: dict) -> str:
+    """A machine dict of :func:`describe_machine` as a phrase, e.g. "AMD EPYC, 2 cores, 23.5 GB memory, no GPU".
+
+    The GPU part is the recorded ``gpu`` name, "no GPU" for a CPU-only torch build (a version ending in ``+cpu``),
+    and left out when the result does not say (results written without torch imported)."""
+    parts = [str(machine.get("cpu") or "unknown CPU")]
+    cores = machine.get("cores_usable")
+    if cores is not None:
+        parts.append(f"{cores} core{'s' if cores != 1 else ''}")
+    if machine.get("memory_gb") is not None:
+        parts.append(f"{machine['memory_gb']} GB memory")
+    if machine.get("gpu"):
+        parts.append(str(machine["gpu"]))
+    elif str(machine.get("torch", "")).endswith("+cpu"):
+        parts.append("no GPU")
+    return ", ".join(parts)

@@ -16,6 +16,9 @@ import json
 import os
 from pathlib import Path
 
+from benchmarks.machine import in_words
+from benchmarks.report import sampler_words
+
 
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
@@ -126,7 +129,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         f"{(dyn['latent_size'] // dyn['patch_size']) ** 2} tokens per frame, context {dyn['context_frames']} frames, "
         + ("the previous frame's latent as extra input channels, " if dyn.get("prev_frame") else "")
         + "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
-        f"- Default sampler: {sampler}; past frames are cached at noise level "
+        f"- Default sampler: {sampler_words(sampler)}; past frames are cached at noise level "
         f"{config.get('diffusion', {}).get('context_sigma')}"
         + (f" (trained with {config['training']['trained_context_sigma']})"
            if "trained_context_sigma" in config.get("training", {}) else "") + ".",
@@ -156,7 +159,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
             lines.append(f"- {name.capitalize()} in all: {sum(t['steps'] for t in phases)} steps, "
                          f"{round(sum(t['wall_time_min'] for t in phases), 1)} min wall time.")
     lines += [
-        f"- Machine: {m.get('cpu')}, {m.get('cores_usable')} cores, {m.get('memory_gb')} GB, no GPU; bf16 autocast.",
+        f"- Machine: {in_words(m)}; bf16 autocast.",
         "- Recipe: `bash world_model/recipes/train_default.sh`.",
         "",
     ]
@@ -217,8 +220,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         f"- Trained on a small CPU budget (about {round(dynamics_minutes(summary) / 5) * 5:.0f} minutes of dynamics "
         "training on 2 cores): compare the ΔPSNR rows "
         "with their floor above before relying on action control, and the one-step rows before relying on detail.",
-        "- The ΔPSNR rows average 16 worlds and move by a dB or more between sets of worlds: BENCHMARKS.md has them "
-        "over 64 worlds with 95% intervals (`python -m benchmarks.sampler_sweep --episodes 64`).",
+        "- The ΔPSNR rows average 16 worlds and move by a dB or more between sets of worlds: experiments/LOG.md has "
+        "them over 64 worlds with 95% intervals (`python -m experiments.sampler_sweep --episodes 64`).",
         "- Textures blur and objects drift over long autoregressive rollouts: compare them with simply holding the "
         "prompt frame (in brackets beside the autoregressive rows; worlds that have not changed count as 60 dB for "
         "it, hence the rows over the worlds that changed), and ΔPSNR with what a perfect dynamics model would show "
@@ -239,6 +242,8 @@ def main(argv=None) -> None:
     parser.add_argument("--fidelity", default="benchmarks/results/fidelity.json")
     parser.add_argument("--judge", default="benchmarks/results/judge.json")
     parser.add_argument("--render-only", action="store_true", help="reuse MODEL/training_summary.json")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="write MODEL/training_summary.json and no card (a phase that later phases build on)")
     parser.add_argument("--base-summary", default=None,
                         help="training_summary.json of the checkpoint the dynamics run was fine-tuned from "
                              "(genie-train dynamics --init-from); read before the model folder is written")
@@ -251,6 +256,9 @@ def main(argv=None) -> None:
         base = json.loads(Path(args.base_summary).read_text()) if args.base_summary else None
         summary = gather(model, Path(args.ae_run), Path(args.dyn_run), args.data, base)
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        if args.summary_only:
+            print(f"wrote {summary_path}")
+            return
     load = lambda p: json.loads(Path(p).read_text()) if p and Path(p).is_file() else None  # noqa: E731
     text = render(model, summary, load(args.fidelity), load(args.judge))
     out = model / "MODEL_CARD.md"

@@ -4,8 +4,11 @@
     genie-bench report --results benchmarks/results runs/bench --out BENCHMARKS.md
 
 Every ``*.json`` under the results folders (subfolders included) with a known ``"benchmark"`` key becomes a
-section; genie-bench results (``genie-bench run SUITE --out DIR``) link the plots saved beside their JSON. Each
-section names the command that produced its JSON file and the machine it ran on.
+section, in the order of :data:`ORDER`: the shipped model's fidelity, speed (the world model, the ground-truth world,
+the training data), tasks and the headline (with the agreement of the two worlds), the success judge; then a link to
+the ablations in ``experiments/LOG.md``. Each section says in one sentence what it measures, names the command that
+produced its JSON file and the machine it ran on, then gives the table; genie-bench results (``genie-bench run SUITE
+--out DIR``) link the plots saved beside their JSON.
 """
 
 from __future__ import annotations
@@ -15,18 +18,31 @@ import json
 import os
 from pathlib import Path
 
+from benchmarks.machine import in_words
 
-def _machine(m: dict) -> str:
-    return f"{m.get('cpu', '?')}, {m.get('cores_usable', '?')} usable cores, {m.get('memory_gb', '?')} GB"
+#: The experiments' log (studies and rejected candidates), linked at the end of the report when it exists.
+EXPERIMENTS_LOG = Path(__file__).resolve().parents[1] / "experiments" / "LOG.md"
+
+
+def sampler_words(s: dict) -> str:
+    """A sampler settings dict (``SamplerConfig.to_dict()``) as a phrase, e.g. "2 euler steps, sigma 5.0 -> 0.5
+    (rho 7.0), guidance 1.5"."""
+    text = (f"{s.get('num_steps')} {s.get('solver')} step{'s' if s.get('num_steps') != 1 else ''}, sigma "
+            f"{s.get('sigma_max')} -> {s.get('sigma_min')} (rho {s.get('rho')}), guidance {s.get('guidance')}")
+    if s.get("context_sigma") is not None:
+        text += f", past frames at noise {s['context_sigma']}"
+    return text
 
 
 def world_speed_section(r: dict) -> list[str]:
     lines = [
         "## Ground-truth world speed",
         "",
+        "How many steps per second the 3D BabyAI world runs on one CPU core, rendering and resets included.",
+        "",
         "`python -m benchmarks.world_speed --repeats 5 --out benchmarks/results/world_speed.json`: random actions, "
-        f"{r['size'][0]}x{r['size'][1]} {r['view']} frames, rendering and resets included, pinned to one core, "
-        f"{r['steps_per_repeat']} steps per repeat. Machine: {_machine(r['machine'])}.",
+        f"{r['size'][0]}x{r['size'][1]} {r['view']} frames, pinned to one core, {r['steps_per_repeat']} steps per "
+        f"repeat. Machine: {in_words(r['machine'])}.",
         "",
         "| level | steps/s (median) | min | max |",
         "|---|---:|---:|---:|",
@@ -41,9 +57,12 @@ def dataset_speed_section(r: dict) -> list[str]:
     return [
         "## Training data throughput",
         "",
+        "How many training windows per second the dataset serves from the recorded shards (whether training ever "
+        "waits for data).",
+        "",
         f"`python -m benchmarks.dataset_speed --data runs/data/train/* --out benchmarks/results/dataset_speed.json`: "
         f"{r['frames']:,} frames in {r['episodes']:,} episodes loaded in {r['load_s']:.1f} s; windows of "
-        f"{r['window']} frames, batches of {r['batch_size']}. Machine: {_machine(r['machine'])}.",
+        f"{r['window']} frames, batches of {r['batch_size']}. Machine: {in_words(r['machine'])}.",
         "",
         "| path | windows/s (median) |",
         "|---|---:|",
@@ -54,14 +73,18 @@ def dataset_speed_section(r: dict) -> list[str]:
 
 
 def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
-    """candidate: the name of a result kept under a `candidates/` folder (a model that is not the shipped one:
-    a candidate, or an earlier default); None for the shipped model's result."""
+    """The fidelity figures of one `benchmarks.fidelity` result (its speed table is :func:`speed_table`).
+    candidate: the name of a model that is not the shipped one (experiments.report); None for the shipped model."""
     lines = [
-        "## World-model fidelity (held-out worlds)" + ("" if candidate is None else f": `{candidate}` (not the "
-                                                       "shipped model)"),
+        "## World-model fidelity on unseen worlds" + ("" if candidate is None else f": `{candidate}` (not the "
+                                                      "shipped model)"),
         "",
-        f"`{r.get('command', 'python -m benchmarks.fidelity')}` on model `{r['model']}`; sampler "
-        f"{r['sampler']}. Machine: {_machine(r['machine'])}.",
+        "How close the world model's frames stay to the ground truth's on unseen worlds (test seeds), one step ahead "
+        "and rolled out on its own, beside copying the last frame or holding the prompt frame, and how much the "
+        "actions matter (ΔPSNR: PSNR under the true actions minus under random ones).",
+        "",
+        f"`{r.get('command', 'python -m benchmarks.fidelity')}` on model `{r['model']}`; sampler: "
+        f"{sampler_words(r['sampler'])}. Machine: {in_words(r['machine'])}.",
         "",
     ]
     views = [v for v in ("first_person", "top_down") if v in r]
@@ -105,36 +128,63 @@ def fidelity_section(r: dict, candidate: str | None = None) -> list[str]:
             if any(cells):  # results written before a figure existed leave its row out
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    if "speed" in r:
-        s = r["speed"]
-        lines += ["| speed (default sampler, full 16-frame context) | env-steps/s (median; worlds x steps/s) |",
-                  "|---|---:|"]
-        for k, v in s.items():
-            lines.append(f"| {k.replace('_', ' ')} | {v:.2f} |")
-        lines.append("")
     return lines
+
+
+def speed_table(speed: dict) -> list[str]:
+    """The env-steps/s table of a fidelity result's ``speed`` entry."""
+    lines = ["| setting (default sampler, full 16-frame context) | env-steps/s (median; worlds x steps/s) |",
+             "|---|---:|"]
+    lines += [f"| {k.replace('_', ' ')} | {v:.2f} |" for k, v in speed.items()]
+    return lines + [""]
+
+
+def world_model_speed_section(r: dict) -> list[str]:
+    """The speed measured beside a fidelity result (`benchmarks.fidelity`); empty if it has none."""
+    if "speed" not in r:
+        return []
+    return [
+        "## World-model speed",
+        "",
+        "How many environment steps per second the world model generates, one world or a batch of worlds, with and "
+        "without the KV cache.",
+        "",
+        f"`{r.get('command', 'python -m benchmarks.fidelity')}` on model `{r['model']}`; sampler: "
+        f"{sampler_words(r['sampler'])}. Machine: {in_words(r['machine'])}.",
+        "",
+        *speed_table(r["speed"]),
+    ]
 
 
 def judge_section(r: dict) -> list[str]:
     f = lambda k: "n/a" if r.get(k) is None else f"{r[k]:.3f}"  # noqa: E731
+    machine = in_words(r["machine"]) if r.get("machine") else "not recorded"
     return [
         "## Success judge (GenieWorld's reward)",
         "",
-        f"`{r.get('command', 'genie-train judge')}`, evaluated on held-out (test-seed) ground-truth episodes: "
-        f"precision {f('precision')}, recall {f('recall')}, F1 {f('f1')} at threshold {r.get('threshold')} "
-        f"({r.get('positives')} positive, {r.get('negatives')} negative frames).",
+        "How well the learned success judge tells, from frames and the mission, that a mission is done, on held-out "
+        "(test-seed) ground-truth episodes.",
+        "",
+        f"`{r.get('command', 'genie-train judge')}`. Machine: {machine}.",
+        "",
+        "| precision | recall | F1 | threshold | positive frames | negative frames |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {f('precision')} | {f('recall')} | {f('f1')} | {r.get('threshold')} | {r.get('positives')} | "
+        f"{r.get('negatives')} |",
         "",
     ]
 
 
-SECTIONS = {"world_speed": world_speed_section, "dataset_speed": dataset_speed_section,
-            "fidelity": fidelity_section, "judge": judge_section}
+#: Result kinds written outside genie-bench: benchmark key -> renderer(result).
+SECTIONS = {"world_speed": world_speed_section, "dataset_speed": dataset_speed_section, "judge": judge_section}
 
 
 def _bench_fidelity_section(r: dict, images: dict[str, str]) -> list[str]:
     from benchmarks.memory import section as memory_section
 
     lines = fidelity_section(r["fidelity"]) if "fidelity" in r else []
+    if "speed" in r.get("fidelity", {}):
+        lines += speed_table(r["fidelity"]["speed"])
     return lines + memory_section(r, images)
 
 
@@ -143,8 +193,7 @@ def _bench_section(name: str):
     import importlib
 
     module = {"tasks": "benchmarks.tasks", "agreement": "benchmarks.agreement", "speed": "benchmarks.speed",
-              "headline": "benchmarks.headline", "objective": "benchmarks.objective",
-              "context_sigma": "benchmarks.context_sigma", "sampler_sweep": "benchmarks.sampler_sweep"}[name]
+              "headline": "benchmarks.headline"}[name]
     return importlib.import_module(module).section
 
 
@@ -155,43 +204,52 @@ BENCH_SECTIONS = {
     "genie-bench-agreement": lambda r, images: _bench_section("agreement")(r, images),
     "genie-bench-speed": lambda r, images: _bench_section("speed")(r, images),
     "genie-bench-headline": lambda r, images: _bench_section("headline")(r, images),
-    "genie-bench-objective": lambda r, images: _bench_section("objective")(r, images),
-    "genie-bench-context-sigma": lambda r, images: _bench_section("context_sigma")(r, images),
-    "genie-bench-sampler-sweep": lambda r, images: _bench_section("sampler_sweep")(r, images),
 }
+
+#: The order of the report's sections by result kind: (benchmark key, renderer name); results of a kind keep the
+#: order of their paths. A fidelity result gives two sections: its figures first, its speed with the speed group.
+ORDER = [("fidelity", "fidelity"), ("genie-bench-fidelity", "bench"), ("fidelity", "world_model_speed"),
+         ("genie-bench-speed", "bench"), ("world_speed", "world_speed"), ("dataset_speed", "dataset_speed"),
+         ("genie-bench-tasks", "bench"), ("genie-bench-headline", "bench"), ("genie-bench-agreement", "bench"),
+         ("judge", "judge")]
+
+
+def _with_media(lines: list[str], r: dict, json_path: Path, out_dir: Path) -> list[str]:
+    videos = [v for v in r.get("videos", []) if (Path(json_path).parent / v).is_file()]
+    if videos:
+        links = ", ".join(f"[{Path(v).stem}]({os.path.relpath(Path(json_path).parent / v, out_dir)})"
+                          for v in videos)
+        lines += [f"Sample videos: {links}.", ""]
+    return lines
+
+
+def bench_section(r: dict, json_path: Path, out_dir: Path) -> list[str]:
+    """The section of a genie-bench result; its plots and videos are linked relative to `out_dir`."""
+    images = {title: os.path.relpath(Path(json_path).parent / name, out_dir)
+              for title, name in r.get("figures", {}).items() if (Path(json_path).parent / name).is_file()}
+    return _with_media(BENCH_SECTIONS[r["benchmark"]](r, images), r, json_path, out_dir)
 
 
 def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:
-    """The Markdown section of one result file; figures are linked relative to `out_dir` (where the .md goes)."""
+    """The Markdown of one result file, all its sections (figures are linked relative to `out_dir`, where the .md
+    goes); empty for a result kind this report does not know."""
     benchmark = r.get("benchmark")
     if benchmark == "fidelity":
-        return fidelity_section(r, Path(json_path).stem if "candidates" in Path(json_path).parts else None)
+        return fidelity_section(r) + world_model_speed_section(r)
     if benchmark in SECTIONS:
         return SECTIONS[benchmark](r)
     if benchmark in BENCH_SECTIONS:
-        images = {title: os.path.relpath(Path(json_path).parent / name, out_dir)
-                  for title, name in r.get("figures", {}).items() if (Path(json_path).parent / name).is_file()}
-        lines = BENCH_SECTIONS[benchmark](r, images)
-        videos = [v for v in r.get("videos", []) if (Path(json_path).parent / v).is_file()]
-        if videos:
-            links = ", ".join(f"[{Path(v).stem}]({os.path.relpath(Path(json_path).parent / v, out_dir)})"
-                              for v in videos)
-            lines += [f"Sample videos: {links}.", ""]
-        return lines
+        return bench_section(r, json_path, out_dir)
     return []
 
 
-def render(results_dir: Path | str | list, out_dir: Path | str = ".") -> str:
-    """BENCHMARKS.md's text from every known result file under `results_dir` (one folder or a list)."""
-    dirs = [Path(d) for d in (results_dir if isinstance(results_dir, (list, tuple)) else [results_dir])]
+def load_results(dirs: list[Path]) -> list[tuple[Path, dict]]:
+    """(path, result) of every JSON object file under the folders (subfolders included), sorted by path."""
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise FileNotFoundError(f"results folder(s) {', '.join(missing)} do not exist; run a benchmark with --out "
                                 "there first")
-    lines = ["# Benchmarks", "",
-             "Generated by `genie-bench report` (`python -m benchmarks.report`) from the JSON files in "
-             f"{', '.join(f'`{d}`' for d in dirs)}; rerun the command named in each section to reproduce its figures.",
-             ""]
+    results = []
     for path in sorted({p for d in dirs for p in d.rglob("*.json")}):
         try:
             with open(path) as f:
@@ -199,7 +257,34 @@ def render(results_dir: Path | str | list, out_dir: Path | str = ".") -> str:
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue  # not a results file
         if isinstance(r, dict):
-            lines += section_for(r, path, Path(out_dir))
+            results.append((path, r))
+    return results
+
+
+def render(results_dir: Path | str | list, out_dir: Path | str = ".") -> str:
+    """BENCHMARKS.md's text from every known result file under `results_dir` (one folder or a list), in the
+    order of :data:`ORDER`."""
+    dirs = [Path(d) for d in (results_dir if isinstance(results_dir, (list, tuple)) else [results_dir])]
+    results = load_results(dirs)
+    out_dir = Path(out_dir)
+    renderers = {"fidelity": fidelity_section, "world_model_speed": world_model_speed_section,
+                 "world_speed": world_speed_section, "dataset_speed": dataset_speed_section,
+                 "judge": judge_section}
+    lines = ["# Benchmarks", "",
+             "What the shipped world model and the agents measure, generated by `genie-bench report` (`python -m "
+             f"benchmarks.report`) from the JSON files in {', '.join(f'`{d}`' for d in dirs)}; rerun the command "
+             "named in each section to reproduce its figures.",
+             ""]
+    for benchmark, kind in ORDER:
+        for path, r in results:
+            if r.get("benchmark") == benchmark:
+                lines += bench_section(r, path, out_dir) if kind == "bench" else renderers[kind](r)
+    if EXPERIMENTS_LOG.is_file():
+        lines += ["## Ablations", "",
+                  "The studies behind the shipped model's design and settings (training objective, context noise, "
+                  "sampler schedule, guidance) and the candidate models that did not ship, each with its figure and "
+                  f"decision: [experiments/LOG.md]({Path(os.path.relpath(EXPERIMENTS_LOG, out_dir)).as_posix()}).",
+                  ""]
     return "\n".join(lines) + "\n"
 
 

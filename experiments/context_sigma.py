@@ -10,8 +10,8 @@ sampler otherwise:
 - autoregressive PSNR at horizons 1, 4 and 16 under the true actions, and ΔPSNR_16 (true minus random actions)
   with a 95% bootstrap interval over worlds (ΔPSNR over 16 worlds moves by a dB or more between world sets).
 
-    python -m benchmarks.context_sigma --model runs/train/dyn_v4 --sigmas 0.01 0.02 0.05 0.1 \\
-        --out benchmarks/results/candidates/context_sigma_v4.json
+    python -m experiments.context_sigma --model runs/train/dyn_v4 --sigmas 0.01 0.02 0.05 0.1 \\
+        --out experiments/results/candidates/context_sigma_v4.json
 
 JSON: ``benchmark`` = "genie-bench-context-sigma", ``levels``: {sigma: {view: {one_step_psnr, one_step_by_action,
 autoregressive_psnr: {h: dB}, delta_psnr_16, delta_psnr_16_ci95}, settings, nfe}}, plus the model, its trained
@@ -27,28 +27,30 @@ import sys
 
 def evaluate(wm, sigmas, episodes: int, views, seed: int = 0, progress: bool = True) -> dict:
     """{str(sigma): {view: figures}} for one model sampled with past frames cached at each level (a sampler sweep
-    over context_sigma, `benchmarks.sampler_sweep`)."""
-    from benchmarks.sampler_sweep import evaluate as sweep
+    over context_sigma, `experiments.sampler_sweep`)."""
+    from experiments.sampler_sweep import evaluate as sweep
 
     return sweep(wm, {str(s): {"context_sigma": s} for s in sigmas}, episodes, views, seed, progress, speed=False)
 
 
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
-    """BENCHMARKS.md section (benchmarks.report)."""
-    from benchmarks.sampler_sweep import table
+    """Markdown section (experiments.report)."""
+    from benchmarks.machine import in_words
+    from experiments.sampler_sweep import table
 
     trained = r.get("trained_context_sigma")
     return [f"## Context-noise sweep: `{r['model']}`, {r['episodes']} worlds per view (seed {r.get('seed', 0)})", "",
             f"`{r['command']}`: past frames cached at each noise level (trained at {trained}); "
             f"{r['episodes']} held-out worlds per view, guidance {r['sampler'].get('guidance')}, "
-            f"{r['sampler'].get('num_steps')} {r['sampler'].get('solver')} steps. Machine: {r['machine']}.", "",
+            f"{r['sampler'].get('num_steps')} {r['sampler'].get('solver')} steps. "
+            f"Machine: {in_words(r['machine'])}.", "",
             *table(r["levels"], "context sigma"), ""]
 
 
 def main(argv=None) -> dict:
     from benchmarks.machine import describe_machine
     from benchmarks.result_file import write_json
-    from benchmarks.sampler_sweep import add_common_arguments
+    from experiments.sampler_sweep import add_common_arguments
     from world_model import WorldModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,7 +67,7 @@ def main(argv=None) -> dict:
     report = {"benchmark": "genie-bench-context-sigma", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "trained_context_sigma": trained, "episodes": args.episodes,
               "seed": args.seed,
-              "command": "python -m benchmarks.context_sigma " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": "python -m experiments.context_sigma " + " ".join(argv if argv is not None else sys.argv[1:])}
     report["levels"] = evaluate(wm, args.sigmas, args.episodes, args.views, args.seed)
     for line in section(report):
         print(line)

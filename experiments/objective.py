@@ -13,9 +13,9 @@ then rolled out autoregressively from the first frame of unseen worlds (test see
 scored against the ground truth (PSNR by horizon, teacher-forced one-step PSNR), per perspective, with the default
 sampler. A ``small`` preset keeps the ablation affordable on a CPU; the shipped model is the ``default`` preset.
 
-    python -m benchmarks.objective --data runs/data/train/* --eval-data runs/data/test/* \\
+    python -m experiments.objective --data runs/data/train/* --eval-data runs/data/test/* \\
         --autoencoder runs/train/ae --steps 600 --reuse-latents runs/train/dyn/latents.safetensors \\
-        --out benchmarks/results/objective/objective.json
+        --out experiments/results/objective/objective.json
 
 Training runs go to ``--runs`` (default runs/objective/<objective>-s<seed>) and resume if re-run after a kill.
 JSON: ``benchmark`` = "genie-bench-objective", ``runs``: {objective: {seeds, train_seconds, views: {view:
@@ -74,7 +74,7 @@ def evaluate(run_dir: Path, episodes: int, horizon: int, views, seed: int) -> di
     import torch
 
     from benchmarks.fidelity import ground_truth, one_step, rollout
-    from benchmarks.metrics import psnr
+    from world_model.metrics import psnr
     from world_model import WorldModel
 
     wm = WorldModel.load(run_dir)
@@ -106,16 +106,17 @@ def summarize(per_seed: list[dict]) -> dict:
 
 
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
-    m = r.get("machine", {})
+    from benchmarks.machine import in_words
+
     s = r["settings"]
     lines = [
         "## Training objective: Diffusion Forcing vs noise augmentation",
         "",
-        f"`{r.get('command', 'python -m benchmarks.objective')}`. The `{s['preset']}` dynamics preset trained twice "
+        f"`{r.get('command', 'python -m experiments.objective')}`. The `{s['preset']}` dynamics preset trained twice "
         f"on the same data for {s['steps']:,} steps (batch {s['batch_size']} windows, seed(s) {s['seeds']}), only the "
         f"objective differs; then rolled out from the first frame of {s['episodes']} unseen worlds per perspective "
         f"under the recorded random-play actions (default sampler). PSNR (dB) vs the ground truth; higher is better. "
-        f"Machine: {m.get('cpu', '?')}, {m.get('cores_usable', '?')} usable cores.",
+        f"Machine: {in_words(r.get('machine', {}))}.",
         "",
         "| objective | perspective | one-step | autoregressive @1 | @4 | @16 | training wall time |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -191,7 +192,7 @@ def main(argv=None) -> dict:
     p.add_argument("--reuse-latents", default=None,
                    help="an existing latents.safetensors of the same data and autoencoder (skips re-encoding)")
     p.add_argument("--runs", default="runs/objective", help="where the training runs go")
-    p.add_argument("--out", default="benchmarks/results/objective/objective.json")
+    p.add_argument("--out", default="experiments/results/objective/objective.json")
     args = p.parse_args(argv)
     if args.steps < 1 or args.episodes < 1 or args.horizon < 1:
         p.error("--steps, --episodes and --horizon must be >= 1")
@@ -212,7 +213,7 @@ def main(argv=None) -> dict:
               "settings": {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "warmup", "ema_decay",
                                                           "seeds", "episodes", "horizon", "views")},
               "machine": describe_machine(),
-              "command": "python -m benchmarks.objective " + " ".join(sys.argv[1:] if argv is None else argv)}
+              "command": "python -m experiments.objective " + " ".join(sys.argv[1:] if argv is None else argv)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(result, out.parent / "objective.png")

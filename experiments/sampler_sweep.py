@@ -11,8 +11,8 @@ checkpoint has it. Per variant and perspective, on the same held-out (test-seed)
   with the KV cache, timed in rounds that take the variants in turn (`--speed-rounds`, median over rounds), so
   that they compare by ratio on a shared machine too; `--speed-only` skips the fidelity part.
 
-    python -m benchmarks.sampler_sweep --model default --variant default --variant num_steps=2,sigma_min=0.5 \\
-        --variant num_steps=3,sigma_min=0.1 --episodes 64 --seed 7 --out benchmarks/results/sampler_sweep.json
+    python -m experiments.sampler_sweep --model default --variant default --variant num_steps=2,sigma_min=0.5 \\
+        --variant num_steps=3,sigma_min=0.1 --episodes 64 --seed 7 --out experiments/results/sampler_sweep.json
 
 Why sigma_min matters at a fixed step count: the last step of the schedule goes from sigma_min to 0 and returns
 D(x; sigma_min). At sigma_min = 0.002 that is nearly the identity (c_skip ~ 1, c_out ~ 0.002), so one of the
@@ -98,7 +98,7 @@ def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0,
     "frames_per_s_rounds", view: figures (if fidelity)}} for one model under each variant ({label: with_sampler
     keyword arguments}); every variant sees the same worlds, actions and noise seed."""
     from benchmarks.fidelity import ground_truth, one_step_detail, random_actions, rollout
-    from benchmarks.metrics import psnr
+    from world_model.metrics import psnr
     from benchmarks.stats import bootstrap_ci
 
     size = wm.config.autoencoder.image_size
@@ -165,7 +165,9 @@ def table(results: dict, first_column: str) -> list[str]:
 
 
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
-    """BENCHMARKS.md section (benchmarks.report)."""
+    """Markdown section (experiments.report)."""
+    from benchmarks.machine import in_words
+
     s = r["sampler"]
     what = f"{r['episodes']} worlds per view (seed {r.get('seed', 0)})" if r["episodes"] else "speed only"
     rounds = r.get("speed_rounds")
@@ -177,12 +179,12 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     return [f"## Sampler sweep: `{r['model']}`, {what}", "",
             f"`{r['command']}`: each row changes the checkpoint's sampler defaults ({s.get('num_steps')} "
             f"{s.get('solver')} steps, sigma {s.get('sigma_max')} -> {s.get('sigma_min')}, guidance "
-            f"{s.get('guidance')}) as its label says; {timing}. Machine: {r['machine']}.", "",
+            f"{s.get('guidance')}) as its label says; {timing}. Machine: {in_words(r['machine'])}.", "",
             *table(r["variants"], "variant"), ""]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --episodes, --views, --seed, --out: shared with `benchmarks.context_sigma`."""
+    """--model, --episodes, --views, --seed, --out: shared with `experiments.context_sigma`."""
     parser.add_argument("--model", default="default", help="'default', a checkpoint folder or a dynamics run dir")
     parser.add_argument("--episodes", type=int, default=16, help="held-out worlds per perspective")
     parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
@@ -219,7 +221,7 @@ def main(argv=None) -> dict:
               "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
               "episodes": 0 if args.speed_only else args.episodes, "seed": args.seed,
               "speed_rounds": 0 if args.no_speed else args.speed_rounds,
-              "command": "python -m benchmarks.sampler_sweep " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": "python -m experiments.sampler_sweep " + " ".join(argv if argv is not None else sys.argv[1:])}
     report["variants"] = evaluate(wm, variants, args.episodes, args.views, args.seed, speed=not args.no_speed,
                                   rounds=args.speed_rounds, fidelity=not args.speed_only)
     for line in section(report):

@@ -1,0 +1,92 @@
+"""The studies in experiments/ (not installed; imported from the repository root): the context-noise and sampler
+sweeps on a tiny random-weight world model, and the report of their results."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.report import render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, tiny_world_model):
+    """A tiny world model saved as a checkpoint folder, as the studies load it."""
+    path = tmp_path_factory.mktemp("experiments_ckpt") / "wm"
+    tiny_world_model().save(path)
+    return path
+
+
+def test_saved_results_render_every_study_and_candidate(tmp_path):
+    """Every saved study result renders (objective, context noise, sampler sweeps, candidate fidelity) and no
+    section prints a raw machine dict."""
+    text = render(ROOT / "experiments" / "results", out_dir=ROOT / "experiments")
+    for title in ("## Training objective", "## Context-noise sweep", "## Sampler sweep",
+                  "## World-model fidelity on unseen worlds: `fidelity_v4` (not the shipped model)"):
+        assert title in text
+    assert "{'cpu'" not in text and "Machine: AMD EPYC, 2 cores" in text
+    assert "](results/objective/objective.png)" in text
+
+
+def test_context_sigma_sweep_tiny(model, tmp_path, capsys):
+    """experiments.context_sigma: one model, past frames cached at several noise levels, figures per level and
+    view, rendered in the report; the level changes what the model generates."""
+    from experiments.context_sigma import main as sweep
+
+    out = tmp_path / "res" / "context_sigma.json"
+    r = sweep(["--model", str(model), "--sigmas", "0.01", "0.5", "--episodes", "2", "--views", "first_person",
+               "--out", str(out)])
+    assert set(r["levels"]) == {"0.01", "0.5"} and r["trained_context_sigma"] == 0.1
+    lo, hi = r["levels"]["0.01"]["first_person"], r["levels"]["0.5"]["first_person"]
+    assert set(lo["autoregressive_psnr"]) == {"1", "4", "16"} and np.isfinite(lo["delta_psnr_16"])
+    ci = lo["delta_psnr_16_ci95"]
+    assert ci[0] <= lo["delta_psnr_16"] <= ci[1]
+    assert sum(k["n"] for k in lo["one_step_by_action"].values()) == 2 * 5  # starts 0, 3, 7, 15, 31
+    assert lo["one_step_psnr"] != hi["one_step_psnr"]
+    assert json.loads(out.read_text())["levels"]["0.5"]["first_person"]["one_step_psnr"] == hi["one_step_psnr"]
+    assert "## Context-noise sweep" in render(out.parent, out_dir=tmp_path)
+    with pytest.raises(SystemExit):
+        sweep(["--model", str(model), "--sigmas", "0"])
+    assert "--sigmas must all be > 0" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Heun with")
+def test_sampler_sweep_tiny(model, tmp_path, capsys):
+    """experiments.sampler_sweep: one model under several sampler settings on the same worlds; settings, NFE and
+    frames/s per variant, rendered in the report; a bad variant is refused before any work."""
+    from experiments.sampler_sweep import main as sweep
+
+    out = tmp_path / "res" / "sweep.json"
+    r = sweep(["--model", str(model), "--variant", "default", "--variant", "num_steps=2,sigma_min=0.5",
+               "--variant", "solver=heun,context_sigma=0.3", "--episodes", "2", "--views", "first_person",
+               "--out", str(out)])
+    v = r["variants"]
+    assert list(v) == ["default", "num_steps=2,sigma_min=0.5", "solver=heun,context_sigma=0.3"]
+    base, fast, heun = v.values()
+    assert fast["settings"]["num_steps"] == 2 and fast["settings"]["sigma_min"] == 0.5 and fast["nfe"] == 2
+    assert heun["settings"]["solver"] == "heun" and heun["settings"]["context_sigma"] == 0.3
+    assert heun["nfe"] == 2 * base["nfe"] - 1 and all(x["frames_per_s"] > 0 for x in v.values())
+    assert base["settings"]["num_steps"] == r["sampler"]["num_steps"]
+    assert fast["first_person"]["one_step_psnr"] != base["first_person"]["one_step_psnr"]
+    assert set(base["first_person"]["autoregressive_psnr"]) == {"1", "4", "16"}
+    assert json.loads(out.read_text())["variants"]["default"]["nfe"] == base["nfe"]
+    assert "## Sampler sweep" in render(out.parent, out_dir=tmp_path)
+    assert all(len(x["frames_per_s_rounds"]) == 3 for x in v.values())  # the default --speed-rounds
+    fast_only = sweep(["--model", str(model), "--variant", "default", "--variant", "num_steps=1", "--speed-only",
+                       "--speed-rounds", "2", "--views", "first_person", "--out", str(out)])
+    only = fast_only["variants"]
+    assert fast_only["episodes"] == 0 and "first_person" not in only["default"]
+    assert len(only["num_steps=1"]["frames_per_s_rounds"]) == 2 and only["num_steps=1"]["nfe"] == 1
+    assert "speed only" in render(out.parent, out_dir=tmp_path)
+    no_speed = sweep(["--model", str(model), "--variant", "default", "--no-speed", "--episodes", "1", "--views",
+                      "first_person", "--out", str(out)])
+    assert "frames_per_s" not in no_speed["variants"]["default"]
+    assert "frames/s not measured (--no-speed)" in render(out.parent, out_dir=tmp_path)
+    for bad in (["--variant", "num_steps=0"], ["--variant", "steps=2"], ["--variant", "sigma_min=9"],
+                ["--speed-rounds", "0"], ["--speed-only", "--no-speed"]):
+        with pytest.raises(SystemExit):
+            sweep(["--model", str(model), *bad])
+        assert "error" in capsys.readouterr().err
