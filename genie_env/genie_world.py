@@ -9,6 +9,7 @@ and turns frames into rewards (a user ``reward_fn`` or the learned success judge
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -35,6 +36,53 @@ HISTORY_FRAMES = 4
 RESET_OPTIONS = ("prompt_image", "prompt_text", "mission", "level_seed")
 
 _MODEL_CACHE: dict[tuple, WorldModel] = {}
+
+#: True in a process forked (os.fork, multiprocessing's "fork" start method) after this module was imported:
+#: the parent's torch may have started its OpenMP thread pool, which does not survive a fork (a second thread
+#: in the child waits forever in libgomp's barrier).
+_FORKED = False
+
+
+def _mark_forked() -> None:
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
+
+
+# ---------------------------------------------------------------------------------------------- threads
+
+
+def in_worker_process() -> bool:
+    """Whether this process is a worker of another Python process (multiprocessing, AsyncVectorEnv,
+    SB3's SubprocVecEnv) or was forked from one that imported this module."""
+    return _FORKED or multiprocessing.parent_process() is not None
+
+
+def set_torch_threads(num_threads: int | None) -> None:
+    """Apply an env's ``num_threads``: torch's intra-op thread count, which is per process.
+
+    None: one thread inside a worker process (N workers on N cores each take one core instead of all of them,
+    and a forked worker never starts torch's OpenMP pool again, which would hang), torch's own setting
+    (every core) otherwise. An int >= 1: that many threads, set with ``torch.set_num_threads``.
+    """
+    if num_threads is None:
+        if in_worker_process():
+            torch.set_num_threads(1)
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ValueError(f"num_threads must be an int >= 1 (torch threads of this process) or None (one thread "
+                         f"in a worker process, torch's default otherwise), got {num_threads!r}")
+    if _FORKED and num_threads > 1:
+        raise RuntimeError(
+            f"num_threads={num_threads} in a forked worker process: torch's OpenMP threads do not survive a fork "
+            "and more than one thread would hang. Leave num_threads=None (one thread per worker), or start the "
+            "workers with spawn: gym.vector.AsyncVectorEnv(env_fns, context='spawn'), gym.make_vec(..., "
+            "vectorization_mode='async', vector_kwargs={'context': 'spawn'}); or step all worlds in one process "
+            "with gym.make_vec(id, num_envs=N) (the native batch, fastest)")
+    torch.set_num_threads(int(num_threads))
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -348,6 +396,10 @@ class GenieWorldEnv(gym.Env):
     - ``judge_threshold``: success probability above which the judge counts the mission done.
     - ``mission_observation``: add the encoded mission to the observation (Dict space).
     - ``render_mode``: "rgb_array" or "human" (a pygame window).
+    - ``num_threads``: torch threads of this process (torch's setting is per process, so the last env made
+      wins). None: 1 inside a worker process (``AsyncVectorEnv``, SB3's ``SubprocVecEnv``), torch's default (every
+      core) otherwise. For W workers on C cores pass ``C // W``. To run many worlds, prefer the native batch
+      ``gym.make_vec("genie_env/GenieWorld-v2", num_envs=N)``: one process, one forward pass for all N worlds.
 
     ## Info
     ``mission``, ``level_seed`` (-1 unless the world is a 3D BabyAI one), ``prompt`` ("babyai3d", "image" or
@@ -376,7 +428,9 @@ class GenieWorldEnv(gym.Env):
         judge_threshold: float = 0.5,
         mission_observation: bool = False,
         render_mode: str | None = None,
+        num_threads: int | None = None,
     ):
+        set_torch_threads(num_threads)  # first: a forked worker must not touch torch's OpenMP pool before this
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.render_mode = render_mode

@@ -11,7 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from genie_env.genie_world import (RESET_OPTIONS, GenieWorlds, PromptSource, RewardFn, SamplerSettings, TaskReward,
-                                   load_judge, load_world_model, mission_space)
+                                   load_judge, load_world_model, mission_space, set_torch_threads)
 from genie_env.mission import encode_mission
 from genie_env.prompts import load_prompt_image
 from world_model.inference import WorldModel
@@ -52,7 +52,8 @@ class GenieWorldVectorEnv(VectorEnv):
     ## Arguments
     ``num_envs`` (N), ``max_episode_steps`` (default 200), and GenieWorldEnv's: ``model``, ``num_steps``,
     ``guidance``, ``sampler``, ``level``, ``reward_fn``, ``judge``, ``judge_threshold``, ``mission_observation``,
-    ``render_mode`` ("rgb_array": ``render()`` returns a tuple of N frames).
+    ``render_mode`` ("rgb_array": ``render()`` returns a tuple of N frames), ``num_threads`` (torch threads of this
+    process; None keeps torch's default, every core, outside a worker process).
 
     ## Version History
     - v0: initial release.
@@ -74,7 +75,9 @@ class GenieWorldVectorEnv(VectorEnv):
         mission_observation: bool = False,
         max_episode_steps: int | None = 200,
         render_mode: str | None = None,
+        num_threads: int | None = None,
     ):
+        set_torch_threads(num_threads)
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
