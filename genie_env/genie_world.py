@@ -464,9 +464,12 @@ class GenieWorldEnv(gym.Env):
     def step(self, action):
         if not self._started:
             raise RuntimeError("call reset() before step()")
+        if isinstance(action, (bool, np.bool_)) or (isinstance(action, np.ndarray) and action.dtype == np.bool_):
+            raise ValueError(f"invalid action {action!r}: a bool is not an action; pass an int in "
+                             f"[0, {self.action_space.n}) ({self._action_names()})")
         if not self.action_space.contains(action):
             raise ValueError(f"invalid action {action!r}: expected an int in [0, {self.action_space.n}) "
-                             f"({', '.join(f'{i}={m}' for i, m in enumerate(self.wm.action_meanings))})")
+                             f"({self._action_names()})")
         _, rewards, terminated = self._worlds.step(np.array([int(action)]))
         if self.render_mode == "human":
             self.render()
@@ -536,6 +539,9 @@ class GenieWorldEnv(gym.Env):
         return BabyAI3DEnv.get_keys_to_action(self)
 
     # ------------------------------------------------------------------------------------------ internals
+
+    def _action_names(self) -> str:
+        return ", ".join(f"{i}={m}" for i, m in enumerate(self.wm.action_meanings))
 
     def _observation(self):
         frame = self._worlds.frames[0].copy()

@@ -136,12 +136,7 @@ class GenieWorldVectorEnv(VectorEnv):
     def step(self, actions):
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        actions = np.asarray(actions)
-        if (actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer)
-                or actions.min() < 0 or actions.max() >= self.single_action_space.n):
-            raise ValueError(f"actions must be ints of shape ({self.num_envs},) in [0, {self.single_action_space.n}) "
-                             f"({', '.join(f'{i}={m}' for i, m in enumerate(self.wm.action_meanings))}); got "
-                             f"{actions.dtype} {actions.shape}")
+        actions = self._check_actions(actions)
         _, rewards, terminated = self._worlds.step(actions)
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, bool)
@@ -185,6 +180,24 @@ class GenieWorldVectorEnv(VectorEnv):
         return list(self.wm.action_meanings)
 
     # ------------------------------------------------------------------------------------------ internals
+
+    def _check_actions(self, actions) -> np.ndarray:
+        """actions as int64 (N,), or a ValueError that names the bad values and their indices."""
+        n, names = self.single_action_space.n, ", ".join(f"{i}={m}" for i, m in enumerate(self.wm.action_meanings))
+        expected = f"actions must be {self.num_envs} ints in [0, {n}) ({names}), one per world"
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs,):
+            raise ValueError(f"{expected}; got shape {array.shape}: {actions!r}")
+        if not np.issubdtype(array.dtype, np.integer):
+            if array.dtype == np.bool_:
+                raise ValueError(f"{expected}; got bools {array.tolist()} (a bool is not an action)")
+            raise ValueError(f"{expected}; got dtype {array.dtype}: {array.tolist()}")
+        bad = np.flatnonzero((array < 0) | (array >= n))
+        if len(bad):
+            raise ValueError(f"{expected}; out of range: "
+                             + ", ".join(f"actions[{i}] = {array[i]}" for i in bad[:8])
+                             + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""))
+        return array.astype(np.int64, copy=False)
 
     def _seed(self, seed) -> None:
         if seed is None:

@@ -129,6 +129,20 @@ def test_per_world_options_and_reset_mask(wm):
         env.step(np.array([0, 1]))
 
 
+def test_bad_actions_are_named(wm):
+    env = make_vec(wm)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"out of range: actions\[0\] = -1, actions\[2\] = 7"):
+        env.step(np.array([-1, 0, 7]))
+    with pytest.raises(ValueError, match=r"got shape \(2,\)"):
+        env.step([0, 1])
+    with pytest.raises(ValueError, match="a bool is not an action"):
+        env.step(np.array([True, False, True]))
+    with pytest.raises(ValueError, match="got dtype float64"):
+        env.step(np.array([0.0, 1.0, 2.0]))
+    env.step([0, 1, 6])  # a plain list of ints is fine
+
+
 def test_memory_bounded(wm):
     env = make_vec(wm, max_episode_steps=50)
     env.reset(seed=0)

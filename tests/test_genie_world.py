@@ -87,6 +87,10 @@ def test_step_before_reset_and_bad_action(wm):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="invalid action"):
         env.step(7)
+    for flag in (True, np.bool_(False), np.array(True)):
+        with pytest.raises(ValueError, match="a bool is not an action"):
+            env.step(flag)
+    env.step(np.int64(3))
 
 
 # ---------------------------------------------------------------------------------------------- prompts
