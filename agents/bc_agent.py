@@ -25,7 +25,6 @@ Checkpoint: a folder with ``config.json`` ({"format": "genie-bc-agent", "format_
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -38,22 +37,19 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from agents.agent import NUM_ACTIONS, Agent, image_of, mission_of
 from genie_env.babyai3d import ACTION_MEANINGS
 from genie_env.mission import MAX_MISSION_WORDS, VOCABULARY, encode_mission
-from world_model.checkpoint import CheckpointError, write_folder_atomic, write_json
+from world_model.checkpoint import (CONFIG_FILE, CheckpointError, load_into, read_config, read_section, read_tensors,
+                                    save_model)
 from world_model.dataset import DatasetError, EpisodeDataset
 
 logger = logging.getLogger(__name__)
 
 FORMAT_BC = "genie-bc-agent"
 BC_FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -157,51 +153,19 @@ def save_bc(net: BCNet, folder: str | Path, training: dict | None = None) -> Pat
     """Atomically write config.json + model.safetensors (fp32) into `folder`."""
     config = {"format": FORMAT_BC, "format_version": BC_FORMAT_VERSION, "config": net.config.to_dict(),
               "training": training or {}}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-
-    def write(tmp: Path) -> None:
-        save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": FORMAT_BC,
-                                                            "format_version": str(BC_FORMAT_VERSION)})
-        write_json(tmp / CONFIG_FILE, config)
-
-    return write_folder_atomic(folder, write)
+    return save_model(folder, config, net.state_dict())
 
 
 def load_bc(folder: str | Path) -> tuple[BCNet, dict]:
     """(network in eval mode, training metadata) from a folder written by :func:`save_bc` / :func:`train_bc`."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{str(path)!r} is missing: pass a folder written by `genie-agent train bc --out FOLDER`")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON ({e}); retrain or re-copy the agent") from e
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT_BC:
-        fmt = raw.get("format") if isinstance(raw, dict) else None
-        raise CheckpointError(f"{str(path)!r} has format {fmt!r}, not {FORMAT_BC!r}: pass a folder written by "
-                              "`genie-agent train bc`")
-    if raw.get("format_version") != BC_FORMAT_VERSION:
-        raise CheckpointError(f"{str(path)!r} has format_version {raw.get('format_version')!r}; this code reads "
-                              f"version {BC_FORMAT_VERSION}: upgrade genie-env or retrain the agent")
-    try:
-        config = BCConfig.from_dict(raw["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{str(path)!r} does not describe a BC agent ({type(e).__name__}: {e})") from e
+    raw = read_config(folder, FORMAT_BC, BC_FORMAT_VERSION, written_by="`genie-agent train bc --out FOLDER`")
+    path = Path(folder) / CONFIG_FILE
+    config = read_section(raw, "config", BCConfig.from_dict, "BC agent", path)
     if config.vocabulary != VOCABULARY:
         raise CheckpointError(f"{str(path)!r} was trained with another mission vocabulary than genie_env.mission's; "
                               "retrain the agent with this version of genie-env")
-    try:
-        tensors = load_file(str(folder / MODEL_FILE))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{str(folder / MODEL_FILE)!r} is missing or unreadable ({e}); retrain the agent") from e
     net = BCNet(config)
-    own = net.state_dict()
-    wrong = sorted(set(own) ^ set(tensors)) + [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
-    if wrong:
-        raise CheckpointError(f"{folder}/{MODEL_FILE} does not fit the network its config.json describes (e.g. "
-                              f"{wrong[:3]}); was config.json edited?")
-    net.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    load_into(net, read_tensors(folder), "BC agent")
     return net.eval(), raw.get("training", {})
 
 
@@ -324,7 +288,7 @@ def train_bc(
         raise DatasetError(f"the BC agent reads square frames; these recordings have {height}x{width} frames")
     if tuple(episodes.meta.action_meanings) != ACTION_MEANINGS:
         raise DatasetError(f"recorded actions {list(episodes.meta.action_meanings)} are not the shared vocabulary "
-                           f"{list(_action_meanings())}")
+                           f"{list(ACTION_MEANINGS)}")
     chosen = np.isin(episodes.policies, list(policies))
     if not chosen.any():
         found = sorted(set(episodes.policies.tolist()))

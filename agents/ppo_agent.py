@@ -20,7 +20,6 @@ distribution with the agent's own seeded generator (``greedy=True``: its mode).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -40,7 +40,7 @@ from tqdm import tqdm
 from agents.agent import Agent, image_of
 from genie_env.babyai3d import LEVELS, TRAIN_SEEDS, BabyAI3DEnv, SeedRange
 from genie_env.mission import MissionObservation, encode_mission
-from world_model.checkpoint import CheckpointError, write_folder_atomic, write_json
+from world_model.checkpoint import CheckpointError, read_config, read_section, write_folder_atomic, write_json
 
 FORMAT_PPO = "genie-ppo-agent"
 PPO_FORMAT_VERSION = 2
@@ -64,25 +64,9 @@ class PPOAgent(Agent):
     @classmethod
     def load(cls, path: str | os.PathLike, greedy: bool = False) -> "PPOAgent":
         folder = Path(path)
-        meta_path = folder / AGENT_FILE
-        if not meta_path.is_file():
-            raise CheckpointError(f"{str(meta_path)!r} is missing: pass a folder written by "
-                                  "`genie-agent train ppo-genie|ppo-gt --out FOLDER`")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{str(meta_path)!r} is not valid JSON ({e}); retrain the agent") from e
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_PPO:
-            raise CheckpointError(f"{str(meta_path)!r} is not a {FORMAT_PPO!r} file; pass a folder written by "
-                                  "`genie-agent train ppo-genie|ppo-gt`")
-        if meta.get("format_version") != PPO_FORMAT_VERSION:
-            raise CheckpointError(f"{str(meta_path)!r} has format_version {meta.get('format_version')!r}; this code "
-                                  f"reads version {PPO_FORMAT_VERSION}: upgrade genie-env or retrain the agent")
-        try:
-            policy = _policy_from_meta(meta)
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{str(meta_path)!r} does not describe a PPO policy ({type(e).__name__}: {e}); "
-                                  "retrain the agent") from e
+        meta = read_config(folder, FORMAT_PPO, PPO_FORMAT_VERSION, filename=AGENT_FILE,
+                           written_by="`genie-agent train ppo-genie|ppo-gt --out FOLDER`")
+        policy = read_section(meta, None, _policy_from_meta, "PPO policy", folder / AGENT_FILE)
         if not (folder / MODEL_FILE).is_file():
             raise CheckpointError(f"{folder / MODEL_FILE} is missing; retrain the agent")
         try:
@@ -90,7 +74,7 @@ class PPOAgent(Agent):
         except RuntimeError as e:  # missing / unexpected / mis-shaped tensors
             raise CheckpointError(f"{folder / MODEL_FILE} does not fit the policy {AGENT_FILE} describes ({e}); "
                                   "retrain the agent") from e
-        except Exception as e:  # truncated or not safetensors at all
+        except (SafetensorError, OSError, ValueError) as e:  # truncated or not safetensors at all
             raise CheckpointError(f"{folder / MODEL_FILE} is unreadable ({type(e).__name__}: {e}); retrain the "
                                   "agent") from e
         return cls(policy, meta, greedy=greedy, path=str(folder))

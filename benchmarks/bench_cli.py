@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from agents.cli_arguments import add_arguments, from_namespace
-from world_model.checkpoint import CheckpointError
+from world_model.checkpoint import CheckpointError, write_json
 
 PROG = "genie-bench"
 SUITES = {
@@ -176,12 +175,6 @@ def _judge(args: RunArgs):
     from genie_env.genie_world import load_judge
 
     return load_judge(args.judge)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
 
 
 def _json_default(x):
@@ -376,7 +369,7 @@ def cmd_run(suite: str, args: RunArgs, argv: Sequence[str]) -> Path:
     result = {"benchmark": f"genie-bench-{suite}", "suite": suite, "command": command, "machine": machine,
               "arguments": dataclasses.asdict(args), **result}
     path = out / f"{suite}.json"
-    _write_json(path, result)
+    write_json(path, result, indent=1, default=_json_default)
     lines = [f"# genie-bench {suite}", ""] + section_for(json.loads(path.read_text()), path, out)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return path

@@ -42,7 +42,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import time
 from contextlib import nullcontext
@@ -54,12 +53,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from genie_env.mission import MAX_MISSION_WORDS, PAD, UNK, VOCABULARY, build_vocabulary, mission_words
-from world_model.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, write_folder_atomic, write_json
+from world_model.checkpoint import (CONFIG_FILE, CheckpointError, load_into, read_config, read_section, read_tensors,
+                                    save_model, write_json)
 from world_model.dataset import DatasetError, EpisodeDataset
 
 logger = logging.getLogger(__name__)
@@ -201,14 +199,7 @@ class SuccessJudge(nn.Module):
         """Atomically write config.json + model.safetensors (fp32) into `folder`."""
         config = {"format": FORMAT_JUDGE, "format_version": JUDGE_FORMAT_VERSION, "config": self.config.to_dict(),
                   "training": training or {}}
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-
-        def write(tmp: Path) -> None:
-            save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": FORMAT_JUDGE,
-                                                                 "format_version": str(JUDGE_FORMAT_VERSION)})
-            write_json(tmp / CONFIG_FILE, config)
-
-        return write_folder_atomic(folder, write)
+        return save_model(folder, config, self.state_dict())
 
     @classmethod
     def load(cls, path: str | Path = "default", device: str | torch.device = "cpu") -> "SuccessJudge":
@@ -220,37 +211,9 @@ class SuccessJudge(nn.Module):
                     f"the default success judge is not installed ({path} is missing). Train one with "
                     f"`genie-train judge --data RECORDINGS... --out {path}`, or pass the folder of another judge "
                     "checkpoint, or use judge=None / a reward_fn")
-        folder = Path(path)
-        config_path = folder / CONFIG_FILE
-        if not config_path.is_file():
-            raise CheckpointError(f"{str(config_path)!r} is missing: pass a folder written by train_judge "
-                                  "(`genie-train judge --out FOLDER`)")
-        try:
-            raw = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({e}); retrain or re-copy the judge") from e
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT_JUDGE:
-            fmt = raw.get("format") if isinstance(raw, dict) else None
-            raise CheckpointError(f"{str(config_path)!r} has format {fmt!r}, not {FORMAT_JUDGE!r}: is it a "
-                                  "world-model checkpoint? pass a judge folder")
-        if raw.get("format_version") != JUDGE_FORMAT_VERSION:
-            raise CheckpointError(f"{str(config_path)!r} has format_version {raw.get('format_version')!r}; this "
-                                  f"code reads version {JUDGE_FORMAT_VERSION}: upgrade genie-env or retrain the judge")
-        try:
-            config = JudgeConfig.from_dict(raw["config"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{str(config_path)!r} does not describe a judge ({type(e).__name__}: {e})") from e
-        try:
-            tensors = load_file(str(folder / MODEL_FILE))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{str(folder / MODEL_FILE)!r} is missing or unreadable ({e}); retrain the judge") from e
-        judge = cls(config)
-        own = judge.state_dict()
-        wrong = sorted(set(own) ^ set(tensors)) + [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
-        if wrong:
-            raise CheckpointError(f"{folder}/{MODEL_FILE} does not fit the judge its config.json describes (e.g. "
-                                  f"{wrong[:3]}); was config.json edited?")
-        judge.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        raw = read_config(path, FORMAT_JUDGE, JUDGE_FORMAT_VERSION, written_by=WRITTEN_BY)
+        judge = cls(read_section(raw, "config", JudgeConfig.from_dict, "success judge", Path(path) / CONFIG_FILE))
+        load_into(judge, read_tensors(path), "judge")
         judge.training_metadata = raw.get("training", {})
         return judge.to(device).eval()
 
@@ -461,10 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluation = report.get("evaluation") or {}
         saved = {"benchmark": "judge", "command": "genie-train judge " + " ".join(
             sys.argv[2:] if argv is None else argv), **evaluation, **report}
-        tmp = Path(str(args.report) + ".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(saved, indent=2) + "\n")
-        os.replace(tmp, args.report)
+        write_json(args.report, saved)
     return 0
 
 

@@ -167,7 +167,7 @@ def test_ppo_checkpoint_errors(tmp_path):
     (out / "agent.json").write_text(json.dumps({**meta, "format_version": 1}))
     with pytest.raises(CheckpointError, match="format_version"):
         make_agent("ppo-gt", path=out)
-    with pytest.raises(CheckpointError, match="missing"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         make_agent("ppo-gt", path=tmp_path / "nowhere")
 
 

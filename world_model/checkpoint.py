@@ -1,5 +1,9 @@
 """Checkpoints: a folder with `config.json` + `model.safetensors`. Nothing is ever unpickled.
 
+Every checkpoint of the project (world model, autoencoder, success judge, BC and PPO agents) is such a folder whose
+JSON file names its ``format`` and ``format_version``; :func:`read_config` reads and checks any of them,
+:func:`read_tensors` / :func:`load_into` its weights, and :func:`write_folder_atomic` / :func:`write_json` write them.
+
 Inference checkpoint (format "genie-world-model", what `WorldModel.load` reads):
 
     CKPT/config.json        {"format": "genie-world-model", "format_version": 1, "autoencoder": {...},
@@ -23,7 +27,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -38,6 +42,8 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_STATE_FILE = "trainer_state.json"
 CKPT_PREFIX = "ckpt-"
+#: The command that writes world-model checkpoints, named in read_config's errors.
+WORLD_MODEL_WRITER = "`genie-train export --out FOLDER`"
 
 
 class CheckpointError(RuntimeError):
@@ -66,10 +72,17 @@ def write_folder_atomic(folder: str | Path, write: Callable[[Path], None]) -> Pa
     return folder
 
 
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 2, default: Callable | None = None) -> Path:
+    """Write `obj` as JSON to `path` atomically (a temp file renamed over it; parent folders made); returns the path.
+
+    indent: JSON indentation; default: json.dumps' hook for objects JSON does not know (e.g. numpy scalars).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=indent, default=default) + "\n")
     os.replace(tmp, path)
+    return path
 
 
 def write_model_files(folder: Path, config: dict, tensors: dict[str, torch.Tensor], dtype=None) -> None:
@@ -80,12 +93,14 @@ def write_model_files(folder: Path, config: dict, tensors: dict[str, torch.Tenso
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         out[k] = t.contiguous()
-    save_file(out, str(folder / MODEL_FILE), metadata={"format": config.get("format", ""), "format_version": str(FORMAT_VERSION)})
+    save_file(out, str(folder / MODEL_FILE), metadata={"format": config.get("format", ""),
+                                                       "format_version": str(config.get("format_version", FORMAT_VERSION))})
     write_json(folder / CONFIG_FILE, config)
 
 
 def save_model(folder: str | Path, config: dict, tensors: dict[str, torch.Tensor], dtype=None) -> Path:
-    """Atomically write an inference/autoencoder checkpoint folder."""
+    """Atomically write a checkpoint folder: `config` (with its "format" and "format_version") as config.json and
+    `tensors` as model.safetensors (floating tensors cast to `dtype` when given)."""
     return write_folder_atomic(folder, lambda tmp: write_model_files(tmp, config, tensors, dtype))
 
 
@@ -96,30 +111,51 @@ def prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def read_config(folder: str | Path, formats: tuple[str, ...] = (FORMAT_WORLD_MODEL,)) -> dict:
-    """Read and validate config.json of a checkpoint folder."""
+def read_config(folder: str | Path, formats: str | tuple[str, ...] = (FORMAT_WORLD_MODEL,),
+                version: int = FORMAT_VERSION, filename: str = CONFIG_FILE,
+                written_by: str = WORLD_MODEL_WRITER) -> dict:
+    """Read and check the JSON file that describes a checkpoint folder; returns it as a dict.
+
+    formats: the accepted values of its "format"; version: the "format_version" this code reads (an older or newer
+    one is refused: nothing is converted silently); filename: the JSON file (config.json, or agent.json for PPO
+    agents); written_by: the command that writes such folders, named in the errors so they say what to do.
+    Raises CheckpointError when the folder or file is missing, the JSON is invalid, or the format or version differ.
+    """
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
     folder = Path(folder)
     if not folder.is_dir():
-        raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist; pass the folder that holds "
-                              f"{CONFIG_FILE} and {MODEL_FILE} (e.g. the --out of `genie-train export`)")
-    path = folder / CONFIG_FILE
+        raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist; pass a folder written by "
+                              f"{written_by}")
+    path = folder / filename
     if not path.is_file():
-        raise CheckpointError(f"{str(path)!r} is missing: {str(folder)!r} is not a checkpoint folder "
-                              f"(a training run directory? pass one of its {CKPT_PREFIX}* folders or the run "
-                              "directory to a loader that resolves the latest checkpoint)")
+        hint = (f" (it is a training run directory: pass one of its {CKPT_PREFIX}* folders, or the run directory to "
+                "a loader that resolves the latest checkpoint)" if run_checkpoints(folder) else "")
+        raise CheckpointError(f"{str(path)!r} is missing: {str(folder)!r} is not a checkpoint folder{hint}; pass a "
+                              f"folder written by {written_by}")
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON ({e}); the checkpoint is corrupt, re-export it") from e
+        raise CheckpointError(f"{str(path)!r} is not valid JSON ({e}); the checkpoint is corrupt: write it again with "
+                              f"{written_by}") from e
     if not isinstance(config, dict):
-        raise CheckpointError(f"{str(path)!r} must hold a JSON object")
-    fmt, version = config.get("format"), config.get("format_version")
+        raise CheckpointError(f"{str(path)!r} must hold a JSON object; write the checkpoint again with {written_by}")
+    fmt, found = config.get("format"), config.get("format_version")
     if fmt not in formats:
-        raise CheckpointError(f"{str(path)!r} has format {fmt!r}, expected one of {formats}")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{str(path)!r} has format_version {version!r}; this code reads version "
-                              f"{FORMAT_VERSION}: upgrade genie-env or re-export the checkpoint")
+        expected = f"not {formats[0]!r}" if len(formats) == 1 else f"expected one of {formats}"
+        raise CheckpointError(f"{str(path)!r} has format {fmt!r}, {expected}: pass a folder written by {written_by}")
+    if found != version:
+        raise CheckpointError(f"{str(path)!r} has format_version {found!r}; this code reads version {version}: "
+                              f"upgrade genie-env or write the checkpoint again with {written_by}")
     return config
+
+
+def read_section(config: dict, key: str | None, parse: Callable[[Any], Any], what: str, where: str | Path) -> Any:
+    """parse(config[key]) (e.g. a dataclass's from_dict; key None: the whole config), with a CheckpointError that
+    names `what` and `where` when the section is absent or does not fit."""
+    try:
+        return parse(config if key is None else config[key])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{str(where)!r} does not describe a {what} ({type(e).__name__}: {e}); was it edited?") from e
 
 
 def read_tensors(folder: str | Path, filename: str = MODEL_FILE) -> dict[str, torch.Tensor]:
