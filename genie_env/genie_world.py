@@ -168,16 +168,34 @@ class PromptSource:
         frame, info = self._ground_truth.reset(options={"level_seed": int(level_seed)})
         return Prompt(frame, str(info["mission"]), int(level_seed), "babyai3d")
 
-    def from_options(self, options: dict, rng: np.random.Generator) -> Prompt:
-        """The prompt one world's reset options describe (see GenieWorldEnv's docstring)."""
+    def check(self, options: dict) -> dict:
+        """One world's reset options, checked, with a prompt image loaded as a model-sized frame; raises before
+        anything is changed, so a reset that fails on a typo leaves the env as it was."""
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset options {unknown}; GenieWorld understands {', '.join(RESET_OPTIONS)}")
         given = [k for k in ("prompt_image", "prompt_text", "level_seed") if options.get(k) is not None]
         if len(given) > 1:
             raise ValueError(f"reset options {given} each choose the prompt; pass only one of them")
+        checked = dict(options)
         if options.get("prompt_image") is not None:
-            prompt = Prompt(load_prompt_image(options["prompt_image"], (self.size, self.size)), "")
+            checked["prompt_image"] = load_prompt_image(options["prompt_image"], (self.size, self.size))
+        if options.get("prompt_text") is not None and not isinstance(options["prompt_text"], str):
+            raise TypeError(f"options['prompt_text'] must be a str, got {type(options['prompt_text']).__name__}")
+        if options.get("level_seed") is not None:
+            level_seed = options["level_seed"]
+            if isinstance(level_seed, bool) or not isinstance(level_seed, (int, np.integer)) or level_seed < 0:
+                raise ValueError(f"level_seed must be an int >= 0, got {level_seed!r}")
+        mission = options.get("mission")
+        if mission is not None and not isinstance(mission, str):
+            raise TypeError(f"options['mission'] must be a str, got {type(mission).__name__}")
+        return checked
+
+    def from_options(self, options: dict, rng: np.random.Generator) -> Prompt:
+        """The prompt one world's reset options describe (see GenieWorldEnv's docstring)."""
+        options = self.check(options)
+        if options.get("prompt_image") is not None:
+            prompt = Prompt(options["prompt_image"], "")
         elif options.get("prompt_text") is not None:
             from genie_env.text_prompt import from_text
 
@@ -185,16 +203,11 @@ class PromptSource:
                                        seed=int(rng.integers(2**31)))
             prompt = Prompt(frame, mission, -1, "text")
         elif options.get("level_seed") is not None:
-            level_seed = int(options["level_seed"])
-            if level_seed < 0:
-                raise ValueError(f"level_seed must be >= 0, got {level_seed}")
-            prompt = self.ground_truth(rng, level_seed)
+            prompt = self.ground_truth(rng, int(options["level_seed"]))
         else:
             prompt = self.ground_truth(rng)
         mission = options.get("mission")
         if mission is not None:
-            if not isinstance(mission, str):
-                raise TypeError(f"options['mission'] must be a str, got {type(mission).__name__}")
             prompt = Prompt(prompt.frame, mission, prompt.level_seed, prompt.source)
         return prompt
 
@@ -452,8 +465,9 @@ class GenieWorldEnv(gym.Env):
     # ------------------------------------------------------------------------------------------ gym API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = self._prompts.check(dict(options or {}))  # raises before anything changes
         super().reset(seed=seed)
-        prompt = self._prompts.from_options(dict(options or {}), self.np_random)
+        prompt = self._prompts.from_options(options, self.np_random)
         self._worlds.seed(int(self.np_random.integers(2**63 - 1)))
         self._worlds.start([0], [prompt])
         self._started = True

@@ -107,7 +107,6 @@ class GenieWorldVectorEnv(VectorEnv):
     # ------------------------------------------------------------------------------------------ gym API
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        self._seed(seed)
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:
@@ -121,8 +120,10 @@ class GenieWorldVectorEnv(VectorEnv):
                 raise RuntimeError("the first reset() must reset every world; drop options['reset_mask']")
             indices = [int(i) for i in np.flatnonzero(mask)]
         per_world = self._split_options(options)
+        checked = {i: self._prompts.check(per_world[i]) for i in indices}  # raises before anything changes
+        self._seed(seed)
         for i in indices:
-            self._world_options[i] = per_world[i]
+            self._world_options[i] = checked[i]
         prompts = [self._prompts.from_options(self._world_options[i], self.np_random) for i in indices]
         if mask is None:
             self._worlds.seed(int(self.np_random.integers(2**63 - 1)))

@@ -129,6 +129,21 @@ def test_per_world_options_and_reset_mask(wm):
         env.step(np.array([0, 1]))
 
 
+def test_failed_reset_changes_nothing(wm):
+    env = make_vec(wm)
+    with pytest.raises(FileNotFoundError):
+        env.reset(seed=0, options={"prompt_image": ["missing.png", None, None]})
+    env.reset(seed=0)
+    first = env.step(np.array([3, 3, 3]))[0]
+    state = env.np_random.bit_generator.state
+    with pytest.raises(FileNotFoundError):
+        env.reset(seed=1, options={"prompt_image": "missing.png"})
+    assert env.np_random.bit_generator.state == state
+    again = make_vec(wm)
+    again.reset(seed=0)
+    np.testing.assert_array_equal(again.step(np.array([3, 3, 3]))[0], first)
+
+
 def test_bad_actions_are_named(wm):
     env = make_vec(wm)
     env.reset(seed=0)

@@ -144,6 +144,23 @@ def test_prompt_errors_say_what_to_do(wm, tmp_path):
         env.reset(options={"mission": 3})
 
 
+def test_failed_reset_changes_nothing(wm, tmp_path):
+    env = make(wm)  # as a user makes it, wrappers and all
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        env.reset(seed=0, options={"prompt_image": str(tmp_path / "typo.png")})
+    env.reset(seed=0)  # the retry after the typo
+    obs, reward, *_ = env.step(3)
+    assert obs.shape == (64, 64, 3) and reward == 0.0
+    frame, state = env.unwrapped.frame, env.unwrapped.np_random.bit_generator.state
+    for options in ({"prompt_image": str(tmp_path / "typo.png")}, {"level_seed": -1}, {"mission": 3},
+                    {"prompt_text": 5}):
+        with pytest.raises((FileNotFoundError, TypeError, ValueError)):
+            env.reset(seed=1, options=options)
+    np.testing.assert_array_equal(env.unwrapped.frame, frame)
+    assert env.unwrapped.np_random.bit_generator.state == state  # not reseeded by the failed resets
+    np.testing.assert_array_equal(env.step(3)[0], rollout(make(wm), 0, [3, 3])[-1])
+
+
 def test_prompt_text(wm):
     obs, info = make(wm).reset(seed=0, options={"prompt_text": "a room with a red door and a blue ball"})
     assert info["mission"] == "open the red door" and info["prompt"] == "text"
