@@ -390,7 +390,8 @@ class GenieWorldEnv(gym.Env):
     given) and the seed of the torch generator all sampling noise is drawn from, so the same seed and actions give
     the same frames. Options (at most one of the first three):
 
-    - ``prompt_image``: a path, numpy array (H, W), (H, W, 1|3|4) uint8 or float in [0, 1], or PIL image.
+    - ``prompt_image``: a path, numpy array (H, W), (H, W, 1|3|4) uint8 or float in [0, 1], or PIL image;
+      transparency is composited over black for every input type (:func:`genie_env.prompts.load_prompt_image`).
     - ``prompt_text``: a description, "a room with a red door and a blue ball" (:mod:`genie_env.text_prompt`).
     - ``level_seed``: the 3D BabyAI world of ``level`` to start from.
     - ``mission``: the task text (else the ground-truth world's or the text prompt's mission, or "").

@@ -17,8 +17,11 @@ def load_prompt_image(image, size: tuple[int, int]) -> np.ndarray:
     """A prompt as uint8 (H, W, 3) with (H, W) = size.
 
     image: a file path (str / Path), a PIL image, or a numpy array of shape (H, W), (H, W, 1), (H, W, 3) or
-    (H, W, 4), dtype uint8 (0..255) or float (0..1). Other modes (L, RGBA, P, ...) are converted to RGB; the
-    image is resized with bilinear filtering (no cropping).
+    (H, W, 4), dtype uint8 (0..255) or float (0..1). Grey is repeated into three channels; palette and other
+    modes become RGB. Transparency, whatever the input type (an RGBA / LA array, file or PIL image, a palette
+    with a transparent colour), is composited over black: out = rgb * alpha / 255, so a fully transparent pixel
+    is black and an opaque one keeps its colour. The image is then resized to `size` with bilinear filtering
+    (no cropping).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -28,21 +31,29 @@ def load_prompt_image(image, size: tuple[int, int]) -> np.ndarray:
             raise FileNotFoundError(f"prompt image {str(path)!r} does not exist; pass a path to a PNG/JPEG file")
         try:
             with Image.open(path) as opened:
-                pil = opened.convert("RGB")
+                array = _pil_to_array(opened)
         except (UnidentifiedImageError, OSError) as e:
             raise ValueError(f"{str(path)!r} is not an image file PIL can read ({e}); use a PNG or JPEG") from e
     elif isinstance(image, Image.Image):
-        pil = image.convert("RGB")
+        array = _pil_to_array(image)
     elif isinstance(image, np.ndarray):
-        pil = Image.fromarray(_array_to_rgb(image))
+        array = image
     else:
         raise TypeError(
             f"prompt_image must be a file path, a numpy array or a PIL image, got {type(image).__name__}"
         )
+    pil = Image.fromarray(_array_to_rgb(array))
     height, width = int(size[0]), int(size[1])
     if pil.size != (width, height):
         pil = pil.resize((width, height), Image.BILINEAR)
     return np.asarray(pil, dtype=np.uint8).copy()
+
+
+def _pil_to_array(pil) -> np.ndarray:
+    """uint8 (H, W, 4) if the image has transparency (alpha band or a transparent palette colour), else (H, W, 3)."""
+    if pil.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in pil.info:
+        return np.asarray(pil.convert("RGBA"))
+    return np.asarray(pil.convert("RGB"))
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
