@@ -16,10 +16,13 @@ import pytest  # noqa: E402
 
 def _tiny_world_model(seed: int = 0):
     """The tiny preset with its zero-initialised (adaLN-Zero) layers made random, so actions change the frames."""
+    from dataclasses import replace
+
+    from genie_env.babyai3d import ACTION_MEANINGS
     from world_model import PRESETS, WorldModel
 
     torch.manual_seed(seed)
-    wm = WorldModel.from_config(PRESETS["tiny"])
+    wm = WorldModel.from_config(replace(PRESETS["tiny"], action_meanings=ACTION_MEANINGS))  # a BabyAI3D model
     with torch.no_grad():
         for p in wm.dynamics.parameters():
             if not p.any():

@@ -54,8 +54,9 @@ WORKER = textwrap.dedent('''
 def write_recording(folder: Path) -> Path:
     import numpy as np
 
-    from world_model.inference import ACTION_MEANINGS
     from world_model.shards import Episode, ShardMeta, write_shard
+
+    ACTION_MEANINGS = ("stay", "up", "down", "left", "right", "jump", "use")  # as the recordings name them
 
     rng = np.random.default_rng(0)
     folder.mkdir()

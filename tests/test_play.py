@@ -14,7 +14,11 @@ from world_model.inference import PRESETS, WorldModel
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("play") / "tiny"
     torch.manual_seed(0)
-    WorldModel.from_config(PRESETS["tiny"]).save(path)
+    from dataclasses import replace
+
+    from genie_env.babyai3d import ACTION_MEANINGS
+
+    WorldModel.from_config(replace(PRESETS["tiny"], action_meanings=ACTION_MEANINGS)).save(path)  # a BabyAI3D model
     return path
 
 

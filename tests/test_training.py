@@ -152,7 +152,7 @@ def test_cli_on_recorded_shards(tmp_path):
     from world_model.shards import Episode, ShardMeta, write_shard
     from world_model.train_cli import main
 
-    from world_model.inference import ACTION_MEANINGS
+    ACTION_MEANINGS = ("stay", "up", "down", "left", "right", "jump")  # as the recordings name them
 
     rng = np.random.default_rng(0)
     data = tmp_path / "rec"
@@ -160,6 +160,7 @@ def test_cli_on_recorded_shards(tmp_path):
     episodes = []
     for i in range(4):
         frames, actions = MovingSquares(1).episode(rng, 12)
+        actions = actions % len(ACTION_MEANINGS)
         actions[-1] = -1
         episodes.append(Episode(frames=frames, actions=actions.astype(np.int16), rewards=np.zeros(12, np.float32),
                                 success=np.zeros(12, bool), split="train", view="first_person"))
@@ -171,7 +172,8 @@ def test_cli_on_recorded_shards(tmp_path):
                  "--out", str(tmp_path / "dyn")]) == 0
     assert (tmp_path / "dyn" / "latents.safetensors").is_file()
     assert log_steps(tmp_path / "dyn") == [2]
-    assert isinstance(WorldModel.load(tmp_path / "dyn"), WorldModel)
+    wm = WorldModel.load(tmp_path / "dyn")
+    assert wm.action_meanings == ACTION_MEANINGS and wm.num_actions == 6  # the action set comes from the shards
     # the objective ablation end to end (experiments/objective.py): two runs sharing the latent cache, one report
     from experiments.objective import main as objective_main
     from experiments.report import render

@@ -65,7 +65,7 @@ def test_shapes():
     assert f.shape == (2, H, H, 3) and f.dtype == np.uint8
     state = wm.reset(prompt(2, 1)[:, 0])  # (B, H, W, 3) is a one-frame prompt
     assert state.time.tolist() == [1, 1]
-    assert wm.action_meanings[3] == "forward"
+    assert wm.action_meanings[3] == "action_3"  # a config that names no actions gets generic names
 
 
 def test_bad_inputs_raise_helpful_errors():
@@ -317,7 +317,7 @@ def test_checkpoint_roundtrip(tmp_path):
     wm.save(tmp_path / "fp16")
     cfg = json.loads((tmp_path / "fp32" / "config.json").read_text())
     assert cfg["format"] == "genie-world-model" and cfg["format_version"] == 1
-    assert cfg["action_meanings"][0] == "noop" and len(cfg["latent_scale"]) == 4
+    assert cfg["action_meanings"][0] == "action_0" and len(cfg["latent_scale"]) == 4
     loaded = WorldModel.load(tmp_path / "fp32", autocast=False)
     half = WorldModel.load(tmp_path / "fp16", autocast=False)
     acts = [[1, 3], [3, 6]]
@@ -422,3 +422,17 @@ def test_psnr_is_per_frame_capped_and_averaged_by_the_caller():
     assert ssim(a, a).shape == (2, 3) and np.allclose(ssim(a, a), 1.0)
     with pytest.raises(ValueError, match="same shape"):
         psnr(a, b[:1])
+
+
+def test_action_meanings_come_from_the_config(tmp_path):
+    """A checkpoint names its actions as its recordings did; one that names none gets action_0, action_1, ..."""
+    wm = tiny_model()
+    named = replace(wm.config, action_meanings=("a", "b", "c", "d", "e", "f", "g"))
+    WorldModel(named, wm.autoencoder, wm.dynamics).save(tmp_path / "named")
+    assert WorldModel.load(tmp_path / "named").action_meanings == ("a", "b", "c", "d", "e", "f", "g")
+    cfg = json.loads((tmp_path / "named" / "config.json").read_text())
+    del cfg["action_meanings"]
+    (tmp_path / "named" / "config.json").write_text(json.dumps(cfg))
+    assert WorldModel.load(tmp_path / "named").action_meanings == tuple(f"action_{i}" for i in range(7))
+    with pytest.raises(ValueError, match="name every action or none"):
+        replace(wm.config, action_meanings=("a", "b"))

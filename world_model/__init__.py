@@ -7,11 +7,10 @@ from .autoencoder import Autoencoder, AutoencoderConfig
 from .checkpoint import CheckpointError
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig, KVCache
-from .inference import ACTION_MEANINGS, PRESETS, WorldModel, WorldModelConfig, WorldState
+from .inference import PRESETS, WorldModel, WorldModelConfig, WorldState
 from .sampler import SamplerConfig, karras_sigmas, sample
 
 __all__ = [
-    "ACTION_MEANINGS",
     "PRESETS",
     "Autoencoder",
     "AutoencoderConfig",

@@ -34,7 +34,6 @@ from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig, KVCache
 from .sampler import SamplerConfig, check_solver, heun_gain, karras_sigmas, sample
 
-ACTION_MEANINGS = ("noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 
 
@@ -44,15 +43,21 @@ class WorldModelConfig:
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    action_meanings: tuple[str, ...] = ACTION_MEANINGS
+    action_meanings: tuple[str, ...] = ()
+    """Name of each action id (index -> name), as the training recordings name them (ShardMeta.action_meanings);
+    one per dynamics.num_actions. Empty (the default, and a checkpoint without names): generic names action_0,
+    action_1, ..."""
 
     def __post_init__(self):
         a, d = self.autoencoder, self.dynamics
         if (a.latent_channels, a.latent_size) != (d.latent_channels, d.latent_size):
             raise ValueError(f"autoencoder latents ({a.latent_channels}, {a.latent_size}) do not match the dynamics "
                              f"({d.latent_channels}, {d.latent_size}); use presets of the same name")
+        names = tuple(str(m) for m in self.action_meanings) or generic_action_meanings(d.num_actions)
+        object.__setattr__(self, "action_meanings", names)  # normalised once, at construction
         if len(self.action_meanings) != d.num_actions:
-            raise ValueError(f"{len(self.action_meanings)} action meanings for {d.num_actions} actions")
+            raise ValueError(f"{len(self.action_meanings)} action meanings for {d.num_actions} actions; name every "
+                             "action or none")
 
     def to_dict(self) -> dict:
         return {
@@ -73,10 +78,15 @@ class WorldModelConfig:
                 dynamics=DynamicsConfig.from_dict(d["dynamics"]),
                 diffusion=DiffusionConfig.from_dict(d.get("diffusion", {})),
                 sampler=SamplerConfig.from_dict(d.get("sampler", {})),
-                action_meanings=tuple(d.get("action_meanings", ACTION_MEANINGS)),
+                action_meanings=tuple(d.get("action_meanings", ())),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"config.json does not describe a world model ({type(e).__name__}: {e})") from e
+
+
+def generic_action_meanings(num_actions: int) -> tuple[str, ...]:
+    """Names of actions whose meaning nobody recorded: ("action_0", ..., "action_{num_actions-1}")."""
+    return tuple(f"action_{i}" for i in range(num_actions))
 
 
 PRESETS = {name: WorldModelConfig(autoencoder=ae_mod.PRESETS[name], dynamics=dyn_mod.PRESETS[name])
@@ -301,7 +311,7 @@ class WorldModel(nn.Module):
         if gain > 1:  # stacklevel 3: the caller of step, past no_grad
             warnings.warn(f"Heun with {num_steps} steps (sigma {sc.sigma_max} -> {sc.sigma_min}) extrapolates on "
                           f"its large steps (gain {gain:.1f} > 1) and overshoots; use more steps or "
-                          "'euler' (world_model/sampler.py, benchmarks.sampler_sweep)", stacklevel=3)
+                          "'euler' (see world_model/sampler.py, `sample`)", stacklevel=3)
         x = sigmas[0] * torch.randn(latent_shape, generator=generator, device=self.device)
         denoise = self._cached_denoiser(state, a, guidance) if use_kv_cache else self._window_denoiser(state, a, guidance)
         y = sample(denoise, x, sigmas, solver).float()  # (B, C, h, w)

@@ -50,7 +50,7 @@ from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_WORLD_MODEL,
                          save_training_checkpoint, sub_state, write_json)
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
-from .inference import ACTION_MEANINGS, WorldModel, WorldModelConfig
+from .inference import WorldModel, WorldModelConfig
 from .metrics import psnr
 from .sampler import SamplerConfig
 
@@ -418,12 +418,21 @@ class Trainer:
         for p in self.ae.parameters():
             p.requires_grad_(False)
         ae_cfg = self.ae.config
-        dyn_cfg = replace(dyn_mod.PRESETS[args.preset], latent_channels=ae_cfg.latent_channels,
-                          latent_size=ae_cfg.latent_size)
+        preset = dyn_mod.PRESETS[args.preset]
+        self.window = args.window or preset.context_frames + 1
+        if self.data is None:
+            self.data = open_windows(args, window=self.window)
+            meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
+        else:
+            meanings = ()  # a custom data object: generic action names, the preset's number of actions
+            self.latents = None  # ... and its windows are encoded on the fly
+        dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
+                          num_actions=len(meanings) or preset.num_actions)
         self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg,
                                           diffusion=args.diffusion_config,
-                                          sampler=SamplerConfig(), action_meanings=ACTION_MEANINGS)
-        self.window = args.window or dyn_cfg.context_frames + 1
+                                          sampler=SamplerConfig(), action_meanings=meanings)
         self.dyn = Dynamics(dyn_cfg)
         self.init_metadata = None
         if args.init_from is not None and resume_from is None:
@@ -432,16 +441,6 @@ class Trainer:
         # EMA of the weights (evaluated, checkpointed as the model and exported); not a parameter of the optimizer
         self.ema = copy.deepcopy(self.dyn).requires_grad_(False) if args.ema_decay > 0 else None
         self.loss_module = DynamicsLoss(Denoiser(self.wm_config.diffusion, self.dyn))
-        if self.data is None:
-            self.data = open_windows(args, window=self.window)
-            meanings = tuple(self.data.episodes.meta.action_meanings)
-            if meanings != ACTION_MEANINGS:
-                raise ValueError(f"the recordings' actions {list(meanings)} differ from the world model's "
-                                 f"{list(ACTION_MEANINGS)}; record with the genie action set")
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
-        else:
-            self.latents = None  # a custom data object: encode its windows on the fly
         self.eval_windows = self._eval_windows() if self.rt.is_main else None
 
     def _init_from_checkpoint(self, path: str, dyn_cfg: DynamicsConfig) -> dict:
