@@ -1,10 +1,10 @@
 """The frame autoencoder: 64x64x3 uint8 frames <-> a 16x16x4 latent grid.
 
-Why 16x16x4 (4x downsampling, 4 channels; 12x fewer numbers than the pixels): the frames are flat-shaded raycast
-renders whose smallest details (a key sprite far away, a door handle, the checker floor near the horizon) are a
-few pixels wide. A 4x downsampling keeps them inside one or two latent cells, while 8x (8x8x16) would need the
-decoder to invent them from channel codes; both grids hold 1024 numbers, but the 4x grid reconstructs sharper for
-the same compute and patchifies (2x2 patches) into 64 tokens of dimension 16 for the dynamics transformer.
+Why 16x16x4 (4x downsampling, 4 channels; 12x fewer numbers than the pixels): in flat-shaded renders the
+smallest details (a distant object, a texture near the horizon) are a few pixels wide. A 4x downsampling keeps
+them inside one or two latent cells, while 8x (8x8x16) would need the decoder to invent them from channel codes;
+both grids hold 1024 numbers, but the 4x grid reconstructs sharper for the same compute and patchifies (2x2
+patches) into 64 tokens of dimension 16 for the dynamics transformer.
 
 The autoencoder is deterministic (no KL). Latents are normalised per channel with a fixed shift and scale computed
 from training frames after (and during) training, stored as buffers (so they travel in ``model.safetensors``), so

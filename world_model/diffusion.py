@@ -18,19 +18,15 @@ Notation (code name -> paper symbol):
 | `weight`      | lambda(sigma)         | (sigma^2 + sigma_data^2) / (sigma sigma_data)^2                 |
 | `p_mean/p_std`| P_mean, P_std         | ln(sigma) ~ N(P_mean, P_std^2) at training                      |
 
-Training is Diffusion Forcing (Chen et al. 2024) with clean-context mixing: every frame of a window of T frames
-gets its own noise level and all T frames are denoised in parallel under the frame-causal mask; with probability
-`context_prob` a frame is instead set to the small fixed `context_sigma` that sampling uses for past frames, and
-such frames carry no loss. Why this and not GameNGen's single-target noise augmentation: one forward trains T
-targets instead of one (about T times more signal per FLOP), and the context frames the model sees at training
-include exactly the inference-time condition (clean-ish past at `context_sigma`) as well as noisier ones, which
-makes it robust to its own errors in long rollouts.
+Training, `objective="forcing"` (the default): Diffusion Forcing (Chen et al. 2024) with clean-context mixing.
+Every frame of a window of T frames gets its own noise level and all T frames are denoised in parallel under the
+frame-causal mask; with probability `context_prob` a frame is instead set to the small `context_sigma` that
+sampling uses for past frames, and such frames carry no loss. One forward trains T targets, and the context the
+model sees at training includes the inference-time condition (past frames at `context_sigma`) as well as noisier
+ones, which makes long rollouts robust to the model's own errors.
 
-Measured (`python -m benchmarks.objective`, BENCHMARKS.md; `small` preset, 800 steps each, one seed, 16 unseen
-worlds per perspective, 2-core CPU): at equal compute Diffusion Forcing beat noise augmentation on one-step PSNR
-(first person 20.71 vs 19.99 dB, top-down 26.24 vs 22.55) and on autoregressive PSNR (mean over horizons 1-16 and
-both perspectives 16.00 vs 14.99 dB; noise augmentation was ahead only top-down at horizon 16, 13.42 vs 13.04).
-`objective="augment"` keeps the alternative trainable for that comparison.
+`objective="augment"`: GameNGen-style noise augmentation (Valevski et al. 2024): the window's last frame is the
+only target, every earlier frame is context corrupted with a random noise level up to `augment_sigma_max`.
 """
 
 from __future__ import annotations
@@ -73,15 +69,12 @@ class DiffusionConfig:
     """"augment": context frames get sigma ~ U(context_sigma / 10, augment_sigma_max) (the level is embedded, as
     GameNGen does; sampling uses `context_sigma`)."""
     change_weight: float = 0.0
-    """Training: extra loss weight lambda on the latent positions that change from the previous frame (see
+    """Training: extra loss weight lambda >= 0 on the latent positions that change from the previous frame (see
     `change_weights`): weight (1 + lambda min(m, change_cap)) / (1 + lambda), m the squared change of a position
-    over its batch mean. 0 (the default) weights every position alike, so that the ~45% of recorded transitions
-    where nothing changes and the static background dominate the loss. Measured once (the v6 candidate: the
-    shipped v5 + 1200 steps at 1.0, `V6=1` in world_model/recipes/train_default.sh): worse than v5 on one-step
-    PSNR (-1.5 / -0.9 dB first person / top-down, every kind of action), AR@16 and ΔPSNR_16 on 64 unseen worlds:
-    the tilt towards change costs more than the extra signal gains at this budget."""
+    over its batch mean. 0 (the default) weights every position alike; larger values tilt the optimum towards
+    frames that change, at the cost of a biased denoiser. A reasonable range is [0, 2]."""
     change_cap: float = 10.0
-    """Training: the largest relative change m that `change_weight` counts (the top ~1% of positions)."""
+    """Training: the largest relative change m (> 0) that `change_weight` counts."""
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -248,9 +241,8 @@ class Denoiser(nn.Module):
 
         m = ||y_t - y_{t-1}||^2 per latent position (mean over channels), divided by its mean over the batch;
         weight = (1 + lambda min(m, cap)) / (1 + lambda); the first frame of a window (no predecessor) has m = 0.
-        Why: a top-down agent covers about one latent position of 256, and 45% of the recorded transitions change
-        nothing, so with uniform weights copying the last frame earns most of the loss and the action's effect
-        little of it. The weight depends on the target, so it tilts the optimum towards frames that change
+        Where an action changes a small part of the frame, uniform weights let copying the last frame earn most
+        of the loss. The weight depends on the target, so it tilts the optimum towards frames that change
         (D -> E[w y | x] / E[w | x]); `change_cap` bounds that tilt."""
         cfg = self.config
         change = torch.zeros_like(y[:, :, :1], dtype=torch.float32)  # (B, T, 1, h, w)

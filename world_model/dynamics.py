@@ -67,7 +67,7 @@ class DynamicsConfig:
     """Each frame's tokens also get the previous frame's (noisy) latent patch at the same place as extra input
     channels, and its noise level in the conditioning (channel concatenation, as DIAMOND and GameNGen condition on
     past frames): copying what does not change becomes a local path, and attention only has to learn the change.
-    Checkpoints written before this option existed load with False."""
+    A checkpoint config without this key loads as False."""
 
     @property
     def grid(self) -> int:
@@ -98,7 +98,7 @@ class DynamicsConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DynamicsConfig":
-        return cls(**{"prev_frame": False, **d})  # a config without the key predates the option
+        return cls(**{"prev_frame": False, **d})  # a config without the key: no previous-frame input
 
 
 PRESETS = {

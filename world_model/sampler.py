@@ -22,11 +22,9 @@ class SamplerConfig:
     num_steps: int = 2
     """Denoising steps per frame (network evaluations per frame with "euler"; DIAMOND uses 3)."""
     sigma_min: float = 0.5
-    """Smallest noise level of the schedule (t_{N-1}). The last step returns D(x; sigma_min), so at a tiny
-    sigma_min (EDM's 0.002, this project's default until GenieWorld-v2) that evaluation is nearly the identity
-    (c_skip ~ 1, c_out ~ sigma_min) and one network call per frame is wasted. Measured on the default model, 64
-    unseen worlds (`python -m benchmarks.sampler_sweep`, BENCHMARKS.md): 2 steps to 0.5 beat 3 steps to 0.002 on
-    one-step PSNR (first person 25.44 vs 24.94 dB) at 2/3 of the cost; 3 steps to 0.1 reach 25.94 dB."""
+    """Smallest noise level of the schedule (t_{N-1}), in (0, sigma_max). The last step returns D(x; sigma_min),
+    so at a tiny sigma_min (EDM uses 0.002) that evaluation is nearly the identity (c_skip ~ 1, c_out ~ sigma_min)
+    and adds a network call without changing the frame; with 2-3 steps a reasonable range is [0.1, 0.5]."""
     sigma_max: float = 5.0
     """Largest noise level (t_0); the new frame starts as N(0, sigma_max^2)."""
     rho: float = 7.0

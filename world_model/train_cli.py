@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--guidance", type=float, default=None, help="sampler default: classifier-free guidance weight")
     ex.add_argument("--sampler", choices=("euler", "heun"), default=None, help="sampler default: solver")
     ex.add_argument("--sigma-min", type=float, default=None,
-                    help="sampler default: the schedule's smallest noise level (python -m benchmarks.sampler_sweep)")
+                    help="sampler default: the schedule's smallest noise level, in (0, sigma_max)")
     ex.add_argument("--context-sigma", type=float, default=None,
                     help="sampler default: noise level of past frames in the cache (training used 0.1; the "
                          "trained value is kept in the metadata as trained_context_sigma)")
