@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="play an env and write episode shards (resumable)")
     p.add_argument("--env", required=True, help="registered Gymnasium env id, e.g. genie_env/BabyAI3D-GoToLocal-v0")
-    p.add_argument("--frames", type=int, required=True, help="record until at least this many frames are stored")
+    p.add_argument("--frames", type=int, required=True, help="frames to record; the episode that reaches this number is finished, so up to one "
+                        "episode more is written")
     p.add_argument("--out", required=True, help="recording folder (created if missing)")
     p.add_argument("--policy", default="mix", choices=("mix", *POLICIES),
                    help="who plays; mix draws bot/random/lookaround per episode (default: mix)")

@@ -371,8 +371,10 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
            max_episode_steps: int | None = None, progress: bool = True) -> RecordingSummary:
     """Record shards shard_000000.npz, ... of `env_id` into `out_dir` until >= `frames` frames.
 
-    Shards hold `episodes_per_shard` whole episodes each, so the recording overshoots `frames`
-    by less than one shard. Episodes end with the env's own time limit unless
+    Recording stops at the end of the episode that reaches `frames`, so it overshoots by less
+    than one episode (episodes are never cut). Shards hold `episodes_per_shard` whole episodes
+    each, the last one possibly fewer; a re-run with a larger `frames` completes that shard
+    (its first episodes come out the same) and goes on. Episodes end with the env's own time limit unless
     `max_episode_steps` is given. With `top_down_share` > 0, that share of episodes comes from
     a second env made with ``view="top_down"`` (the env must accept a `view` kwarg).
     Re-running with the same arguments resumes; see the module docstring.
@@ -433,24 +435,33 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
 
         total = episodes = written = reused = 0
         with tqdm(total=frames, unit="frame", desc=f"recording {env_id}", disable=not progress) as bar:
+
+            def advance(n: int) -> None:  # the bar counts to `frames`; the last episode may pass it
+                bar.update(max(0, min(n, frames - bar.n)))
+
             i = 0
             while total < frames:
                 path = out_dir / shard_name(i)
-                if path.exists():
-                    index = read_shard_index(path)
-                    if index.meta != meta:
-                        raise RecorderError(f"{path} was recorded from {index.meta}, not {meta}; "
-                                            f"delete it or record into a new folder")
+                index = read_shard_index(path) if path.exists() else None
+                if index is not None and index.meta != meta:
+                    raise RecorderError(f"{path} was recorded from {index.meta}, not {meta}; "
+                                        f"delete it or record into a new folder")
+                partial = index is not None and index.num_episodes < episodes_per_shard
+                if index is not None and not (partial and total + index.num_frames < frames):
                     n, k = index.num_frames, index.num_episodes
                     reused += 1
-                    bar.update(n)
-                else:
+                    advance(n)
+                else:  # a new shard, or a partial one that must grow: (seed, i) gives the same first episodes
                     shard = _record_shard(envs, i, seed, episodes_per_shard, names, weights,
-                                          top_down_share, bot_epsilon, on_episode=bar.update)
+                                          top_down_share, bot_epsilon, on_episode=advance,
+                                          max_frames=frames - total)
                     write_shard(path, shard, meta)
                     n, k = sum(ep.num_frames for ep in shard), len(shard)
                     written += 1
                 total, episodes, i = total + n, episodes + k, i + 1
+            if total > frames:
+                bar.total = total
+                bar.update(total - bar.n)
     finally:
         for env in envs.values():
             env.close()
@@ -460,15 +471,24 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
 
 def _record_shard(envs: dict[bool, FrameEnv], index: int, seed: int, num_episodes: int,
                   names: tuple[str, ...], weights: np.ndarray, top_down_share: float,
-                  bot_epsilon: float, on_episode: Callable[[int], Any]) -> list[Episode]:
-    """The episodes of shard `index`: a pure function of (seed, index) and the arguments."""
+                  bot_epsilon: float, on_episode: Callable[[int], Any],
+                  max_frames: int | None = None) -> list[Episode]:
+    """The episodes of shard `index`: a pure function of (seed, index) and the arguments.
+
+    With `max_frames`, stops after the episode that brings the shard to `max_frames` frames; the
+    episodes it has are the first ones of the full shard.
+    """
     rng = np.random.default_rng([seed, index])
-    episodes = []
+    episodes: list[Episode] = []
+    frames = 0
     for _ in range(num_episodes):
+        if max_frames is not None and frames >= max_frames:
+            break
         reset_seed = int(rng.integers(2**31 - 1))
         top_down = bool(rng.random() < top_down_share)
         name = names[int(rng.choice(len(names), p=weights))]
         episode = play_episode(envs[top_down], name, rng, reset_seed, bot_epsilon)
         episodes.append(episode)
+        frames += episode.num_frames
         on_episode(episode.num_frames)
     return episodes

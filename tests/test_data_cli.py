@@ -33,7 +33,7 @@ def test_record_and_info(recording, capsys):
     assert ENV_ID in text and "32x24x3" in text and "success" in text and "missions" in text
     assert main(["info", "--data", str(recording), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["frames"] >= 120 and summary["episodes"] == 3 * summary["shards"]
+    assert summary["frames"] >= 120 and 3 * summary["shards"] - 2 <= summary["episodes"] <= 3 * summary["shards"]
     assert sum(summary["policies"].values()) == summary["episodes"]
     assert 0.0 <= summary["success_rate"] <= 1.0 and summary["missions_sample"]
 
@@ -73,7 +73,7 @@ def test_errors_are_one_line_with_exit_code_2(recording, tmp_path, capsys):
     run_failing(capsys, ["record", "--env", "genie_env/BabyAI3D-OpenRedDoor-v0", "--frames", "5",
                          "--out", str(recording), "--seed", "3", "--size", "32", "24"], "env_id=")
     run_failing(capsys, ["export-video", "--data", str(recording), "--episode", "99", "--out",
-                         str(tmp_path / "x.gif")], "episodes 0..2")
+                         str(tmp_path / "x.gif")], "shard 0 has episodes 0..")
     run_failing(capsys, ["export-video", "--data", str(recording), "--out", str(tmp_path / "x.avi")], ".mp4 or .gif")
     run_failing(capsys, ["export-video", "--data", str(recording), "--shard", "999", "--out",
                          str(tmp_path / "x.gif")], "no such shard file")

@@ -170,11 +170,45 @@ def test_resume_after_a_kill_gives_the_same_bytes(tmp_path, monkeypatch):
     for name in names:
         assert (whole / name).read_bytes() == (killed / name).read_bytes(), name
 
-    # asking for more frames extends the same recording: the old shards are kept as they are
-    before = {p.name: p.read_bytes() for p in whole.iterdir() if p.suffix == ".npz"}
+    # asking for more frames extends the same recording: the full shards are kept as they are, the last
+    # (partial) one grows and keeps its first episodes
+    before = shards_of(whole)
+    full = {p.name: p.read_bytes() for p, s in zip(list_shards(whole), before) if s.num_episodes == 3}
+    assert len(full) >= len(before) - 1
     more = record(FAKE_ID, whole, **{**args, "frames": 400})
-    assert more.num_frames >= 400 and more.shards_reused == len(before)
-    assert all((whole / n).read_bytes() == b for n, b in before.items())
+    assert more.num_frames >= 400 and more.shards_reused == len(full)
+    assert all((whole / n).read_bytes() == b for n, b in full.items())
+    after = shards_of(whole)
+    for old, new in zip(before, after):
+        for a, b in zip(old.episodes(), new.episodes()):
+            np.testing.assert_array_equal(a.frames, b.frames)
+            np.testing.assert_array_equal(a.actions, b.actions)
+
+
+class CountingBar(recorder.tqdm):
+    """tqdm that remembers its final count and total."""
+
+    last = None
+
+    def close(self):
+        CountingBar.last = (self.n, self.total)
+        super().close()
+
+
+@pytest.mark.parametrize("frames", [1, 37, 500])
+def test_frames_is_what_gets_written(tmp_path, monkeypatch, capsys, frames):
+    from genie_env.data_cli import main
+
+    monkeypatch.setattr(recorder, "tqdm", CountingBar)
+    assert main(["record", "--env", FAKE_ID, "--frames", str(frames), "--out", str(tmp_path)]) == 0
+    shards = shards_of(tmp_path)
+    episodes = [ep for s in shards for ep in s.episodes()]
+    written = sum(ep.num_frames for ep in episodes)
+    assert frames <= written < frames + episodes[-1].num_frames  # stops at the episode that reaches `frames`
+    assert written - episodes[-1].num_frames < frames
+    assert all(s.num_episodes == 64 for s in shards[:-1])
+    assert CountingBar.last == (written, written)  # the bar ends full, its total what was written
+    assert f"{written} frames" in capsys.readouterr().out
 
 
 def _snapshot(folder):
