@@ -54,6 +54,7 @@ class PlayArgs:
     sampler: str | None = field(default=None, metadata={"help": "'euler' or 'heun' (default: checkpoint's)"})
     fps: float = field(default=10.0, metadata={"help": "frames per second of the recording"})
     scale: int = field(default=4, metadata={"help": "upscaling of the window and the recording"})
+    quiet: bool = field(default=False, metadata={"help": "headless: no progress bar"})
 
 
 def parse_args(argv: Sequence[str] | None = None) -> PlayArgs:
@@ -125,15 +126,18 @@ def make_env(args: PlayArgs):
 
 
 def play_headless(env, args: PlayArgs, recorder: VideoRecorder | None) -> dict[str, Any]:
-    """Play --steps scripted or random actions without a window; returns a summary."""
+    """Play --steps scripted or random actions without a window (a progress bar on stderr unless --quiet);
+    returns a summary."""
     letters = letter_to_action(env)
     steps = args.steps if args.steps is not None else (len(args.actions) if args.actions else 100)
     rng = np.random.default_rng(args.seed)
     frame, info = env.reset(seed=args.seed, options=reset_options(args))
     if recorder is not None:
         recorder.add(frame)
+    from tqdm import tqdm
+
     total, successes, start = 0.0, 0, time.perf_counter()
-    for t in range(steps):
+    for t in tqdm(range(steps), desc="genie-play", unit="frame", disable=args.quiet, file=sys.stderr):
         if args.actions:
             action = letters[args.actions[t % len(args.actions)].lower()]
         else:

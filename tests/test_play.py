@@ -1,4 +1,5 @@
-"""genie-play: headless runs write an mp4 of the right length; the window loop reacts to keys and the mouse."""
+"""genie-play: headless runs write an mp4 of the right length and show a progress bar; the window loop reacts to keys
+and the mouse; Gymnasium's RecordVideo records GenieWorld."""
 
 import imageio.v2 as imageio
 import numpy as np
@@ -34,7 +35,11 @@ def test_headless_records_one_frame_per_step(checkpoint, tmp_path, capsys):
     assert main(["--headless", "--steps", "9", "--actions", "wwaddwe", "--record", str(out), "--model",
                  str(checkpoint), "--seed", "3", "--num-steps", "2", "--guidance", "1.5"]) == 0
     assert frame_count(out) == (10, (256, 256, 3))  # the prompt frame + 9 generated frames, upscaled 4x
-    assert "steps=9" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "steps=9" in out
+    assert "genie-play: 100%" in err and "9/9" in err  # the progress bar
+    assert main(["--headless", "--steps", "2", "--model", str(checkpoint), "--quiet"]) == 0
+    assert "genie-play" not in capsys.readouterr().err
 
 
 def test_headless_prompt_image_and_text(checkpoint, tmp_path, capsys):
@@ -79,3 +84,20 @@ def test_window_loop_with_keys_and_mouse(checkpoint, tmp_path, monkeypatch):
     recorder.close()
     assert summary["steps"] == 3 and summary["restarts"] == 1  # w, click, e (x is not a control)
     assert frame_count(tmp_path / "window.mp4")[0] == 1 + 2 + 1 + 1  # start, 2 steps, restart, 1 step
+
+
+def test_gymnasium_record_video(checkpoint, tmp_path):
+    pytest.importorskip("moviepy", reason="RecordVideo needs moviepy: pip install genie-env[video]")
+    import gymnasium as gym
+    from gymnasium.wrappers import RecordVideo
+
+    from genie_env import GENIE_WORLD_ID
+
+    env = RecordVideo(gym.make(GENIE_WORLD_ID, model=str(checkpoint), render_mode="rgb_array"), str(tmp_path / "videos"),
+                      episode_trigger=lambda episode: True, disable_logger=True)
+    env.reset(seed=0)
+    for action in (3, 1, 3, 6):
+        env.step(action)
+    env.close()
+    (video,) = (tmp_path / "videos").glob("*.mp4")
+    assert frame_count(video) == (5, (64, 64, 3))  # the first frame and one per step
