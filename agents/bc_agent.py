@@ -255,49 +255,68 @@ class BCSamples:
         return self.episodes.frames[window], self.missions[picks], prev, self.episodes.actions[i]
 
 
-def train_bc(
-    data_dirs: str | Path | Sequence[str | Path],
-    out_dir: str | Path,
-    steps: int = 3000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    preset: str = "default",
-    frames: int | None = None,
-    policies: Sequence[str] = ("bot",),
-    split: str | None = "train",
-    holdout_share: float = 0.05,
-    seed: int = 0,
-    bf16: bool = False,
-    progress: bool = True,
-) -> BCAgent:
-    """Train a behaviour-cloning agent on recordings and save it to `out_dir`; returns the agent (greedy=False).
+@dataclass(frozen=True)
+class BCArgs:
+    """What :func:`train_bc` trains on and how (``genie-agent train bc`` makes one flag per field)."""
 
-    data_dirs: recording folder(s) (``genie-data record``); only first-person episodes of `policies` and `split`.
-    holdout_share: share of those episodes kept out of training to report action accuracy on.
-    """
+    data: tuple[str, ...]
+    """recording folders written by `genie-data record` (their first-person bot episodes are used)"""
+    out: str
+    """checkpoint folder to write"""
+    steps: int = 3000
+    """optimizer steps"""
+    batch_size: int = 64
+    """frames per step"""
+    lr: float = 1e-3
+    """AdamW learning rate (cosine decay after 100 warm-up steps)"""
+    weight_decay: float = 0.01
+    """AdamW weight decay"""
+    preset: str = "default"
+    """network size: tiny or default"""
+    frames: int | None = None
+    """frames the agent sees, current one included (default: the preset's, 2)"""
+    policies: tuple[str, ...] = ("bot",)
+    """recorded policies to imitate"""
+    split: str = "train"
+    """episodes of this split only ("all" for every split)"""
+    holdout_share: float = 0.05
+    """share of episodes held out to report action accuracy"""
+    seed: int = 0
+    """seed of sampling and initialisation"""
+    bf16: bool = False
+    """train under bf16 autocast"""
+    quiet: bool = False
+    """no progress bar"""
+
+
+def train_bc(args: BCArgs) -> BCAgent:
+    """Train a behaviour-cloning agent on the recordings ``args.data`` and save it to ``args.out``; returns the agent
+    (greedy=False). Only first-person episodes of ``args.policies`` and ``args.split`` are used; ``holdout_share`` of
+    them are kept out of training to report action accuracy on."""
+    steps, batch_size, preset, frames = args.steps, args.batch_size, args.preset, args.frames
+    split = None if args.split == "all" else args.split
     if preset not in PRESETS:
         raise ValueError(f"unknown BC preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got {steps} and {batch_size}")
-    if not 0.0 <= holdout_share < 1.0:
-        raise ValueError(f"holdout_share must be in [0, 1), got {holdout_share}")
-    episodes = EpisodeDataset(data_dirs, split=split, views="first_person")
+    if not 0.0 <= args.holdout_share < 1.0:
+        raise ValueError(f"holdout_share must be in [0, 1), got {args.holdout_share}")
+    episodes = EpisodeDataset(list(args.data), split=split, views="first_person")
     height, width = episodes.meta.frame_shape[:2]
     if height != width:
         raise DatasetError(f"the BC agent reads square frames; these recordings have {height}x{width} frames")
     if tuple(episodes.meta.action_meanings) != ACTION_MEANINGS:
         raise DatasetError(f"recorded actions {list(episodes.meta.action_meanings)} are not the shared vocabulary "
                            f"{list(ACTION_MEANINGS)}")
-    chosen = np.isin(episodes.policies, list(policies))
+    chosen = np.isin(episodes.policies, list(args.policies))
     if not chosen.any():
         found = sorted(set(episodes.policies.tolist()))
-        raise DatasetError(f"no first-person {'/'.join(policies)} episodes (split={split!r}) in "
+        raise DatasetError(f"no first-person {'/'.join(args.policies)} episodes (split={split!r}) in "
                            f"{', '.join(map(str, episodes.folders))} (found policies: {', '.join(found)}); record "
                            "with `genie-data record --policy bot` or `--policy mix`")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(args.seed)
     candidates = np.flatnonzero(chosen)
-    n_hold = int(round(holdout_share * len(candidates))) if len(candidates) > 1 else 0
+    n_hold = int(round(args.holdout_share * len(candidates))) if len(candidates) > 1 else 0
     held = rng.permutation(candidates)[:n_hold]
     train_keep, hold_keep = chosen.copy(), np.zeros_like(chosen)
     train_keep[held], hold_keep[held] = False, True
@@ -308,18 +327,18 @@ def train_bc(
     if len(samples) == 0:
         raise DatasetError("the chosen episodes have no recorded actions (all of length 1?)")
 
-    torch.manual_seed(seed)
+    torch.manual_seed(args.seed)
     net = BCNet(config)
     net.train()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     start, losses, correct = time.time(), [], []
-    bar = tqdm(range(steps), desc="training bc agent", disable=not progress)
+    bar = tqdm(range(steps), desc="training bc agent", disable=args.quiet)
     for step in bar:
         picks = rng.integers(len(samples), size=batch_size)
         window, words, prev, actions = samples.batch(picks)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             logits = net(net.pixels(window), torch.as_tensor(words), torch.as_tensor(prev))
         target = torch.as_tensor(actions)
         loss = F.cross_entropy(logits.float(), target)
@@ -334,16 +353,16 @@ def train_bc(
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", acc=f"{np.mean(correct[-50:]):.2f}")
     net.eval()
     training = {
-        "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "preset": preset,
-        "policies": list(policies), "split": split, "seed": seed, "bf16": bf16,
+        "steps": steps, "batch_size": batch_size, "lr": args.lr, "weight_decay": args.weight_decay, "preset": preset,
+        "policies": list(args.policies), "split": split, "seed": args.seed, "bf16": args.bf16,
         "data": [str(f) for f in episodes.folders], "episodes": int(train_keep.sum()), "samples": len(samples),
         "final_loss": float(np.mean(losses[-min(len(losses), 50):])),
         "final_train_accuracy": float(np.mean(correct[-min(len(correct), 50):])),
         "holdout_episodes": int(n_hold), "holdout_accuracy": _accuracy(net, holdout) if holdout else None,
         "seconds": round(time.time() - start, 1),
     }
-    save_bc(net, out_dir, training)
-    agent = BCAgent(net, path=str(out_dir))
+    save_bc(net, args.out, training)
+    agent = BCAgent(net, path=str(args.out))
     agent.training = training
     return agent
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,8 +39,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecMoni
 from tqdm import tqdm
 
 from agents.agent import Agent, image_of
-from genie_env.babyai3d import LEVELS, TRAIN_SEEDS, BabyAI3DEnv, SeedRange
+from genie_env.babyai3d import TRAIN_SEEDS, BabyAI3DEnv, SeedRange
 from genie_env.mission import MissionObservation, encode_mission
+from genie_env.tasks import get_task
 from world_model.checkpoint import CheckpointError, read_config, read_section, write_folder_atomic, write_json
 
 FORMAT_PPO = "genie-ppo-agent"
@@ -173,44 +175,76 @@ class _ProgressBar(BaseCallback):
         self.bar.close()
 
 
-def train_ppo(
-    world: str,
-    level: str,
-    out_dir: str | os.PathLike,
-    timesteps: int = 100_000,
-    max_steps: int = 64,
-    policy: str = "cnn",
-    task: str | None = None,
-    model: Any = "default",
-    judge: Any = "default",
-    reward_fn: Callable | None = None,
-    num_envs: int = 8,
-    n_steps: int = 128,
-    batch_size: int = 256,
-    n_epochs: int = 4,
-    lr: float = 2.5e-4,
-    ent_coef: float = 0.01,
-    gamma: float = 0.99,
-    size: int = 64,
-    seed: int = 0,
-    progress: bool = True,
-) -> PPOAgent:
-    """Train PPO in `world` ("genie" or "ground_truth") on the training worlds of `level`; save it to `out_dir`.
+@dataclass(frozen=True)
+class PPOArgs:
+    """What :func:`train_ppo` trains and how (``genie-agent train ppo-genie|ppo-gt`` makes one flag per field but
+    `world`, which the command names)."""
 
-    max_steps: episode limit. policy: "cnn" (frames) or "mission" (frames + encoded mission).
-    model / judge / reward_fn: GenieWorld's (ignored for the ground truth); the judge may be None when a reward_fn
-    is given. size: frame size in the ground truth (GenieWorld's is the model's). Returns the trained agent.
+    out: str
+    """checkpoint folder to write"""
+    world: str = "ground_truth"
+    """where PPO trains: genie (inside the world model) or ground_truth (3D BabyAI)"""
+    task: str = "open-red-door"
+    """the genie-bench task to train on (`genie-bench list`); its level's training worlds are used"""
+    timesteps: int = 100_000
+    """environment steps to train for"""
+    max_steps: int | None = None
+    """episode step limit (default: the task's)"""
+    policy: str = "cnn"
+    """cnn (frames: CnnPolicy) or mission (frames + encoded mission: MultiInputPolicy)"""
+    model: str = "default"
+    """ppo-genie: world-model checkpoint (default or a folder)"""
+    judge: str = "default"
+    """ppo-genie: success judge giving the reward (default, a folder, or none with --reward-fn)"""
+    reward_fn: str | None = None
+    """ppo-genie: reward function module:function (overrides the judge)"""
+    num_envs: int = 8
+    """worlds stepped together"""
+    n_steps: int = 128
+    """PPO rollout length per world"""
+    batch_size: int = 256
+    """PPO minibatch size (must divide n_steps x num_envs)"""
+    n_epochs: int = 4
+    """PPO epochs per rollout"""
+    lr: float = 2.5e-4
+    """Adam learning rate"""
+    ent_coef: float = 0.01
+    """entropy bonus"""
+    gamma: float = 0.99
+    """discount"""
+    size: int = 64
+    """ppo-gt: frame size (ppo-genie uses the world model's)"""
+    seed: int = 0
+    """seed of PPO and of the training worlds drawn"""
+    quiet: bool = False
+    """no progress bar"""
+
+
+def train_ppo(args: PPOArgs, model: Any = None, judge: Any = None, reward_fn: Callable | None = None) -> PPOAgent:
+    """Train PPO in ``args.world`` on the training worlds of ``args.task``'s level; save it to ``args.out``.
+
+    model / judge / reward_fn: in-memory objects (a WorldModel, a SuccessJudge, GenieWorld's reward callable) used
+    instead of ``args.model`` / ``args.judge`` / ``args.reward_fn``; all are ignored in the ground truth. Inside
+    GenieWorld the reward comes from the reward_fn if there is one, else from the judge. Returns the trained agent.
     """
+    from agents.reward_fn import load_reward_fn
+
+    task = get_task(args.task)
+    world, level, policy, size, seed = args.world, task.level, args.policy, args.size, args.seed
+    max_steps = args.max_steps or task.max_steps
+    num_envs, n_steps, batch_size = args.num_envs, args.n_steps, args.batch_size
     if world not in WORLDS:
         raise ValueError(f"unknown world {world!r}; choose 'genie' (inside the world model) or 'ground_truth'")
-    if level not in LEVELS:
-        raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose 'cnn' (frames) or 'mission' (frames + mission)")
     if (n_steps * num_envs) % batch_size:
         raise ValueError(f"batch_size ({batch_size}) must divide n_steps * num_envs ({n_steps} * {num_envs})")
-    if timesteps < 1 or max_steps < 1:
-        raise ValueError(f"timesteps ({timesteps}) and max_steps ({max_steps}) must be >= 1")
+    if args.timesteps < 1 or max_steps < 1:
+        raise ValueError(f"timesteps ({args.timesteps}) and max_steps ({max_steps}) must be >= 1")
+    model = args.model if model is None else model
+    if judge is None:
+        judge = None if args.judge.strip().lower() == "none" else args.judge
+    reward_fn = load_reward_fn(args.reward_fn) if reward_fn is None else reward_fn
     mission = policy == "mission"
     model_desc, judge_desc = _describe(model), _describe(judge)
     if world == "genie":
@@ -220,8 +254,8 @@ def train_ppo(
 
         judge = load_judge(judge)
         if judge is None and reward_fn is None:
-            raise ValueError("PPO inside GenieWorld needs a reward: pass a success judge (judge='default' or a judge "
-                             "folder) or a reward_fn")
+            raise ValueError("PPO inside GenieWorld needs a reward: pass a success judge (--judge default or a judge "
+                             "folder) or a reward function (--reward-fn module:function)")
         wm = load_world_model(model)
         size = int(wm.config.autoencoder.image_size)
         gym_venv = GenieWorldVectorEnv(num_envs=num_envs, model=wm, level=level, judge=judge, reward_fn=reward_fn,
@@ -231,18 +265,19 @@ def train_ppo(
         venv = VecMonitor(DummyVecEnv([_ground_truth_env(level, size, max_steps, mission)] * num_envs))
     agent_name = WORLDS[world]
     start = time.time()
-    ppo = PPO(POLICIES[policy], venv, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, learning_rate=lr,
-              ent_coef=ent_coef, gamma=gamma, seed=seed, device="cpu", verbose=0)
-    ppo.learn(total_timesteps=timesteps, callback=_ProgressBar(timesteps, f"training {agent_name}", progress))
+    ppo = PPO(POLICIES[policy], venv, n_steps=n_steps, batch_size=batch_size, n_epochs=args.n_epochs,
+              learning_rate=args.lr, ent_coef=args.ent_coef, gamma=args.gamma, seed=seed, device="cpu", verbose=0)
+    ppo.learn(total_timesteps=args.timesteps,
+              callback=_ProgressBar(args.timesteps, f"training {agent_name}", not args.quiet))
     episodes = list(ppo.ep_info_buffer)
     venv.close()
     meta = {
         "format": FORMAT_PPO, "format_version": PPO_FORMAT_VERSION, "name": agent_name, "world": world,
-        "policy": policy, "level": level, "task": task, "image_size": size,
+        "policy": policy, "level": level, "task": task.name, "image_size": size,
         "training": {
             "timesteps": int(ppo.num_timesteps), "max_steps": max_steps, "num_envs": num_envs, "n_steps": n_steps,
-            "batch_size": batch_size, "n_epochs": n_epochs, "lr": lr, "ent_coef": ent_coef, "gamma": gamma,
-            "seed": seed, "worlds": "train",
+            "batch_size": batch_size, "n_epochs": args.n_epochs, "lr": args.lr, "ent_coef": args.ent_coef,
+            "gamma": args.gamma, "seed": seed, "worlds": "train",
             "model": model_desc if world == "genie" else None,
             "judge": judge_desc if world == "genie" else None,
             "reward_fn": None if reward_fn is None else f"{reward_fn.__module__}:{reward_fn.__qualname__}",
@@ -258,8 +293,8 @@ def train_ppo(
         save_model(ppo.policy, str(tmp / MODEL_FILE))  # handles the feature extractor shared by actor and critic
         write_json(tmp / AGENT_FILE, meta)
 
-    write_folder_atomic(out_dir, write)
-    return PPOAgent(ppo.policy, meta, path=str(out_dir))
+    write_folder_atomic(args.out, write)
+    return PPOAgent(ppo.policy, meta, path=str(args.out))
 
 
 def _space_to_json(space: gym.Space) -> dict:

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from agents.cli_arguments import add_arguments, from_namespace
+from world_model.cli_arguments import add_arguments, from_namespace
 from world_model.checkpoint import CheckpointError, write_json
 
 PROG = "genie-bench"

@@ -58,6 +58,7 @@ from tqdm import tqdm
 from genie_env.mission import MAX_MISSION_WORDS, PAD, UNK, VOCABULARY, build_vocabulary, mission_words
 from world_model.checkpoint import (CONFIG_FILE, CheckpointError, load_into, read_config, read_section, read_tensors,
                                     save_model, write_json)
+from world_model.cli_arguments import add_arguments, from_namespace
 from world_model.dataset import DatasetError, EpisodeDataset
 
 logger = logging.getLogger(__name__)
@@ -253,65 +254,90 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
-def train_judge(
-    data_dirs: str | Path | Sequence[str | Path],
-    out_dir: str | Path,
-    steps: int = 2000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    preset: str = "default",
-    frames: int | None = None,
-    vocabulary: Sequence[str] | None = None,
-    positive_share: float = 0.5,
-    mismatch_share: float = 0.25,
-    split: str | None = "train",
-    seed: int = 0,
-    autocast: bool = True,
-    device: str | torch.device = "cpu",
-    log_every: int = 100,
-    progress: bool = True,
-) -> SuccessJudge:
-    """Train a SuccessJudge on recordings (``genie-data record`` folders) and save it to `out_dir`.
+@dataclass(frozen=True)
+class JudgeArgs:
+    """What :func:`train_judge` trains on and how, and what ``genie-train judge`` evaluates (one flag per field)."""
 
-    data_dirs: recording folder(s); only episodes of `split` are used (None: all).
-    preset: "tiny" or "default" (:data:`PRESETS`); frames overrides its k.
-    vocabulary: known words (with "<pad>", "<unk>" first); None builds it from the training missions.
-    positive_share: share of each batch drawn from success frames; mismatch_share: share of those given another
-    mission and the label 0.
-    Returns the trained judge (in eval mode).
-    """
+    data: tuple[str, ...]
+    """recording folder(s) written by `genie-data record` (their --split episodes are used)"""
+    out: str
+    """checkpoint folder to write"""
+    steps: int = 2000
+    """optimizer steps"""
+    batch_size: int = 64
+    """windows per step"""
+    lr: float = 1e-3
+    """AdamW learning rate"""
+    weight_decay: float = 0.01
+    """AdamW weight decay"""
+    preset: str = "default"
+    """model size: tiny or default"""
+    frames: int | None = None
+    """k, frames per verdict (default: the preset's)"""
+    vocabulary: tuple[str, ...] = ()
+    """known words, "<pad>" and "<unk>" first (default: the words of the training missions)"""
+    positive_share: float = 0.5
+    """share of each batch drawn from successes, in [0, 1]"""
+    mismatch_share: float = 0.25
+    """share of positives given a wrong mission and label 0, in [0, 1]"""
+    split: str = "train"
+    """episodes of this split are trained on ("all" for every split)"""
+    seed: int = 0
+    """seed of sampling and initialisation"""
+    bf16: bool = True
+    """train under bf16 autocast (--no-bf16: fp32)"""
+    device: str = "cpu"
+    """torch device to train on"""
+    log_every: int = 100
+    """steps between loss lines in the log (0: none)"""
+    quiet: bool = False
+    """no progress bar"""
+    eval_data: tuple[str, ...] = ()
+    """genie-train judge: recordings to evaluate on (default: --data); their --eval-split episodes are used"""
+    eval_split: str = "test"
+    """genie-train judge: split of held-out episodes ("none" skips the evaluation)"""
+    report: str | None = None
+    """genie-train judge: also write the training + held-out evaluation report as JSON here"""
+
+
+def train_judge(args: JudgeArgs) -> SuccessJudge:
+    """Train a SuccessJudge on the recordings ``args.data`` (``genie-data record`` folders) and save it to
+    ``args.out``; returns the trained judge (in eval mode). Each batch draws ``positive_share`` of its windows from
+    success frames; ``mismatch_share`` of those get another mission and the label 0."""
+    steps, batch_size, preset, seed = args.steps, args.batch_size, args.preset, args.seed
+    split = None if args.split == "all" else args.split
+    positive_share, mismatch_share = args.positive_share, args.mismatch_share
     if preset not in PRESETS:
         raise ValueError(f"unknown judge preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got {steps} and {batch_size}")
     if not (0.0 <= positive_share <= 1.0 and 0.0 <= mismatch_share <= 1.0):
         raise ValueError("positive_share and mismatch_share must be in [0, 1]")
-    episodes = EpisodeDataset(data_dirs, split=split)
+    episodes = EpisodeDataset(list(args.data), split=split)
     height, width = episodes.meta.frame_shape[:2]
     if height != width:
         raise DatasetError(f"the judge reads square frames; these recordings have {height}x{width} frames")
     config = PRESETS[preset]
-    vocab = tuple(vocabulary) if vocabulary is not None else build_vocabulary(episodes.missions.tolist())
+    vocab = tuple(args.vocabulary) or build_vocabulary(episodes.missions.tolist())
     config = replace(config, image_size=int(height), vocabulary=vocab,
-                     frames=int(frames) if frames is not None else config.frames)
+                     frames=int(args.frames) if args.frames is not None else config.frames)
     windows = JudgeWindows(episodes, config.frames)
     if len(windows.positives) == 0:
         raise DatasetError(f"no frame of {', '.join(map(str, episodes.folders))} (split={split!r}) has success=True; "
                            "the judge needs solved episodes: record with --policy bot or mix")
     distinct_missions = np.unique(episodes.missions)
 
-    device = torch.device(device)
+    device = torch.device(args.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     judge = SuccessJudge(config).to(device)
     judge.train()
-    optimizer = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(judge.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     n_pos = int(round(batch_size * positive_share))
     start, history = time.time(), []
-    for step in tqdm(range(steps), desc="training judge", disable=not progress):
+    for step in tqdm(range(steps), desc="training judge", disable=args.quiet):
         ends = np.concatenate([rng.choice(windows.positives, size=n_pos),
                                rng.integers(len(windows), size=batch_size - n_pos)])  # (B,)
         labels = windows.labels[ends].astype(np.float32)
@@ -325,7 +351,7 @@ def train_judge(
                 labels[b] = 0.0
         pixels = judge._pixels(windows.frames(ends))
         words = judge.tokenize([str(m) for m in missions])
-        with _autocast(device, autocast):
+        with _autocast(device, args.bf16):
             logits = judge(pixels, words)
         loss = F.binary_cross_entropy_with_logits(logits.float(), torch.as_tensor(labels, device=device))
         optimizer.zero_grad(set_to_none=True)
@@ -334,18 +360,18 @@ def train_judge(
         optimizer.step()
         schedule.step()
         history.append(float(loss.detach()))
-        if log_every and (step + 1) % log_every == 0:
-            logger.info("judge step %d/%d loss %.4f", step + 1, steps, float(np.mean(history[-log_every:])))
+        if args.log_every and (step + 1) % args.log_every == 0:
+            logger.info("judge step %d/%d loss %.4f", step + 1, steps, float(np.mean(history[-args.log_every:])))
 
     judge.eval()
     training = {
-        "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "preset": preset,
+        "steps": steps, "batch_size": batch_size, "lr": args.lr, "weight_decay": args.weight_decay, "preset": preset,
         "positive_share": positive_share, "mismatch_share": mismatch_share, "split": split, "seed": seed,
         "data": [str(f) for f in episodes.folders], "episodes": episodes.num_episodes,
         "frames": episodes.num_frames, "positives": int(len(windows.positives)),
         "final_loss": float(np.mean(history[-min(len(history), 50):])), "seconds": round(time.time() - start, 1),
     }
-    judge.save(out_dir, training=training)
+    judge.save(args.out, training=training)
     judge.training_metadata = training
     return judge
 
@@ -384,38 +410,17 @@ def evaluate_judge(judge: SuccessJudge, data_dirs: str | Path | Sequence[str | P
 def main(argv: Sequence[str] | None = None) -> int:
     """``genie-train judge``: train a success judge on recordings, save it, evaluate it on held-out episodes."""
     parser = argparse.ArgumentParser(prog="genie-train judge", description=main.__doc__)
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="recording folder(s) written by `genie-data record` (train-split episodes are used)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=64, help="windows per step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="model size")
-    parser.add_argument("--frames", type=int, default=None, help="k, frames per verdict (default: the preset's)")
-    parser.add_argument("--positive-share", type=float, default=0.5, help="share of each batch drawn from successes")
-    parser.add_argument("--mismatch-share", type=float, default=0.25,
-                        help="share of positives given a wrong mission and label 0")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampling and initialisation")
-    parser.add_argument("--eval-data", nargs="+", default=None, metavar="DIR",
-                        help="recordings to evaluate on (default: --data); their --eval-split episodes are used")
-    parser.add_argument("--eval-split", default="test", help="split of held-out episodes ('test'; 'none' skips)")
-    parser.add_argument("--no-bf16", action="store_true", help="train in fp32 instead of bf16 autocast")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--report", default=None, metavar="FILE",
-                        help="also write the training + held-out evaluation report as JSON here")
-    args = parser.parse_args(argv)
+    add_arguments(parser, JudgeArgs)
+    args = from_namespace(JudgeArgs, parser.parse_args(argv))
     try:
-        judge = train_judge(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                            preset=args.preset, frames=args.frames, positive_share=args.positive_share,
-                            mismatch_share=args.mismatch_share, seed=args.seed, autocast=not args.no_bf16,
-                            progress=not args.quiet)
+        judge = train_judge(args)
     except (DatasetError, ValueError, CheckpointError) as e:
         print(f"genie-train judge: error: {e}", file=sys.stderr)
         return 2
     report = {"out": str(args.out), "training": judge.training_metadata}
     if args.eval_split.lower() != "none":
         try:
-            report["evaluation"] = evaluate_judge(judge, args.eval_data or args.data, split=args.eval_split)
+            report["evaluation"] = evaluate_judge(judge, list(args.eval_data or args.data), split=args.eval_split)
         except DatasetError as e:
             report["evaluation"] = None
             print(f"genie-train judge: no evaluation ({e})", file=sys.stderr)

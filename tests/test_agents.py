@@ -10,13 +10,13 @@ import torch
 
 from agents import AGENTS, make_agent
 from agents.agent import NUM_ACTIONS, image_of
-from agents.bc_agent import BCAgent, load_bc, train_bc
-from agents.cli_arguments import add_arguments, from_namespace
-from agents.ppo_agent import FreshTrainingWorlds, train_ppo
+from agents.bc_agent import BCAgent, BCArgs, load_bc, train_bc
+from agents.ppo_agent import FreshTrainingWorlds, PPOArgs, train_ppo
 from agents.train_cli import main as agent_main
 from genie_env import TRAIN_SEEDS, BabyAI3DEnv, MissionObservation
 from genie_env.recorder import record
 from world_model.checkpoint import CheckpointError
+from world_model.cli_arguments import add_arguments, from_namespace
 from world_model.dataset import DatasetError
 from world_model.inference import PRESETS, WorldModel
 from genie_env.judge import PRESETS as JUDGE_PRESETS, SuccessJudge
@@ -44,7 +44,8 @@ def recording(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bc_checkpoint(recording, tmp_path_factory):
     out = tmp_path_factory.mktemp("bc") / "agent"
-    agent = train_bc(recording, out, steps=6, batch_size=8, preset="tiny", holdout_share=0.3, progress=False)
+    agent = train_bc(BCArgs(data=(str(recording),), out=str(out), steps=6, batch_size=8, preset="tiny",
+                            holdout_share=0.3, quiet=True))
     return agent, out
 
 
@@ -119,8 +120,8 @@ def test_bc_errors(recording, tmp_path):
     with pytest.raises(CheckpointError, match="not 'genie-bc-agent'"):
         load_bc(tmp_path)
     with pytest.raises(DatasetError, match="--policy bot"):
-        train_bc(recording, tmp_path / "x", steps=1, batch_size=4, preset="tiny", policies=("nobody",),
-                 progress=False)
+        train_bc(BCArgs(data=(str(recording),), out=str(tmp_path / "x"), steps=1, batch_size=4, preset="tiny",
+                        policies=("nobody",), quiet=True))
 
 
 def test_genie_agent_cli_trains_bc(recording, tmp_path, capsys):
@@ -138,8 +139,8 @@ def test_genie_agent_cli_trains_bc(recording, tmp_path, capsys):
 
 def test_ppo_in_the_ground_truth(tmp_path):
     out = tmp_path / "ppo_gt"
-    agent = train_ppo("ground_truth", "OpenRedDoor", out, timesteps=128, max_steps=20, num_envs=2, n_steps=64,
-                      batch_size=64, n_epochs=1, task="open-red-door", progress=False)
+    agent = train_ppo(PPOArgs(out=str(out), world="ground_truth", task="open-red-door", timesteps=128, max_steps=20,
+                              num_envs=2, n_steps=64, batch_size=64, n_epochs=1, quiet=True))
     assert agent.meta["training"]["timesteps"] >= 128 and agent.meta["world"] == "ground_truth"
     loaded = make_agent("ppo-gt", path=out)
     env, obs, info = ground_truth()
@@ -158,8 +159,8 @@ def test_ppo_in_the_ground_truth(tmp_path):
 
 def test_ppo_checkpoint_errors(tmp_path):
     out = tmp_path / "ppo_gt"
-    train_ppo("ground_truth", "OpenRedDoor", out, timesteps=64, max_steps=10, num_envs=1, n_steps=64,
-              batch_size=64, n_epochs=1, progress=False)
+    train_ppo(PPOArgs(out=str(out), timesteps=64, max_steps=10, num_envs=1, n_steps=64, batch_size=64, n_epochs=1,
+                      quiet=True))
     (out / "policy.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="unreadable"):
         make_agent("ppo-gt", path=out)
@@ -173,15 +174,16 @@ def test_ppo_checkpoint_errors(tmp_path):
 
 def test_ppo_inside_genie_world(tmp_path, wm, judge):
     out = tmp_path / "ppo_genie"
-    agent = train_ppo("genie", "OpenRedDoor", out, timesteps=128, max_steps=5, policy="mission", model=wm,
-                      judge=judge, num_envs=2, n_steps=64, batch_size=64, n_epochs=1, progress=False)
+    agent = train_ppo(PPOArgs(out=str(out), world="genie", task="open-red-door", timesteps=128, max_steps=5,
+                              policy="mission", num_envs=2, n_steps=64, batch_size=64, n_epochs=1, quiet=True),
+                      model=wm, judge=judge)
     assert agent.meta["training"]["timesteps"] >= 128 and agent.meta["policy"] == "mission"
     loaded = make_agent("ppo-genie", path=out)
     env, obs, info = ground_truth()  # trained in GenieWorld, evaluated anywhere
     loaded.reset(env, seed=0)
     assert 0 <= loaded.act(obs, info) < NUM_ACTIONS
     with pytest.raises(ValueError, match="needs a reward"):
-        train_ppo("genie", "OpenRedDoor", tmp_path / "x", timesteps=8, model=wm, judge=None, progress=False)
+        train_ppo(PPOArgs(out=str(tmp_path / "x"), world="genie", timesteps=8, judge="none", quiet=True), model=wm)
 
 
 def test_fresh_training_worlds_restart_from_new_train_seeds(wm):

@@ -248,13 +248,13 @@ def test_report_renders_bench_results_with_figures(checkpoints, tmp_path):
 
 
 def test_headline_table_from_tasks_results(checkpoints, tmp_path):
-    from agents.ppo_agent import train_ppo
+    from agents.ppo_agent import PPOArgs, train_ppo
     from benchmarks import headline
 
     model, judge = checkpoints
     ppo = tmp_path / "ppo-gt-open-red-door"
-    train_ppo("ground_truth", "OpenRedDoor", ppo, timesteps=64, max_steps=5, num_envs=1, n_steps=64, batch_size=64,
-              n_epochs=1, task="open-red-door", progress=False)
+    train_ppo(PPOArgs(out=str(ppo), task="open-red-door", timesteps=64, max_steps=5, num_envs=1, n_steps=64,
+                      batch_size=64, n_epochs=1, quiet=True))
     sources = []
     for name, agent in (("random", "random"), ("ppo", f"ppo-gt={ppo}")):
         out = tmp_path / "bench" / name

@@ -9,7 +9,7 @@ import torch
 from genie_env.recorder import record
 from world_model.checkpoint import CheckpointError
 from world_model.inference import PRESETS as WM_PRESETS, WorldModel
-from genie_env.judge import (DEFAULT_JUDGE_CHECKPOINT, PRESETS, JudgeConfig, SuccessJudge, build_vocabulary,
+from genie_env.judge import (DEFAULT_JUDGE_CHECKPOINT, PRESETS, JudgeArgs, JudgeConfig, SuccessJudge, build_vocabulary,
                              evaluate_judge, main, train_judge)
 
 ENV_ID = "genie_env/BabyAI3D-GoToRedBall-v0"
@@ -27,7 +27,8 @@ def recordings(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(recordings, tmp_path_factory):
     out = tmp_path_factory.mktemp("judge") / "ckpt"
-    judge = train_judge(recordings[0], out, steps=8, batch_size=16, preset="tiny", progress=False)
+    judge = train_judge(JudgeArgs(data=(str(recordings[0]),), out=str(out), steps=8, batch_size=16, preset="tiny",
+                                  quiet=True))
     return judge, out
 
 
@@ -84,7 +85,8 @@ def test_training_needs_successes(tmp_path):
     from world_model.dataset import DatasetError
 
     with pytest.raises(DatasetError, match="policy bot"):
-        train_judge(tmp_path / "random", tmp_path / "out", steps=1, preset="tiny", progress=False)
+        train_judge(JudgeArgs(data=(str(tmp_path / "random"),), out=str(tmp_path / "out"), steps=1, preset="tiny",
+                              quiet=True))
 
 
 def test_cli(recordings, tmp_path, capsys):
