@@ -93,8 +93,8 @@ def write_model_files(folder: Path, config: dict, tensors: dict[str, torch.Tenso
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         out[k] = t.contiguous()
-    save_file(out, str(folder / MODEL_FILE), metadata={"format": config.get("format", ""),
-                                                       "format_version": str(config.get("format_version", FORMAT_VERSION))})
+    metadata = {"format": config.get("format", ""), "format_version": str(config.get("format_version", FORMAT_VERSION))}
+    save_file(out, str(folder / MODEL_FILE), metadata=metadata)
     write_json(folder / CONFIG_FILE, config)
 
 
@@ -155,7 +155,8 @@ def read_section(config: dict, key: str | None, parse: Callable[[Any], Any], wha
     try:
         return parse(config if key is None else config[key])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{str(where)!r} does not describe a {what} ({type(e).__name__}: {e}); was it edited?") from e
+        raise CheckpointError(f"{str(where)!r} does not describe a {what} ({type(e).__name__}: {e}); was it "
+                              "edited?") from e
 
 
 def read_tensors(folder: str | Path, filename: str = MODEL_FILE) -> dict[str, torch.Tensor]:
