@@ -2,7 +2,8 @@
 
 Every checkpoint of the project (world model, autoencoder, success judge, BC and PPO agents) is such a folder whose
 JSON file names its ``format`` and ``format_version``; :func:`read_config` reads and checks any of them,
-:func:`read_tensors` / :func:`load_into` its weights, and :func:`write_folder_atomic` / :func:`write_json` write them.
+:func:`read_tensors` / :func:`load_into` its weights, and :func:`write_folder_atomic` / :func:`write_json` write them
+(:func:`write_text` is the atomic file write under write_json, for any text file).
 
 Inference checkpoint (format "genie-world-model", what `WorldModel.load` reads):
 
@@ -72,17 +73,23 @@ def write_folder_atomic(folder: str | Path, write: Callable[[Path], None]) -> Pa
     return folder
 
 
-def write_json(path: str | os.PathLike, obj: Any, indent: int = 2, default: Callable | None = None) -> Path:
-    """Write `obj` as JSON to `path` atomically (a temp file renamed over it; parent folders made); returns the path.
-
-    indent: JSON indentation; default: json.dumps' hook for objects JSON does not know (e.g. numpy scalars).
-    """
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` atomically (a temp file in the same folder renamed over it; parent folders made), so
+    a killed process leaves the old file or the new one, never half of one; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=indent, default=default) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 2, default: Callable | None = None) -> Path:
+    """Write `obj` as JSON to `path` atomically (:func:`write_text`); returns the path.
+
+    indent: JSON indentation; default: json.dumps' hook for objects JSON does not know (e.g. numpy scalars).
+    """
+    return write_text(path, json.dumps(obj, indent=indent, default=default) + "\n")
 
 
 def write_model_files(folder: Path, config: dict, tensors: dict[str, torch.Tensor], dtype=None) -> None:
