@@ -53,12 +53,13 @@ def _link_latents(src: Path, run_dir: Path) -> None:
 
 def train_run(objective: str, seed: int, args) -> tuple[Path, float]:
     from benchmarks.model_card import wall_seconds
-    from world_model.trainer import TrainArgs, train
+    from world_model.train_dynamics import DynamicsArgs
+    from world_model.training import train
 
     run_dir = Path(args.runs) / f"{objective}-s{seed}"
     if args.reuse_latents:
         _link_latents(Path(args.reuse_latents), run_dir)
-    targs = TrainArgs(kind="dynamics", data=tuple(args.data), eval_data=tuple(args.eval_data) if args.eval_data else None,
+    targs = DynamicsArgs(data=tuple(args.data), eval_data=tuple(args.eval_data) if args.eval_data else None,
                       out=str(run_dir), autoencoder=args.autoencoder, preset=args.preset, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, objective=objective, seed=seed,
                       checkpoint_every=max(1, args.steps // 2), log_every=20, ema_decay=args.ema_decay,

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from world_model.trainer import TrainArgs, train
+from world_model.train_autoencoder import AutoencoderArgs
+from world_model.training import train
 
 WORKER = textwrap.dedent('''
     import sys
@@ -21,7 +22,7 @@ WORKER = textwrap.dedent('''
     import numpy as np
     from safetensors.torch import save_file
 
-    from world_model.trainer import TrainArgs, Trainer
+    from world_model.train_dynamics import DynamicsArgs
 
 
     @dataclass
@@ -41,10 +42,10 @@ WORKER = textwrap.dedent('''
 
 
     out, autoencoder, data = sys.argv[1], sys.argv[2], sys.argv[3:]
-    args = TrainArgs(kind="dynamics", data=tuple(data), out=out, preset="tiny", steps=3, batch_size=2, window=3,
+    args = DynamicsArgs(data=tuple(data), out=out, preset="tiny", steps=3, batch_size=2, window=3,
                      autoencoder=autoencoder, warmup=1, log_every=1, checkpoint_every=2, threads=1)
     # with recording folders: the real data path (latent cache encoded by both ranks); else synthetic windows
-    trainer = Trainer(args, data=None if data else RandomWindows(args.window))
+    trainer = args.trainer(None if data else RandomWindows(args.window))
     trainer.run()
     state = {k: v.contiguous() for k, v in trainer.dyn.state_dict().items()}
     save_file(state, f"{out}/params-rank{trainer.rt.rank}.safetensors")
@@ -77,8 +78,8 @@ def test_torchrun_two_cpu_processes(tmp_path: Path):
     torch.set_num_threads(1)
     try:
         ae = tmp_path / "ae"
-        train(TrainArgs(kind="autoencoder", data=(), out=str(ae), preset="tiny", steps=1, batch_size=2,
-                        threads=1), data=_frames())
+        train(AutoencoderArgs(data=(), out=str(ae), preset="tiny", steps=1, batch_size=2, threads=1),
+              data=_frames())
     finally:
         torch.set_num_threads(n)
     script = tmp_path / "worker.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,14 @@ import torch
 
 from world_model.checkpoint import CheckpointError
 from world_model import WorldModel
-from world_model.trainer import TrainArgs, Trainer, train
+from world_model.train_autoencoder import AutoencoderArgs
+from world_model.train_dynamics import DynamicsArgs
+from world_model.training import TrainArgs, train
+
+
+def Trainer(args: TrainArgs, data=None):
+    """The trainer of these arguments (AutoencoderTrainer or DynamicsTrainer)."""
+    return args.trainer(data)
 
 H = 64
 COLORS = np.array([[230, 30, 30], [30, 200, 60], [40, 80, 240], [240, 220, 30]], dtype=np.uint8)
@@ -59,9 +67,9 @@ def log_steps(run: Path) -> list[int]:
 
 
 def args(kind: str, out: Path, steps: int, **kw) -> TrainArgs:
-    base = dict(kind=kind, data=(), out=str(out), preset="tiny", steps=steps, batch_size=2, warmup=2,
+    base = dict(data=(), out=str(out), preset="tiny", steps=steps, batch_size=2, warmup=2,
                 log_every=1, checkpoint_every=3, threads=1)
-    return TrainArgs(**{**base, **kw})
+    return {"autoencoder": AutoencoderArgs, "dynamics": DynamicsArgs}[kind](**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +211,8 @@ def test_cli_requires_autoencoder_for_dynamics(tmp_path, capsys):
 
 
 def test_ema_starts_from_a_checkpoint_without_one(autoencoder_run, tmp_path):
-    """A run trained without an EMA and resumed with one starts the EMA from its weights (the v2 default model's
-    dynamics run was extended this way); a resume with another objective is refused."""
+    """A run trained without an EMA and resumed with one starts the EMA from its weights; a resume with another
+    objective is refused."""
     data, run = MovingSquares(5), tmp_path / "dyn"
     plain = Trainer(args("dynamics", run, 8, autoencoder=str(autoencoder_run), window=5, ema_decay=0.0, stop_at=3,
                          bf16=False), data=data)
@@ -267,7 +275,7 @@ def test_augment_objective_trains_only_the_last_frame(autoencoder_run, tmp_path)
                                     "--change-weight", "0.5"])
     assert ns.objective == "augment" and ns.preset == "small" and ns.ema_decay == 0.99 and ns.change_weight == 0.5
     with pytest.raises(ValueError, match="preset"):
-        TrainArgs(kind="autoencoder", data=(), out="x", preset="small")
+        AutoencoderArgs(data=(), out="x", preset="small")
 
 
 def test_context_sigma_range_draws_context_levels_log_uniformly():
@@ -395,3 +403,21 @@ def replace_args(a: TrainArgs, **kw) -> TrainArgs:
     from dataclasses import replace
 
     return replace(a, **kw)
+
+
+def test_cli_flags_are_the_fields_of_the_args_dataclasses():
+    """genie-train KIND has one flag per field of its arguments dataclass, parsed back into it."""
+    import dataclasses
+
+    from world_model.train_cli import args_from_namespace, build_parser
+
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for kind, cls in (("autoencoder", AutoencoderArgs), ("dynamics", DynamicsArgs)):
+        flags = {a.dest for a in subcommands[kind]._actions} - {"help"}
+        assert flags == {f.name for f in dataclasses.fields(cls)}
+    ns = parser.parse_args(["dynamics", "--data", "a", "b", "--out", "o", "--autoencoder", "ae", "--split", "all",
+                            "--no-bf16", "--context-sigma-min", "0.01"])
+    a = args_from_namespace(DynamicsArgs, ns)
+    assert a.data == ("a", "b") and a.split is None and a.bf16 is False and a.batch_size == 8
+    assert a.diffusion_config.context_sigma_min == 0.01  # a knob named like a DiffusionConfig field sets it

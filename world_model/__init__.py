@@ -5,7 +5,7 @@ Importing this package loads no weights; `WorldModel.load("default")` does.
 
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .checkpoint import CheckpointError
-from .diffusion import Denoiser, DiffusionConfig
+from .diffusion import Conditioners, Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig, KVCache
 from .inference import PRESETS, WorldModel, WorldModelConfig, WorldState
 from .sampler import SamplerConfig, karras_sigmas, sample
@@ -15,6 +15,7 @@ __all__ = [
     "Autoencoder",
     "AutoencoderConfig",
     "CheckpointError",
+    "Conditioners",
     "Denoiser",
     "DiffusionConfig",
     "Dynamics",

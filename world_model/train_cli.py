@@ -12,73 +12,81 @@ Re-running a training command with the same --out resumes it. Multi-process / mu
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import inspect
 import sys
+import types
+import typing
 
-from . import autoencoder as ae_mod
-from . import dynamics as dyn_mod
-from .diffusion import OBJECTIVES
-from .trainer import TrainArgs
+from .training import TrainArgs
 
 
-def _add_train_args(p: argparse.ArgumentParser, kind: str) -> None:
-    """Expose every TrainArgs field as a flag, with the field's docstring-derived help."""
-    helps = _field_docs()
-    for f in dataclasses.fields(TrainArgs):
-        if f.name == "kind" or (kind == "autoencoder" and f.name in ("window", "autoencoder")):
+def _kinds() -> dict[str, type[TrainArgs]]:
+    from .train_autoencoder import AutoencoderArgs
+    from .train_dynamics import DynamicsArgs
+
+    return {"autoencoder": AutoencoderArgs, "dynamics": DynamicsArgs}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field docstrings of a dataclass and its dataclass bases (the string literal after each field), cleanrl style."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
             continue
-        flag = "--" + f.name.replace("_", "-")
-        help_ = helps.get(f.name, "")
-        if f.name == "data":
-            p.add_argument(flag, nargs="+", required=True, help=help_)
-        elif f.name == "out":
-            p.add_argument(flag, required=True, help=help_)
-        elif f.name in ("views", "eval_data"):
-            p.add_argument(flag, nargs="+", default=None, help=help_)
-        elif f.name == "bf16":
-            p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help=help_)
-        elif f.name == "preset":
-            choices = sorted((ae_mod if kind == "autoencoder" else dyn_mod).PRESETS)
-            p.add_argument(flag, choices=choices, default="default", help=help_)
-        elif kind == "autoencoder" and f.name in ("objective", "ema_decay", "context_sigma", "context_sigma_min",
-                                                  "change_weight", "init_from"):
-            continue
-        elif f.name == "objective":
-            p.add_argument(flag, choices=OBJECTIVES, default="forcing", help=help_)
-        elif f.name == "split":
-            p.add_argument(flag, default="train", help=help_ + ' Use "all" for every split.')
-        else:
-            typ = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), None)
-            typ = typ or {"int": int, "float": float, "str": str}.get(str(f.type), str)
-            default = f.default if f.default is not dataclasses.MISSING else None
-            p.add_argument(flag, type=typ, default=default, required=(f.name == "autoencoder" and kind == "dynamics"),
-                           help=f"{help_} (default: {default})")
-
-
-def _field_docs() -> dict[str, str]:
-    """Field docstrings of TrainArgs (the string literal after each field), cleanrl style."""
-    import ast
-    import inspect
-
-    from . import trainer
-
-    tree = ast.parse(inspect.getsource(trainer.TrainArgs))
-    body = tree.body[0].body
-    docs = {}
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-            docs[a.target.id] = str(b.value.value)
+        body = ast.parse(inspect.getsource(klass)).body[0].body
+        for a, b in zip(body, body[1:]):
+            if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                docs[a.target.id] = " ".join(str(b.value.value).split())
     return docs
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field of the dataclass `cls`: --field-name, typed after its annotation (int, float, str, bool
+    as --x / --no-x, tuple[str, ...] as one or more values, X | None), required when the field has no default,
+    with the field's docstring as help and field(metadata={"choices": ...}) as its choices."""
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        typ = hints[f.name]
+        if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:  # X | None -> X
+            typ = next(t for t in typing.get_args(typ) if t is not type(None))
+        default = f.default if f.default is not dataclasses.MISSING else None
+        kw: dict = {"help": docs.get(f.name, "")}
+        if f.default is dataclasses.MISSING:
+            kw["required"] = True
+        else:
+            kw["default"] = default
+        if typ is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(typ) is tuple:
+            kw["nargs"] = "+"
+        else:
+            kw["type"] = typ
+        choices = f.metadata.get("choices")  # a tuple, or the name of a class attribute whose keys are the choices
+        if choices is not None:
+            kw["choices"] = sorted(getattr(cls, choices)) if isinstance(choices, str) else list(choices)
+        if "default" in kw and not kw.get("action"):
+            kw["help"] += f" (default: {default})"
+        kw["help"] = kw["help"].replace("%", "%%")  # argparse formats help strings with %
+        parser.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def args_from_namespace(cls: type, ns: argparse.Namespace):
+    """The dataclass `cls` from parsed flags (lists become tuples)."""
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_args(sub.add_parser("autoencoder", help="train the frame autoencoder"), "autoencoder")
-    _add_train_args(sub.add_parser("dynamics", help="train the dynamics model (needs a trained autoencoder)"),
-                    "dynamics")
-    sub.add_parser("judge", help="train the mission-conditioned success judge (see `genie-train judge --help`)",
+    helps = {"autoencoder": "train the frame autoencoder",
+             "dynamics": "train the dynamics model (needs a trained autoencoder)"}
+    for kind, cls in _kinds().items():
+        add_dataclass_flags(sub.add_parser(kind, help=helps[kind]), cls)
+    sub.add_parser("judge", help="train the success judge of genie_env/judge.py (see `genie-train judge --help`)",
                    add_help=False)
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
     ex.add_argument("--dynamics", required=True, help="dynamics run directory or checkpoint folder")
@@ -95,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--sigma-min", type=float, default=None,
                     help="sampler default: the schedule's smallest noise level, in (0, sigma_max)")
     ex.add_argument("--context-sigma", type=float, default=None,
-                    help="sampler default: noise level of past frames in the cache (training used 0.1; the "
-                         "trained value is kept in the metadata as trained_context_sigma)")
+                    help="sampler default: noise level (> 0) of past frames in the cache (the trained value or range "
+                         "is kept in the metadata as trained_context_sigma)")
     return parser
 
 
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         import torch
 
-        from .trainer import export
+        from .train_dynamics import export
 
         sampler = {k: v for k, v in (("num_steps", args.num_steps), ("guidance", args.guidance),
                                      ("solver", args.sampler), ("sigma_min", args.sigma_min),
@@ -124,17 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"[genie-train] wrote {path}")
         return 0
-    kw = {k: v for k, v in vars(args).items() if k != "command"}
-    kw["data"] = tuple(kw["data"])
-    kw["views"] = tuple(kw["views"]) if kw.get("views") else None
-    if kw.get("eval_data"):
-        kw["eval_data"] = tuple(kw["eval_data"])
-    if kw.get("split") == "all":
-        kw["split"] = None
-    from .trainer import train
+    from .training import train
 
     try:
-        targs = TrainArgs(kind=args.command, **kw)
+        targs = args_from_namespace(_kinds()[args.command], args)
     except ValueError as e:
         print(f"genie-train: error: {e}", file=sys.stderr)
         return 2

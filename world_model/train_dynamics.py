@@ -1,0 +1,337 @@
+"""Dynamics training: the EDM denoiser over the dynamics transformer on latent windows of a frozen autoencoder.
+
+    genie-train dynamics --data data/babyai3d --autoencoder runs/ae --preset default --out runs/dyn --steps 20000
+    genie-train export --dynamics runs/dyn --out world_model/checkpoints/default
+
+The loop, run directory and resume are world_model/training.py's; the dynamics add:
+
+    RUN/latents.safetensors  the dataset pre-encoded by the frozen autoencoder (shared by the ranks)
+
+A dynamics checkpoint holds the frozen autoencoder too and is a complete world-model checkpoint: WorldModel.load
+accepts the run directory (newest checkpoint) or one ckpt folder; `export` writes a compact fp16 copy. Its model is
+the EMA of the weights; at every checkpoint it records the autoregressive PSNR of held-out windows by horizon
+(`eval_psnr_h{1,4,16}`, mean per-frame PSNR in dB). The action set (number and names) is the recordings'
+(ShardMeta.action_meanings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from . import dynamics as dyn_mod
+from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels
+from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL, CheckpointError, latest_checkpoint, load_into,
+                         read_config, read_tensors, resolve_checkpoint, run_checkpoints, sub_state)
+from .diffusion import OBJECTIVES, Denoiser, DiffusionConfig
+from .dynamics import Dynamics, DynamicsConfig
+from .inference import WorldModel, WorldModelConfig
+from .metrics import psnr
+from .sampler import SamplerConfig
+from .training import Runtime, TrainArgs, Trainer, open_windows
+
+
+@dataclass(frozen=True, kw_only=True)
+class DynamicsArgs(TrainArgs):
+    """The dynamics' knobs; those named like a DiffusionConfig field set it (`diffusion_config`)."""
+
+    kind: ClassVar[str] = "dynamics"
+    presets: ClassVar[dict] = dyn_mod.PRESETS
+
+    autoencoder: str
+    """The autoencoder run directory or checkpoint (or a world-model checkpoint)."""
+    batch_size: int = 8
+    """Windows per rank and step."""
+    lr: float = 3e-4
+    """Peak learning rate."""
+    ema_decay: float = 0.998
+    """Decay of the exponential moving average of the weights that checkpoints, evaluation and export use, in
+    [0, 1) (0 = off; the raw weights are kept beside it for resuming)."""
+    window: int | None = None
+    """Frames per training window (default context_frames + 1, what the sampler sees)."""
+    init_from: str | None = None
+    """Start a new run from the dynamics weights of this world-model checkpoint (e.g. world_model/checkpoints/
+    default) instead of random ones; it must have the preset's architecture and the --autoencoder's latents.
+    Ignored when the run resumes."""
+    objective: str = field(default="forcing", metadata={"choices": OBJECTIVES})
+    """"forcing" (Diffusion Forcing, every frame a target) or "augment" (GameNGen noise augmentation, the last frame
+    of each window the only target); see world_model/diffusion.py."""
+    context_sigma: float = 0.1
+    """Noise level (> 0) of past frames, the sampler's default (and at training, unless context_sigma_min)."""
+    context_sigma_min: float | None = None
+    """Draw each training context frame's noise level log-uniformly from [context_sigma_min, context_sigma], so
+    that sampling can cache past frames at any level of that range; None: always context_sigma."""
+    change_weight: float = 0.0
+    """Extra loss weight (>= 0) on latent positions that change from the previous frame (0 = uniform; see
+    DiffusionConfig.change_weight)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.diffusion_config  # validates the diffusion knobs (ValueError)
+
+    @property
+    def diffusion_config(self) -> DiffusionConfig:
+        """The DiffusionConfig of these arguments: every field of it named like one of theirs, the rest default."""
+        mine = {f.name for f in fields(self)}
+        return DiffusionConfig(**{f.name: getattr(self, f.name) for f in fields(DiffusionConfig) if f.name in mine})
+
+    def trainer(self, data=None) -> "DynamicsTrainer":
+        return DynamicsTrainer(self, data)
+
+
+class DynamicsLoss(nn.Module):
+    """Diffusion Forcing loss of the denoiser (see diffusion.py), as a module so DDP can wrap it."""
+
+    def __init__(self, denoiser: Denoiser):
+        super().__init__()
+        self.denoiser = denoiser
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.denoiser.loss(latents, actions, generator)
+
+
+def load_autoencoder(path: str | Path) -> Autoencoder:
+    """An autoencoder from an autoencoder run dir / checkpoint, or from a world-model checkpoint."""
+    folder = resolve_checkpoint(path)
+    raw = read_config(folder, formats=(FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL))
+    try:
+        cfg = AutoencoderConfig.from_dict(raw["autoencoder"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{folder}/config.json has no valid 'autoencoder' section ({e})") from e
+    model = Autoencoder(cfg)
+    load_into(model, sub_state(read_tensors(folder), "autoencoder"), "autoencoder")
+    return model.eval()
+
+
+def encode_frames(autoencoder: Autoencoder, frames: np.ndarray, device, bf16: bool, batch: int = 256,
+                  progress: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalised latents (N, C, h, w) float16 on CPU."""
+    out = []
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    it = range(0, len(frames), batch)
+    for i in tqdm(it, desc="encoding frames", disable=not progress, unit_scale=batch):
+        px = frames_to_pixels(torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(device))
+        with torch.no_grad(), ctx:
+            out.append(autoencoder.encode(px).float().half().cpu().contiguous())
+    return torch.cat(out).contiguous()
+
+
+def fingerprint(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(str(p).encode())
+    return h.hexdigest()[:16]
+
+
+def latent_cache(run_dir: Path, windows, autoencoder: Autoencoder, rt: Runtime, args: TrainArgs) -> torch.Tensor:
+    """The dataset's frames encoded once by the frozen autoencoder, cached in RUN/latents.safetensors.
+
+    Pre-encoding costs one encoder pass per frame; encoding windows on the fly would cost window * batch encoder
+    passes per step, several times more over a run. Under torchrun every rank encodes a share of the frames.
+    """
+    ep = windows.episodes
+    ae_hash = hashlib.sha256()
+    for k, v in sorted(autoencoder.state_dict().items()):
+        ae_hash.update(k.encode())
+        ae_hash.update(v.detach().float().cpu().numpy().tobytes())
+    key = fingerprint(ep.num_frames, ep.frames.shape, list(args.data), args.split, args.views, ae_hash.hexdigest(),
+                      args.bf16)
+    path = run_dir / "latents.safetensors"
+
+    def read() -> torch.Tensor | None:
+        if not path.is_file():
+            return None
+        try:
+            data = load_file(str(path))
+        except (SafetensorError, OSError) as e:
+            print(f"[genie-train] ignoring unreadable latent cache {path} ({e}); re-encoding")
+            return None
+        if "latents" not in data or "key" not in data or bytes(data["key"].tolist()).decode() != key:
+            return None
+        return data["latents"]
+
+    latents = read()
+    rt.barrier()  # every rank has looked before anyone writes
+    if latents is None:
+        # each rank encodes a contiguous slice; rank 0 joins the parts into the cache file
+        n = ep.num_frames
+        lo, hi = n * rt.rank // rt.world_size, n * (rt.rank + 1) // rt.world_size
+        part = run_dir / f"latents.part{rt.rank}.safetensors"
+        mine = encode_frames(autoencoder, ep.frames[lo:hi], rt.device, args.bf16, progress=rt.is_main)
+        save_file({"latents": mine}, str(part))
+        rt.barrier()
+        if rt.is_main:
+            parts = [run_dir / f"latents.part{r}.safetensors" for r in range(rt.world_size)]
+            latents = torch.cat([load_file(str(p))["latents"] for p in parts])
+            tmp = path.with_name(path.name + ".tmp")
+            save_file({"latents": latents, "key": torch.tensor(list(key.encode()), dtype=torch.uint8)}, str(tmp))
+            os.replace(tmp, path)
+            for p in parts:
+                p.unlink()
+        rt.barrier()
+        if not rt.is_main:
+            latents = read()
+    if latents is None or len(latents) != ep.num_frames:
+        raise RuntimeError(f"rank {rt.rank}: the latent cache {path} does not match the data; delete it and rerun")
+    return latents
+
+
+# ---------------------------------------------------------------------------------------------- the trainer
+
+
+class DynamicsTrainer(Trainer):
+    prefix = "dynamics"
+    format = FORMAT_WORLD_MODEL
+
+    def build(self) -> None:
+        args = self.args
+        self.ae_path = resolve_checkpoint(args.autoencoder)
+        # a resumed run keeps the autoencoder it started with (stored in its checkpoints), even if the
+        # autoencoder run has written newer checkpoints since
+        resume_from = latest_checkpoint(self.run_dir)
+        self.ae = load_autoencoder(resume_from or self.ae_path).to(self.rt.device)
+        for p in self.ae.parameters():
+            p.requires_grad_(False)
+        ae_cfg = self.ae.config
+        preset = args.presets[args.preset]
+        self.window = args.window or preset.context_frames + 1
+        if self.data is None:
+            self.data = open_windows(args, window=self.window)
+            meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
+        else:
+            meanings = ()  # a custom data object: generic action names, the preset's number of actions
+            self.latents = None  # ... and its windows are encoded on the fly
+        dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
+                          num_actions=len(meanings) or preset.num_actions)
+        self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg, diffusion=args.diffusion_config,
+                                          sampler=SamplerConfig(), action_meanings=meanings)
+        self.dyn = self.model = Dynamics(dyn_cfg)
+        self.init_metadata = None
+        if args.init_from is not None and resume_from is None:
+            self.init_metadata = self._init_from_checkpoint(args.init_from, dyn_cfg)
+        self.loss_module = DynamicsLoss(Denoiser(self.wm_config.diffusion, self.dyn))
+        self.eval_windows = None
+        if self.rt.is_main:  # held-out windows (frames, actions) for the autoregressive PSNR at checkpoints
+            b = self.held_out(8, salt=54321, window=self.window)
+            self.eval_windows = np.asarray(b.frames), np.asarray(b.actions)
+
+    def _init_from_checkpoint(self, path: str, dyn_cfg: DynamicsConfig) -> dict:
+        """Load the dynamics weights of a world-model checkpoint into self.dyn (strictly), after checking that it
+        has this run's architecture and was trained on this autoencoder's latents. Returns what the metadata
+        records about it."""
+        folder = resolve_checkpoint(path)
+        raw = read_config(folder, formats=(FORMAT_WORLD_MODEL,))
+        try:
+            other = DynamicsConfig.from_dict(raw["dynamics"])
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{folder}/config.json has no valid 'dynamics' section ({e})") from e
+        if other != dyn_cfg:
+            raise CheckpointError(f"--init-from {path}: its dynamics ({other}) differ from --preset "
+                                  f"{self.args.preset} ({dyn_cfg}); pick the preset it was trained with")
+        stats = torch.tensor([raw.get("latent_shift", []), raw.get("latent_scale", [])], dtype=torch.float32)
+        mine = torch.stack([self.ae.latent_shift.float().cpu(), self.ae.latent_scale.float().cpu()])
+        if stats.shape != mine.shape or not torch.allclose(stats, mine, rtol=1e-3, atol=1e-3):
+            raise CheckpointError(f"--init-from {path} was trained on the latents of another autoencoder than "
+                                  f"--autoencoder {self.args.autoencoder}; pass the autoencoder it was trained with "
+                                  "(a world-model checkpoint holds its own: --autoencoder can name the same folder)")
+        load_into(self.dyn, sub_state(read_tensors(folder), "dynamics"), "dynamics")
+        return {"path": str(path), "step": raw.get("training", {}).get("step")}
+
+    def batch(self, np_gen: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        B, dev = self.args.batch_size, self.rt.device
+        if self.latents is not None:  # pre-encoded: gather latent windows directly
+            pick = np_gen.integers(len(self.data), size=B)
+            idx = self.data.window_start[pick, None] + np.arange(self.window)  # (B, T)
+            latents = self.latents[torch.from_numpy(idx)].to(dev).float()  # (B, T, C, h, w)
+            actions = torch.from_numpy(self.data.episodes.actions[idx]).to(dev)
+        else:
+            b = self.data.sample_batch(B, np_gen)
+            frames = torch.from_numpy(np.asarray(b.frames)).to(dev)  # (B, T, H, W, 3)
+            T = frames.shape[1]
+            with torch.no_grad(), self.autocast():
+                latents = self.ae.encode(frames_to_pixels(frames.flatten(0, 1))).float()
+            latents = latents.view(B, T, *latents.shape[1:])
+            actions = torch.from_numpy(np.asarray(b.actions)).to(dev)
+        return latents, actions.long().clamp_min(0)  # (actions[T-1] may be -1 at an episode end: never used)
+
+    def model_config(self) -> dict:
+        return self.wm_config.to_dict()
+
+    def saved_model_config(self, config: dict) -> dict:
+        return WorldModelConfig.from_dict(config).to_dict()
+
+    def on_resume(self, checkpoint: Path) -> None:
+        # where a run started from --init-from, recorded in its checkpoints
+        self.init_metadata = read_config(checkpoint).get("training", {}).get("init_from")
+
+    def checkpoint(self, training: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+        training.update(window=self.window, autoencoder=str(self.ae_path), objective=self.args.objective)
+        if self.init_metadata is not None:
+            training["init_from"] = self.init_metadata
+        if self.eval_windows is not None:
+            training.update(self.eval_rollout())
+        wm = WorldModel(self.wm_config, self.ae, self.averaged)
+        self.dyn.train()  # WorldModel() puts its modules in eval mode
+        return wm.checkpoint_config(training), wm.state_tensors()
+
+    @torch.no_grad()
+    def eval_rollout(self, horizons=(1, 4, 16)) -> dict:
+        """Mean per-frame PSNR of frames generated from the first frame of each eval window with its recorded
+        actions, by horizon."""
+        frames, actions = self.eval_windows
+        wm = WorldModel(self.wm_config, self.ae, self.averaged, autocast=self.args.bf16)
+        gen = torch.Generator(device=self.rt.device).manual_seed(0)
+        state = wm.reset(frames[:, :1], generator=gen)
+        out = {}
+        for t in range(frames.shape[1] - 1):
+            pred, state = wm.step(state, np.clip(actions[:, t], 0, None), generator=gen)
+            if t + 1 in horizons:
+                out[f"eval_psnr_h{t + 1}"] = float(psnr(pred, frames[:, t + 1]).mean())
+        self.dyn.train()
+        return out
+
+
+def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None = None,
+           dtype: torch.dtype = torch.float16, sampler: dict | None = None, average_last: int = 1) -> Path:
+    """Write the compact inference checkpoint of a dynamics run (optionally with another autoencoder's weights,
+    and other sampler defaults, e.g. sampler={"guidance": 1.0}).
+
+    average_last: average the dynamics weights of the run's last K checkpoints (checkpoint averaging, a cheap
+    stand-in for an EMA of the weights: it smooths the noise of the last steps of SGD); 1 exports the latest."""
+    if average_last < 1:
+        raise ValueError(f"average_last must be >= 1, got {average_last}")
+    wm = WorldModel.load(dynamics, autocast=False)
+    training = dict(getattr(wm, "training_metadata", {}))
+    if average_last > 1:
+        folders = run_checkpoints(dynamics)[-average_last:]
+        if len(folders) < average_last:
+            raise CheckpointError(f"--average-last {average_last} needs a run directory with at least {average_last} "
+                                  f"checkpoints; {str(dynamics)!r} has {len(folders)}")
+        states = [WorldModel.load(f, autocast=False).dynamics.state_dict() for f in folders]
+        mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) for k, v in states[-1].items()}
+        wm.dynamics.load_state_dict(mean, strict=True)
+        training["averaged_checkpoints"] = [f.name for f in folders]
+    if sampler:
+        if sampler.get("context_sigma") is not None and "trained_context_sigma" not in training:
+            training["trained_context_sigma"] = wm.config.diffusion.trained_context_sigma
+        wm = wm.with_sampler(**sampler)
+    if autoencoder is not None:
+        other = load_autoencoder(autoencoder)
+        if other.config != wm.config.autoencoder:
+            raise CheckpointError(f"the autoencoder {autoencoder} ({other.config}) is not the one the dynamics "
+                                  f"model was trained with ({wm.config.autoencoder})")
+        wm.autoencoder.load_state_dict(other.state_dict(), strict=True)
+    return wm.save(out, dtype=dtype, training=training)
