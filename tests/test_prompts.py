@@ -26,7 +26,7 @@ def test_transparency_is_composited_over_black_for_every_input_type(tmp_path):
 def test_grey_alpha_and_transparent_palette_follow_the_same_rule(tmp_path):
     la = np.zeros((16, 16, 2), np.uint8)
     la[..., 0], la[..., 1] = 200, 128
-    out = load_prompt_image(Image.fromarray(la, mode="LA"), SIZE)
+    out = load_prompt_image(Image.fromarray(la), SIZE)
     np.testing.assert_array_equal(out, np.full((16, 16, 3), round(200 * 128 / 255), np.uint8))
     palette = Image.new("P", (16, 16), 1)
     palette.putpalette([0, 0, 0, 250, 10, 10] + [0] * 762)
