@@ -409,7 +409,8 @@ def test_cli_flags_are_the_fields_of_the_args_dataclasses():
     """genie-train KIND has one flag per field of its arguments dataclass, parsed back into it."""
     import dataclasses
 
-    from world_model.train_cli import args_from_namespace, build_parser
+    from world_model.cli_arguments import from_namespace
+    from world_model.train_cli import build_parser
 
     parser = build_parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
@@ -418,6 +419,6 @@ def test_cli_flags_are_the_fields_of_the_args_dataclasses():
         assert flags == {f.name for f in dataclasses.fields(cls)}
     ns = parser.parse_args(["dynamics", "--data", "a", "b", "--out", "o", "--autoencoder", "ae", "--split", "all",
                             "--no-bf16", "--context-sigma-min", "0.01"])
-    a = args_from_namespace(DynamicsArgs, ns)
+    a = from_namespace(DynamicsArgs, ns)
     assert a.data == ("a", "b") and a.split is None and a.bf16 is False and a.batch_size == 8
     assert a.diffusion_config.context_sigma_min == 0.01  # a knob named like a DiffusionConfig field sets it

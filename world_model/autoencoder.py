@@ -78,23 +78,31 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def resolution_levels(channels: tuple[int, ...], blocks: int, groups: int, between) -> nn.Sequential:
+    """`blocks` residual blocks per level of `channels` (the first moving to the level's width), with the modules
+    `between(c)` after every level but the last (the resampling to the next level)."""
+    layers: list[nn.Module] = []
+    c_prev = channels[0]
+    for i, c in enumerate(channels):
+        for _ in range(blocks):
+            layers.append(ResBlock(c_prev, c, groups))
+            c_prev = c
+        if i < len(channels) - 1:
+            layers.extend(between(c))
+    return nn.Sequential(*layers)
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         ch = cfg.channels
         self.patch = nn.PixelUnshuffle(cfg.pixel_patch)  # (B, 3, H, W) -> (B, 3 p^2, H/p, W/p)
         self.conv_in = nn.Conv2d(3 * cfg.pixel_patch**2, ch[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        c_prev = ch[0]
-        for i, c in enumerate(ch):
-            for _ in range(cfg.encoder_blocks):
-                layers.append(ResBlock(c_prev, c, cfg.groups))
-                c_prev = c
-            if i < len(ch) - 1:
-                layers.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # halve H, W
-        self.blocks = nn.Sequential(*layers)
-        self.norm_out = nn.GroupNorm(cfg.groups, c_prev)
-        self.conv_out = nn.Conv2d(c_prev, cfg.latent_channels, 3, padding=1)
+        # between levels: a stride-2 conv halves H, W
+        self.blocks = resolution_levels(ch, cfg.encoder_blocks, cfg.groups,
+                                        lambda c: [nn.Conv2d(c, c, 3, stride=2, padding=1)])
+        self.norm_out = nn.GroupNorm(cfg.groups, ch[-1])
+        self.conv_out = nn.Conv2d(ch[-1], cfg.latent_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.conv_in(self.patch(x)))  # (B, C_last, h, w)
@@ -106,18 +114,12 @@ class Decoder(nn.Module):
         super().__init__()
         ch = cfg.channels[::-1]
         self.conv_in = nn.Conv2d(cfg.latent_channels, ch[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        c_prev = ch[0]
-        for i, c in enumerate(ch):
-            for _ in range(cfg.decoder_blocks):
-                layers.append(ResBlock(c_prev, c, cfg.groups))
-                c_prev = c
-            if i < len(ch) - 1:
-                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))  # double H, W
-                layers.append(nn.Conv2d(c, c, 3, padding=1))
-        self.blocks = nn.Sequential(*layers)
-        self.norm_out = nn.GroupNorm(cfg.groups, c_prev)
-        self.conv_out = nn.Conv2d(c_prev, 3 * cfg.pixel_patch**2, 3, padding=1)
+        # between levels: nearest-neighbour upsampling doubles H, W, then a conv
+        self.blocks = resolution_levels(ch, cfg.decoder_blocks, cfg.groups,
+                                        lambda c: [nn.Upsample(scale_factor=2, mode="nearest"),
+                                                   nn.Conv2d(c, c, 3, padding=1)])
+        self.norm_out = nn.GroupNorm(cfg.groups, ch[-1])
+        self.conv_out = nn.Conv2d(ch[-1], 3 * cfg.pixel_patch**2, 3, padding=1)
         self.unpatch = nn.PixelShuffle(cfg.pixel_patch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -164,6 +166,12 @@ class Autoencoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(pixels))
+
+    def loss(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training loss: reconstruction L1 + MSE of pixels (B, 3, H, W) in [-1, 1]; deterministic (the generator,
+        which the training loop passes to every loss, is unused)."""
+        recon = self(pixels).float()
+        return F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels)
 
     @torch.no_grad()
     def fit_latent_stats(self, pixels: torch.Tensor, batch_size: int = 256) -> None:

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from world_model.shards import Episode, ShardMeta, list_shards, read_shard
+from world_model.shards import Episode, ShardMeta, episode_of, list_shards, read_shard
 
 
 class DatasetError(ValueError):
@@ -147,12 +147,7 @@ class EpisodeDataset:
 
     def episode(self, e: int) -> Episode:
         """Episode e (arrays are views into the dataset's arrays; actions are int64 here)."""
-        a, b = int(self.episode_offsets[e]), int(self.episode_offsets[e + 1])
-        return Episode(frames=self.frames[a:b], actions=self.actions[a:b], rewards=self.rewards[a:b],
-                       success=self.success[a:b], mission=str(self.missions[e]),
-                       level_seed=int(self.level_seeds[e]), policy=str(self.policies[e]),
-                       view=str(self.views[e]), split=str(self.splits[e]),
-                       terminated=bool(self.terminated[e]), truncated=bool(self.truncated[e]))
+        return episode_of(self.frames, self, e)
 
     def summary(self) -> dict:
         """Counts for logs and reports (JSON-serialisable)."""

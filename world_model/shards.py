@@ -156,6 +156,18 @@ class Episode:
         return len(self.frames) - 1
 
 
+def episode_of(frames: np.ndarray, table, e: int) -> Episode:
+    """Episode e of episodes stored back to back: frames (N, H, W, 3) and a table (ShardIndex, EpisodeDataset) with
+    per-frame actions / rewards / success, per-episode missions ... truncated, and episode_offsets (E + 1,).
+    The arrays of the Episode are views."""
+    a, b = int(table.episode_offsets[e]), int(table.episode_offsets[e + 1])
+    return Episode(frames=frames[a:b], actions=table.actions[a:b], rewards=table.rewards[a:b],
+                   success=table.success[a:b], mission=str(table.missions[e]),
+                   level_seed=int(table.level_seeds[e]), policy=str(table.policies[e]),
+                   view=str(table.views[e]), split=str(table.splits[e]),
+                   terminated=bool(table.terminated[e]), truncated=bool(table.truncated[e]))
+
+
 @dataclass(frozen=True, eq=False)
 class ShardIndex:
     """Everything in a shard except the pixels (cheap to read)."""
@@ -209,12 +221,7 @@ class Shard:
         if not -ix.num_episodes <= k < ix.num_episodes:
             raise IndexError(f"{ix.path} has {ix.num_episodes} episodes; episode {k} does not exist")
         k %= ix.num_episodes
-        a, b = int(ix.episode_offsets[k]), int(ix.episode_offsets[k + 1])
-        return Episode(frames=self.frames[a:b], actions=ix.actions[a:b], rewards=ix.rewards[a:b],
-                       success=ix.success[a:b], mission=str(ix.missions[k]),
-                       level_seed=int(ix.level_seeds[k]), policy=str(ix.policies[k]),
-                       view=str(ix.views[k]), split=str(ix.splits[k]),
-                       terminated=bool(ix.terminated[k]), truncated=bool(ix.truncated[k]))
+        return episode_of(self.frames, ix, k)
 
     def episodes(self) -> list[Episode]:
         return [self.episode(k) for k in range(self.num_episodes)]

@@ -1,4 +1,4 @@
-"""Autoencoder training: reconstruction of single frames (L1 + MSE on pixels), then per-channel latent statistics.
+"""Autoencoder training: reconstruction of single frames (`Autoencoder.loss`), then per-channel latent statistics.
 
     genie-train autoencoder --data data/babyai3d --preset default --out runs/ae --steps 6000
 
@@ -14,8 +14,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from . import autoencoder as ae_mod
 from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels, pixels_to_frames
@@ -41,26 +39,12 @@ class AutoencoderArgs(TrainArgs):
         return AutoencoderTrainer(self, data)
 
 
-class AutoencoderLoss(nn.Module):
-    """Reconstruction loss L1 + MSE on pixels in [-1, 1] (a plain module so DDP can wrap it)."""
-
-    def __init__(self, autoencoder: Autoencoder):
-        super().__init__()
-        self.autoencoder = autoencoder
-
-    def forward(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """pixels (B, 3, H, W) -> scalar loss; deterministic (the generator is unused)."""
-        recon = self.autoencoder(pixels).float()
-        return F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels)
-
-
 class AutoencoderTrainer(Trainer):
     prefix = "autoencoder"
     format = FORMAT_AUTOENCODER
 
     def build(self) -> None:
-        self.ae = self.model = Autoencoder(self.args.presets[self.args.preset])
-        self.loss_module = AutoencoderLoss(self.ae)
+        self.ae = self.model = self.objective = Autoencoder(self.args.presets[self.args.preset])
         if self.data is None:
             self.data = open_windows(self.args, window=1)
         # held-out frames (B, H, W, 3) for the PSNR and the latent statistics

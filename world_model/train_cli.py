@@ -12,70 +12,18 @@ Re-running a training command with the same --out resumes it. Multi-process / mu
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import sys
-import types
-import typing
 
+from .cli_arguments import add_arguments, from_namespace
 from .training import TrainArgs
 
 
 def _kinds() -> dict[str, type[TrainArgs]]:
+    """The arguments dataclass of every model kind; each field is a flag of `genie-train KIND`."""
     from .train_autoencoder import AutoencoderArgs
     from .train_dynamics import DynamicsArgs
 
     return {"autoencoder": AutoencoderArgs, "dynamics": DynamicsArgs}
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """Field docstrings of a dataclass and its dataclass bases (the string literal after each field), cleanrl style."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        body = ast.parse(inspect.getsource(klass)).body[0].body
-        for a, b in zip(body, body[1:]):
-            if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-                docs[a.target.id] = " ".join(str(b.value.value).split())
-    return docs
-
-
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per field of the dataclass `cls`: --field-name, typed after its annotation (int, float, str, bool
-    as --x / --no-x, tuple[str, ...] as one or more values, X | None), required when the field has no default,
-    with the field's docstring as help and field(metadata={"choices": ...}) as its choices."""
-    docs, hints = field_docs(cls), typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        typ = hints[f.name]
-        if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:  # X | None -> X
-            typ = next(t for t in typing.get_args(typ) if t is not type(None))
-        default = f.default if f.default is not dataclasses.MISSING else None
-        kw: dict = {"help": docs.get(f.name, "")}
-        if f.default is dataclasses.MISSING:
-            kw["required"] = True
-        else:
-            kw["default"] = default
-        if typ is bool:
-            kw["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(typ) is tuple:
-            kw["nargs"] = "+"
-        else:
-            kw["type"] = typ
-        choices = f.metadata.get("choices")  # a tuple, or the name of a class attribute whose keys are the choices
-        if choices is not None:
-            kw["choices"] = sorted(getattr(cls, choices)) if isinstance(choices, str) else list(choices)
-        if "default" in kw and not kw.get("action"):
-            kw["help"] += f" (default: {default})"
-        kw["help"] = kw["help"].replace("%", "%%")  # argparse formats help strings with %
-        parser.add_argument("--" + f.name.replace("_", "-"), **kw)
-
-
-def args_from_namespace(cls: type, ns: argparse.Namespace):
-    """The dataclass `cls` from parsed flags (lists become tuples)."""
-    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {"autoencoder": "train the frame autoencoder",
              "dynamics": "train the dynamics model (needs a trained autoencoder)"}
     for kind, cls in _kinds().items():
-        add_dataclass_flags(sub.add_parser(kind, help=helps[kind]), cls)
+        add_arguments(sub.add_parser(kind, help=helps[kind]), cls)
     sub.add_parser("judge", help="train the success judge of genie_env/judge.py (see `genie-train judge --help`)",
                    add_help=False)
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
@@ -135,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from .training import train
 
     try:
-        targs = args_from_namespace(_kinds()[args.command], args)
+        targs = from_namespace(_kinds()[args.command], args)
     except ValueError as e:
         print(f"genie-train: error: {e}", file=sys.stderr)
         return 2

@@ -19,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import os
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -34,7 +33,7 @@ from . import dynamics as dyn_mod
 from .autoencoder import Autoencoder, AutoencoderConfig, frames_to_pixels
 from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL, CheckpointError, latest_checkpoint, load_into,
                          read_config, read_tensors, resolve_checkpoint, run_checkpoints, sub_state)
-from .diffusion import OBJECTIVES, Denoiser, DiffusionConfig
+from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
 from .inference import WorldModel, WorldModelConfig
 from .metrics import psnr
@@ -64,7 +63,7 @@ class DynamicsArgs(TrainArgs):
     """Start a new run from the dynamics weights of this world-model checkpoint (e.g. world_model/checkpoints/
     default) instead of random ones; it must have the preset's architecture and the --autoencoder's latents.
     Ignored when the run resumes."""
-    objective: str = field(default="forcing", metadata={"choices": OBJECTIVES})
+    objective: str = "forcing"
     """"forcing" (Diffusion Forcing, every frame a target) or "augment" (GameNGen noise augmentation, the last frame
     of each window the only target); see world_model/diffusion.py."""
     context_sigma: float = 0.1
@@ -88,17 +87,6 @@ class DynamicsArgs(TrainArgs):
 
     def trainer(self, data=None) -> "DynamicsTrainer":
         return DynamicsTrainer(self, data)
-
-
-class DynamicsLoss(nn.Module):
-    """Diffusion Forcing loss of the denoiser (see diffusion.py), as a module so DDP can wrap it."""
-
-    def __init__(self, denoiser: Denoiser):
-        super().__init__()
-        self.denoiser = denoiser
-
-    def forward(self, latents: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.denoiser.loss(latents, actions, generator)
 
 
 def load_autoencoder(path: str | Path) -> Autoencoder:
@@ -222,7 +210,7 @@ class DynamicsTrainer(Trainer):
         self.init_metadata = None
         if args.init_from is not None and resume_from is None:
             self.init_metadata = self._init_from_checkpoint(args.init_from, dyn_cfg)
-        self.loss_module = DynamicsLoss(Denoiser(self.wm_config.diffusion, self.dyn))
+        self.objective = Denoiser(self.wm_config.diffusion, self.dyn)
         self.eval_windows = None
         if self.rt.is_main:  # held-out windows (frames, actions) for the autoregressive PSNR at checkpoints
             b = self.held_out(8, salt=54321, window=self.window)

@@ -32,7 +32,7 @@ import os
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -59,8 +59,9 @@ class TrainArgs:
     """Recording folders of episode shards (genie-data record --out ...)."""
     out: str
     """Run directory (created; an existing one is resumed)."""
-    preset: str = field(default="default", metadata={"choices": "presets"})
-    """Model size preset (the kind's `presets`)."""
+    preset: str = "default"
+    """Model size preset, one of the kind's: "tiny" or "default" (autoencoder), "tiny", "small" or "default"
+    (dynamics; "small" for quick ablations)."""
     steps: int = 20000
     """Total optimizer steps (a resumed run continues up to this)."""
     stop_at: int | None = None
@@ -230,12 +231,23 @@ def _leaves(d: dict, prefix: str = "") -> dict:
 # ---------------------------------------------------------------------------------------------- the loop
 
 
+class LossModule(nn.Module):
+    """`objective.loss(*batch, generator)` as the forward of a module, which DistributedDataParallel can wrap."""
+
+    def __init__(self, objective: nn.Module):
+        super().__init__()
+        self.objective = objective
+
+    def forward(self, *batch_and_generator) -> torch.Tensor:
+        return self.objective.loss(*batch_and_generator)
+
+
 class Trainer:
     """One training run; `run()` trains to args.steps, resuming if possible.
 
-    A subclass sets, in `build()`: `self.model` (the module being trained) and `self.loss_module` (model + loss,
-    called as loss_module(*batch, generator) -> scalar, what DDP wraps); and names its checkpoint tensors with the
-    class attribute `prefix` and its config format with `format`.
+    A subclass sets, in `build()`, `self.model` (the module being trained) and `self.objective` (the module whose
+    `loss(*batch, generator)` -> scalar is minimised: the model itself, or a wrapper such as the Denoiser), and
+    names its checkpoint tensors with the class attribute `prefix` and its config format with `format`.
     """
 
     prefix: ClassVar[str]
@@ -252,6 +264,7 @@ class Trainer:
         self.step = 0
         torch.manual_seed(args.seed)  # weight init (DDP also broadcasts rank 0's weights)
         self.build()
+        self.loss_module = LossModule(self.objective)
         # EMA of the weights (evaluated, checkpointed as the model and exported); not a parameter of the optimizer
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if args.ema_decay > 0 else None
         self.loss_module.to(self.rt.device)
@@ -267,11 +280,11 @@ class Trainer:
     # ------------------------------------------------------------------ what a model kind provides
 
     def build(self) -> None:
-        """Set self.model and self.loss_module (and open self.data when it is None)."""
+        """Set self.model and self.objective (and open self.data when it is None)."""
         raise NotImplementedError
 
     def batch(self, np_gen: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        """The next training batch on the device: the arguments of loss_module before the generator."""
+        """The next training batch on the device: the arguments of objective.loss before the generator."""
         raise NotImplementedError
 
     def model_config(self) -> dict:
