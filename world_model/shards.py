@@ -80,7 +80,7 @@ class ShardMeta:
 
     env_id: str
     frame_shape: tuple[int, int, int]  # (H, W, 3)
-    action_meanings: tuple[str, ...]  # index -> name, e.g. ("noop", "turn_left", ...)
+    action_meanings: tuple[str, ...]  # index -> name, e.g. ("noop", "left", "right")
 
     def __post_init__(self):
         shape = tuple(int(s) for s in self.frame_shape)

@@ -1,6 +1,6 @@
 """Autoencoder training: reconstruction of single frames (`Autoencoder.loss`), then per-channel latent statistics.
 
-    genie-train autoencoder --data data/babyai3d --preset default --out runs/ae --steps 6000
+    genie-train autoencoder --data data/recordings --preset default --out runs/ae --steps 6000
 
 The loop, run directory and resume are world_model/training.py's. A checkpoint (format "genie-autoencoder") holds
 the autoencoder with latent statistics fitted on held-out frames, and records their reconstruction PSNR

@@ -1,7 +1,7 @@
 """`genie-train`: train the autoencoder, then the dynamics model, then export the inference checkpoint.
 
-    genie-train autoencoder --data data/babyai3d --preset default --out runs/ae --steps 6000
-    genie-train dynamics --data data/babyai3d --autoencoder runs/ae --preset default --out runs/dyn --steps 20000
+    genie-train autoencoder --data data/recordings --preset default --out runs/ae --steps 6000
+    genie-train dynamics --data data/recordings --autoencoder runs/ae --preset default --out runs/dyn --steps 20000
     genie-train export --dynamics runs/dyn --out world_model/checkpoints/default
 
 Re-running a training command with the same --out resumes it. Multi-process / multi-GPU:

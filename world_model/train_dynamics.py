@@ -1,6 +1,6 @@
 """Dynamics training: the EDM denoiser over the dynamics transformer on latent windows of a frozen autoencoder.
 
-    genie-train dynamics --data data/babyai3d --autoencoder runs/ae --preset default --out runs/dyn --steps 20000
+    genie-train dynamics --data data/recordings --autoencoder runs/ae --preset default --out runs/dyn --steps 20000
     genie-train export --dynamics runs/dyn --out world_model/checkpoints/default
 
 The loop, run directory and resume are world_model/training.py's; the dynamics add:
