@@ -9,6 +9,7 @@ and turns frames into rewards (a user ``reward_fn`` or the learned success judge
 from __future__ import annotations
 
 import copy
+import dataclasses
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -138,6 +139,68 @@ class SamplerSettings:
             raise ValueError(f"guidance must be a finite float (1 disables guidance) or None, got {self.guidance!r}")
         if self.sampler is not None:
             check_solver(self.sampler)
+
+
+@dataclass(frozen=True)
+class GenieWorldConfig:
+    """What a GenieWorld is made of, one world (GenieWorldEnv) or N (GenieWorldVectorEnv).
+
+    Both envs take it whole (``GenieWorldEnv(config)``) or field by field as keyword arguments
+    (``GenieWorldEnv(model=..., judge="default")``, ``gym.make(id, model=...)``, ``gym.make_vec(id, num_envs=N,
+    model=...)``); keywords given beside a config replace its fields.
+    """
+
+    model: str | os.PathLike | WorldModel = "default"
+    """"default" (the shipped checkpoint), a checkpoint folder, or a ``WorldModel`` (shares its weights)."""
+    num_steps: int | None = None
+    """Denoising steps per frame, >= 1; None keeps the checkpoint's."""
+    guidance: float | None = None
+    """Classifier-free guidance weight on the action (1 disables guidance); None keeps the checkpoint's."""
+    sampler: str | None = None
+    """"euler" or "heun"; None keeps the checkpoint's."""
+    level: str = "GoToLocal"
+    """The 3D BabyAI level whose test worlds supply the prompts when none is given (``genie_env.LEVELS``)."""
+    reward_fn: RewardFn | None = None
+    """``reward_fn(frames, action, mission) -> (reward, terminated)``; see GenieWorldEnv's Rewards."""
+    judge: str | os.PathLike | SuccessJudge | None = None
+    """None, "default", a judge checkpoint folder or a ``genie_env.judge.SuccessJudge``."""
+    judge_threshold: float = 0.5
+    """Success probability in (0, 1) above which the judge counts the mission done."""
+    mission_observation: bool = False
+    """Add the encoded mission to the observation (a Dict space)."""
+    num_threads: int | None = None
+    """Torch threads of this process, >= 1 (torch's setting is per process: the last env made wins). None: 1 inside
+    a worker process (AsyncVectorEnv, SB3's SubprocVecEnv), torch's default (every core) otherwise."""
+
+    def __post_init__(self):
+        if self.level not in LEVELS:
+            raise ValueError(f"unknown level {self.level!r}; choose one of {', '.join(LEVELS)}")
+        if not 0.0 < float(self.judge_threshold) < 1.0:
+            raise ValueError(f"judge_threshold must be in (0, 1), got {self.judge_threshold}")
+        if self.reward_fn is not None and not callable(self.reward_fn):
+            raise TypeError(f"reward_fn must be callable as reward_fn(frames, action, mission) -> (reward, "
+                            f"terminated), got {type(self.reward_fn).__name__}")
+        if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(
+                self.num_threads, (int, np.integer)) or self.num_threads < 1):
+            raise ValueError(f"num_threads must be an int >= 1 (torch threads of this process) or None (one thread "
+                             f"in a worker process, torch's default otherwise), got {self.num_threads!r}")
+        self.sampler_settings  # checks num_steps, guidance, sampler
+
+    @property
+    def sampler_settings(self) -> SamplerSettings:
+        return SamplerSettings(self.num_steps, self.guidance, self.sampler)
+
+    @classmethod
+    def from_arguments(cls, config: "GenieWorldConfig | None" = None, **kwargs) -> "GenieWorldConfig":
+        """`config` (default: all defaults) with the fields named in `kwargs` replaced."""
+        if config is not None and not isinstance(config, cls):
+            raise TypeError(f"config must be a GenieWorldConfig or None, got {type(config).__name__}; pass the "
+                            "other arguments by keyword (model=..., level=...)")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(f"unknown GenieWorld arguments {unknown}; the arguments are {', '.join(names)}")
+        return dataclasses.replace(config or cls(), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -355,6 +418,33 @@ def mission_space(max_words: int = MAX_MISSION_WORDS) -> spaces.MultiDiscrete:
     return spaces.MultiDiscrete(np.full(max_words, len(VOCABULARY), dtype=np.int64))
 
 
+@dataclass
+class WorldParts:
+    """What both envs hold, built from a GenieWorldConfig: the model, the judge, the engine of B worlds, the
+    prompt source and the spaces of one world."""
+
+    wm: WorldModel
+    judge: SuccessJudge | None
+    worlds: GenieWorlds
+    prompts: PromptSource
+    observation_space: spaces.Space
+    action_space: spaces.Discrete
+
+    @classmethod
+    def build(cls, config: GenieWorldConfig, num_worlds: int) -> "WorldParts":
+        set_torch_threads(config.num_threads)  # first: a forked worker must not touch torch's OpenMP pool before
+        wm = load_world_model(config.model)
+        judge = load_judge(config.judge)
+        size = int(wm.config.autoencoder.image_size)
+        worlds = GenieWorlds(wm, num_worlds, config.sampler_settings,
+                             TaskReward(config.reward_fn, judge, config.judge_threshold))
+        image = spaces.Box(0, 255, (size, size, 3), np.uint8)
+        observation_space = (spaces.Dict({"image": image, "mission": mission_space()})
+                             if config.mission_observation else image)
+        return cls(wm, judge, worlds, PromptSource(config.level, size), observation_space,
+                   spaces.Discrete(wm.num_actions))
+
+
 # ---------------------------------------------------------------------------------------------- the env
 
 
@@ -401,19 +491,14 @@ class GenieWorldEnv(gym.Env):
     with ``gym.make("genie_env/GenieWorld-v2")``). Memory does not grow with the episode length.
 
     ## Arguments
-    - ``model``: "default" (the shipped checkpoint), a checkpoint folder, or a ``WorldModel`` (shares weights).
-    - ``num_steps``, ``guidance``, ``sampler``: denoising steps per frame, classifier-free guidance weight on the
-      action, "euler" / "heun"; None keeps the checkpoint's defaults.
-    - ``level``: the 3D BabyAI level whose test worlds supply default prompts (see ``genie_env.LEVELS``).
-    - ``reward_fn``: see Rewards.
-    - ``judge``: None, "default", a judge checkpoint folder or a ``genie_env.judge.SuccessJudge``.
-    - ``judge_threshold``: success probability above which the judge counts the mission done.
-    - ``mission_observation``: add the encoded mission to the observation (Dict space).
-    - ``render_mode``: "rgb_array" or "human" (a pygame window).
-    - ``num_threads``: torch threads of this process (torch's setting is per process, so the last env made
-      wins). None: 1 inside a worker process (``AsyncVectorEnv``, SB3's ``SubprocVecEnv``), torch's default (every
-      core) otherwise. For W workers on C cores pass ``C // W``. To run many worlds, prefer the native batch
-      ``gym.make_vec("genie_env/GenieWorld-v2", num_envs=N)``: one process, one forward pass for all N worlds.
+    ``config``, a :class:`GenieWorldConfig`, or its fields as keyword arguments: ``model`` ("default", a
+    checkpoint folder or a ``WorldModel``), ``num_steps``, ``guidance``, ``sampler`` (None keeps the checkpoint's),
+    ``level`` (whose test worlds supply default prompts), ``reward_fn`` (see Rewards), ``judge``,
+    ``judge_threshold``, ``mission_observation``, ``num_threads`` (torch threads of this process; None: 1 inside a
+    worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
+    To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v2", num_envs=N)`` (one
+    process, one forward pass for all N worlds); in ``AsyncVectorEnv`` / ``SubprocVecEnv`` workers each env takes
+    one thread (for W workers on C cores, ``num_threads=C // W`` may be faster).
 
     ## Info
     ``mission``, ``level_seed`` (-1 unless the world is a 3D BabyAI one), ``prompt`` ("babyai3d", "image" or
@@ -430,36 +515,16 @@ class GenieWorldEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
 
-    def __init__(
-        self,
-        model: str | os.PathLike | WorldModel = "default",
-        num_steps: int | None = None,
-        guidance: float | None = None,
-        sampler: str | None = None,
-        level: str = "GoToLocal",
-        reward_fn: RewardFn | None = None,
-        judge: str | os.PathLike | SuccessJudge | None = None,
-        judge_threshold: float = 0.5,
-        mission_observation: bool = False,
-        render_mode: str | None = None,
-        num_threads: int | None = None,
-    ):
-        set_torch_threads(num_threads)  # first: a forked worker must not touch torch's OpenMP pool before this
+    def __init__(self, config: GenieWorldConfig | None = None, *, render_mode: str | None = None, **kwargs):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.config = GenieWorldConfig.from_arguments(config, **kwargs)
+        parts = WorldParts.build(self.config, 1)
         self.render_mode = render_mode
-        self.wm = load_world_model(model)
-        self.judge = load_judge(judge)
-        size = int(self.wm.config.autoencoder.image_size)
-        self._worlds = GenieWorlds(self.wm, 1, SamplerSettings(num_steps, guidance, sampler),
-                                   TaskReward(reward_fn, self.judge, judge_threshold))
-        self._prompts = PromptSource(level, size)
-        self.level = level
-        self.mission_observation = bool(mission_observation)
-        image = spaces.Box(0, 255, (size, size, 3), np.uint8)
-        self.observation_space = (spaces.Dict({"image": image, "mission": mission_space()})
-                                  if self.mission_observation else image)
-        self.action_space = spaces.Discrete(self.wm.num_actions)
+        self.wm, self.judge, self._worlds, self._prompts = parts.wm, parts.judge, parts.worlds, parts.prompts
+        self.level = self.config.level
+        self.mission_observation = self.config.mission_observation
+        self.observation_space, self.action_space = parts.observation_space, parts.action_space
         self._started = False
         self._window = None
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from genie_env.genie_world import (RESET_OPTIONS, GenieWorlds, PromptSource, RewardFn, SamplerSettings, TaskReward,
-                                   load_judge, load_world_model, mission_space, set_torch_threads)
+from genie_env.genie_world import RESET_OPTIONS, GenieWorldConfig, WorldParts
 from genie_env.mission import encode_mission
 from genie_env.prompts import load_prompt_image
-from world_model.inference import WorldModel
-from genie_env.judge import SuccessJudge
 
 
 class GenieWorldVectorEnv(VectorEnv):
@@ -50,10 +45,10 @@ class GenieWorldVectorEnv(VectorEnv):
     (the same image, text or level seed); without them it starts from a newly drawn unseen 3D BabyAI world.
 
     ## Arguments
-    ``num_envs`` (N), ``max_episode_steps`` (default 200), and GenieWorldEnv's: ``model``, ``num_steps``,
-    ``guidance``, ``sampler``, ``level``, ``reward_fn``, ``judge``, ``judge_threshold``, ``mission_observation``,
-    ``render_mode`` ("rgb_array": ``render()`` returns a tuple of N frames), ``num_threads`` (torch threads of this
-    process; None keeps torch's default, every core, outside a worker process).
+    ``num_envs`` (N), ``max_episode_steps`` (default 200), ``render_mode`` ("rgb_array": ``render()`` returns a
+    tuple of N frames), and GenieWorldEnv's: a :class:`genie_env.genie_world.GenieWorldConfig` as ``config`` or its
+    fields as keyword arguments (``model``, ``num_steps``, ``guidance``, ``sampler``, ``level``, ``reward_fn``,
+    ``judge``, ``judge_threshold``, ``mission_observation``, ``num_threads``).
 
     ## Version History
     - v0: initial release.
@@ -61,44 +56,23 @@ class GenieWorldVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        model: str | os.PathLike | WorldModel = "default",
-        num_steps: int | None = None,
-        guidance: float | None = None,
-        sampler: str | None = None,
-        level: str = "GoToLocal",
-        reward_fn: RewardFn | None = None,
-        judge: str | os.PathLike | SuccessJudge | None = None,
-        judge_threshold: float = 0.5,
-        mission_observation: bool = False,
-        max_episode_steps: int | None = 200,
-        render_mode: str | None = None,
-        num_threads: int | None = None,
-    ):
-        set_torch_threads(num_threads)
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+    def __init__(self, num_envs: int = 1, config: GenieWorldConfig | None = None, *,
+                 max_episode_steps: int | None = 200, render_mode: str | None = None, **kwargs):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.config = GenieWorldConfig.from_arguments(config, **kwargs)
+        parts = WorldParts.build(self.config, int(num_envs))
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
-        self.wm = load_world_model(model)
-        self.judge = load_judge(judge)
-        size = int(self.wm.config.autoencoder.image_size)
-        self._worlds = GenieWorlds(self.wm, self.num_envs, SamplerSettings(num_steps, guidance, sampler),
-                                   TaskReward(reward_fn, self.judge, judge_threshold))
-        self._prompts = PromptSource(level, size)
-        self.level = level
-        self.mission_observation = bool(mission_observation)
-        image = spaces.Box(0, 255, (size, size, 3), np.uint8)
-        self.single_observation_space = (spaces.Dict({"image": image, "mission": mission_space()})
-                                         if self.mission_observation else image)
-        self.single_action_space = spaces.Discrete(self.wm.num_actions)
+        self.wm, self.judge, self._worlds, self._prompts = parts.wm, parts.judge, parts.worlds, parts.prompts
+        self.level = self.config.level
+        self.mission_observation = self.config.mission_observation
+        self.single_observation_space, self.single_action_space = parts.observation_space, parts.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._world_options: list[dict] = [{} for _ in range(self.num_envs)]

@@ -1,5 +1,6 @@
 """GenieWorldEnv with a tiny random-weights world model: env checks, prompts, seeding, fork, rewards, memory."""
 
+import dataclasses
 import os
 
 import gymnasium as gym
@@ -44,6 +45,31 @@ def test_registration():
     assert spec.entry_point == "genie_env.genie_world:GenieWorldEnv"
     assert spec.vector_entry_point == "genie_env.genie_world_vector:GenieWorldVectorEnv"
     assert genie_env.GenieWorldEnv is GenieWorldEnv
+
+
+def test_one_config_for_both_envs(wm):
+    from genie_env.genie_world import GenieWorldConfig
+    from genie_env.genie_world_vector import GenieWorldVectorEnv
+
+    config = GenieWorldConfig(model=wm, level="GoToRedBall", num_steps=1, mission_observation=True)
+    env = GenieWorldEnv(config)
+    venv = GenieWorldVectorEnv(2, config, max_episode_steps=5)
+    assert env.config == venv.config == config
+    assert venv.single_observation_space == env.observation_space
+    assert GenieWorldEnv(config, level="OpenRedDoor").config == GenieWorldConfig(
+        model=wm, level="OpenRedDoor", num_steps=1, mission_observation=True)  # keywords replace fields
+    assert make(wm, level="OpenRedDoor").unwrapped.config.level == "OpenRedDoor"  # gym.make kwargs
+    assert gym.make_vec(GENIE_WORLD_ID, num_envs=2, config=config).config == config
+    with pytest.raises(TypeError, match="unknown GenieWorld arguments \\['modle'\\]"):
+        GenieWorldEnv(modle="default")
+    with pytest.raises(TypeError, match="pass the other arguments by keyword"):
+        GenieWorldEnv("default")
+    with pytest.raises(ValueError, match="num_threads"):
+        GenieWorldConfig(num_threads=0)
+    with pytest.raises(ValueError, match="unknown level"):
+        GenieWorldConfig(level="Nowhere")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.level = "OpenRedDoor"
 
 
 def test_time_limit_truncates(wm):
