@@ -11,7 +11,7 @@ from genie_env.mission import MissionObservation, encode_mission
 
 __all__ = ["ACTION_MEANINGS", "LEVELS", "SEED_RANGES", "TEST_SEEDS", "TRAIN_SEEDS", "BabyAI3DEnv", "SeedRange",
            "BABYAI3D_IDS", "GENIE_WORLD_ID", "MissionObservation", "encode_mission",
-           "GenieWorldEnv", "GenieWorldVectorEnv", "SB3VecEnv", "from_text"]
+           "GenieWorldConfig", "GenieWorldEnv", "GenieWorldVectorEnv", "SB3VecEnv", "from_text"]
 
 #: Every registered 3D BabyAI id, e.g. ``genie_env/BabyAI3D-OpenRedDoor-v0``.
 BABYAI3D_IDS = tuple(f"genie_env/BabyAI3D-{level}-v0" for level in LEVELS)
@@ -33,6 +33,7 @@ register(
 
 # Names re-exported lazily (PEP 562): importing them pulls in torch and the world model.
 _LAZY = {
+    "GenieWorldConfig": "genie_env.genie_world",
     "GenieWorldEnv": "genie_env.genie_world",
     "GenieWorldVectorEnv": "genie_env.genie_world_vector",
     "SB3VecEnv": "genie_env.sb3_adapter",

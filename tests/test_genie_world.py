@@ -55,6 +55,7 @@ def test_one_config_for_both_envs(wm):
     env = GenieWorldEnv(config)
     venv = GenieWorldVectorEnv(2, config, max_episode_steps=5)
     assert env.config == venv.config == config
+    assert genie_env.GenieWorldConfig is GenieWorldConfig
     assert venv.single_observation_space == env.observation_space
     assert GenieWorldEnv(config, level="OpenRedDoor").config == GenieWorldConfig(
         model=wm, level="OpenRedDoor", num_steps=1, mission_observation=True)  # keywords replace fields
