@@ -11,14 +11,13 @@ data, and the median and spread of windows/s over the repeats.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import numpy as np
 
 from benchmarks.machine import describe_machine
-from benchmarks.result_file import write_json
+from benchmarks.result_file import publish
 from world_model.dataset import WindowDataset
 
 
@@ -77,11 +76,7 @@ def main(argv=None) -> dict:
         "sample_batch_mb_per_s": round(statistics.median(batch_runs) * args.window * frame_bytes / 2**20, 1),
         "getitem_windows_per_s": _stats(item_runs),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        write_json(args.out, result)
-    return result
+    return publish(result, args.out)
 
 
 if __name__ == "__main__":

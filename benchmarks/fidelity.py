@@ -27,9 +27,7 @@ the recorder's random policy makes); episodes that end before the horizon are re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 
 import gymnasium as gym
@@ -39,7 +37,7 @@ from tqdm import tqdm
 
 import genie_env
 from benchmarks.machine import describe_machine
-from benchmarks.result_file import write_json
+from benchmarks.result_file import command_line, publish
 from world_model.metrics import psnr, ssim
 
 #: Action probabilities of the evaluation policy: noop, turn_left, turn_right, forward, pickup, drop, toggle.
@@ -273,13 +271,9 @@ def main(argv=None) -> dict:
     wm = WorldModel.load(args.model)
     report = {"benchmark": "fidelity", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "seed": args.seed,
-              "command": "python -m benchmarks.fidelity " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": command_line("benchmarks.fidelity", argv)}
     report.update(evaluate(wm, args.episodes, args.horizon, args.views, args.guidance, args.seed))
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        write_json(args.out, report)
-    return report
+    return publish(report, args.out)
 
 
 if __name__ == "__main__":

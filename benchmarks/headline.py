@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +118,8 @@ def plot(r: dict, path) -> str:
 
 def main(argv=None) -> None:
     from benchmarks.machine import describe_machine
-    from benchmarks.result_file import write_json
+    from benchmarks.result_file import command_line
+    from world_model.checkpoint import write_json
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="tasks.json files written by `genie-bench run tasks`")
@@ -138,7 +138,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.update(sources=list(args.results), machine=describe_machine(),
-                  command="python -m benchmarks.headline " + " ".join(sys.argv[1:] if argv is None else argv))
+                  command=command_line("benchmarks.headline", argv))
     plot(result, out.parent / "headline.png")
     result["figures"] = {"headline": "headline.png"}
     write_json(out, result)

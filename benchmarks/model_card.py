@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from benchmarks.machine import in_words
 from benchmarks.report import sampler_words
+from world_model.checkpoint import write_text
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -262,9 +262,7 @@ def main(argv=None) -> None:
     load = lambda p: json.loads(Path(p).read_text()) if p and Path(p).is_file() else None  # noqa: E731
     text = render(model, summary, load(args.fidelity), load(args.judge))
     out = model / "MODEL_CARD.md"
-    with open(str(out) + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(str(out) + ".tmp", out)
+    write_text(out, text)
     print(f"wrote {out}")
 
 

@@ -1,17 +1,27 @@
-"""Saving a benchmark's JSON result: parent folders made, temp file then rename, so a killed run leaves no half file."""
+"""The end of every benchmark script: print the result, save its JSON atomically, and the command that made it."""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import sys
+from typing import Iterable, Sequence
+
+from world_model.checkpoint import write_json
 
 
-def write_json(path: str | os.PathLike, result: dict) -> Path:
-    """Write `result` as indented JSON to `path` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """The command that reruns `python -m module` with these arguments (the process's own when argv is None)."""
+    return " ".join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def publish(result: dict, out: str | os.PathLike | None, lines: Iterable[str] | None = None) -> dict:
+    """Print `lines` (a report's Markdown) or else the result as JSON; write the JSON to `out` when given.
+
+    The file is written atomically (world_model.checkpoint.write_json): a killed run leaves no half file. Returns
+    `result`, so a script's main can end with `return publish(...)`.
+    """
+    print("\n".join(lines) if lines is not None else json.dumps(result, indent=2))
+    if out:
+        write_json(out, result)
+    return result

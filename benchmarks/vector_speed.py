@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from benchmarks.machine import describe_machine, in_words
-from benchmarks.result_file import write_json
+from benchmarks.result_file import command_line, publish
 
 BENCHMARK = "genie-vector-speed"
 
@@ -113,6 +113,16 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def section(result: dict) -> list[str]:
+    """BENCHMARKS.md's section of one result."""
+    command = result.get("command", "python -m benchmarks.vector_speed --worlds 2 4 --rounds 5 --steps 4")
+    policy = result.get("omp_wait_policy") or "unset"
+    return [f"## Many worlds: one process or worker processes (OMP_WAIT_POLICY {policy})", "",
+            "Env-steps per second of N GenieWorld envs stepped by the native batch (`gym.make_vec`, one forward pass "
+            "for all worlds) and by async worker processes (one torch thread each), timed in interleaved rounds.", "",
+            f"`{command}` on model `{result['model']}`.", "", table(result), ""]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.vector_speed", description=__doc__.split("\n")[0])
     parser.add_argument("--worlds", type=int, nargs="+", default=[2, 4], help="world counts (default: 2 4)")
@@ -126,9 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.worlds) < 1 or args.rounds < 1 or args.steps < 1:
         parser.error("--worlds, --rounds and --steps must be >= 1")
     result = run(args.worlds, args.rounds, args.steps, args.model, args.all_threads)
-    if args.out:
-        write_json(args.out, result)
-    print(table(result))
+    result["command"] = command_line("benchmarks.vector_speed", argv)
+    publish(result, args.out, [table(result)])
     return 0
 
 

@@ -9,7 +9,6 @@ Prints one JSON object: the machine, and per level the median and spread of step
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -19,7 +18,7 @@ import numpy as np
 
 import genie_env
 from benchmarks.machine import describe_machine
-from benchmarks.result_file import write_json
+from benchmarks.result_file import publish
 
 
 def steps_per_second(env_id: str, steps: int, seed: int = 0, **env_kwargs) -> float:
@@ -61,11 +60,7 @@ def main(argv=None) -> dict:
         print(f"{level:>16}: {statistics.median(runs):8.0f} steps/s (median of {args.repeats})", flush=True)
     medians = [v["median_steps_per_s"] for v in result["levels"].values()]
     result["median_over_levels"] = round(statistics.median(medians), 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        write_json(args.out, result)
-    return result
+    return publish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ context noise, machine and command.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def evaluate(wm, sigmas, episodes: int, views, seed: int = 0, progress: bool = True) -> dict:
@@ -49,7 +48,7 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
 
 def main(argv=None) -> dict:
     from benchmarks.machine import describe_machine
-    from benchmarks.result_file import write_json
+    from benchmarks.result_file import command_line, publish
     from experiments.sampler_sweep import add_common_arguments
     from world_model import WorldModel
 
@@ -67,13 +66,9 @@ def main(argv=None) -> dict:
     report = {"benchmark": "genie-bench-context-sigma", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "trained_context_sigma": trained, "episodes": args.episodes,
               "seed": args.seed,
-              "command": "python -m experiments.context_sigma " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": command_line("experiments.context_sigma", argv)}
     report["levels"] = evaluate(wm, args.sigmas, args.episodes, args.views, args.seed)
-    for line in section(report):
-        print(line)
-    if args.out:
-        write_json(args.out, report)
-    return report
+    return publish(report, args.out, section(report))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -172,7 +171,8 @@ def plot(r: dict, path) -> str:
 
 def main(argv=None) -> dict:
     from benchmarks.machine import describe_machine
-    from benchmarks.result_file import write_json
+    from benchmarks.result_file import command_line
+    from world_model.checkpoint import write_json
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="training recordings (genie-data record --out ...)")
@@ -214,7 +214,7 @@ def main(argv=None) -> dict:
               "settings": {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "warmup", "ema_decay",
                                                           "seeds", "episodes", "horizon", "views")},
               "machine": describe_machine(),
-              "command": "python -m experiments.objective " + " ".join(sys.argv[1:] if argv is None else argv)}
+              "command": command_line("experiments.objective", argv)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(result, out.parent / "objective.png")

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from benchmarks.report import load_results, fidelity_section, speed_table
+from world_model.checkpoint import write_text
 
 #: Study result kinds: benchmark key -> the module whose ``section(result, images)`` renders it.
 STUDIES = {"genie-bench-objective": "experiments.objective",
@@ -48,9 +49,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="experiments/RESULTS.md")
     args = parser.parse_args(argv)
     text = render(args.results, os.path.dirname(os.path.abspath(args.out)))
-    with open(args.out + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(args.out + ".tmp", args.out)
+    write_text(args.out, text)
     print(f"wrote {args.out}")
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -194,7 +193,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv=None) -> dict:
     from benchmarks.machine import describe_machine
-    from benchmarks.result_file import write_json
+    from benchmarks.result_file import command_line, publish
     from world_model import WorldModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,14 +220,10 @@ def main(argv=None) -> dict:
               "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
               "episodes": 0 if args.speed_only else args.episodes, "seed": args.seed,
               "speed_rounds": 0 if args.no_speed else args.speed_rounds,
-              "command": "python -m experiments.sampler_sweep " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": command_line("experiments.sampler_sweep", argv)}
     report["variants"] = evaluate(wm, variants, args.episodes, args.views, args.seed, speed=not args.no_speed,
                                   rounds=args.speed_rounds, fidelity=not args.speed_only)
-    for line in section(report):
-        print(line)
-    if args.out:
-        write_json(args.out, report)
-    return report
+    return publish(report, args.out, section(report))
 
 
 if __name__ == "__main__":
