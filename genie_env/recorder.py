@@ -37,7 +37,6 @@ import numpy as np
 from tqdm import tqdm
 
 from world_model.shards import (
-    FORMAT_VERSION,
     Episode,
     ShardMeta,
     atomic_write,
@@ -52,6 +51,7 @@ POLICIES = ("bot", "random", "lookaround")
 MIX_WEIGHTS = {"bot": 0.5, "random": 0.3, "lookaround": 0.2}  # renormalised over what is available
 MANIFEST_NAME = "dataset.json"
 MANIFEST_FORMAT = "genie-env-recording"
+MANIFEST_VERSION = 1  # of dataset.json (the shards have their own format_version)
 EPISODE_STEP_CEILING = 100_000  # an episode this long means the env has no time limit at all
 
 
@@ -287,7 +287,7 @@ class RecordingManifest:
     action_meanings: tuple[str, ...] | None = None
 
     def to_json(self) -> str:
-        d = {"format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+        d = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, **asdict(self)}
         return json.dumps(json.loads(json.dumps(d)), indent=2) + "\n"
 
     @classmethod
@@ -298,9 +298,9 @@ class RecordingManifest:
             raise RecorderError(f"{path} is unreadable ({e}); fix or delete it, or record into a new folder") from e
         if not isinstance(d, dict) or d.get("format") != MANIFEST_FORMAT:
             raise RecorderError(f"{path} is not a genie-env recording manifest; record into a new folder")
-        if d.get("format_version") != FORMAT_VERSION:
+        if d.get("format_version") != MANIFEST_VERSION:
             raise RecorderError(f"{path} has format_version {d.get('format_version')!r}, this genie-env "
-                                f"writes {FORMAT_VERSION}; record into a new folder")
+                                f"writes {MANIFEST_VERSION}; record into a new folder")
         try:
             return cls(**{k: v for k, v in d.items() if k not in ("format", "format_version")})
         except TypeError as e:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from world_model.dataset import DatasetError, EpisodeDataset, WindowDataset
-from world_model.shards import Episode, ShardError, ShardMeta, shard_name, write_shard
+from world_model.shards import Branches, Episode, ShardError, ShardMeta, shard_name, write_shard
 
 MEANINGS = ("noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle")
 META = ShardMeta(env_id="test/Fake-v0", frame_shape=(6, 5, 3), action_meanings=MEANINGS)
@@ -135,3 +135,40 @@ def test_refuses_mixed_or_missing_recordings(folder, tmp_path_factory):
     (folder / shard_name(1)).write_bytes(b"garbage")
     with pytest.raises(ShardError, match="delete it"):
         EpisodeDataset(folder)
+
+
+def branched_episode(uid, num_frames, sources, split="train", view="first_person"):
+    """labelled_episode plus one branch per action at each source: branch pixels (uid, source, 100 + action)."""
+    episode = labelled_episode(uid, num_frames, split, view)
+    sources = np.repeat(np.asarray(sources, np.int64), 7)
+    actions = np.tile(np.arange(7, dtype=np.int16), len(sources) // 7)
+    frames = np.zeros((len(sources), 6, 5, 3), np.uint8)
+    frames[..., 0], frames[..., 1], frames[..., 2] = uid, sources[:, None, None], 100 + actions[:, None, None]
+    return Episode(**{**episode.__dict__, "branches": Branches(sources=sources, actions=actions, frames=frames)})
+
+
+def test_branches_follow_their_episodes(tmp_path):
+    write_shard(tmp_path / shard_name(0), [branched_episode(0, 10, [2, 5]), labelled_episode(1, 6, split="test")],
+                META)
+    write_shard(tmp_path / shard_name(1), [branched_episode(2, 8, [0], split="test"), branched_episode(3, 9, [8])],
+                META)
+    old = tmp_path / "v1"  # a version-1 shard (no branch arrays) mixes in
+    old.mkdir()
+    write_shard(old / shard_name(0), [labelled_episode(4, 7)], META)
+    with np.load(old / shard_name(0), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("branch_")}
+    np.savez_compressed(old / shard_name(0), **arrays)
+
+    data = EpisodeDataset([tmp_path, old], split="train")
+    assert data.level_seeds.tolist() == [0, 3, 4]
+    assert data.num_branches == 21 and data.branch_offsets.tolist() == [0, 14, 21, 21]
+    assert data.summary()["branch_frames"] == 21 and data.summary()["branched_states"] == 3
+    for e, (uid, sources) in enumerate([(0, [2, 5]), (3, [8])]):
+        branches = data.episode(e).branches
+        assert branches.source_frames.tolist() == sources
+        assert (branches.frames[..., 0] == uid).all()
+        np.testing.assert_array_equal(branches.frames[:, 0, 0, 1], branches.sources)
+        np.testing.assert_array_equal(branches.frames[:, 0, 0, 2], 100 + branches.actions)
+    assert data.episode(2).branches is None
+    windows = WindowDataset(data, window=6)  # windows stay windows of real frames
+    assert all(int(windows[i]["frames"][0, 0, 0, 2]) == 7 for i in range(len(windows)))

@@ -1,4 +1,5 @@
-"""The episode shard format: roundtrip, byte-reproducibility, validation of damaged files, atomic writes."""
+"""The episode shard format: roundtrip (with and without counterfactual branches), version-1 shards still
+load, byte-reproducibility, validation of damaged files, atomic writes."""
 
 import json
 import zipfile
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from world_model.shards import (
+    Branches,
     Episode,
     ShardError,
     ShardMeta,
@@ -68,7 +70,7 @@ def test_plain_numpy_file(shard_path):
     """A shard is an ordinary npz: readable by np.load without pickle."""
     with np.load(shard_path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-        assert meta["format"] == "genie-env-shard" and meta["format_version"] == 1
+        assert meta["format"] == "genie-env-shard" and meta["format_version"] == 2
         assert meta["frame_shape"] == [8, 6, 3] and meta["num_actions"] == 3
         assert z["missions"].dtype.kind == "U"
 
@@ -140,7 +142,7 @@ def _rewrite(path, **changes):
     (lambda a: {"actions": np.where(a["actions"] == -1, 0, a["actions"]).astype(np.int16)}, "-1"),
     (lambda a: {"actions": np.where(a["actions"] == 2, 9, a["actions"]).astype(np.int16)}, "outside"),
     (lambda a: {"meta": np.array(json.dumps({"format": "something-else"}))}, "not a genie-env shard"),
-    (lambda a: {"meta": np.array(a["meta"][()].replace('"format_version": 1', '"format_version": 7'))},
+    (lambda a: {"meta": np.array(a["meta"][()].replace('"format_version": 2', '"format_version": 7'))},
      "upgrade genie-env"),
     (lambda a: {"meta": np.array("{not json")}, "not valid JSON"),
     (lambda a: {"meta": np.array([a["meta"][()]], dtype=object)}, "'meta'"),  # pickled: never loaded
@@ -187,3 +189,96 @@ def test_write_refuses_invalid_episodes(tmp_path, episodes):
     with pytest.raises(ValueError, match="at least one episode"):
         write_shard(tmp_path / "x.npz", [], META)
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# counterfactual branches (format version 2)
+
+
+def with_branches(episode, rng, sources):
+    """`episode` plus one branch per action (3) at each of `sources`."""
+    sources = np.repeat(np.asarray(sources, np.int64), 3)
+    actions = np.tile(np.arange(3, dtype=np.int16), len(sources) // 3)
+    frames = rng.integers(0, 256, size=(len(sources), 8, 6, 3), dtype=np.uint8)
+    return Episode(**{**episode.__dict__, "branches": Branches(sources=sources, actions=actions, frames=frames)})
+
+
+@pytest.fixture
+def branched(episodes):
+    rng = np.random.default_rng(5)
+    return [with_branches(episodes[0], rng, [0, 3]), episodes[1], with_branches(episodes[2], rng, [9])]
+
+
+def test_roundtrip_with_branches(tmp_path, branched):
+    path = write_shard(tmp_path / shard_name(0), branched, META)
+    shard = read_shard(path)
+    assert shard.index.format_version == 2 and shard.index.num_branches == 9
+    assert shard.index.branch_offsets.tolist() == [0, 6, 6, 9]
+    for original, loaded in zip(branched, shard.episodes()):
+        np.testing.assert_array_equal(loaded.frames, original.frames)
+        if original.branches is None:
+            assert loaded.branches is None
+            continue
+        for name in ("sources", "actions", "frames"):
+            np.testing.assert_array_equal(getattr(loaded.branches, name), getattr(original.branches, name))
+        assert loaded.branches.actions.dtype == np.int16 and loaded.branches.sources.dtype == np.int64
+    assert shard.episode(0).branches.source_frames.tolist() == [0, 3]
+    index = read_shard_index(path)  # branch index without the pixels
+    assert index.num_branches == 9 and index.branch_sources.tolist() == [0, 0, 0, 3, 3, 3, 9, 9, 9]
+
+
+def test_without_branches_written_as_empty_v2(shard_path):
+    shard = read_shard(shard_path)
+    assert shard.index.format_version == 2 and shard.index.num_branches == 0
+    assert shard.branch_frames.shape == (0, 8, 6, 3)
+    assert all(ep.branches is None for ep in shard.episodes())
+
+
+def test_version_1_shard_still_loads(shard_path, episodes):
+    """A shard as version 1 wrote it: no branch arrays, format_version 1 in the meta."""
+    with np.load(shard_path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("branch_")}
+    arrays["meta"] = np.array(str(arrays["meta"][()]).replace('"format_version": 2', '"format_version": 1'))
+    np.savez_compressed(shard_path, **arrays)
+    for read in (read_shard, read_shard_index):
+        loaded = read(shard_path)
+        index = loaded if read is read_shard_index else loaded.index
+        assert index.format_version == 1 and index.num_branches == 0 and index.branch_offsets is None
+    shard = read_shard(shard_path)
+    assert shard.branch_frames is None
+    for original, loaded in zip(episodes, shard.episodes()):
+        np.testing.assert_array_equal(loaded.frames, original.frames)
+        assert loaded.branches is None
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda a: {"branch_actions": np.where(a["branch_actions"] == 2, 3, a["branch_actions"]).astype(np.int16)},
+     "branch_actions outside"),
+    (lambda a: {"branch_sources": a["branch_sources"] + 8}, "branch_sources outside"),
+    (lambda a: {"branch_offsets": np.array([0, 6, 5, 9])}, "branch_offsets"),
+    (lambda a: {"branch_offsets": np.array([0, 6, 9])}, "'branch_offsets'"),
+    (lambda a: {"branch_frames": a["branch_frames"][:, :4]}, "branch_frames have shape"),
+    (lambda a: {"branch_sources": a["branch_sources"].astype(np.int32)}, "'branch_sources'"),
+])
+def test_invalid_branches(tmp_path, branched, change, fragment):
+    path = write_shard(tmp_path / shard_name(0), branched, META)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    _rewrite(path, **change(arrays))
+    _assert_shard_error(path, fragment)
+
+
+def test_some_branch_arrays_missing(tmp_path, branched):
+    path = write_shard(tmp_path / shard_name(0), branched, META)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "branch_sources"}
+    np.savez(path, **arrays)
+    _assert_shard_error(path, "come together")
+
+
+def test_write_refuses_branches_outside_the_episode(tmp_path, episodes):
+    bad = with_branches(episodes[1], np.random.default_rng(0), [1])  # episode 1 has a single frame
+    with pytest.raises(ValueError, match="branch_sources"):
+        write_shard(tmp_path / "x.npz", [bad], META)
+    with pytest.raises(ValueError, match="one G"):
+        Branches(sources=np.zeros(2, np.int64), actions=np.zeros(3, np.int16), frames=np.zeros((2, 8, 6, 3), np.uint8))

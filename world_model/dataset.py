@@ -19,7 +19,11 @@ success    (T,) bool            verifier success on arriving at frame t
 =========  ===================  ==============================================================
 
 So a dynamics model predicts frames[t+1] from frames[:t+1] and actions[:t+1] for t < T-1 and
-never needs actions[T-1]. Every start s with s+T <= episode length is a window (episodes of
+never needs actions[T-1].
+
+Counterfactual branches (``world_model.shards.Branches``) ride along with their episodes:
+``EpisodeDataset.episode(e).branches``, or all at once in ``branch_frames`` / ``branch_actions`` /
+``branch_sources`` / ``branch_offsets``. Windows are always of real frames. Every start s with s+T <= episode length is a window (episodes of
 fewer than T frames give none and are counted in ``summary()``); windows are drawn uniformly,
 so long episodes give proportionally more.
 """
@@ -69,9 +73,11 @@ class EpisodeDataset:
 
         self.meta: ShardMeta | None = None
         meta_source = None
-        chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("frames", "actions", "rewards", "success")}
+        chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("frames", "actions", "rewards", "success",
+                                                               "branch_frames", "branch_actions", "branch_sources")}
         per_episode: dict[str, list] = {k: [] for k in ("lengths", "missions", "level_seeds", "policies",
-                                                        "views", "splits", "terminated", "truncated")}
+                                                        "views", "splits", "terminated", "truncated",
+                                                        "branch_counts")}
         self.env_ids: Counter[str] = Counter()
         self.num_shards = 0
         self._found = Counter()  # (split, view) -> episodes found before filtering
@@ -110,6 +116,15 @@ class EpisodeDataset:
                 for key in ("actions", "rewards", "success"):
                     chunks[key].append(getattr(ix, key)[frame_keep])
                 per_episode["lengths"].append(ix.episode_lengths[keep])
+                if ix.branch_offsets is not None and ix.num_branches:
+                    counts = np.diff(ix.branch_offsets)  # (K,) branches per episode
+                    branch_keep = np.repeat(keep, counts)  # (G,) bool
+                    chunks["branch_frames"].append(shard.branch_frames[branch_keep])
+                    chunks["branch_actions"].append(ix.branch_actions[branch_keep])
+                    chunks["branch_sources"].append(ix.branch_sources[branch_keep])
+                    per_episode["branch_counts"].append(counts[keep])
+                else:
+                    per_episode["branch_counts"].append(np.zeros(int(keep.sum()), np.int64))
                 for key in ("missions", "level_seeds", "policies", "views", "splits", "terminated", "truncated"):
                     per_episode[key].append(getattr(ix, key)[keep])
 
@@ -131,6 +146,15 @@ class EpisodeDataset:
         self.splits = np.concatenate(per_episode["splits"])
         self.terminated = np.concatenate(per_episode["terminated"])
         self.truncated = np.concatenate(per_episode["truncated"])
+        # counterfactual branches of all kept episodes (G may be 0): episode e's rows are
+        # branch_offsets[e]:branch_offsets[e+1]; sources index frames within the episode
+        h, w, _ = self.meta.frame_shape
+        self.branch_frames = (np.concatenate(chunks["branch_frames"]) if chunks["branch_frames"]
+                              else np.zeros((0, h, w, 3), np.uint8))  # (G, H, W, 3) uint8
+        self.branch_actions = np.concatenate([np.zeros(0, np.int64), *chunks["branch_actions"]]).astype(np.int64)
+        self.branch_sources = np.concatenate([np.zeros(0, np.int64), *chunks["branch_sources"]]).astype(np.int64)
+        self.branch_offsets = np.concatenate(
+            [[0], np.cumsum(np.concatenate(per_episode["branch_counts"]))]).astype(np.int64)  # (E+1,)
 
     @property
     def num_episodes(self) -> int:
@@ -145,9 +169,15 @@ class EpisodeDataset:
         """(E,) frames per episode."""
         return np.diff(self.episode_offsets)
 
+    @property
+    def num_branches(self) -> int:
+        """G: counterfactual branch frames of all kept episodes."""
+        return len(self.branch_frames)
+
     def episode(self, e: int) -> Episode:
-        """Episode e (arrays are views into the dataset's arrays; actions are int64 here)."""
-        return episode_of(self.frames, self, e)
+        """Episode e with its branches (arrays are views into the dataset's arrays; actions and
+        branch actions are int64 here)."""
+        return episode_of(self.frames, self, e, self.branch_frames)
 
     def summary(self) -> dict:
         """Counts for logs and reports (JSON-serialisable)."""
@@ -160,6 +190,9 @@ class EpisodeDataset:
             "episodes": self.num_episodes,
             "episodes_filtered_out": sum(self._found.values()) - self.num_episodes,
             "frames": self.num_frames,
+            "branch_frames": self.num_branches,
+            "branched_states": int(sum(len(np.unique(self.branch_sources[a:b])) for a, b in
+                                       zip(self.branch_offsets[:-1], self.branch_offsets[1:]))),
             "frame_shape": list(self.meta.frame_shape),
             "action_meanings": list(self.meta.action_meanings),
             "env_ids": dict(self.env_ids),

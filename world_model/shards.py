@@ -25,7 +25,15 @@ terminated         (K,) bool       episode ended by the env (goal reached / fail
 truncated          (K,) bool       episode ended by a time limit
 meta               () unicode      JSON: format, format_version, env_id, frame_shape,
                                    action_meanings, num_actions
+branch_frames      (G,H,W,3) u8    counterfactual next frames (see ``Branches``), all episodes
+branch_actions     (G,) int16      the action that leads to each branch frame, in [0, A)
+branch_sources     (G,) int64      index, within its episode, of the frame whose state was branched
+branch_offsets     (K+1,) int64    episode k's branches are rows branch_offsets[k]:branch_offsets[k+1]
 =================  ==============  ===========================================================
+
+The four ``branch_*`` arrays appeared with format_version 2 and are optional: a shard without
+them (every version-1 shard) has no branches. A version-2 shard written without branches holds
+them empty (G = 0). Version-1 shards are read as they are.
 
 ``write_shard`` writes atomically (temp file in the same folder, fsync, ``os.replace``), so a
 shard on disk is always complete. ``read_shard`` validates everything and raises ``ShardError``
@@ -47,7 +55,8 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 
 FORMAT_NAME = "genie-env-shard"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what write_shard writes
+READABLE_VERSIONS = (1, 2)  # what read_shard accepts; 2 added the optional branch_* arrays
 SHARD_GLOB = "shard_*.npz"
 
 # key -> dtype of the per-frame and per-episode arrays (np.str_ means any unicode width)
@@ -62,6 +71,8 @@ _EPISODE_KEYS = {
     "truncated": np.bool_,
 }
 _ALL_KEYS = ("frames", "episode_offsets", "meta", *_FRAME_KEYS, *_EPISODE_KEYS)
+_BRANCH_INDEX_KEYS = {"branch_actions": np.int16, "branch_sources": np.int64, "branch_offsets": np.int64}
+_BRANCH_KEYS = ("branch_frames", *_BRANCH_INDEX_KEYS)
 _WHAT_TO_DO = "re-record it or delete it"
 
 
@@ -117,9 +128,10 @@ class ShardMeta:
             raise ShardError(f"{source}: not a genie-env shard (meta format {found!r}, expected "
                              f"{FORMAT_NAME!r}); point the tool at a folder recorded by `genie-data record`")
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ShardError(f"{source}: shard format_version {version!r} is not supported (this "
-                             f"genie-env reads version {FORMAT_VERSION}); upgrade genie-env or re-record it")
+                             f"genie-env reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+                             f"upgrade genie-env or re-record it")
         try:
             meta = cls(env_id=str(d["env_id"]), frame_shape=tuple(d["frame_shape"]),
                        action_meanings=tuple(d["action_meanings"]))
@@ -129,6 +141,32 @@ class ShardMeta:
             raise ShardError(f"{source}: meta num_actions={d.get('num_actions')!r} disagrees with "
                              f"{meta.num_actions} action_meanings; {_WHAT_TO_DO}")
         return meta
+
+
+@dataclass(frozen=True, eq=False)
+class Branches:
+    """Counterfactual next frames: from the state at frame ``sources[g]`` of an episode, action
+    ``actions[g]`` leads to frame ``frames[g]``. A branched state has one branch per action of the
+    action set (the action really taken included), so a model can be taught the same context under
+    every action. Rows are grouped by source, in increasing source order, actions ascending."""
+
+    sources: np.ndarray  # (G,) int64, 0 <= j < episode.num_frames: frame (within its episode) whose state was branched
+    actions: np.ndarray  # (G,) int16, in [0, num_actions)
+    frames: np.ndarray  # (G, H, W, 3) uint8, same H, W as the episode's frames
+
+    def __post_init__(self):
+        g = len(self.sources)
+        if len(self.actions) != g or len(self.frames) != g or np.ndim(self.frames) != 4:
+            raise ValueError(f"Branches needs sources (G,), actions (G,) and frames (G, H, W, 3) of one G, got "
+                             f"{np.shape(self.sources)}, {np.shape(self.actions)}, {np.shape(self.frames)}")
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def source_frames(self) -> np.ndarray:
+        """(S,) int64: the distinct branched frame indices, ascending."""
+        return np.unique(np.asarray(self.sources))
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,6 +184,7 @@ class Episode:
     split: str = "unknown"
     terminated: bool = False
     truncated: bool = False
+    branches: Branches | None = None  # None: the episode has no counterfactual branches
 
     @property
     def num_frames(self) -> int:
@@ -156,16 +195,24 @@ class Episode:
         return len(self.frames) - 1
 
 
-def episode_of(frames: np.ndarray, table, e: int) -> Episode:
+def episode_of(frames: np.ndarray, table, e: int, branch_frames: np.ndarray | None = None) -> Episode:
     """Episode e of episodes stored back to back: frames (N, H, W, 3) and a table (ShardIndex, EpisodeDataset) with
     per-frame actions / rewards / success, per-episode missions ... truncated, and episode_offsets (E + 1,).
-    The arrays of the Episode are views."""
+    With `branch_frames` (G, H, W, 3) and the table's branch_offsets (E + 1,) / branch_sources / branch_actions,
+    the episode gets its Branches (None when it has none). The arrays of the Episode are views."""
     a, b = int(table.episode_offsets[e]), int(table.episode_offsets[e + 1])
+    branches = None
+    if branch_frames is not None and getattr(table, "branch_offsets", None) is not None:
+        c, d = int(table.branch_offsets[e]), int(table.branch_offsets[e + 1])
+        if d > c:
+            branches = Branches(sources=table.branch_sources[c:d], actions=table.branch_actions[c:d],
+                                frames=branch_frames[c:d])
     return Episode(frames=frames[a:b], actions=table.actions[a:b], rewards=table.rewards[a:b],
                    success=table.success[a:b], mission=str(table.missions[e]),
                    level_seed=int(table.level_seeds[e]), policy=str(table.policies[e]),
                    view=str(table.views[e]), split=str(table.splits[e]),
-                   terminated=bool(table.terminated[e]), truncated=bool(table.truncated[e]))
+                   terminated=bool(table.terminated[e]), truncated=bool(table.truncated[e]),
+                   branches=branches)
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,10 +232,19 @@ class ShardIndex:
     splits: np.ndarray  # (K,) unicode
     terminated: np.ndarray  # (K,) bool
     truncated: np.ndarray  # (K,) bool
+    format_version: int = FORMAT_VERSION
+    branch_actions: np.ndarray | None = None  # (G,) int16; None: the shard has no branch arrays (version 1)
+    branch_sources: np.ndarray | None = None  # (G,) int64, index within the episode
+    branch_offsets: np.ndarray | None = None  # (K+1,) int64
 
     @property
     def num_frames(self) -> int:
         return int(self.episode_offsets[-1])
+
+    @property
+    def num_branches(self) -> int:
+        """G: counterfactual branch frames in the shard (0 without branches)."""
+        return 0 if self.branch_offsets is None else int(self.branch_offsets[-1])
 
     @property
     def num_episodes(self) -> int:
@@ -206,6 +262,7 @@ class Shard:
 
     index: ShardIndex
     frames: np.ndarray  # (F, H, W, 3) uint8
+    branch_frames: np.ndarray | None = None  # (G, H, W, 3) uint8; None when the shard has no branch arrays
 
     @property
     def meta(self) -> ShardMeta:
@@ -221,7 +278,7 @@ class Shard:
         if not -ix.num_episodes <= k < ix.num_episodes:
             raise IndexError(f"{ix.path} has {ix.num_episodes} episodes; episode {k} does not exist")
         k %= ix.num_episodes
-        return episode_of(self.frames, ix, k)
+        return episode_of(self.frames, ix, k, self.branch_frames)
 
     def episodes(self) -> list[Episode]:
         return [self.episode(k) for k in range(self.num_episodes)]
@@ -279,6 +336,8 @@ def _episodes_to_arrays(episodes: Iterable[Episode], meta: ShardMeta) -> dict[st
                 raise ValueError(f"episode {i}: {len(getattr(ep, name))} {name} for {n} frames; "
                                  f"an episode of L steps has L+1 frames and L+1 {name}")
     lengths = np.array([len(ep.frames) for ep in episodes], dtype=np.int64)
+    branched = [ep.branches for ep in episodes if ep.branches is not None and len(ep.branches)]
+    frame_shape = (0, *meta.frame_shape)
     return {
         "frames": np.concatenate([np.asarray(ep.frames, dtype=np.uint8) for ep in episodes]),
         "actions": np.concatenate([np.asarray(ep.actions, dtype=np.int16) for ep in episodes]),
@@ -293,6 +352,14 @@ def _episodes_to_arrays(episodes: Iterable[Episode], meta: ShardMeta) -> dict[st
         "terminated": np.array([bool(ep.terminated) for ep in episodes], dtype=np.bool_),
         "truncated": np.array([bool(ep.truncated) for ep in episodes], dtype=np.bool_),
         "meta": np.array(meta.to_json(), dtype=np.str_),
+        "branch_frames": (np.concatenate([np.asarray(b.frames, dtype=np.uint8) for b in branched]) if branched
+                          else np.zeros(frame_shape, np.uint8)),
+        "branch_actions": np.concatenate([np.zeros(0, np.int16)]
+                                         + [np.asarray(b.actions, dtype=np.int16) for b in branched]),
+        "branch_sources": np.concatenate([np.zeros(0, np.int64)]
+                                         + [np.asarray(b.sources, dtype=np.int64) for b in branched]),
+        "branch_offsets": np.concatenate([[0], np.cumsum([0 if ep.branches is None else len(ep.branches)
+                                                          for ep in episodes])]).astype(np.int64),
     }
 
 
@@ -302,7 +369,9 @@ def write_shard(path: str | os.PathLike, episodes: Iterable[Episode], meta: Shar
     arrays = _episodes_to_arrays(episodes, meta)
     try:
         _validate(arrays, meta, str(path), frames_shape=arrays["frames"].shape,
-                  frames_dtype=arrays["frames"].dtype, advice="fix the episodes or the meta")
+                  frames_dtype=arrays["frames"].dtype, advice="fix the episodes or the meta",
+                  branch_frames_shape=arrays["branch_frames"].shape,
+                  branch_frames_dtype=arrays["branch_frames"].dtype)
     except ShardError as e:  # the caller handed us bad episodes: a ValueError, not a corrupt file
         raise ValueError(f"refusing to write an invalid shard: {e}") from None
     atomic_write(path, lambda f: _write_npz(f, arrays))
@@ -354,23 +423,25 @@ def _load_array(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
                          f"the file is corrupt or truncated: {_WHAT_TO_DO}") from e
 
 
-def _frames_header(zf: zipfile.ZipFile, path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of the frames array, read from the .npy header without decompressing it all."""
+def _frames_header(zf: zipfile.ZipFile, path: Path, key: str = "frames") -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a frames array, read from the .npy header without decompressing it all."""
     try:
-        with zf.open("frames.npy") as f:
+        with zf.open(key + ".npy") as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
                 shape, _, dtype = np.lib.format.read_array_header_1_0(f)
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(f)
     except _READ_ERRORS as e:
-        raise ShardError(f"{path}: array 'frames' has an unreadable header ({e}); {_WHAT_TO_DO}") from e
+        raise ShardError(f"{path}: array {key!r} has an unreadable header ({e}); {_WHAT_TO_DO}") from e
     return shape, dtype
 
 
 def _validate(arrays: dict[str, np.ndarray], meta: ShardMeta, source: str,
-              frames_shape: tuple[int, ...], frames_dtype: np.dtype, advice: str = _WHAT_TO_DO) -> None:
-    """Check dtypes, shapes and offsets of a shard's arrays; raise ShardError on the first problem."""
+              frames_shape: tuple[int, ...], frames_dtype: np.dtype, advice: str = _WHAT_TO_DO,
+              branch_frames_shape: tuple[int, ...] | None = None, branch_frames_dtype: np.dtype | None = None) -> None:
+    """Check dtypes, shapes and offsets of a shard's arrays; raise ShardError on the first problem.
+    The branch_* arrays are checked when `branch_frames_shape` is given (then all four must be in `arrays`)."""
 
     def fail(what: str):
         raise ShardError(f"{source}: {what}; {advice}")
@@ -409,9 +480,37 @@ def _validate(arrays: dict[str, np.ndarray], meta: ShardMeta, source: str,
     inner[last] = False
     if np.any((actions[inner] < 0) | (actions[inner] >= meta.num_actions)):
         fail(f"actions outside [0, {meta.num_actions}) inside an episode")
+    if branch_frames_shape is None:
+        return
+
+    if branch_frames_dtype != np.uint8:
+        fail(f"branch_frames have dtype {branch_frames_dtype}, expected uint8")
+    if len(branch_frames_shape) != 4 or tuple(branch_frames_shape[1:]) != meta.frame_shape:
+        fail(f"branch_frames have shape {tuple(branch_frames_shape)}, expected "
+             f"(G, {', '.join(map(str, meta.frame_shape))})")
+    num_branches = branch_frames_shape[0]
+    boffsets = arrays["branch_offsets"]
+    if boffsets.dtype != np.int64 or boffsets.shape != (num_episodes + 1,):
+        fail(f"'branch_offsets' is {boffsets.dtype} {boffsets.shape}, expected int64 ({num_episodes + 1},)")
+    if boffsets[0] != 0 or boffsets[-1] != num_branches or np.any(np.diff(boffsets) < 0):
+        fail(f"branch_offsets {boffsets[:4].tolist()}...{boffsets[-1]} are inconsistent with {num_branches} "
+             f"branch frames (must start at 0, end at G and never decrease)")
+    for key, dtype in _BRANCH_INDEX_KEYS.items():
+        if key == "branch_offsets":
+            continue
+        a = arrays[key]
+        if a.dtype != dtype or a.shape != (num_branches,):
+            fail(f"{key!r} is {a.dtype} {a.shape}, expected {np.dtype(dtype)} ({num_branches},)")
+    b_actions = arrays["branch_actions"]
+    if np.any((b_actions < 0) | (b_actions >= meta.num_actions)):
+        fail(f"branch_actions outside [0, {meta.num_actions})")
+    lengths = np.repeat(np.diff(offsets), np.diff(boffsets))  # (G,) length of each branch's episode
+    sources = arrays["branch_sources"]
+    if np.any((sources < 0) | (sources >= lengths)):
+        fail("branch_sources outside their episode (0 <= source < episode frames)")
 
 
-def _read(path: str | os.PathLike, with_frames: bool) -> tuple[ShardIndex, np.ndarray | None]:
+def _read(path: str | os.PathLike, with_frames: bool) -> tuple[ShardIndex, np.ndarray | None, np.ndarray | None]:
     path = Path(path)
     with _open(path) as zf:
         meta_arr = _load_array(zf, "meta", path)
@@ -426,9 +525,24 @@ def _read(path: str | os.PathLike, with_frames: bool) -> tuple[ShardIndex, np.nd
         else:
             frames = None
             shape, dtype = _frames_header(zf, path)
-    _validate(arrays, meta, str(path), frames_shape=shape, frames_dtype=dtype)
-    index = ShardIndex(path=path, meta=meta, **arrays)
-    return index, frames
+        names = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+        present = [k for k in _BRANCH_KEYS if k in names]
+        branch_frames = b_shape = b_dtype = None
+        if present and len(present) != len(_BRANCH_KEYS):
+            raise ShardError(f"{path}: has {present} but not all of {list(_BRANCH_KEYS)}; the branch arrays "
+                             f"come together: {_WHAT_TO_DO}")
+        if present:
+            arrays.update({k: _load_array(zf, k, path) for k in _BRANCH_INDEX_KEYS})
+            if with_frames:
+                branch_frames = _load_array(zf, "branch_frames", path)
+                b_shape, b_dtype = branch_frames.shape, branch_frames.dtype
+            else:
+                b_shape, b_dtype = _frames_header(zf, path, "branch_frames")
+    _validate(arrays, meta, str(path), frames_shape=shape, frames_dtype=dtype,
+              branch_frames_shape=b_shape, branch_frames_dtype=b_dtype)
+    version = json.loads(str(meta_arr[()]))["format_version"]
+    index = ShardIndex(path=path, meta=meta, format_version=int(version), **arrays)
+    return index, frames, branch_frames
 
 
 def read_shard_index(path: str | os.PathLike) -> ShardIndex:
@@ -438,8 +552,8 @@ def read_shard_index(path: str | os.PathLike) -> ShardIndex:
 
 def read_shard(path: str | os.PathLike) -> Shard:
     """Read and validate a whole shard; raises ShardError naming the file and what to do."""
-    index, frames = _read(path, with_frames=True)
-    return Shard(index=index, frames=frames)
+    index, frames, branch_frames = _read(path, with_frames=True)
+    return Shard(index=index, frames=frames, branch_frames=branch_frames)
 
 
 def list_shards(folder: str | os.PathLike) -> list[Path]:
