@@ -1,11 +1,20 @@
 """The dynamics transformer: a DiT over latent frames with a frame-causal mask and a KV cache.
 
-Each latent frame (C, h, w) is cut into p x p patches -> N tokens of width D (64 tokens for 16x16 latents, p = 2).
-A sequence of T frames is T * N tokens; tokens of frame t attend to every token of frames <= t (frame-causal mask,
-bidirectional inside a frame). Positions: a learned spatial embedding (N, D) added to the tokens, and rotary
-embeddings (RoPE, Su et al. 2021) over *time* on queries and keys, so attention depends only on relative frame
-offsets; keys are rotated once, with their absolute frame index (angles in float64), when they enter the cache, so
-cached keys stay valid while absolute time grows without bound.
+Each latent frame (C, h, w) is cut into p x p patches -> N tokens of width D (64 tokens for 16x16 latents, p = 2;
+16 tokens for p = 4). A sequence of T frames is T * N tokens. Two attention layouts (`DynamicsConfig.attention`):
+
+- "frame_causal": one attention per block over all T * N tokens; tokens of frame t attend to every token of
+  frames <= t (frame-causal mask, bidirectional inside a frame). Cost grows with (T * N)^2.
+- "factorised" (the spatiotemporal transformer of Genie, Bruce et al. 2024): each block attends first among the N
+  tokens of one frame (spatial, bidirectional), then among the T tokens at the same position across frames
+  (temporal, causal), then runs the MLP once. Cost grows with T * N^2 + N * T^2; information reaches another
+  position of an earlier frame in two hops (temporal, then spatial) instead of one.
+
+Positions: a learned spatial embedding (N, D) added to the tokens (the only spatial position either layout
+gets), and rotary embeddings (RoPE, Su et al. 2021) over *time* on the queries and keys of the attention that
+crosses frames, so it depends only on relative frame offsets; keys are rotated once, with their absolute frame
+index (angles in float64), when they enter the cache, so cached keys stay valid while absolute time grows without
+bound.
 
 Previous-frame input (`prev_frame`, on by default): the tokens of frame t are built from its own noisy latent patch
 concatenated with the patch at the same place of frame t-1 (as the network sees it, c_in-scaled, with whatever noise
@@ -21,7 +30,11 @@ the "no action" token used for classifier-free guidance). It modulates each bloc
 
 KV cache: `KVCache` keeps, per layer, the keys/values of up to `context_frames` past frames in a ring buffer (one
 slot per frame). A new frame's forward only computes its own N tokens, attending to the cached tokens + itself;
-when the buffer is full the oldest frame's slot is overwritten, so memory is bounded. Worlds in a batch may be at
+when the buffer is full the oldest frame's slot is overwritten, so memory is bounded. Frame-causal layers cache
+the keys/values of all N tokens of every past frame, laid out (B, H, slots * N, hd); factorised layers cache only
+their temporal attention's keys/values, one per position and frame, laid out (B, N * H, slots, hd) (the N
+positions batched as heads; the same number of values). The spatial attention of a new frame needs only its own
+tokens, so it caches nothing. Worlds in a batch may be at
 different times (a vector env resets one world): each world has its own write slot and slot-valid mask.
 
 Note on the sliding window: a cached frame's keys were computed while it could still see frames that have since
@@ -37,6 +50,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+ATTENTION_LAYOUTS = ("frame_causal", "factorised")
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,19 @@ class DynamicsConfig:
     channels, and its noise level in the conditioning (channel concatenation, as DIAMOND and GameNGen condition on
     past frames): copying what does not change becomes a local path, and attention only has to learn the change.
     A checkpoint config without this key loads as False."""
+    attention: str = "frame_causal"
+    """Attention layout of every block: "frame_causal" (all tokens of frames <= t) or "factorised" (spatial within
+    a frame, then causal temporal per position; Genie's ST-transformer). See the module docstring. A checkpoint
+    config without this key loads as "frame_causal"."""
+
+    def __post_init__(self):
+        if self.attention not in ATTENTION_LAYOUTS:
+            raise ValueError(f"unknown attention layout {self.attention!r}; choose one of {', '.join(ATTENTION_LAYOUTS)}")
+        if self.patch_size < 1 or self.latent_size % self.patch_size:
+            raise ValueError(f"patch_size {self.patch_size} must divide latent_size {self.latent_size} (e.g. 2 or 4 "
+                             "for 16x16 latents)")
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
 
     @property
     def grid(self) -> int:
@@ -84,6 +113,10 @@ class DynamicsConfig:
     @property
     def head_dim(self) -> int:
         return self.width // self.heads
+
+    @property
+    def factorised(self) -> bool:
+        return self.attention == "factorised"
 
     @property
     def start_action(self) -> int:
@@ -149,7 +182,8 @@ class KVCache:
     """Per-layer keys/values of the last `context_frames` frames of B worlds, in a ring buffer of frame slots.
 
     k[l], v[l]: (B, H, (S + SCRATCH_FRAMES) * N, hd) with S = context_frames slots (tokens from S*N on are scratch
-    space for the frames being denoised, never context); valid: (B, S) bool; next_slot: (B,) long.
+    space for the frames being denoised, never context) for frame-causal models, (B, N * H, S + SCRATCH_FRAMES, hd)
+    (the temporal attention's, per position) for factorised ones; valid: (B, S) bool; next_slot: (B,) long.
     Also keeps what a recompute over the window needs: the noisy latents of the cached frames (B, S, C, h, w),
     their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S).
     """
@@ -167,7 +201,10 @@ class KVCache:
     @classmethod
     def empty(cls, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32) -> "KVCache":
         S, N = cfg.context_frames, cfg.tokens_per_frame
-        shape = (batch, cfg.heads, (S + cls.SCRATCH_FRAMES) * N, cfg.head_dim)
+        if cfg.factorised:
+            shape = (batch, N * cfg.heads, S + cls.SCRATCH_FRAMES, cfg.head_dim)
+        else:
+            shape = (batch, cfg.heads, (S + cls.SCRATCH_FRAMES) * N, cfg.head_dim)
         zeros = lambda *s, **kw: torch.zeros(*s, device=device, **kw)  # noqa: E731
         return cls(
             k=[zeros(shape, dtype=dtype) for _ in range(cfg.depth)],
@@ -245,12 +282,24 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, past_k=None, past_v=None, past_len=0):
         """x (B, L, D) with L = T*N -> (out (B, L, D), k, v (B, H, L, hd) after RoPE). past_k / past_v: cache
-        buffers whose first past_len tokens are attended to (the rest is scratch space, see KVCache)."""
+        buffers whose first past_len tokens are attended to (the rest is scratch space, see KVCache).
+        cos / sin None: no RoPE (attention inside one frame)."""
         B, L, D = x.shape
         H, hd, N = self.cfg.heads, self.cfg.head_dim, self.cfg.tokens_per_frame
         q, k, v = self.qkv(x).view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
-        q = apply_rope(self.q_norm(q), cos, sin, N)
-        k = apply_rope(self.k_norm(k), cos, sin, N)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if cos is not None:
+            q, k = apply_rope(q, cos, sin, N), apply_rope(k, cos, sin, N)
+        y, k, v = self.attend(q, k, v, mask, past_k, past_v, past_len)
+        y = y.transpose(1, 2).reshape(B, L, D)
+        return self.proj(y), k, v
+
+    @staticmethod
+    def attend(q, k, v, mask, past_k=None, past_v=None, past_len=0):
+        """Scaled dot-product attention of q (B, H', L, hd) over past_k/past_v[:, :, :past_len] (if given) and
+        k, v (B, H', L, hd); -> (y (B, H', L, hd), k, v). Without gradients, and when the buffers have room and
+        k's dtype, the new keys/values are written into the buffers' scratch space after past_len (see KVCache)."""
+        L = k.shape[2]
         if past_k is not None:
             P = past_len
             if past_k.dtype == k.dtype and past_k.shape[2] >= P + L and not torch.is_grad_enabled():
@@ -262,9 +311,7 @@ class Attention(nn.Module):
                 values = torch.cat([past_v[:, :, :P].to(v.dtype), v], dim=2)
         else:
             keys, values = k, v
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, L, hd)
-        y = y.transpose(1, 2).reshape(B, L, D)
-        return self.proj(y), k, v
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask), k, v  # (B, H', L, hd)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -291,6 +338,45 @@ class Block(nn.Module):
         a, k, v = self.attn(h, cos, sin, mask, past_k, past_v, past_len)
         x = x + gate1 * a.view(B, T, N, D)
         x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x, k, v
+
+
+class FactorisedBlock(nn.Module):
+    """Spatial attention inside each frame, causal temporal attention per position across frames, then the MLP;
+    each of the three residual branches with its own adaLN-Zero shift/scale/gate."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        D = cfg.width
+        self.cfg = cfg
+        self.norm1 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.spatial = Attention(cfg)
+        self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.temporal = Attention(cfg)
+        self.norm3 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        hidden = int(cfg.mlp_ratio * D)
+        self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
+        self.ada = nn.Linear(D, 9 * D)
+
+    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None, past_len=0):
+        """x (B, T, N, D), cond (B, T, D), mask: the temporal one (B or 1, 1, T, past_len + T) or None ->
+        x (B, T, N, D), and the temporal attention's k, v (B, N*H, T, hd) after RoPE."""
+        B, T, N, D = x.shape
+        H, hd = self.cfg.heads, self.cfg.head_dim
+        mod = self.ada(F.silu(cond))[:, :, None]  # (B, T, 1, 9D)
+        shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = mod.chunk(9, dim=-1)
+        h = modulate(self.norm1(x), shift1, scale1).reshape(B * T, N, D)
+        a, _, _ = self.spatial(h, None, None, None)  # every frame on its own, all its tokens
+        x = x + gate1 * a.view(B, T, N, D)
+        h = modulate(self.norm2(x), shift2, scale2)
+        att = self.temporal
+        qkv = att.qkv(h).view(B, T, N, 3, H, hd).permute(3, 0, 2, 4, 1, 5).reshape(3, B, N * H, T, hd)
+        q = apply_rope(att.q_norm(qkv[0]), cos, sin, 1)  # positions batched as heads: (B, N*H, T, hd)
+        k = apply_rope(att.k_norm(qkv[1]), cos, sin, 1)
+        y, k, v = att.attend(q, k, qkv[2], mask, past_k, past_v, past_len)
+        y = y.view(B, N, H, T, hd).permute(0, 3, 1, 2, 4).reshape(B, T, N, D)
+        x = x + gate2 * att.proj(y)
+        x = x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
         return x, k, v
 
 
@@ -321,7 +407,8 @@ class Dynamics(nn.Module):
         self.pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)  # learned spatial position
         self.noise_emb = NoiseEmbedding(cfg)
         self.action_emb = nn.Embedding(cfg.num_actions + 2, D)  # + START, NULL
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        block = FactorisedBlock if cfg.factorised else Block
+        self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(D, 2 * D)
         self.patch_out = nn.Linear(D, cfg.patch_dim)
@@ -393,7 +480,12 @@ class Dynamics(nn.Module):
             inp = patchify(x, cfg.patch_size)
         tok = self.patch_in(inp) + self.pos  # (B, T, N, D)
         cos, sin = rope_angles(positions, cfg.head_dim, cfg.rope_base)  # (B, 1, T, hd/2)
-        mask = self._mask(B, T, cache, frame_valid, x.device, independent)
+        if cfg.factorised:
+            mask = self._temporal_mask(B, T, cache, frame_valid, x.device, independent)
+            past_len = cache.slots if cache is not None else 0
+        else:
+            mask = self._mask(B, T, cache, frame_valid, x.device, independent)
+            past_len = cache.slots * N if cache is not None else 0
         if cache is not None:
             cache_batch = cache.batch
             if cache_batch != B and B % cache_batch != 0:
@@ -406,7 +498,7 @@ class Dynamics(nn.Module):
                 past_k, past_v = cache.k[i], cache.v[i]
                 if reps > 1:
                     past_k, past_v = past_k.repeat(reps, 1, 1, 1), past_v.repeat(reps, 1, 1, 1)
-            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v, cache.slots * N if cache is not None else 0)
+            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v, past_len)
             new_kv.append((k, v))
         return tok, cond, new_kv
 
@@ -469,25 +561,60 @@ class Dynamics(nn.Module):
         new = new.expand(B, 1, T * N, T * N) if new.dim() == 2 else new
         return torch.cat([past_ok, new], dim=-1)  # (B, 1, T*N, S*N + T*N)
 
+    def _temporal_mask(self, B, T, cache, frame_valid, device, independent=False) -> torch.Tensor | None:
+        """The factorised layout's temporal mask, (B or 1, 1, T, S + T) with a cache of S slots, else (B or 1, 1,
+        T, T); True where frame t may attend to a frame (the same for every position); None when all may."""
+        causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+        if independent:
+            causal = torch.eye(T, dtype=torch.bool, device=device)
+        if T == 1:
+            causal = None
+        if frame_valid is not None:  # padding frames: no real frame attends to them; they attend to themselves
+            own = torch.eye(T, dtype=torch.bool, device=device)
+            m = frame_valid[:, None, :] | own[None]  # (B, T, T)
+            causal = m if causal is None else causal[None] & m
+            causal = causal[:, None]  # (B, 1, T, T)
+        if cache is None:
+            return causal if causal is None or causal.dim() == 4 else causal[None, None]
+        if bool(cache.valid.all()) and causal is None:
+            return None
+        past_ok = cache.valid[:, None, None, :]  # (B_cache, 1, 1, S)
+        if cache.batch != B:
+            past_ok = past_ok.repeat(B // cache.batch, 1, 1, 1)
+        past_ok = past_ok.expand(B, 1, T, cache.slots)
+        new = torch.ones(T, T, dtype=torch.bool, device=device) if causal is None else causal
+        new = new.expand(B, 1, T, T) if new.dim() == 2 else new
+        return torch.cat([past_ok, new], dim=-1)  # (B, 1, T, S + T)
+
     @torch.no_grad()
     def _write(self, cache: KVCache, new_kv, latents, sigmas, actions, positions) -> None:
         """Append T frames to the ring buffer of every world (overwriting the oldest slots when full)."""
-        N, S = self.config.tokens_per_frame, cache.slots
+        S = cache.slots
         B, T = latents.shape[:2]
-        x = latents
         if B != cache.batch:
             raise ValueError(f"cannot write a batch of {B} into a cache of {cache.batch} worlds")
         if T > S:
             raise ValueError(f"cannot write {T} frames into a cache of {S} slots")
-        slots = (cache.next_slot[:, None] + torch.arange(T, device=x.device)) % S  # (B, T)
-        tok_idx = (slots[:, :, None] * N + torch.arange(N, device=x.device)).reshape(B, T * N)  # (B, T*N)
-        b_idx = torch.arange(B, device=x.device)[:, None]
-        for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
-            ck[b_idx, :, tok_idx] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T*N, H, hd)
-            cv[b_idx, :, tok_idx] = v.permute(0, 2, 1, 3).to(cv.dtype)
+        slots = (cache.next_slot[:, None] + torch.arange(T, device=latents.device)) % S  # (B, T)
+        b_idx = torch.arange(B, device=latents.device)[:, None]
+        if self.config.factorised:  # k, v (B, N*H, T, hd) into (B, N*H, S + scratch, hd)
+            for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
+                ck[b_idx, :, slots] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T, N*H, hd)
+                cv[b_idx, :, slots] = v.permute(0, 2, 1, 3).to(cv.dtype)
+        else:
+            self._write_tokens(cache, new_kv, slots, b_idx)
         cache.latents[b_idx, slots] = latents.float()
         cache.sigmas[b_idx, slots] = sigmas.float()
         cache.actions[b_idx, slots] = actions
         cache.times[b_idx, slots] = positions.long()
         cache.valid[b_idx, slots] = True
         cache.next_slot.copy_((cache.next_slot + T) % S)
+
+    def _write_tokens(self, cache: KVCache, new_kv, slots, b_idx) -> None:
+        """Frame-causal layers: the N tokens of every new frame into its slot's token range."""
+        N = self.config.tokens_per_frame
+        B, T = slots.shape
+        tok_idx = (slots[:, :, None] * N + torch.arange(N, device=slots.device)).reshape(B, T * N)  # (B, T*N)
+        for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
+            ck[b_idx, :, tok_idx] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T*N, H, hd)
+            cv[b_idx, :, tok_idx] = v.permute(0, 2, 1, 3).to(cv.dtype)
