@@ -282,23 +282,22 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, past_k=None, past_v=None, past_len=0):
         """x (B, L, D) with L = T*N -> (out (B, L, D), k, v (B, H, L, hd) after RoPE). past_k / past_v: cache
-        buffers whose first past_len tokens are attended to (the rest is scratch space, see KVCache).
-        cos / sin None: no RoPE (attention inside one frame)."""
+        buffers whose first past_len tokens are attended to (the rest is scratch space, see KVCache)."""
         B, L, D = x.shape
         H, hd, N = self.cfg.heads, self.cfg.head_dim, self.cfg.tokens_per_frame
         q, k, v = self.qkv(x).view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if cos is not None:
-            q, k = apply_rope(q, cos, sin, N), apply_rope(k, cos, sin, N)
+        q = apply_rope(self.q_norm(q), cos, sin, N)
+        k = apply_rope(self.k_norm(k), cos, sin, N)
         y, k, v = self.attend(q, k, v, mask, past_k, past_v, past_len)
         y = y.transpose(1, 2).reshape(B, L, D)
         return self.proj(y), k, v
 
     @staticmethod
-    def attend(q, k, v, mask, past_k=None, past_v=None, past_len=0):
+    def attend(q, k, v, mask, past_k=None, past_v=None, past_len=0, explicit: bool = False):
         """Scaled dot-product attention of q (B, H', L, hd) over past_k/past_v[:, :, :past_len] (if given) and
         k, v (B, H', L, hd); -> (y (B, H', L, hd), k, v). Without gradients, and when the buffers have room and
-        k's dtype, the new keys/values are written into the buffers' scratch space after past_len (see KVCache)."""
+        k's dtype, the new keys/values are written into the buffers' scratch space after past_len (see KVCache).
+        explicit: `softmax_attention` instead of torch's fused kernel (faster for many short sequences)."""
         L = k.shape[2]
         if past_k is not None:
             P = past_len
@@ -311,7 +310,20 @@ class Attention(nn.Module):
                 values = torch.cat([past_v[:, :, :P].to(v.dtype), v], dim=2)
         else:
             keys, values = k, v
+        if explicit:
+            return softmax_attention(q, keys, values, mask), k, v
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask), k, v  # (B, H', L, hd)
+
+
+def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hd), masked) v as plain batched matrix products, the softmax in fp32: on a CPU several
+    times faster than torch's fused attention kernels, forward and backward, for the many short sequences (a
+    frame's tokens, a position's frames) of the factorised layout. q (..., L, hd), k, v (..., K, hd), mask
+    broadcastable to (..., L, K), True = attend."""
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -365,15 +377,17 @@ class FactorisedBlock(nn.Module):
         H, hd = self.cfg.heads, self.cfg.head_dim
         mod = self.ada(F.silu(cond))[:, :, None]  # (B, T, 1, 9D)
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = mod.chunk(9, dim=-1)
-        h = modulate(self.norm1(x), shift1, scale1).reshape(B * T, N, D)
-        a, _, _ = self.spatial(h, None, None, None)  # every frame on its own, all its tokens
-        x = x + gate1 * a.view(B, T, N, D)
+        h = modulate(self.norm1(x), shift1, scale1)
+        att = self.spatial  # every frame on its own, all its tokens, no mask
+        q, k, v = att.qkv(h).view(B * T, N, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B*T, H, N, hd)
+        y = softmax_attention(att.q_norm(q), att.k_norm(k), v, None)
+        x = x + gate1 * att.proj(y.transpose(1, 2).reshape(B, T, N, D))
         h = modulate(self.norm2(x), shift2, scale2)
         att = self.temporal
         qkv = att.qkv(h).view(B, T, N, 3, H, hd).permute(3, 0, 2, 4, 1, 5).reshape(3, B, N * H, T, hd)
         q = apply_rope(att.q_norm(qkv[0]), cos, sin, 1)  # positions batched as heads: (B, N*H, T, hd)
         k = apply_rope(att.k_norm(qkv[1]), cos, sin, 1)
-        y, k, v = att.attend(q, k, qkv[2], mask, past_k, past_v, past_len)
+        y, k, v = att.attend(q, k, qkv[2], mask, past_k, past_v, past_len, explicit=True)
         y = y.view(B, N, H, T, hd).permute(0, 3, 1, 2, 4).reshape(B, T, N, D)
         x = x + gate2 * att.proj(y)
         x = x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
