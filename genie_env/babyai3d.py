@@ -210,6 +210,12 @@ class BabyAI3DEnv(gym.Env):
     def level_seed(self) -> int:
         return self._level_seed
 
+    @property
+    def minigrid(self):
+        """The MiniGrid env underneath: its grid, agent_pos, agent_dir, front_pos and carrying are this world's
+        state (read them; stepping or changing it directly desynchronises the frames)."""
+        return self._inner
+
     def get_action_meanings(self) -> list[str]:
         return list(ACTION_MEANINGS)
 

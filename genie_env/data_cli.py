@@ -1,7 +1,7 @@
 """genie-data: record episode shards from a Gymnasium env, inspect them, export episodes as video.
 
     genie-data record --env genie_env/BabyAI3D-GoToLocal-v0 --frames 100000 --out data/gotolocal
-    genie-data info --data data/gotolocal
+    genie-data info --data data/gotolocal          # counts, and how often a step changes nothing
     genie-data export-video --data data/gotolocal --shard 0 --episode 3 --out ep3.mp4
 
 Errors the user can fix (bad env id, unwritable folder, corrupt shard) print one line and exit
@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from genie_env.recorder import MANIFEST_NAME, POLICIES, RecorderError, record
+from genie_env.recorder import MANIFEST_NAME, MIX_PRESETS, POLICIES, RecorderError, record
 from world_model.shards import ShardError, list_shards, read_shard, read_shard_index, shard_name
 
 PROG = "genie-data"
@@ -68,15 +68,38 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0, scale: 
 # commands
 
 
+def parse_weights(text: str, what: str) -> dict[str, float]:
+    """'a=0.5,b=2' -> {"a": 0.5, "b": 2.0}."""
+    weights = {}
+    for part in text.split(","):
+        name, eq, value = part.strip().partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or not name.strip():
+            raise UsageError(f"{what} must look like name=weight,name=weight (e.g. forward=4,turn_left=2), "
+                             f"not {text!r}")
+    return weights
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     env_kwargs = {} if args.size is None else {"size": tuple(args.size)}
     if args.worlds is not None:
         env_kwargs["worlds"] = args.worlds
-    summary = record(args.env, args.out, frames=args.frames, policy=args.policy, seed=args.seed,
+    policy, mix = args.policy, None
+    if args.mix is not None:
+        if policy != "mix":
+            raise UsageError(f"--mix gives the weights of --policy mix; drop --policy {policy} or --mix")
+        mix = parse_weights(args.mix, "--mix")
+    action_weights = None if args.action_weights is None else parse_weights(args.action_weights, "--action-weights")
+    summary = record(args.env, args.out, frames=args.frames, policy=policy, seed=args.seed,
                      episodes_per_shard=args.episodes_per_shard, env_kwargs=env_kwargs,
                      top_down_share=args.top_down_share, bot_epsilon=args.bot_epsilon,
-                     max_episode_steps=args.max_episode_steps, progress=not args.quiet)
-    print(f"{summary.out_dir}: {summary.num_frames} frames, {summary.num_episodes} episodes in "
+                     max_episode_steps=args.max_episode_steps, progress=not args.quiet,
+                     mix=mix, action_weights=action_weights, branch_every=args.branch_every)
+    branches = f", {summary.num_branch_frames} branch frames" if summary.num_branch_frames else ""
+    print(f"{summary.out_dir}: {summary.num_frames} frames{branches}, {summary.num_episodes} episodes in "
           f"{summary.num_shards} shards ({summary.shards_written} written, {summary.shards_reused} "
           f"already there)")
     return 0
@@ -136,8 +159,81 @@ def recording_summary(folder: str | Path, max_missions: int = 5) -> dict:
     }
 
 
+def _share(unchanged: int, n: int) -> float | None:
+    return unchanged / n if n else None
+
+
+def change_summary(folder: str | Path) -> dict:
+    """How often a step changes nothing (frame j+1 == frame j, every pixel), per view and action,
+    and what the counterfactual branches hold (a branch frame equal to the frame it branched from
+    is a no-change branch). Reads every pixel, shard by shard.
+
+    Returns {"no_change": {view: {"all": share, "n": transitions, action: share, ...}, "all": ...},
+    "branches": {"states", "frames", "share_of_states", "no_change": {action: share}}}; a share
+    is None where there is no transition of that kind.
+    """
+    paths = list_shards(folder)
+    if not paths:
+        raise ShardError(f"no shard_*.npz files in {folder}; record some with `{PROG} record --out {folder}`")
+    counts: Counter = Counter()  # (view, action) -> transitions; ("unchanged", view, action) -> unchanged ones
+    b_counts: Counter = Counter()
+    states = branch_states = 0
+    meanings = None
+    for path in paths:
+        shard = read_shard(path)
+        ix, meanings = shard.index, shard.meta.action_meanings
+        frames = shard.frames.reshape(len(shard.frames), -1)  # (F, H*W*3)
+        same = np.zeros(len(frames), bool)  # same[j]: frame j+1 == frame j (inner frames only)
+        same[:-1] = (frames[1:] == frames[:-1]).all(axis=1)
+        inner = ix.actions >= 0  # the last frame of each episode leads nowhere
+        view_of = np.repeat(ix.views, ix.episode_lengths)  # (F,)
+        for view in np.unique(ix.views):
+            for a in range(len(meanings)):
+                sel = inner & (view_of == view) & (ix.actions == a)
+                counts[(str(view), meanings[a])] += int(sel.sum())
+                counts[("unchanged", str(view), meanings[a])] += int(same[sel].sum())
+        states += int(inner.sum())
+        if ix.num_branches:
+            first = np.repeat(ix.episode_offsets[:-1], np.diff(ix.branch_offsets))  # (G,) episode start
+            sources = first + ix.branch_sources  # (G,) global frame index
+            b_same = (shard.branch_frames.reshape(ix.num_branches, -1) == frames[sources]).all(axis=1)
+            for a in range(len(meanings)):
+                sel = ix.branch_actions == a
+                b_counts[meanings[a]] += int(sel.sum())
+                b_counts[("unchanged", meanings[a])] += int(b_same[sel].sum())
+            branch_states += len(np.unique(sources))
+    views = sorted({v for (v, *_) in counts if v != "unchanged"})
+    table = {}
+    for view in [*views, "all"]:
+        pick = views if view == "all" else [view]
+        row = {"n": sum(counts[(v, m)] for v in pick for m in meanings)}
+        row["all"] = _share(sum(counts[("unchanged", v, m)] for v in pick for m in meanings), row["n"])
+        for m in meanings:
+            row[m] = _share(sum(counts[("unchanged", v, m)] for v in pick), sum(counts[(v, m)] for v in pick))
+            row[f"n_{m}"] = sum(counts[(v, m)] for v in pick)
+        table[view] = row
+    branch_frames = sum(b_counts[m] for m in meanings)
+    return {
+        "action_meanings": list(meanings),
+        "no_change": table,
+        "branches": {
+            "states": branch_states,
+            "frames": branch_frames,
+            "share_of_states": _share(branch_states, states),
+            "no_change": {m: _share(b_counts[("unchanged", m)], b_counts[m]) for m in meanings},
+            "no_change_all": _share(sum(b_counts[("unchanged", m)] for m in meanings), branch_frames),
+        },
+    }
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     s = recording_summary(args.data)
+    if not args.index_only:
+        s.update(change_summary(args.data))
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -152,6 +248,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  success     {s['success_rate']:.1%} of episodes ({rate})")
     print(f"  actions     {', '.join(s['action_meanings'])}")
     print(f"  missions    {s['distinct_missions']} distinct, e.g. {s['missions_sample']}")
+    if args.index_only:
+        return 0
+    meanings = s["action_meanings"]
+    width = max(9, *(len(m) for m in meanings))
+    print("  no change   share of steps whose next frame equals the frame before, per view and action")
+    print("              " + f"{'view':<14}{'all':>8}" + "".join(f"{m:>{width + 1}}" for m in meanings))
+    for view, row in s["no_change"].items():
+        print("              " + f"{view:<14}{_pct(row['all']):>8}"
+              + "".join(f"{_pct(row[m]):>{width + 1}}" for m in meanings))
+    steps = s["no_change"]["all"]
+    print("              " + f"{'(steps)':<14}{steps['n']:>8}" + "".join(f"{steps['n_' + m]:>{width + 1}}"
+                                                                    for m in meanings))
+    b = s["branches"]
+    if b["frames"]:
+        per = ", ".join(f"{m} {_pct(v)}" for m, v in b["no_change"].items())
+        print(f"  branches    {b['states']} branched states ({_pct(b['share_of_states'])} of steps), "
+              f"{b['frames']} frames; no change: {_pct(b['no_change_all'])} ({per})")
+    else:
+        print("  branches    none")
     return 0
 
 
@@ -168,8 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, required=True, help="frames to record; the episode that reaches this number is finished, so up to one "
                         "episode more is written")
     p.add_argument("--out", required=True, help="recording folder (created if missing)")
-    p.add_argument("--policy", default="mix", choices=("mix", *POLICIES),
-                   help="who plays; mix draws bot/random/lookaround per episode (default: mix)")
+    p.add_argument("--policy", default="mix", choices=(*MIX_PRESETS, *POLICIES),
+                   help="who plays; mix draws bot/random/lookaround per episode, mix2 bot/explore/lookback "
+                        "(more moves and interactions, fewer steps that change nothing) (default: mix)")
+    p.add_argument("--mix", metavar="POLICY=W,...",
+                   help="weights of the policies --policy mix draws, e.g. bot=0.3,explore=0.5,lookback=0.2 "
+                        f"(policies: {', '.join(POLICIES)}; default: {MIX_PRESETS['mix']})")
+    p.add_argument("--action-weights", metavar="ACTION=W,...",
+                   help="action weights of the explore policy's random draws, e.g. forward=4,turn_left=2,"
+                        "turn_right=2,noop=0.1 (unnamed actions get 0.02; default: forward 0.45, turns 0.2 each, "
+                        "noop 0.02, pickup 0.04, drop 0.03, toggle 0.04)")
+    p.add_argument("--branch-every", type=int, default=0, metavar="N",
+                   help="store counterfactual branches (the next frame under every action) at about one state "
+                        "in N, four times as often facing a door or an object (default: 0, none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole recording (default: 0)")
     p.add_argument("--episodes-per-shard", type=int, default=64, help="episodes per shard file (default: 64)")
     p.add_argument("--top-down-share", type=float, default=0.0,
@@ -192,8 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale factor (default: 4)")
     p.set_defaults(func=cmd_export_video)
 
-    p = sub.add_parser("info", help="summarise a recording folder")
+    p = sub.add_parser("info", help="summarise a recording folder: counts, no-change shares, branches")
     p.add_argument("--data", required=True, help="recording folder")
+    p.add_argument("--index-only", action="store_true",
+                   help="skip what needs the pixels (no-change shares, branch contents): fast on large folders")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
     return parser

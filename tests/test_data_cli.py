@@ -1,4 +1,5 @@
-"""genie-data: record, info, export-video, and one-line errors with exit code 2."""
+"""genie-data: record, info (with no-change shares and branch counts), export-video, and one-line errors with
+exit code 2."""
 
 import json
 
@@ -7,8 +8,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from genie_env.data_cli import main
-from world_model.shards import read_shard
+from genie_env.data_cli import change_summary, main
+from world_model.shards import Branches, Episode, ShardMeta, read_shard, shard_name, write_shard
 
 ENV_ID = "genie_env/BabyAI3D-GoToLocal-v0"
 
@@ -97,3 +98,60 @@ def test_record_test_worlds(tmp_path):
     assert EpisodeDataset([out], split="test").summary()["episodes"] > 0
     with pytest.raises(DatasetError, match="no episodes with split='train'"):
         EpisodeDataset([out], split="train")
+
+
+def test_info_no_change_shares_of_a_hand_made_shard(tmp_path, capsys):
+    """Two episodes whose steps change or keep the frame by design, one with branches."""
+    meta = ShardMeta("test/Fake-v0", (2, 2, 3), ("noop", "turn_left", "forward"))
+
+    def episode(actions, changes, view, branches=None):
+        frames = np.zeros((len(actions) + 1, 2, 2, 3), np.uint8)
+        frames[1:, 0, 0, 0] = np.cumsum(changes)  # frame j+1 differs from frame j where changes[j]
+        return Episode(frames=frames, actions=np.array([*actions, -1], np.int16),
+                       rewards=np.zeros(len(actions) + 1, np.float32), success=np.zeros(len(actions) + 1, bool),
+                       view=view, branches=branches(frames) if branches else None)
+
+    def branches(frames):  # at frames 0 and 2: noop keeps the frame, the others change it
+        sources = np.repeat([0, 2], 3)
+        out = frames[sources].copy()
+        out[[1, 2, 4, 5], 1, 1, 1] = 9
+        return Branches(sources=sources, actions=np.tile(np.arange(3, dtype=np.int16), 2), frames=out)
+
+    write_shard(tmp_path / shard_name(0), [
+        episode([0, 1, 2, 2], [0, 1, 1, 0], "first_person", branches),  # noop still, a blocked forward
+        episode([0, 0, 1, 2], [1, 0, 0, 1], "top_down"),  # a noop that changes (something moved), a turn that doesn't
+    ], meta)
+    s = change_summary(tmp_path)
+    fp, td, both = s["no_change"]["first_person"], s["no_change"]["top_down"], s["no_change"]["all"]
+    assert (fp["n"], fp["all"], fp["noop"], fp["turn_left"], fp["forward"]) == (4, 0.5, 1.0, 0.0, 0.5)
+    assert (td["n"], td["all"], td["noop"], td["turn_left"], td["forward"]) == (4, 0.5, 0.5, 1.0, 0.0)
+    assert (both["n"], both["all"], both["noop"], both["n_noop"], both["forward"]) == (8, 0.5, 2 / 3, 3, 1 / 3)
+    b = s["branches"]
+    assert (b["states"], b["frames"], b["share_of_states"]) == (2, 6, 0.25)
+    assert b["no_change"] == {"noop": 1.0, "turn_left": 0.0, "forward": 0.0} and b["no_change_all"] == 1 / 3
+    capsys.readouterr()
+    assert main(["info", "--data", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "no change" in text and "50.0%" in text and "2 branched states (25.0% of steps), 6 frames" in text
+    assert main(["info", "--data", str(tmp_path), "--index-only"]) == 0
+    assert "no change" not in capsys.readouterr().out
+
+
+def test_record_with_the_new_options(tmp_path, capsys):
+    pytest.importorskip("genie_env.babyai3d")
+    out = tmp_path / "rec"
+    assert main(["record", "--env", "genie_env/BabyAI3D-OpenDoor-v0", "--frames", "80", "--out", str(out),
+                 "--size", "16", "16", "--mix", "explore=0.5,lookback=0.5", "--action-weights", "forward=4,turn_left=1",
+                 "--branch-every", "4", "--quiet"]) == 0
+    assert "branch frames" in capsys.readouterr().out
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["mix"] == {"explore": 0.5, "lookback": 0.5} and manifest["branch_every"] == 4
+    assert manifest["action_weights"] == {"forward": 4.0, "turn_left": 1.0}
+    assert main(["info", "--data", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["branches"]["frames"] == 7 * summary["branches"]["states"] > 0
+    assert set(summary["no_change"]) == {"first_person", "all"}
+    run_failing(capsys, ["record", "--env", ENV_ID, "--frames", "5", "--out", str(tmp_path / "x"),
+                         "--mix", "bot=1", "--policy", "mix2"], "--mix gives the weights of --policy mix")
+    run_failing(capsys, ["record", "--env", ENV_ID, "--frames", "5", "--out", str(tmp_path / "x"),
+                         "--action-weights", "forward"], "name=weight")

@@ -1,4 +1,5 @@
-"""The recorder: policies, metadata, determinism and resume, folder checks, foreign envs, the 3D BabyAI env."""
+"""The recorder: policies, metadata, determinism and resume, folder checks, foreign envs, the 3D BabyAI env,
+counterfactual branches."""
 
 import os
 
@@ -7,7 +8,16 @@ import numpy as np
 import pytest
 
 from genie_env import recorder
-from genie_env.recorder import BotPolicy, LookaroundPolicy, RandomPolicy, RecorderError, record
+from genie_env.recorder import (
+    BotPolicy,
+    ExplorePolicy,
+    LookaroundPolicy,
+    LookbackPolicy,
+    Probe,
+    RandomPolicy,
+    RecorderError,
+    record,
+)
 from world_model.shards import list_shards, read_shard
 
 FAKE_ID = "genie_test/FakeRGB-v0"
@@ -294,3 +304,238 @@ def test_babyai3d_mix(tmp_path):
     assert all(ep.mission for ep in episodes)
     bots = [ep for ep in episodes if ep.policy == "bot"]
     assert np.mean([ep.success.any() for ep in bots]) > 0.5  # the expert mostly succeeds despite the noise
+
+
+# ----------------------------------------------------------------------------------------------
+# counterfactual branches and the policies that change things
+
+
+def _episodes(folder):
+    return [ep for shard in shards_of(folder) for ep in shard.episodes()]
+
+
+def test_branches_of_the_fake_env(tmp_path):
+    summary = record(FAKE_ID, tmp_path, frames=300, episodes_per_shard=8, branch_every=2, progress=False)
+    episodes = _episodes(tmp_path)
+    branched = [ep for ep in episodes if ep.branches is not None]
+    assert len(branched) > len(episodes) // 2
+    assert summary.num_branch_frames == sum(len(ep.branches) for ep in branched)
+    for ep in branched:
+        b = ep.branches
+        sources = b.source_frames
+        assert len(b) == 4 * len(sources) and (np.diff(b.sources) >= 0).all()
+        np.testing.assert_array_equal(b.actions, np.tile(np.arange(4), len(sources)))
+        assert sources.max() < ep.num_steps  # never from the last frame: the episode is over there
+        # the pixel (0, 0) of a branch frame: (step count, action + 1): one step on from its source, under its action
+        np.testing.assert_array_equal(b.frames[:, 0, 0, 0], b.sources + 1)
+        np.testing.assert_array_equal(b.frames[:, 0, 0, 1], b.actions + 1)
+        taken = b.actions == ep.actions[b.sources]
+        np.testing.assert_array_equal(b.frames[taken], ep.frames[b.sources[taken] + 1])  # the real next frame
+
+
+def test_branching_does_not_change_the_episode(tmp_path):
+    args = dict(frames=200, episodes_per_shard=5, seed=3, top_down_share=0.3, progress=False)
+    record(FAKE_ID, tmp_path / "plain", **args)
+    record(FAKE_ID, tmp_path / "branched", branch_every=3, **args)
+    plain, branched = _episodes(tmp_path / "plain"), _episodes(tmp_path / "branched")
+    assert len(plain) == len(branched) and any(ep.branches is not None for ep in branched)
+    for a, b in zip(plain, branched):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        assert (a.policy, a.level_seed, a.view) == (b.policy, b.level_seed, b.view)
+
+
+def test_babyai3d_branches(tmp_path):
+    """The project's world, every new policy and branching: branches of the action taken are the real next
+    frames, the episodes are those recorded without branching, pickup / toggle branches change something."""
+    pytest.importorskip("genie_env.babyai3d")
+    env_id = "genie_env/BabyAI3D-OpenDoor-v0"
+    args = dict(frames=240, episodes_per_shard=4, policy="mix2", top_down_share=0.5, seed=2,
+                env_kwargs={"size": [24, 24]}, max_episode_steps=40, progress=False)
+    record(env_id, tmp_path / "plain", **args)
+    summary = record(env_id, tmp_path / "branched", branch_every=4, **args)
+    plain, branched = _episodes(tmp_path / "plain"), _episodes(tmp_path / "branched")
+    assert summary.num_branch_frames > 0 and {ep.policy for ep in branched} >= {"explore", "lookback"}
+    assert {ep.view for ep in branched if ep.branches is not None} == {"first_person", "top_down"}
+    for a, b in zip(plain, branched, strict=True):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        if b.branches is None:
+            continue
+        br = b.branches
+        taken = br.actions == b.actions[br.sources]
+        assert taken.sum() == len(br.source_frames)
+        np.testing.assert_array_equal(br.frames[taken], b.frames[br.sources[taken] + 1])
+        noop = br.actions == 0
+        np.testing.assert_array_equal(br.frames[noop], b.frames[br.sources[noop]])  # noop changes nothing
+        turns = np.isin(br.actions, (1, 2))
+        assert (br.frames[turns] != b.frames[br.sources[turns]]).any(axis=(1, 2, 3)).all()  # turning always shows
+
+
+class Uncopyable(FakeRGBEnv):
+    """Steps depend on a counter shared by all copies: a copy does not step like the original."""
+
+    shared = [0]
+
+    def step(self, action):
+        self.shared[0] += 1
+        obs, *rest = super().step(action)
+        obs[7, 7] = self.shared[0] % 256
+        return (obs, *rest)
+
+
+def test_an_env_that_copies_badly_is_refused(tmp_path):
+    gym.register("genie_test/Uncopyable-v0", entry_point=Uncopyable, max_episode_steps=25)
+    try:
+        record("genie_test/Uncopyable-v0", tmp_path / "plain", frames=30, progress=False)  # fine without branches
+        with pytest.raises(RecorderError, match="cannot be branched"):
+            record("genie_test/Uncopyable-v0", tmp_path / "b", frames=30, branch_every=1, progress=False)
+    finally:
+        del gym.registry["genie_test/Uncopyable-v0"]
+
+
+@pytest.mark.parametrize("frames", [1, 90])
+def test_frames_counts_real_frames_with_branches(tmp_path, frames):
+    summary = record(FAKE_ID, tmp_path, frames=frames, branch_every=1, progress=False)
+    episodes = _episodes(tmp_path)
+    written = sum(ep.num_frames for ep in episodes)
+    assert summary.num_frames == written and frames <= written < frames + episodes[-1].num_frames
+    assert summary.num_branch_frames == 4 * sum(ep.num_steps for ep in episodes)  # every state branched
+
+
+def test_resume_with_branches_and_refusals(tmp_path):
+    args = dict(frames=120, episodes_per_shard=3, seed=1, policy="mix2", branch_every=2, progress=False)
+    record(FAKE_ID, tmp_path, **args)
+    before = {p.name: p.read_bytes() for p in list_shards(tmp_path)}
+    again = record(FAKE_ID, tmp_path, **args)
+    assert again.shards_written == 0 and again.num_branch_frames > 0
+    assert {p.name: p.read_bytes() for p in list_shards(tmp_path)} == before
+    for change, fragment in [({"branch_every": 3}, "branch_every=2"), ({"policy": "mix"}, "policy='mix2'"),
+                             ({"action_weights": {"forward": 1.0}}, "action_weights=None")]:
+        with pytest.raises(RecorderError, match="nothing was changed") as e:
+            record(FAKE_ID, tmp_path, **{**args, **change})
+        assert fragment in str(e.value)
+
+
+def test_manifest_of_an_older_recorder_still_resumes(tmp_path):
+    import json
+
+    args = dict(frames=60, episodes_per_shard=3, progress=False)
+    record(FAKE_ID, tmp_path, **args)
+    manifest = tmp_path / "dataset.json"
+    d = json.loads(manifest.read_text())
+    for key in ("mix", "action_weights", "branch_every"):  # what the recorder wrote before these options
+        del d[key]
+    manifest.write_text(json.dumps(d))
+    assert record(FAKE_ID, tmp_path, **{**args, "frames": 120}).shards_reused >= 1
+
+
+def test_mix_weights_and_action_weights(tmp_path):
+    record(FAKE_ID, tmp_path / "mix", frames=150, mix={"explore": 1, "lookback": 1, "bot": 0}, progress=False)
+    assert {ep.policy for ep in _episodes(tmp_path / "mix")} == {"explore", "lookback"}
+    record(FAKE_ID, tmp_path / "w", frames=150, policy="explore", action_weights={"turn_left": 1},
+           progress=False)
+    actions = np.concatenate([ep.actions[:-1] for ep in _episodes(tmp_path / "w")])
+    assert (actions == 1).mean() > 0.8  # the other actions only get OTHER_ACTION_WEIGHT (moves held 1-3 steps)
+    for kw, fragment in [({"mix": {"bot": 1}, "policy": "mix2"}, "go with policy 'mix'"),
+                         ({"mix": {"nobody": 1}}, "unknown names"),
+                         ({"mix": {"bot": -1}}, ">= 0"),
+                         ({"policy": "explore", "action_weights": {"jump": 1}}, "does not have"),
+                         ({"branch_every": -1}, "branch_every")]:
+        with pytest.raises(RecorderError, match=fragment):
+            record(FAKE_ID, tmp_path / "bad", frames=10, progress=False, **kw)
+
+
+class FakeProbe(Probe):
+    """A probe whose answers a test sets."""
+
+    def __init__(self, front="empty", carrying=None):
+        self._front, self._carrying = front, carrying
+
+    def front(self):
+        return self._front
+
+    def carrying(self):
+        return self._carrying
+
+
+MEANINGS = ("noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle")
+
+
+def test_explore_moves_and_interacts_where_it_does_something():
+    rng = np.random.default_rng(0)
+    free = ExplorePolicy(MEANINGS, rng, probe=FakeProbe("empty"))
+    actions = np.array([free.act() for _ in range(2000)])
+    share = np.bincount(actions, minlength=7) / len(actions)
+    assert share[3] > 0.35 and share[1] + share[2] > 0.3 and share[0] < 0.05  # mostly moving, noop rare
+    wall = ExplorePolicy(MEANINGS, rng, probe=FakeProbe("wall"))
+    actions = np.array([wall.act() for _ in range(1000)])
+    assert (actions == 3).mean() < 0.1  # does not walk into walls much
+    for front, carrying, expected in [("door_closed", None, 6), ("door_open", None, 6), ("door_locked", "key", 6),
+                                      ("key", None, 4), ("ball", None, 4)]:
+        policy = ExplorePolicy(MEANINGS, np.random.default_rng(1), probe=FakeProbe(front, carrying))
+        actions = np.array([policy.act() for _ in range(400)])
+        assert 0.3 < (actions == expected).mean() < 0.55, (front, carrying)  # p=0.8, then a cooldown step
+    policy = ExplorePolicy(MEANINGS, np.random.default_rng(2), probe=FakeProbe("door_locked", None))
+    assert (np.array([policy.act() for _ in range(400)]) == 6).mean() < 0.1  # no key: toggling does nothing
+    blind = ExplorePolicy(("noop", "turn_left", "turn_right", "forward"), np.random.default_rng(3))
+    assert set(blind.act() for _ in range(200)) == {0, 1, 2, 3}
+
+
+def test_lookaround_draws_as_before():
+    """The default lookaround policy plays exactly what it did before the walk-and-back segment existed."""
+    def old_lookaround(rng, n):
+        out = []
+        while len(out) < n:
+            kind = int(rng.choice(4, p=(0.3, 0.3, 0.3, 0.1)))
+            turn, back = (1, 2) if rng.random() < 0.5 else (2, 1)
+            if kind == 0:
+                out += [turn] * 4
+            elif kind == 1:
+                k = int(rng.integers(1, 4))
+                out += [turn] * k + [back] * k
+            elif kind == 2:
+                out += [3] * int(rng.integers(1, 4))
+            else:
+                out += [int(rng.integers(5))]
+        return out[:n]
+
+    look = LookaroundPolicy(("noop", "turn_left", "turn_right", "forward", "toggle"), np.random.default_rng(4))
+    assert [look.act() for _ in range(300)] == old_lookaround(np.random.default_rng(4), 300)
+
+
+def _replay(actions):
+    """(x, y, heading) after each action on an open plane."""
+    x = y = d = 0
+    states = []
+    for a in actions:
+        if a in (1, 2):
+            d = (d + (1 if a == 2 else -1)) % 4
+        elif a == 3:
+            dx, dy = [(1, 0), (0, 1), (-1, 0), (0, -1)][d]
+            x, y = x + dx, y + dy
+        states.append((x, y, d))
+    return states
+
+
+def test_lookback_comes_back():
+    walks = (0, 0, 0, 0, 1)  # walks out and back only
+    policy = LookaroundPolicy(MEANINGS, np.random.default_rng(0), segment_weights=walks, probe=FakeProbe("empty"))
+    states = _replay([policy.act() for _ in range(600)])
+    assert states.count((0, 0, 0)) > 40  # every walk ends where it started, facing the same way
+    assert all(abs(x) + abs(y) <= 3 for x, y, _ in states)  # 1-3 cells out
+    blocked = LookaroundPolicy(MEANINGS, np.random.default_rng(0), segment_weights=walks, probe=FakeProbe("wall"))
+    assert {blocked.act() for _ in range(100)} <= {1, 2}  # nowhere to go: it turns around in place
+    default = LookbackPolicy(MEANINGS, np.random.default_rng(0), probe=FakeProbe("empty"))
+    runs = "".join(str(default.act()) for _ in range(2000))
+    assert "12" in runs and "21" in runs and ("1131" in runs or "2232" in runs)  # away and back, walks
+    with pytest.raises(RecorderError, match="summing to 1"):
+        LookaroundPolicy(MEANINGS, np.random.default_rng(0), segment_weights=(1, 1, 1, 1, 1))
+
+
+def test_probe_reads_minigrid():
+    env = gym.make("MiniGrid-Empty-5x5-v0")
+    env.reset(seed=0)
+    probe = Probe(env)
+    assert not probe.blind and probe.front() in ("empty", "wall", "goal") and probe.carrying() is None
+    assert Probe(gym.make(FAKE_ID)).blind and Probe(gym.make(FAKE_ID)).front() is None
