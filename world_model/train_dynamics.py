@@ -38,7 +38,7 @@ from .dynamics import Dynamics, DynamicsConfig
 from .inference import WorldModel, WorldModelConfig
 from .metrics import psnr
 from .sampler import SamplerConfig
-from .training import Runtime, TrainArgs, Trainer, open_windows
+from .training import Runtime, TrainArgs, Trainer, open_windows, transformer_flops
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +199,8 @@ class DynamicsTrainer(Trainer):
             meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
+            if self.rt.device.type == "cuda":  # kept in GPU memory: batches are gathered there (fp16, 2 KB a frame)
+                self.latents = self.latents.to(self.rt.device)
         else:
             meanings = ()  # a custom data object: generic action names, the preset's number of actions
             self.latents = None  # ... and its windows are encoded on the fly
@@ -257,6 +259,20 @@ class DynamicsTrainer(Trainer):
 
     def model_config(self) -> dict:
         return self.wm_config.to_dict()
+
+    def tokens_per_example(self) -> int:
+        return self.window * self.dyn.config.tokens_per_frame
+
+    def flops_per_example(self) -> float:
+        """One window's forward + backward (`transformer_flops`): the adaLN and noise-embedding layers run once
+        per frame, every other linear layer once per token; the frame-causal mask is applied to a full score
+        matrix, so attention counts every token pair."""
+        per_frame = ("ada", "ada_out", "noise_emb", "prev_noise_emb")  # names of the per-frame modules
+        linears = [(n, m.weight.numel()) for n, m in self.dyn.named_modules() if isinstance(m, torch.nn.Linear)]
+        frame = sum(k for n, k in linears if set(n.split(".")) & set(per_frame))
+        cfg = self.dyn.config
+        return transformer_flops(sum(k for _, k in linears) - frame, self.tokens_per_example(), cfg.depth,
+                                 cfg.width, frame_params=frame, frames=self.window)
 
     def saved_model_config(self, config: dict) -> dict:
         return WorldModelConfig.from_dict(config).to_dict()

@@ -8,7 +8,10 @@ A run directory holds:
 
     RUN/run.json             the arguments of the run (kind, preset, data, ...)
     RUN/ckpt-00001000/       training checkpoints (see checkpoint.py), the newest `keep_checkpoints` are kept
-    RUN/log.jsonl            one JSON line per log interval: step, loss, lr, examples_per_s, wall_time, elapsed_s
+    RUN/log.jsonl            one JSON line per log interval: step, loss, lr, examples_per_s, wall_time, elapsed_s;
+                             and, where the model kind estimates them (`Trainer.tokens_per_example`,
+                             `Trainer.flops_per_example`), tokens_per_s and tflops (achieved TFLOP/s of the
+                             forward + backward passes, from the estimate; see `transformer_flops`)
     RUN/eval.jsonl           one JSON line per checkpoint with held-out figures: step, eval_psnr* (dB)
 
 Start a run again with the same --out and it resumes from its newest checkpoint: weights, EMA, optimizer state and
@@ -16,6 +19,11 @@ the step counter are restored, log lines past the checkpoint are dropped, and tr
 model config must equal the one the arguments build (otherwise use another --out). Randomness is counter-based
 (every step's numpy and torch generators are seeded from (seed, rank, step)), so a resumed run draws exactly the
 batches and noise an uninterrupted run would have.
+
+A wall-clock budget (--time-budget-minutes) stops the run with a checkpoint once it is spent, counted from the
+trainer's start (data loading, latent encoding and start-up included); the lr schedule then runs on time as well
+(see `TrainArgs.lr_at`), so the cosine ends with the budget even though the number of steps it allows is unknown in
+advance.
 
 Distributed: under torchrun (WORLD_SIZE > 1) the loss module is wrapped in DistributedDataParallel (gloo on CPU,
 nccl on CUDA); every rank draws its own batches, rank 0 writes checkpoints and logs. --batch-size is per rank.
@@ -95,6 +103,12 @@ class TrainArgs:
     """Save a checkpoint every this many steps (and at the end)."""
     checkpoint_minutes: float = 10.0
     """... and at least this often in wall-clock minutes."""
+    time_budget_minutes: float | None = None
+    """Wall-clock budget of this invocation in minutes (> 0), counted from the trainer's start (loading and
+    encoding the data included): the run stops with a checkpoint when the budget is spent, and the lr schedule's
+    progress is the larger of step / steps and the spent share of the training time the budget leaves (so the
+    cosine ends with the budget; set --steps high to let the budget decide). A resumed run continues the schedule
+    from the progress its checkpoint recorded. None: no budget, a schedule in steps only."""
     keep_checkpoints: int = 2
     """Checkpoints kept in the run directory, newest first (`genie-train export --average-last K` needs K)."""
     log_every: int = 20
@@ -117,12 +131,16 @@ class TrainArgs:
             raise ValueError(f"unknown {self.kind} preset {self.preset!r}; choose one of {sorted(self.presets)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.time_budget_minutes is not None and not self.time_budget_minutes > 0:
+            raise ValueError(f"time_budget_minutes must be > 0 (or None for no budget), got {self.time_budget_minutes}")
 
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up then cosine decay (step counts from 0)."""
+    def lr_at(self, step: int, time_progress: float = 0.0) -> float:
+        """Linear warm-up over `warmup` steps, then cosine decay to lr * min_lr_ratio; the decay's progress is the
+        larger of the steps' and `time_progress` (in [0, 1]: the spent share of a time budget; 0 without one).
+        Step counts from 0."""
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+        progress = min(1.0, max((step - self.warmup) / max(1, self.steps - self.warmup), time_progress))
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def to_dict(self) -> dict:
@@ -217,6 +235,23 @@ def open_windows(args: TrainArgs, window: int):
     return WindowDataset.from_folders(list(args.data), window=window, split=args.split, views=args.views)
 
 
+def transformer_flops(token_params: int, tokens: int, layers: int, width: int, frame_params: int = 0,
+                      frames: int = 0) -> float:
+    """Estimated FLOPs of one forward + backward pass of a transformer over one example of `tokens` tokens that
+    all attend to each other (a masked attention computes the whole score matrix):
+
+        6 * token_params * tokens        the matrix products of the weights applied to every token (2 FLOPs per
+                                         multiply-add, forward; the backward pass costs twice the forward)
+      + 6 * frame_params * frames        those applied once per frame (e.g. adaLN modulation from a per-frame
+                                         conditioning)
+      + 12 * layers * tokens^2 * width   attention: Q K^T and A V, 2 * tokens^2 * width FLOPs each per layer,
+                                         forward, times 3 with the backward pass
+
+    Element-wise work (norms, activations, softmax, optimizer) is left out, so achieved TFLOP/s from this count
+    slightly understate the work done; it is the usual estimate (Kaplan et al. 2020, Chinchilla's appendix F)."""
+    return 6.0 * (token_params * tokens + frame_params * frames) + 12.0 * layers * tokens**2 * width
+
+
 def _leaves(d: dict, prefix: str = "") -> dict:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     out = {}
@@ -257,6 +292,8 @@ class Trainer:
 
     def __init__(self, args: TrainArgs, data=None):
         self.args = args
+        self.t_init = time.time()  # the time budget counts from here
+        self.schedule_progress = 0.0  # time progress of the lr schedule at the checkpoint resumed from
         self.rt = setup_runtime(args)
         self.run_dir = Path(args.out)
         self.data = data  # an object with sample_batch(batch_size, np.random.Generator), or None: from args.data
@@ -303,6 +340,16 @@ class Trainer:
     def on_resume(self, checkpoint: Path) -> None:
         """Restore what the kind keeps in its checkpoints besides weights (nothing by default)."""
 
+    def tokens_per_example(self) -> int | None:
+        """Tokens one training example feeds the model (for tokens/s in the log), or None if the kind has no
+        tokens."""
+        return None
+
+    def flops_per_example(self) -> float | None:
+        """Estimated FLOPs of one example's forward + backward pass (for the achieved TFLOP/s in the log; see
+        `transformer_flops`), or None if the kind does not estimate them."""
+        return None
+
     # ------------------------------------------------------------------ shared parts
 
     @property
@@ -333,8 +380,7 @@ class Trainer:
         the EMA of a fresh run is not dominated by its random initialisation. Depends only on the step, so a resumed
         run's EMA equals an uninterrupted one's; a run resumed from a checkpoint without an EMA starts it there."""
         decay = min(self.args.ema_decay, (1 + self.step) / (10 + self.step))
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach(), 1 - decay)
+        torch._foreach_lerp_(list(self.ema.parameters()), [p.detach() for p in self.model.parameters()], 1 - decay)
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
 
@@ -347,6 +393,7 @@ class Trainer:
             training["ema_decay"] = self.args.ema_decay
         cfg, tensors = self.checkpoint(training)
         state = {"args": self.args.to_dict(), "world_size": self.rt.world_size, "time": time.time(),
+                 "time_progress": self.time_progress(),
                  "rng": "counter-based: numpy/torch generators are seeded from (seed, rank, step) every step"}
         raw = prefixed(f"train_{self.prefix}", self.model) if self.ema is not None else None  # the weights trained
         path = save_training_checkpoint(self.run_dir, self.step, cfg, tensors, self.optimizer, state,
@@ -373,6 +420,7 @@ class Trainer:
         self.on_resume(ckpt)
         self.optimizer.load_state_dict(opt_state)
         self.step = int(state["step"])
+        self.schedule_progress = float(state.get("time_progress", 0.0))
         if self.rt.is_main:
             self._truncate_log(self.step)
             print(f"[genie-train] resumed {self.run_dir} from {ckpt.name} (step {self.step})")
@@ -409,6 +457,21 @@ class Trainer:
             tmp.write_text("".join(ln + "\n" for ln in kept))
             os.replace(tmp, log)
 
+    def time_progress(self) -> float:
+        """The lr schedule's progress in time, in [0, 1]: the progress resumed from, plus the rest of it in
+        proportion to the training time of the budget spent in this invocation (0 without a budget)."""
+        budget = self.args.time_budget_minutes
+        if budget is None or getattr(self, "t_loop", None) is None:
+            return self.schedule_progress
+        span = max(1e-9, self.t_init + 60 * budget - self.t_loop)
+        spent = min(1.0, max(0.0, (time.time() - self.t_loop) / span))
+        return self.schedule_progress + (1 - self.schedule_progress) * spent
+
+    def _budget_spent(self, step_s: float, save_s: float) -> bool:
+        """True when the time budget does not leave room for one more step and the final checkpoint."""
+        budget = self.args.time_budget_minutes
+        return budget is not None and time.time() + step_s + save_s >= self.t_init + 60 * budget
+
     def _request_stop(self, signum, frame) -> None:
         self.stop_requested = True
 
@@ -430,20 +493,27 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._request_stop)
             except ValueError:  # not the main thread: leave signals alone
                 pass
+        tokens, flops = self.tokens_per_example(), self.flops_per_example()
         if rt.is_main:
             n_params = sum(p.numel() for p in self.model.parameters())
             print(f"[genie-train] {args.kind} preset={args.preset} params={n_params:,} device={rt.device} "
-                  f"world_size={rt.world_size} batch/rank={args.batch_size} bf16={args.bf16}")
+                  f"world_size={rt.world_size} batch/rank={args.batch_size} bf16={args.bf16}"
+                  + (f" tokens/example={tokens}" if tokens else "")
+                  + (f" GFLOP/example={flops / 1e9:.3g} (forward + backward, estimated)" if flops else "")
+                  + (f" time budget={args.time_budget_minutes:g} min" if args.time_budget_minutes else ""))
         end = min(args.steps, args.stop_at) if args.stop_at is not None else args.steps
         bar = tqdm(total=end, initial=self.step, disable=not rt.is_main, desc=f"train {args.kind}",
                    dynamic_ncols=True)
         log_path = self.run_dir / "log.jsonl"
-        t_start = t_last = t_ckpt = time.time()
+        t_start = t_last = t_ckpt = self.t_loop = time.time()
         loss_sum, n_loss, ex_since = 0.0, 0, 0
         saved_at = self.step
+        step_s = save_s = 0.0  # the longest step and checkpoint so far: what the budget must still leave room for
+        out_of_time = False
         try:
             while self.step < end:
-                lr = args.lr_at(self.step)
+                t_step = time.time()
+                lr = args.lr_at(self.step, self.time_progress())
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
                 np_gen, torch_gen = step_generators(args, rt, self.step)
@@ -462,26 +532,37 @@ class Trainer:
                 ex_since += args.batch_size * rt.world_size
                 bar.update(1)
                 now = time.time()
+                step_s = max(step_s, now - t_step) if self.step > 1 else step_s  # the first step warms up
                 if self.step % args.log_every == 0 or self.step == end:
                     rec = {"step": self.step, "loss": loss_sum / n_loss, "lr": lr,
                            "examples_per_s": ex_since / max(now - t_last, 1e-9), "wall_time": now,
                            "elapsed_s": now - t_start}
+                    if tokens:
+                        rec["tokens_per_s"] = rec["examples_per_s"] * tokens
+                    if flops:
+                        rec["tflops"] = rec["examples_per_s"] * flops / 1e12
                     if rt.is_main:
                         with open(log_path, "a") as f:
                             f.write(json.dumps(rec) + "\n")
                         bar.set_postfix(loss=f"{rec['loss']:.4f}", ex_s=f"{rec['examples_per_s']:.1f}")
                     loss_sum, n_loss, ex_since, t_last = 0.0, 0, 0, now
-                stop = self._should_stop()
+                out_of_time = rt.any(self._budget_spent(step_s, save_s))  # every rank stops at the same step
+                stop = self._should_stop() or out_of_time
                 # every rank must agree on saving (the time check may differ)
                 due = rt.any(self.step % args.checkpoint_every == 0 or self.step == end or stop
                              or now - t_ckpt > 60 * args.checkpoint_minutes)
                 if due:
+                    t_save = time.time()
                     self.save()
                     saved_at, t_ckpt = self.step, time.time()
+                    save_s = max(save_s, t_ckpt - t_save)
                     rt.barrier()
                 if stop:
                     if rt.is_main:
-                        tqdm.write(f"[genie-train] stopped at step {self.step}; run the same command to resume")
+                        why = f"the time budget ({args.time_budget_minutes:g} min) is spent" if out_of_time else \
+                            "asked to stop"
+                        tqdm.write(f"[genie-train] stopped at step {self.step}: {why}; run the same command to "
+                                   "resume")
                     break
             if saved_at != self.step:
                 self.save()
