@@ -91,7 +91,8 @@ class DynamicsConfig:
 
     def __post_init__(self):
         if self.attention not in ATTENTION_LAYOUTS:
-            raise ValueError(f"unknown attention layout {self.attention!r}; choose one of {', '.join(ATTENTION_LAYOUTS)}")
+            raise ValueError(f"unknown attention layout {self.attention!r}; choose one of "
+                             f"{', '.join(ATTENTION_LAYOUTS)}")
         if self.patch_size < 1 or self.latent_size % self.patch_size:
             raise ValueError(f"patch_size {self.patch_size} must divide latent_size {self.latent_size} (e.g. 2 or 4 "
                              "for 16x16 latents)")
@@ -316,10 +317,10 @@ class Attention(nn.Module):
 
 
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hd), masked) v as plain batched matrix products, the softmax in fp32: on a CPU several
-    times faster than torch's fused attention kernels, forward and backward, for the many short sequences (a
-    frame's tokens, a position's frames) of the factorised layout. q (..., L, hd), k, v (..., K, hd), mask
-    broadcastable to (..., L, K), True = attend."""
+    """softmax(q k^T / sqrt(hd), masked) v as plain batched matrix products, the softmax in fp32. For the many
+    short sequences of the factorised layout (a frame's tokens, a position's frames) it is several times faster on
+    a CPU than torch's fused kernel forward + backward (forward alone, about as fast or slower). q (..., L, hd),
+    k, v (..., K, hd), mask broadcastable to (..., L, K), True = attend."""
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -380,7 +381,9 @@ class FactorisedBlock(nn.Module):
         h = modulate(self.norm1(x), shift1, scale1)
         att = self.spatial  # every frame on its own, all its tokens, no mask
         q, k, v = att.qkv(h).view(B * T, N, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B*T, H, N, hd)
-        y = softmax_attention(att.q_norm(q), att.k_norm(k), v, None)
+        q, k = att.q_norm(q), att.k_norm(k)
+        # torch's fused kernel is the faster one without gradients, the explicit one with (see softmax_attention)
+        y = softmax_attention(q, k, v, None) if torch.is_grad_enabled() else F.scaled_dot_product_attention(q, k, v)
         x = x + gate1 * att.proj(y.transpose(1, 2).reshape(B, T, N, D))
         h = modulate(self.norm2(x), shift2, scale2)
         att = self.temporal
