@@ -45,7 +45,8 @@ what identical frames score). Scenarios:
   detail, < 1 blurrier), beside the held prompt.
 
 JSON: ``{"benchmark": "consistency", "model", "command", "machine", "preset", "config", "sampler", "wall_s",
-"cap_db", "views": {view: {scenario: ...}}, "headline": {view: {...}}}``; :func:`section` renders it as Markdown.
+"cpu_s" (CPU seconds of all the process's threads: the machine may be shared), "cap_db", "views": {view:
+{scenario: ...}}, "headline": {view: {...}}}``; :func:`section` renders it as Markdown.
 Contact sheets (``--sheets DIR``): ``<view>_<scenario>.png``, for a few worlds the true frames over the model's.
 """
 
@@ -677,11 +678,12 @@ def run(model: str = "default", preset: str = "default", sheets: str | Path | No
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cfg = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     wm = WorldModel.load(model)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     figures = evaluate(wm, cfg, sheets=sheets, progress=progress)
     report = {"benchmark": "consistency", "model": str(model), "preset": preset,
               "command": command or "python -m benchmarks.consistency", "machine": describe_machine(),
-              "sampler": wm.config.sampler.to_dict(), "wall_s": round(time.perf_counter() - start, 1), **figures}
+              "sampler": wm.config.sampler.to_dict(), "wall_s": round(time.perf_counter() - start, 1),
+              "cpu_s": round(time.process_time() - cpu, 1), **figures}
     if out:
         write_json(out, report)
     return report

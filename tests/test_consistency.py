@@ -157,5 +157,5 @@ def test_config_checks_and_cli(tmp_path, tiny_world_model, capsys, monkeypatch):
                    "--out", str(out), "--markdown"])
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "consistency" and saved["preset"] == "small" and saved["config"]["worlds"] == 1
-    assert "machine" in saved and "--worlds 1" in saved["command"] and r["wall_s"] >= 0
+    assert "machine" in saved and "--worlds 1" in saved["command"] and r["wall_s"] >= 0 and r["cpu_s"] >= 0
     assert "## Consistency" in capsys.readouterr().out
