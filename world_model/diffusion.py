@@ -27,6 +27,19 @@ ones, which makes long rollouts robust to the model's own errors.
 
 `objective="augment"`: GameNGen-style noise augmentation (Valevski et al. 2024): the window's last frame is the
 only target, every earlier frame is context corrupted with a random noise level up to `augment_sigma_max`.
+
+Training on the model's own frames (both objectives, off by default):
+- context-noise augmentation ("forcing"): context levels drawn from [context_sigma_min or context_sigma,
+  context_sigma_max or context_sigma], log-uniformly or uniformly (`context_sigma_draw`), the level embedded; the
+  sampler keeps caching past frames at `context_sigma` (GameNGen: levels up to 0.7, uniform, embedded).
+- autoregressive unroll (`unroll_steps`, `unroll_prob`; DIAMOND unrolls its own predictions): in a share of the
+  windows, `unroll_steps` consecutive frames are replaced by the model's own predictions, generated one after the
+  other from the true frames before them with the sampler the model is used with (`Denoiser.rollout`: current
+  weights, no gradient), and sit in the context at `context_sigma` as at inference; the frame after them is a
+  target.
+- counterfactual branches (`loss(..., group=...)`): rows of a group share one context (frames, noise levels and
+  noise) and differ in the last frame's action and target (the next frame under that action); only that last frame
+  carries a loss.
 """
 
 from __future__ import annotations
@@ -38,9 +51,11 @@ import torch
 import torch.nn as nn
 
 from .dynamics import Dynamics, KVCache
+from .sampler import SamplerConfig, karras_sigmas, sample
 
 
 OBJECTIVES = ("forcing", "augment")
+CONTEXT_SIGMA_DRAWS = ("log_uniform", "uniform")
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,14 @@ class DiffusionConfig:
     """Training ("forcing"): if set, each context frame's noise level is drawn log-uniformly from
     [context_sigma_min, context_sigma] instead of sitting at context_sigma (the level is embedded, so sampling may
     then cache past frames at any level of that range: `genie-train export --context-sigma`). None: context_sigma."""
+    context_sigma_max: float | None = None
+    """Training ("forcing"): if set (> context_sigma), the upper end of the range context levels are drawn from,
+    [context_sigma_min or context_sigma, context_sigma_max], while sampling still caches past frames at
+    context_sigma (the level is embedded): context-noise augmentation well above the sampling level, as GameNGen's
+    (up to 0.7). None: the range ends at context_sigma."""
+    context_sigma_draw: str = "log_uniform"
+    """Training ("forcing"): how a context level is drawn from its range: "log_uniform" (equal weight per decade)
+    or "uniform" (GameNGen; most draws in the upper part of the range, where the model's own frames' errors lie)."""
     context_prob: float = 0.5
     """Training: probability that a frame is a context frame at `context_sigma` (no loss) rather than noised."""
     null_action_prob: float = 0.1
@@ -75,6 +98,16 @@ class DiffusionConfig:
     frames that change, at the cost of a biased denoiser. A reasonable range is [0, 2]."""
     change_cap: float = 10.0
     """Training: the largest relative change m (> 0) that `change_weight` counts."""
+    unroll_steps: int = 0
+    """Training: frames (>= 0) of an unrolled window that are the model's own predictions, generated
+    autoregressively (`Denoiser.rollout`); 0 = no unroll. The window needs at least unroll_steps + 2 frames."""
+    unroll_prob: float = 0.0
+    """Training: probability, in [0, 1], that a window (not a branch row) is unrolled when unroll_steps > 0. Each
+    unrolled window costs unroll_steps x sampler steps (x 2 with guidance) one-frame network evaluations more."""
+    branch_share: float = 0.0
+    """Training: share, in [0, 1], of each batch's rows that are counterfactual branch rows (round(share x batch)
+    rows): groups of rows sharing a context of recorded frames, each with one branch's action and next frame as the
+    only target. Needs recordings with branches. 0 = none."""
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -87,11 +120,37 @@ class DiffusionConfig:
         if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
             raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
                              f"{self.context_sigma_min}")
+        if self.context_sigma_max is not None and not self.context_sigma_max > self.context_sigma:
+            raise ValueError(f"context_sigma_max must be > context_sigma={self.context_sigma} (the sampling level "
+                             f"lies inside the trained range), got {self.context_sigma_max}")
+        if self.context_sigma_draw not in CONTEXT_SIGMA_DRAWS:
+            raise ValueError(f"context_sigma_draw must be one of {CONTEXT_SIGMA_DRAWS}, got "
+                             f"{self.context_sigma_draw!r}")
+        if self.unroll_steps < 0 or not 0 <= self.unroll_prob <= 1:
+            raise ValueError(f"need unroll_steps >= 0 and unroll_prob in [0, 1], got unroll_steps="
+                             f"{self.unroll_steps}, unroll_prob={self.unroll_prob}")
+        if not 0 <= self.branch_share <= 1:
+            raise ValueError(f"branch_share must be in [0, 1], got {self.branch_share}")
+
+    @property
+    def context_sigma_range(self) -> tuple[float, float] | None:
+        """(low, high) of the training context levels, or None when they sit at context_sigma."""
+        if self.context_sigma_min is None and self.context_sigma_max is None:
+            return None
+        lo = self.context_sigma if self.context_sigma_min is None else self.context_sigma_min
+        hi = self.context_sigma if self.context_sigma_max is None else self.context_sigma_max
+        return lo, hi
 
     @property
     def trained_context_sigma(self) -> float | list[float]:
         """The context noise of training: one level, or the [min, max] range it was drawn from."""
-        return self.context_sigma if self.context_sigma_min is None else [self.context_sigma_min, self.context_sigma]
+        r = self.context_sigma_range
+        return self.context_sigma if r is None else list(r)
+
+    @property
+    def unrolls(self) -> bool:
+        """Whether training unrolls windows on the model's own predictions."""
+        return self.unroll_steps > 0 and self.unroll_prob > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,10 +199,12 @@ class Denoiser(nn.Module):
     on new frames attending to a KV cache of past frames (`forward` with a cache, `guided`, and `commit`, which
     stores frames in the cache)."""
 
-    def __init__(self, config: DiffusionConfig, dynamics: Dynamics):
+    def __init__(self, config: DiffusionConfig, dynamics: Dynamics, sampler: SamplerConfig | None = None):
         super().__init__()
         self.config = config
         self.dynamics = dynamics
+        self.sampler = SamplerConfig() if sampler is None else sampler
+        """The sampler `rollout` generates frames with at training (the one the model is used with)."""
 
     def compute_conditioners(self, sigma: torch.Tensor) -> Conditioners:
         """c_skip, c_out, c_in, c_noise of noise levels sigma (any shape) (Karras et al. 2022, Table 1)."""
@@ -228,13 +289,59 @@ class Denoiser(nn.Module):
         return (self.config.p_mean + self.config.p_std * z).exp()
 
     def sample_context_sigma(self, shape, generator: torch.Generator, device) -> torch.Tensor:
-        """Noise levels of context frames at training: context_sigma, or log-uniform on [context_sigma_min,
-        context_sigma] when the range is set."""
+        """Noise levels of context frames at training: context_sigma, or drawn from `context_sigma_range`
+        (log-uniformly or uniformly, `context_sigma_draw`) when a range is set."""
         cfg = self.config
-        if cfg.context_sigma_min is None:
+        r = cfg.context_sigma_range
+        if r is None:
             return torch.full(shape, cfg.context_sigma, device=device)
-        lo, hi = math.log(cfg.context_sigma_min), math.log(cfg.context_sigma)
+        if cfg.context_sigma_draw == "uniform":
+            return r[0] + (r[1] - r[0]) * torch.rand(shape, generator=generator, device=device)
+        lo, hi = math.log(r[0]), math.log(r[1])
         return (lo + (hi - lo) * torch.rand(shape, generator=generator, device=device)).exp()
+
+    @torch.no_grad()
+    def rollout(self, y: torch.Tensor, cond: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
+        """The model's own continuation of windows of clean latents y (B, s, C, h, w): `steps` frames generated one
+        after the other as a world model steps (`self.sampler`; past frames in a KV cache at context_sigma, each
+        new frame committed there at context_sigma), without gradient. cond: (B, s + steps) conditioning actions
+        (START first; cond[:, s + j] leads to generated frame j). Returns (B, steps, C, h, w) float32, detached.
+        Only the last context_frames frames of y fit the cache."""
+        cfg, sc, dyn_cfg = self.config, self.sampler, self.dynamics.config
+        B, s = y.shape[:2]
+        dev = y.device
+        keep = min(s, dyn_cfg.context_frames)
+        cache = KVCache.empty(dyn_cfg, B, dev)
+
+        def commit(frames: torch.Tensor, t0: int) -> None:  # (B, n, C, h, w) clean latents at frame t0...
+            n = frames.shape[1]
+            sig = torch.full((B, n), cfg.context_sigma, device=dev)
+            x = frames.float() + cfg.context_sigma * torch.randn(frames.shape, generator=generator, device=dev)
+            positions = torch.arange(t0, t0 + n, device=dev).expand(B, n)
+            self.commit(x, sig, cond[:, t0 : t0 + n], positions, cache)
+
+        commit(y[:, s - keep :], s - keep)
+        sigmas = karras_sigmas(sc.num_steps, sc.sigma_min, sc.sigma_max, sc.rho, device=dev)
+        out = []
+        for j in range(steps):
+            t = s + j
+            a = cond[:, t : t + 1]
+            positions = torch.full((B, 1), t, device=dev)
+
+            def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+                sig = sigma.expand(B, 1)
+                if sc.guidance == 1.0:
+                    d = self(x[:, None], sig, a, positions, cache=cache)
+                else:
+                    d = self.guided(x[:, None], sig, a, positions, sc.guidance, cache=cache)
+                return d[:, 0].float()
+
+            x = sigmas[0] * torch.randn((B, *y.shape[2:]), generator=generator, device=dev)
+            frame = sample(denoise, x, sigmas, sc.solver).float()  # (B, C, h, w)
+            out.append(frame)
+            if j < steps - 1:
+                commit(frame[:, None], t)
+        return torch.stack(out, 1)
 
     def change_weights(self, y: torch.Tensor) -> torch.Tensor:
         """Loss weights (B, T, 1, h, w) of clean latents y (B, T, C, h, w) that favour what the action changed.
@@ -250,22 +357,35 @@ class Denoiser(nn.Module):
         m = (change / change.mean().clamp_min(1e-12)).clamp(max=cfg.change_cap)
         return (1 + cfg.change_weight * m) / (1 + cfg.change_weight)
 
-    def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator,
+             group: torch.Tensor | None = None, frame_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Diffusion Forcing (or, with objective="augment", noise-augmentation) loss on a window of clean latents
         y (B, T, C, h, w) with data actions (B, T).
 
         actions[:, t] leads frame t -> t+1, so frame t is conditioned on actions[:, t-1] and frame 0 on START.
         Returns the mean over noised frames of lambda(sigma) ||D(x; sigma) - y||^2 (Eq. 2 / Eq. 8), computed
         in F-space: ||F(c_in x) - (y - c_skip x) / c_out||^2.
+
+        group: optional (B,) long, -1 for ordinary windows and a group id >= 0 for counterfactual branch rows: the
+        rows of a group hold the same context frames (all but the last) and each its own last frame, led to by its
+        own action actions[:, T-2]; they share context levels, noise and context actions (those of the group's
+        first row), and only their last frame carries a loss. frame_valid: optional (B, T) bool, False for padding
+        frames at the start of a row (no loss, attended by nothing; the first real frame is conditioned on START).
+        With unroll_steps and unroll_prob, some windows are first unrolled on the model's own predictions
+        (`rollout`; see the module docstring).
         """
         cfg, dyn_cfg = self.config, self.dynamics.config
         B, T = y.shape[:2]
         dev = y.device
         cond = torch.cat([torch.full((B, 1), dyn_cfg.start_action, device=dev, dtype=torch.long), actions[:, :-1]], 1)
+        if frame_valid is not None:  # a row's first real frame is conditioned on START
+            first = frame_valid & ~torch.cat([torch.zeros_like(frame_valid[:, :1]), frame_valid[:, :-1]], 1)
+            cond = torch.where(first, torch.full_like(cond, dyn_cfg.start_action), cond)
+        data_cond = cond
         drop = torch.rand((B, T), generator=generator, device=dev) < cfg.null_action_prob
         cond = torch.where(drop, torch.full_like(cond, dyn_cfg.null_action), cond)  # (B, T)
 
-        sigma = self.sample_sigma((B, T), generator, dev)
+        sigma = train_sigma = self.sample_sigma((B, T), generator, dev)
         if cfg.objective == "forcing":
             is_context = torch.rand((B, T), generator=generator, device=dev) < cfg.context_prob
             sigma = torch.where(is_context, self.sample_context_sigma((B, T), generator, dev), sigma)  # (B, T)
@@ -275,16 +395,70 @@ class Denoiser(nn.Module):
             lo = cfg.context_sigma / 10
             aug = lo + (cfg.augment_sigma_max - lo) * torch.rand((B, T), generator=generator, device=dev)
             sigma = torch.where(is_context, aug, sigma)
+        branch = None
+        if group is not None and bool((group >= 0).any()):
+            branch = group >= 0
+            if cfg.objective == "forcing":  # every frame but the last is context (in "augment" it already is)
+                ctx = self.sample_context_sigma((B, T), generator, dev)
+                is_context = torch.where(branch[:, None], True, is_context)
+                is_context[:, -1] &= ~branch
+                sigma = torch.where(is_context, torch.where(branch[:, None], ctx, sigma), train_sigma)
+        if cfg.unrolls:
+            y, sigma, is_context = self._unroll(y, data_cond, sigma, train_sigma, is_context, branch, generator)
         noise = torch.randn(y.shape, generator=generator, device=dev)
+        if branch is not None:  # a group's rows share their context: levels, noise and actions of its first row
+            same = (group[:, None] == group[None, :]) & branch[:, None]  # (B, B)
+            lead = torch.where(branch, same.float().argmax(dim=1), torch.arange(B, device=dev))  # (B,)
+            ctx_frames = torch.ones(T, dtype=torch.bool, device=dev)
+            ctx_frames[-1] = False
+            shared = branch[:, None] & ctx_frames  # (B, T)
+            sigma = torch.where(shared, sigma[lead], sigma)
+            cond = torch.where(shared, cond[lead], cond)
+            noise = torch.where(shared[..., None, None, None], noise[lead], noise)
         x = y + sigma[..., None, None, None] * noise
 
         cs = self.compute_conditioners(sigma)
         positions = torch.arange(T, device=dev).expand(B, T)
-        F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions)  # (B, T, C, h, w)
+        if frame_valid is None:
+            F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions)  # (B, T, C, h, w)
+        else:
+            F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, frame_valid=frame_valid)
         target = cs.network_target(y, x)
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
             err = err * self.change_weights(y)
         per_frame = err.mean(dim=(2, 3, 4))  # (B, T)
         weight = (~is_context).float()
+        if frame_valid is not None:
+            weight = weight * frame_valid.float()
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def _unroll(self, y, data_cond, sigma, train_sigma, is_context, branch, generator):
+        """Replace, in windows drawn with probability unroll_prob (branch rows excepted), frames [s, s + u) by the
+        model's own predictions (u = unroll_steps; s drawn once per batch in [1, T - 1 - u], T - 1 - u for
+        "augment"): at context_sigma, without loss; frame s + u becomes a target. Returns (y, sigma, is_context)."""
+        cfg = self.config
+        B, T = y.shape[:2]
+        u, dev = cfg.unroll_steps, y.device
+        if T < u + 2:
+            raise ValueError(f"unroll_steps={u} needs windows of at least {u + 2} frames, got {T}")
+        rows = torch.rand(B, generator=generator, device=dev) < cfg.unroll_prob
+        if branch is not None:
+            rows &= ~branch
+        if cfg.objective == "forcing":
+            s = int(torch.randint(1, T - u, (1,), generator=generator, device=dev))
+        else:
+            s = T - 1 - u
+        if not bool(rows.any()):
+            return y, sigma, is_context
+        idx = rows.nonzero()[:, 0]
+        pred = self.rollout(y[idx, :s], data_cond[idx, : s + u], u, generator)  # (n, u, C, h, w), no grad
+        y = y.clone()
+        y[idx, s : s + u] = pred.to(y.dtype)
+        unrolled = torch.zeros((B, T), dtype=torch.bool, device=dev)
+        unrolled[idx, s : s + u] = True
+        after = torch.zeros((B, T), dtype=torch.bool, device=dev)
+        after[idx, s + u] = True
+        sigma = torch.where(unrolled, torch.full_like(sigma, cfg.context_sigma), torch.where(after, train_sigma, sigma))
+        is_context = (is_context | unrolled) & ~after
+        return y, sigma, is_context

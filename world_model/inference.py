@@ -365,7 +365,7 @@ class WorldModel(nn.Module):
             if not context_sigma > 0:
                 raise ValueError(f"context_sigma must be > 0, got {context_sigma}")
             cfg = dc_replace(cfg, diffusion=dc_replace(cfg.diffusion, context_sigma=float(context_sigma),
-                                                       context_sigma_min=None))
+                                                       context_sigma_min=None, context_sigma_max=None))
         out = type(self)(cfg, self.autoencoder, self.dynamics, autocast=self.autocast)
         out.training_metadata = getattr(self, "training_metadata", {})
         return out

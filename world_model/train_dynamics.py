@@ -5,13 +5,20 @@
 
 The loop, run directory and resume are world_model/training.py's; the dynamics add:
 
-    RUN/latents.safetensors  the dataset pre-encoded by the frozen autoencoder (shared by the ranks)
+    RUN/latents.safetensors  the dataset pre-encoded by the frozen autoencoder (shared by the ranks), its
+                             counterfactual branch frames included
 
 A dynamics checkpoint holds the frozen autoencoder too and is a complete world-model checkpoint: WorldModel.load
 accepts the run directory (newest checkpoint) or one ckpt folder; `export` writes a compact fp16 copy. Its model is
 the EMA of the weights; at every checkpoint it records the autoregressive PSNR of held-out windows by horizon
 (`eval_psnr_h{1,4,16}`, mean per-frame PSNR in dB). The action set (number and names) is the recordings'
 (ShardMeta.action_meanings).
+
+Training on the model's own frames (see world_model/diffusion.py; all off by default): context levels drawn up to
+--context-sigma-max (uniformly with --context-sigma-draw uniform) while the sampler caches at --context-sigma;
+--unroll-steps / --unroll-prob windows continued on the model's own predictions; --branch-share of each batch made
+of counterfactual branch groups (recordings with branches: the same context under several actions, each with its
+own next frame as the target).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -74,10 +82,30 @@ class DynamicsArgs(TrainArgs):
     change_weight: float = 0.0
     """Extra loss weight (>= 0) on latent positions that change from the previous frame (0 = uniform; see
     DiffusionConfig.change_weight)."""
+    context_sigma_max: float | None = None
+    """Upper end (> context_sigma) of the training context levels, drawn from [context_sigma_min or context_sigma,
+    context_sigma_max], while the sampler keeps caching past frames at context_sigma (context-noise augmentation,
+    GameNGen: up to 0.7); None: the range ends at context_sigma."""
+    context_sigma_draw: str = "log_uniform"
+    """How training context levels are drawn from their range: "log_uniform" or "uniform" (GameNGen's)."""
+    unroll_steps: int = 0
+    """Frames (>= 0, at most window - 2) of an unrolled window that are the model's own predictions, generated one
+    after the other from the true frames before them with the sampler (no gradient), sitting in the context at
+    context_sigma; the frame after them is a target. 0 = no unroll."""
+    unroll_prob: float = 0.0
+    """Probability, in [0, 1], that a window is unrolled (with unroll_steps > 0)."""
+    branch_share: float = 0.0
+    """Share, in [0, 1], of each batch's windows that are counterfactual branch rows (round(share x batch_size)):
+    groups sharing one recorded context, each row with one branch's action and next frame as its only target.
+    Needs recordings with branches. 0 = none."""
 
     def __post_init__(self):
         super().__post_init__()
-        self.diffusion_config  # validates the diffusion knobs (ValueError)
+        cfg = self.diffusion_config  # validates the diffusion knobs (ValueError)
+        window = self.window or self.presets[self.preset].context_frames + 1
+        if cfg.unroll_steps > window - 2:
+            raise ValueError(f"unroll_steps={cfg.unroll_steps} needs windows of at least unroll_steps + 2 frames; "
+                             f"--window is {window}")
 
     @property
     def diffusion_config(self) -> DiffusionConfig:
@@ -122,22 +150,30 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def latent_cache(run_dir: Path, windows, autoencoder: Autoencoder, rt: Runtime, args: TrainArgs) -> torch.Tensor:
-    """The dataset's frames encoded once by the frozen autoencoder, cached in RUN/latents.safetensors.
+def latent_cache(run_dir: Path, windows, autoencoder: Autoencoder, rt: Runtime,
+                 args: TrainArgs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's frames, and its counterfactual branch frames, encoded once by the frozen autoencoder, cached in
+    RUN/latents.safetensors: (latents (N, C, h, w), branch latents (G, C, h, w)), float16 on CPU.
 
     Pre-encoding costs one encoder pass per frame; encoding windows on the fly would cost window * batch encoder
     passes per step, several times more over a run. Under torchrun every rank encodes a share of the frames.
     """
     ep = windows.episodes
+    branch_frames = getattr(ep, "branch_frames", None)
+    if branch_frames is None:
+        branch_frames = np.zeros((0, *ep.frames.shape[1:]), np.uint8)
+    G = len(branch_frames)
     ae_hash = hashlib.sha256()
     for k, v in sorted(autoencoder.state_dict().items()):
         ae_hash.update(k.encode())
         ae_hash.update(v.detach().float().cpu().numpy().tobytes())
-    key = fingerprint(ep.num_frames, ep.frames.shape, list(args.data), args.split, args.views, ae_hash.hexdigest(),
-                      args.bf16)
+    parts = [ep.num_frames, ep.frames.shape, list(args.data), args.split, args.views, ae_hash.hexdigest(), args.bf16]
+    if G:  # data without branches keeps the key (and the caches) of before branches existed
+        parts += ["branches", G, branch_frames.shape]
+    key = fingerprint(*parts)
     path = run_dir / "latents.safetensors"
 
-    def read() -> torch.Tensor | None:
+    def read() -> tuple[torch.Tensor, torch.Tensor] | None:
         if not path.is_file():
             return None
         try:
@@ -147,32 +183,89 @@ def latent_cache(run_dir: Path, windows, autoencoder: Autoencoder, rt: Runtime, 
             return None
         if "latents" not in data or "key" not in data or bytes(data["key"].tolist()).decode() != key:
             return None
-        return data["latents"]
+        branch = data.get("branch_latents", data["latents"][:0])
+        return data["latents"], branch
 
-    latents = read()
+    cached = read()
     rt.barrier()  # every rank has looked before anyone writes
-    if latents is None:
-        # each rank encodes a contiguous slice; rank 0 joins the parts into the cache file
-        n = ep.num_frames
-        lo, hi = n * rt.rank // rt.world_size, n * (rt.rank + 1) // rt.world_size
+    if cached is None:
+        # each rank encodes a contiguous slice (of the frames and of the branch frames); rank 0 joins the parts
+        def share(n: int) -> slice:
+            return slice(n * rt.rank // rt.world_size, n * (rt.rank + 1) // rt.world_size)
+
         part = run_dir / f"latents.part{rt.rank}.safetensors"
-        mine = encode_frames(autoencoder, ep.frames[lo:hi], rt.device, args.bf16, progress=rt.is_main)
-        save_file({"latents": mine}, str(part))
+        mine = encode_frames(autoencoder, ep.frames[share(ep.num_frames)], rt.device, args.bf16, progress=rt.is_main)
+        mine_b = encode_frames(autoencoder, branch_frames[share(G)], rt.device, args.bf16) if G else mine[:0]
+        save_file({"latents": mine, "branch_latents": mine_b.contiguous()}, str(part))
         rt.barrier()
         if rt.is_main:
-            parts = [run_dir / f"latents.part{r}.safetensors" for r in range(rt.world_size)]
-            latents = torch.cat([load_file(str(p))["latents"] for p in parts])
+            parts = [load_file(str(run_dir / f"latents.part{r}.safetensors")) for r in range(rt.world_size)]
+            cached = (torch.cat([p["latents"] for p in parts]), torch.cat([p["branch_latents"] for p in parts]))
             tmp = path.with_name(path.name + ".tmp")
-            save_file({"latents": latents, "key": torch.tensor(list(key.encode()), dtype=torch.uint8)}, str(tmp))
+            save_file({"latents": cached[0], "branch_latents": cached[1],
+                       "key": torch.tensor(list(key.encode()), dtype=torch.uint8)}, str(tmp))
             os.replace(tmp, path)
-            for p in parts:
-                p.unlink()
+            for r in range(rt.world_size):
+                (run_dir / f"latents.part{r}.safetensors").unlink()
         rt.barrier()
         if not rt.is_main:
-            latents = read()
-    if latents is None or len(latents) != ep.num_frames:
+            cached = read()
+    if cached is None or len(cached[0]) != ep.num_frames or len(cached[1]) != G:
         raise RuntimeError(f"rank {rt.rank}: the latent cache {path} does not match the data; delete it and rerun")
-    return latents
+    return cached
+
+
+class BranchIndex:
+    """The counterfactual branches of an EpisodeDataset, grouped by the state they branch from, as training rows.
+
+    A branched state is frame i (global index) of its episode; its branch g leads, under action actions[g], to
+    branch frame g. A training row of window T holds frames i - T + 2 .. i (padding before the episode's start)
+    and the branch frame last, the branch action leading to it."""
+
+    def __init__(self, episodes, window: int):
+        counts = np.diff(episodes.branch_offsets)  # (E,) branches per episode
+        episode = np.repeat(np.arange(episodes.num_episodes), counts)  # (G,)
+        self.source = episodes.episode_offsets[episode] + episodes.branch_sources  # (G,) global frame index
+        self.episode_start = episodes.episode_offsets[episode]  # (G,)
+        self.actions = episodes.branch_actions.astype(np.int64)  # (G,)
+        order = np.argsort(self.source, kind="stable")
+        states, first = np.unique(self.source[order], return_index=True)
+        self.members = np.split(order, first[1:])  # branch ids of each branched state
+        self.num_states = len(states)
+        self.window = window
+
+    def sample(self, n: int, np_gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n branch ids in groups of one state each (a state's branches in random order, the last group cut short),
+        and the group id of each (n,)."""
+        ids, groups = [], []
+        g = 0
+        while len(ids) < n:
+            members = np_gen.permutation(self.members[int(np_gen.integers(self.num_states))])[: n - len(ids)]
+            ids.extend(members.tolist())
+            groups.extend([g] * len(members))
+            g += 1
+        return np.asarray(ids, np.int64), np.asarray(groups, np.int64)
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Global frame indices (n, T-1) of the context of branches `ids` (clipped to the episode's start) and
+        their validity (n, T) (the branch frame, last, is valid)."""
+        T = self.window
+        idx = self.source[ids, None] + np.arange(-(T - 2), 1)  # (n, T-1)
+        start = self.episode_start[ids, None]
+        valid = np.concatenate([idx >= start, np.ones((len(ids), 1), bool)], 1)
+        return np.maximum(idx, start), valid
+
+
+class WindowObjective(nn.Module):
+    """Denoiser.loss over DynamicsTrainer batches (latents, actions, group, frame_valid), with the step's generator
+    last, as training.LossModule passes them."""
+
+    def __init__(self, denoiser: Denoiser):
+        super().__init__()
+        self.denoiser = denoiser
+
+    def loss(self, y, actions, group, frame_valid, generator) -> torch.Tensor:
+        return self.denoiser.loss(y, actions, generator, group=group, frame_valid=frame_valid)
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
@@ -198,12 +291,13 @@ class DynamicsTrainer(Trainer):
             self.data = open_windows(args, window=self.window)
             meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
+            self.latents, self.branch_latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
             if self.rt.device.type == "cuda":  # kept in GPU memory: batches are gathered there (fp16, 2 KB a frame)
                 self.latents = self.latents.to(self.rt.device)
+                self.branch_latents = self.branch_latents.to(self.rt.device)
         else:
             meanings = ()  # a custom data object: generic action names, the preset's number of actions
-            self.latents = None  # ... and its windows are encoded on the fly
+            self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
                           num_actions=len(meanings) or preset.num_actions)
         self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg, diffusion=args.diffusion_config,
@@ -212,7 +306,15 @@ class DynamicsTrainer(Trainer):
         self.init_metadata = None
         if args.init_from is not None and resume_from is None:
             self.init_metadata = self._init_from_checkpoint(args.init_from, dyn_cfg)
-        self.objective = Denoiser(self.wm_config.diffusion, self.dyn)
+        self.denoiser = Denoiser(self.wm_config.diffusion, self.dyn, sampler=self.wm_config.sampler)
+        self.objective = WindowObjective(self.denoiser)
+        self.branches = None
+        if self.wm_config.diffusion.branch_share > 0:
+            episodes = getattr(self.data, "episodes", None)
+            if self.latents is None or not getattr(episodes, "num_branches", 0):
+                raise ValueError(f"--branch-share {args.branch_share} needs recordings with counterfactual branches "
+                                 f"(genie-data record with branches); {list(args.data)} have none")
+            self.branches = BranchIndex(episodes, self.window)
         self.eval_windows = None
         if self.rt.is_main:  # held-out windows (frames, actions) for the autoregressive PSNR at checkpoints
             b = self.held_out(8, salt=54321, window=self.window)
@@ -240,8 +342,41 @@ class DynamicsTrainer(Trainer):
         load_into(self.dyn, sub_state(read_tensors(folder), "dynamics"), "dynamics")
         return {"path": str(path), "step": raw.get("training", {}).get("step")}
 
-    def batch(self, np_gen: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, np_gen: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
+                                                          torch.Tensor | None]:
+        """(latents (B, T, C, h, w), actions (B, T), group (B,) or None, frame_valid (B, T) or None): windows, and,
+        with branch_share, counterfactual branch rows last (group ids >= 0; windows -1)."""
         B, dev = self.args.batch_size, self.rt.device
+        n_branch = round(self.wm_config.diffusion.branch_share * B) if self.branches is not None else 0
+        if n_branch:
+            latents, actions, _, _ = self._windows(B - n_branch, np_gen) if n_branch < B else (None,) * 4
+            b_lat, b_act, group, valid = self._branch_rows(n_branch, np_gen)
+            if latents is not None:
+                latents, actions = torch.cat([latents, b_lat]), torch.cat([actions, b_act])
+                group = torch.cat([torch.full((B - n_branch,), -1, dtype=torch.long, device=dev), group])
+                valid = torch.cat([torch.ones((B - n_branch, self.window), dtype=torch.bool, device=dev), valid])
+            else:
+                latents, actions = b_lat, b_act
+            return latents, actions, group, (None if bool(valid.all()) else valid)
+        return self._windows(B, np_gen)
+
+    def _branch_rows(self, n: int, np_gen: np.random.Generator):
+        """n counterfactual branch rows (see BranchIndex) and their group ids and frame validity, on the device."""
+        dev, br = self.rt.device, self.branches
+        ids, group = br.sample(n, np_gen)
+        idx, valid = br.rows(ids)  # (n, T-1), (n, T)
+        ctx = self.latents[torch.from_numpy(idx).to(self.latents.device)]  # (n, T-1, C, h, w)
+        last = self.branch_latents[torch.from_numpy(ids).to(self.branch_latents.device)][:, None]
+        latents = torch.cat([ctx, last], 1).to(dev).float()
+        latents = latents * torch.from_numpy(valid).to(dev)[..., None, None, None]  # padding frames are zeros
+        actions = np.zeros((n, self.window), np.int64)
+        actions[:, :-2] = self.data.episodes.actions[idx[:, :-1]]  # the recorded actions between context frames
+        actions[:, -2] = br.actions[ids]  # the branch's action leads the last context frame to its frame
+        actions = torch.from_numpy(actions).to(dev).clamp_min(0)
+        return latents, actions, torch.from_numpy(group).to(dev), torch.from_numpy(valid).to(dev)
+
+    def _windows(self, B: int, np_gen: np.random.Generator):
+        dev = self.rt.device
         if self.latents is not None:  # pre-encoded: gather latent windows directly
             pick = np_gen.integers(len(self.data), size=B)
             idx = self.data.window_start[pick, None] + np.arange(self.window)  # (B, T)
@@ -255,7 +390,8 @@ class DynamicsTrainer(Trainer):
                 latents = self.ae.encode(frames_to_pixels(frames.flatten(0, 1))).float()
             latents = latents.view(B, T, *latents.shape[1:])
             actions = torch.from_numpy(np.asarray(b.actions)).to(dev)
-        return latents, actions.long().clamp_min(0)  # (actions[T-1] may be -1 at an episode end: never used)
+        # (actions[T-1] may be -1 at an episode end: never used)
+        return latents, actions.long().clamp_min(0), None, None
 
     def model_config(self) -> dict:
         return self.wm_config.to_dict()
