@@ -34,8 +34,8 @@ when the buffer is full the oldest frame's slot is overwritten, so memory is bou
 the keys/values of all N tokens of every past frame, laid out (B, H, slots * N, hd); factorised layers cache only
 their temporal attention's keys/values, one per position and frame, laid out (B, N * H, slots, hd) (the N
 positions batched as heads; the same number of values). The spatial attention of a new frame needs only its own
-tokens, so it caches nothing. Worlds in a batch may be at
-different times (a vector env resets one world): each world has its own write slot and slot-valid mask.
+tokens, so it caches nothing. Worlds in a batch may be at different times (a vector env resets one world): each
+world has its own write slot and slot-valid mask.
 
 Note on the sliding window: a cached frame's keys were computed while it could still see frames that have since
 left the window (information flows through layers, as in Mistral's rolling buffer), so after the window slides the
@@ -612,26 +612,19 @@ class Dynamics(nn.Module):
             raise ValueError(f"cannot write a batch of {B} into a cache of {cache.batch} worlds")
         if T > S:
             raise ValueError(f"cannot write {T} frames into a cache of {S} slots")
-        slots = (cache.next_slot[:, None] + torch.arange(T, device=latents.device)) % S  # (B, T)
-        b_idx = torch.arange(B, device=latents.device)[:, None]
-        if self.config.factorised:  # k, v (B, N*H, T, hd) into (B, N*H, S + scratch, hd)
-            for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
-                ck[b_idx, :, slots] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T, N*H, hd)
-                cv[b_idx, :, slots] = v.permute(0, 2, 1, 3).to(cv.dtype)
-        else:
-            self._write_tokens(cache, new_kv, slots, b_idx)
+        dev = latents.device
+        slots = (cache.next_slot[:, None] + torch.arange(T, device=dev)) % S  # (B, T)
+        # a frame slot's entries along the token axis: its N tokens (frame-causal), or 1 (factorised, whose positions
+        # lie on the head axis, see KVCache)
+        n = 1 if self.config.factorised else self.config.tokens_per_frame
+        idx = (slots[:, :, None] * n + torch.arange(n, device=dev)).reshape(B, T * n)  # (B, T*n)
+        b_idx = torch.arange(B, device=dev)[:, None]
+        for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):  # k, v (B, H', T*n, hd)
+            ck[b_idx, :, idx] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T*n, H', hd)
+            cv[b_idx, :, idx] = v.permute(0, 2, 1, 3).to(cv.dtype)
         cache.latents[b_idx, slots] = latents.float()
         cache.sigmas[b_idx, slots] = sigmas.float()
         cache.actions[b_idx, slots] = actions
         cache.times[b_idx, slots] = positions.long()
         cache.valid[b_idx, slots] = True
         cache.next_slot.copy_((cache.next_slot + T) % S)
-
-    def _write_tokens(self, cache: KVCache, new_kv, slots, b_idx) -> None:
-        """Frame-causal layers: the N tokens of every new frame into its slot's token range."""
-        N = self.config.tokens_per_frame
-        B, T = slots.shape
-        tok_idx = (slots[:, :, None] * N + torch.arange(N, device=slots.device)).reshape(B, T * N)  # (B, T*N)
-        for (k, v), ck, cv in zip(new_kv, cache.k, cache.v):
-            ck[b_idx, :, tok_idx] = k.permute(0, 2, 1, 3).to(ck.dtype)  # (B, T*N, H, hd)
-            cv[b_idx, :, tok_idx] = v.permute(0, 2, 1, 3).to(cv.dtype)
