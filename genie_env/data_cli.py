@@ -291,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(policies: {', '.join(POLICIES)}; default: {MIX_PRESETS['mix']})")
     p.add_argument("--action-weights", metavar="ACTION=W,...",
                    help="action weights of the explore policy's random draws, e.g. forward=4,turn_left=2,"
-                        "turn_right=2,noop=0.1 (unnamed actions get 0.02; default: forward 0.45, turns 0.2 each, "
-                        "noop 0.02, pickup 0.04, drop 0.03, toggle 0.04)")
+                        "turn_right=2,noop=0.1 (unnamed actions get 0.02; default: forward 0.5, turns 0.17 each, "
+                        "noop 0.02, pickup 0.05, drop 0.04, toggle 0.05)")
     p.add_argument("--branch-every", type=int, default=0, metavar="N",
                    help="store counterfactual branches (the next frame under every action) at about one state "
                         "in N, four times as often facing a door or an object (default: 0, none)")

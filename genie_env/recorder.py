@@ -72,13 +72,13 @@ POLICIES = ("bot", "random", "lookaround", "explore", "lookback")
 #: copying); renormalised over the policies the env offers
 MIX_PRESETS = {
     "mix": {"bot": 0.5, "random": 0.3, "lookaround": 0.2},
-    "mix2": {"bot": 0.25, "explore": 0.5, "lookback": 0.25},
+    "mix2": {"bot": 0.4, "explore": 0.45, "lookback": 0.15},
 }
 MIX_WEIGHTS = MIX_PRESETS["mix"]
 #: action name -> weight of the explore policy's random draws (names the env lacks are ignored;
 #: actions not named get weight OTHER_ACTION_WEIGHT)
-EXPLORE_WEIGHTS = {"forward": 0.45, "turn_left": 0.2, "turn_right": 0.2, "noop": 0.02,
-                   "pickup": 0.04, "drop": 0.03, "toggle": 0.04}
+EXPLORE_WEIGHTS = {"forward": 0.5, "turn_left": 0.17, "turn_right": 0.17, "noop": 0.02,
+                   "pickup": 0.05, "drop": 0.04, "toggle": 0.05}
 OTHER_ACTION_WEIGHT = 0.02
 MANIFEST_NAME = "dataset.json"
 MANIFEST_FORMAT = "genie-env-recording"
@@ -249,9 +249,9 @@ class ExplorePolicy:
     - facing a key, ball or box with empty hands: pickup with probability ``interact`` (a box is
       toggled, which opens it, a quarter of those times);
     - carrying something and facing free floor: drop with probability ``drop``;
-    - otherwise an action drawn from ``weights`` (name -> weight), held for 1-``max_repeat``
-      steps if it is a move or a turn; a forward move into a cell that blocks it becomes a turn
-      with probability 0.9.
+    - otherwise an action drawn from ``weights`` (name -> weight), forward held for
+      1-``max_repeat`` steps, a turn for 1-2; a forward move into a cell that blocks it becomes one
+      turn with probability 0.9.
 
     After an interaction the next step is drawn from the weights, so a door is not toggled back
     and forth. Without a probe only the weighted draws remain.
@@ -261,7 +261,7 @@ class ExplorePolicy:
 
     def __init__(self, action_meanings: tuple[str, ...], rng: np.random.Generator,
                  weights: dict[str, float] | None = None, probe: Probe = BLIND,
-                 interact: float = 0.8, drop: float = 0.1, max_repeat: int = 3):
+                 interact: float = 0.8, drop: float = 0.1, max_repeat: int = 4):
         weights = EXPLORE_WEIGHTS if weights is None else weights
         self.index = {m: i for i, m in enumerate(action_meanings)}
         p = np.array([float(weights.get(m, OTHER_ACTION_WEIGHT)) for m in action_meanings])
@@ -283,13 +283,14 @@ class ExplorePolicy:
         self._cooldown = False
         if self._left == 0:
             self._held = int(self.rng.choice(len(self.p), p=self.p))
-            moving = self._held in (self.left, self.right, self.forward)
-            self._left = int(self.rng.integers(1, self.max_repeat + 1)) if moving else 1
+            longest = (self.max_repeat if self._held == self.forward
+                       else 2 if self._held in (self.left, self.right) else 1)
+            self._left = int(self.rng.integers(1, longest + 1))
         self._left -= 1
         action = self._held
         if (action == self.forward and front is not None and front not in Probe.WALKABLE
                 and self.left is not None and self.right is not None and self.rng.random() < 0.9):
-            action = self._held = self.left if self.rng.random() < 0.5 else self.right
+            action, self._left = (self.left if self.rng.random() < 0.5 else self.right), 0
         return action
 
     def _interaction(self, front: str, carrying: str | None) -> int | None:

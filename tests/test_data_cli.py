@@ -142,7 +142,7 @@ def test_record_with_the_new_options(tmp_path, capsys):
     out = tmp_path / "rec"
     assert main(["record", "--env", "genie_env/BabyAI3D-OpenDoor-v0", "--frames", "80", "--out", str(out),
                  "--size", "16", "16", "--mix", "explore=0.5,lookback=0.5", "--action-weights", "forward=4,turn_left=1",
-                 "--branch-every", "4", "--quiet"]) == 0
+                 "--branch-every", "4", "--max-episode-steps", "30", "--quiet"]) == 0
     assert "branch frames" in capsys.readouterr().out
     manifest = json.loads((out / "dataset.json").read_text())
     assert manifest["mix"] == {"explore": 0.5, "lookback": 0.5} and manifest["branch_every"] == 4

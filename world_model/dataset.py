@@ -19,13 +19,15 @@ success    (T,) bool            verifier success on arriving at frame t
 =========  ===================  ==============================================================
 
 So a dynamics model predicts frames[t+1] from frames[:t+1] and actions[:t+1] for t < T-1 and
-never needs actions[T-1].
-
-Counterfactual branches (``world_model.shards.Branches``) ride along with their episodes:
-``EpisodeDataset.episode(e).branches``, or all at once in ``branch_frames`` / ``branch_actions`` /
-``branch_sources`` / ``branch_offsets``. Windows are always of real frames. Every start s with s+T <= episode length is a window (episodes of
+never needs actions[T-1]. Every start s with s+T <= episode length is a window (episodes of
 fewer than T frames give none and are counted in ``summary()``); windows are drawn uniformly,
 so long episodes give proportionally more.
+
+Counterfactual branches (``world_model.shards.Branches``) ride along with their episodes:
+``EpisodeDataset.episode(e).branches``, or all at once in ``branch_frames`` (G, H, W, 3) uint8,
+``branch_actions`` (G,) int64, ``branch_sources`` (G,) int64 (frame index within the episode) and
+``branch_offsets`` (E+1,) int64 (episode e's branches are rows branch_offsets[e]:branch_offsets[e+1]).
+Windows are always windows of real frames.
 """
 
 from __future__ import annotations
