@@ -5,7 +5,7 @@
 The ground-truth 3D BabyAI world and the world model are driven by the same scripted actions on unseen worlds
 (level seeds from ``TEST_SEEDS``), per view (first person, top-down). Every figure has its *do-nothing baseline*
 beside it (hold the prompt frame, or copy the last ground-truth context frame) and a 95% percentile-bootstrap
-interval over worlds (:func:`benchmarks.stats.bootstrap_ci`). PSNR is in dB, capped at :data:`CAP_DB` (60 dB,
+interval over worlds (:func:`benchmarks.stats.bootstrap_ci`). PSNR is in dB, capped at :data:`world_model.metrics.PSNR_CAP` (60 dB,
 what identical frames score). Scenarios:
 
 - **still**: the model is prompted with the world's first frame and steps ``noop``; PSNR of its frame after
@@ -38,7 +38,7 @@ what identical frames score). Scenarios:
   frames as context (padded in front by the first frame under noop, which is also true). ``share``: the share of
   worlds where the model's frame is nearer (PSNR) the true "after" frame than the "before" frame; the baseline
   (copy the before frame) scores 0.
-- **rollout**: random play (:func:`benchmarks.fidelity.random_actions`) from the first frame; at steps
+- **rollout**: random play (:func:`benchmarks.ground_truth.random_actions`) from the first frame; at steps
   1 / 16 / 64 (and 600 in the full preset; ``horizon`` says where it stopped): PSNR to the truth,
   ``colour_distance`` (Euclidean distance of the frames' mean RGB, 0-255 units, 0 = same mean colour) and
   ``sharpness_ratio`` (variance of the grey-level Laplacian of the frame / of the true frame: 1 = as much fine
@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -63,16 +62,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.fidelity import EVAL_LEVELS, random_actions
+from benchmarks.ground_truth import EVAL_LEVELS, GroundTruth, draw_worlds, random_actions
 from benchmarks.machine import describe_machine
-from world_model.metrics import psnr
-from benchmarks.result_file import write_json
+from benchmarks.result_file import command_line
 from benchmarks.stats import bootstrap_ci
-from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS, BabyAI3DEnv
+from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS
+from world_model.checkpoint import write_json
+from world_model.metrics import PSNR_CAP, psnr
 
 NOOP, LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE = range(7)
-#: PSNR cap in dB: identical frames score this (as in the fidelity suite).
-CAP_DB = 60.0
 #: Levels with doors the bot opens, and levels with objects it picks up (the interaction scenarios).
 TOGGLE_LEVELS = ("OpenDoor", "OpenTwoDoors", "OpenRedDoor", "UnlockLocal", "KeyCorridorS3R1")
 PICKUP_LEVELS = ("PickupLoc", "UnlockLocal", "PutNextLocal", "KeyCorridorS3R1")
@@ -129,11 +127,6 @@ PRESETS = {
 
 
 # ---------------------------------------------------------------------------------------------- figures
-
-
-def capped_psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-frame PSNR (dB) of uint8 frames (..., H, W, 3), identical frames scoring CAP_DB."""
-    return np.minimum(psnr(a, b), CAP_DB)
 
 
 def mean_ci(values, seed: int = 0) -> dict | None:
@@ -195,43 +188,6 @@ def counterfactual_scores(generated: np.ndarray, truth: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- ground truth
-
-
-class GroundTruth:
-    """Unseen 3D BabyAI worlds, replayable: the frames of (level, level seed) under actions, per view. The raw
-    env keeps stepping after its episode ends (only its frames matter here)."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._envs: dict[tuple[str, str], BabyAI3DEnv] = {}
-
-    def env(self, level: str, level_seed: int, view: str, actions=()) -> tuple[BabyAI3DEnv, list[np.ndarray]]:
-        """The env of `level` reset to `level_seed` and driven by `actions`, and its frames (len(actions) + 1).
-        The env is shared: copy it (copy.deepcopy) before stepping it elsewhere."""
-        key = (level, view)
-        if key not in self._envs:
-            self._envs[key] = BabyAI3DEnv(level=level, size=(self.size, self.size), view=view, worlds="test")
-        env = self._envs[key]
-        frame, _ = env.reset(options={"level_seed": int(level_seed)})
-        frames = [frame]
-        for a in actions:
-            frames.append(env.step(int(a))[0])
-        return env, frames
-
-    def play(self, level: str, level_seed: int, view: str, actions=()) -> np.ndarray:
-        """Frames uint8 (len(actions) + 1, S, S, 3)."""
-        return np.stack(self.env(level, level_seed, view, actions)[1])
-
-    def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-
-
-def draw_worlds(n: int, seed: int, levels=EVAL_LEVELS) -> list[tuple[str, int]]:
-    """n unseen worlds (level, level seed), levels in turn, seeds drawn from TEST_SEEDS."""
-    rng = np.random.default_rng(seed)
-    return [(levels[i % len(levels)], TEST_SEEDS.start + int(rng.integers(TEST_SEEDS.size))) for i in range(n)]
 
 
 def pad_context(frames: list[np.ndarray], actions: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -332,8 +288,8 @@ def still(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, worlds) -> 
     model = generate(wm, prompt, None, np.full((len(worlds), T), NOOP), cfg.seed + 1, cfg.batch)
     steps = {}
     for n in cfg.still_steps:
-        steps[str(n)] = {"model": mean_ci(capped_psnr(model[:, n - 1], gt[:, 0]), cfg.seed),
-                         "baseline": mean_ci(capped_psnr(gt[:, 0], gt[:, n]), cfg.seed)}
+        steps[str(n)] = {"model": mean_ci(psnr(model[:, n - 1], gt[:, 0]), cfg.seed),
+                         "baseline": mean_ci(psnr(gt[:, 0], gt[:, n]), cfg.seed)}
     cols = [0] + list(cfg.still_steps)
     rows = _sheet_rows(gt, np.concatenate([prompt, model], axis=1), cols, cfg.sheet_worlds)
     return ({"baseline_is": "hold the prompt", "steps": steps},
@@ -356,17 +312,17 @@ def look_back(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, worlds)
         back = 4 if name.startswith("turn_around") else 2
         ret = list(range(back, T + 1, back)) if back == 4 else list(range(2, T + 1))
         exact = all(np.array_equal(gt[:, t], gt[:, t - back]) for t in ret)
-        own = np.mean([capped_psnr(model[:, t], model[:, t - back]) for t in ret], axis=0)
-        vs_truth = np.mean([capped_psnr(model[:, t], gt[:, t - back]) for t in ret], axis=0)
-        hold_truth = np.mean([capped_psnr(gt[:, 0], gt[:, t - back]) for t in ret], axis=0)
+        own = np.mean([psnr(model[:, t], model[:, t - back]) for t in ret], axis=0)
+        vs_truth = np.mean([psnr(model[:, t], gt[:, t - back]) for t in ret], axis=0)
+        hold_truth = np.mean([psnr(gt[:, 0], gt[:, t - back]) for t in ret], axis=0)
         steps = range(1, T + 1)
         result[name] = {
             "actions": [ACTION_MEANINGS[a] for a in seq], "returning_steps": ret, "ground_truth_exact": bool(exact),
             "return_vs_own": mean_ci(own, cfg.seed),
             "return_vs_truth": {"model": mean_ci(vs_truth, cfg.seed), "baseline": mean_ci(hold_truth, cfg.seed)},
             "all_vs_truth": {
-                "model": mean_ci(np.mean([capped_psnr(model[:, t], gt[:, t]) for t in steps], axis=0), cfg.seed),
-                "baseline": mean_ci(np.mean([capped_psnr(gt[:, 0], gt[:, t]) for t in steps], axis=0), cfg.seed)},
+                "model": mean_ci(np.mean([psnr(model[:, t], gt[:, t]) for t in steps], axis=0), cfg.seed),
+                "baseline": mean_ci(np.mean([psnr(gt[:, 0], gt[:, t]) for t in steps], axis=0), cfg.seed)},
         }
         if j in (0, 2):
             tag = "".join("L" if a == LEFT else "R" for a in seq[:2]) if j == 0 else "LLLL"
@@ -432,8 +388,8 @@ def approach(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, found) -
     model = generate(wm, ctx, ctx_a, np.full((len(found), k), FORWARD), cfg.seed + 30, cfg.batch)
     steps = {}
     for t in range(1, k + 1):
-        m = capped_psnr(model[:, t - 1], gt[:, t])
-        h = capped_psnr(gt[:, 0], gt[:, t])
+        m = psnr(model[:, t - 1], gt[:, t])
+        h = psnr(gt[:, 0], gt[:, t])
         steps[str(t)] = {"model": mean_ci(m, cfg.seed), "baseline": mean_ci(h, cfg.seed),
                          "gain": mean_ci(m - h, cfg.seed)}
     result = {"worlds": len(found), "k": k, "baseline_is": "hold the last context frame",
@@ -483,13 +439,13 @@ def rollout(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, worlds) -
         m, g, p = model[:, t - 1], gt[:, t], gt[:, 0]
         lv = laplacian_variance(g)
         steps[str(t)] = {
-            "psnr": {"model": mean_ci(capped_psnr(m, g), cfg.seed), "baseline": mean_ci(capped_psnr(p, g), cfg.seed)},
+            "psnr": {"model": mean_ci(psnr(m, g), cfg.seed), "baseline": mean_ci(psnr(p, g), cfg.seed)},
             "colour_distance": {"model": mean_ci(mean_rgb_distance(m, g), cfg.seed),
                                 "baseline": mean_ci(mean_rgb_distance(p, g), cfg.seed)},
             "sharpness_ratio": {"model": mean_ci(laplacian_variance(m) / lv, cfg.seed),
                                 "baseline": mean_ci(laplacian_variance(p) / lv, cfg.seed)},
         }
-    result = {"horizon": H, "policy": "benchmarks.fidelity.random_actions", "baseline_is": "hold the prompt",
+    result = {"horizon": H, "policy": "benchmarks.ground_truth.random_actions", "baseline_is": "hold the prompt",
               "steps": steps}
     cols = [0] + list(cfg.rollout_steps)
     rows = _sheet_rows(gt, np.concatenate([gt[:, :1], model], axis=1), cols, cfg.sheet_worlds)
@@ -533,7 +489,7 @@ def evaluate(wm, config: ConsistencyConfig = PRESETS["default"], sheets: str | P
     finally:
         truth.close()
         bar.close()
-    return {"config": config_dict(cfg), "cap_db": CAP_DB,
+    return {"config": config_dict(cfg), "cap_db": PSNR_CAP,
             "worlds": {"main": [[lvl, s] for lvl, s in worlds],
                        "approach": [[lvl, s] for lvl, s, _ in approach_worlds],
                        **{k: [[lvl, s] for lvl, s, _ in v] for k, v in found.items()}},
@@ -620,7 +576,7 @@ def section(result: dict) -> str:
     cfg = result.get("config", {})
     lines = ["## Consistency: does the model hold a world?", "",
              f"{cfg.get('worlds', '?')} unseen worlds per scenario and view (preset `{result.get('preset', '?')}`); "
-             f"PSNR in dB capped at {result.get('cap_db', CAP_DB):g}; mean [95% bootstrap CI over worlds]. "
+             f"PSNR in dB capped at {result.get('cap_db', PSNR_CAP):g}; mean [95% bootstrap CI over worlds]. "
              "Baseline: hold the prompt / copy the last true frame (do nothing). "
              f"Command: `{result.get('command', 'python -m benchmarks.consistency')}`.", ""]
     for view, r in result["views"].items():
@@ -632,7 +588,7 @@ def section(result: dict) -> str:
             if not isinstance(v, dict):
                 continue
             lines.append(f"| look-back {name} | return vs own earlier frame | {_fmt(v['return_vs_own'])} | "
-                         f"{CAP_DB:.1f} (trivially) |")
+                         f"{PSNR_CAP:.1f} (trivially) |")
             lines.append(f"| look-back {name} | return vs truth | {_fmt(v['return_vs_truth']['model'])} | "
                          f"{_fmt(v['return_vs_truth']['baseline'])} |")
             lines.append(f"| look-back {name} | every frame vs truth | {_fmt(v['all_vs_truth']['model'])} | "
@@ -704,8 +660,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python -m benchmarks.consistency " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = run(args.model, args.preset, sheets=args.sheets, out=args.out, command=command.strip(),
+    report = run(args.model, args.preset, sheets=args.sheets, out=args.out,
+                 command=command_line("benchmarks.consistency", argv).strip(),
                  worlds=args.worlds, views=tuple(args.views) if args.views else None, batch=args.batch,
                  seed=args.seed)
     print(section(report) if args.markdown else json.dumps(report, indent=2))

@@ -8,16 +8,16 @@ generated frames are compared with the true ones. Per perspective (first person,
 - ``reconstruction_psnr``: autoencoder encode -> decode of ground-truth frames;
 - ``one_step_psnr`` / ``one_step_ssim``: teacher-forced, the model sees up to 16 true past frames and actions
   and predicts the next frame; ``one_step_by_action``: the same PSNR for turns, forward moves and the other
-  actions, each beside the copy-the-last-frame baseline (``copy_last_psnr``, identical frames capped at 60 dB);
+  actions, each beside the copy-the-last-frame baseline (``copy_last_psnr``, identical frames capped at 60 dB as every PSNR);
 - ``autoregressive_psnr``: from one prompt frame, the model rolls out on its own frames; PSNR at horizons
   1, 4, 16, 64 (and SSIM), beside ``autoregressive_hold_prompt_psnr``, the baseline that shows the prompt frame
-  forever (identical frames capped at 60 dB; its ΔPSNR is 0 by construction). Under random play some worlds have
+  forever (identical frames capped at 60 dB as every PSNR; its ΔPSNR is 0 by construction). Under random play some worlds have
   not changed at a horizon (``prompt_unchanged_share``), and they give that baseline 60 dB; so both are also
   reported over the worlds that changed (``autoregressive_psnr_changed``, ``autoregressive_hold_prompt_psnr_changed``);
 - ``delta_psnr``: action controllability, Genie's Delta_t PSNR = PSNR(true actions) - PSNR(random actions)
   at t = 4 and 16, for several classifier-free guidance weights (w = 1 is no guidance); beside it
   ``delta_psnr_ceiling``, the same figure for a perfect dynamics model that decodes through this autoencoder
-  (the ground truth replayed under the random actions, `replay`; PSNR capped at 60 dB);
+  (the ground truth replayed under the random actions, `replay`; PSNR capped at 60 dB as every PSNR);
 - ``speed``: frames/s of one world and env-steps/s of batches of 16 and 64, with and without the KV cache.
 
 Actions come from a random policy with action repeats biased towards moving and turning (the same kind of play
@@ -30,76 +30,47 @@ import argparse
 import statistics
 import time
 
-import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
-import genie_env
+from benchmarks.ground_truth import EVAL_LEVELS, GroundTruth, random_actions
 from benchmarks.machine import describe_machine
 from benchmarks.result_file import command_line, publish
 from world_model.metrics import psnr, ssim
 
-#: Action probabilities of the evaluation policy: noop, turn_left, turn_right, forward, pickup, drop, toggle.
-PLAY_PROBS = np.array([0.05, 0.2, 0.2, 0.38, 0.06, 0.04, 0.07])
-EVAL_LEVELS = ("GoToLocal", "OpenDoor", "OpenTwoDoors", "PickupLoc", "UnlockLocal", "PutNextLocal",
-               "KeyCorridorS3R1", "GoToObj")
-
-
-def random_actions(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n actions from PLAY_PROBS, each held for 1-3 steps."""
-    out = []
-    while len(out) < n:
-        out += [int(rng.choice(len(PLAY_PROBS), p=PLAY_PROBS))] * int(rng.integers(1, 4))
-    return np.array(out[:n], dtype=np.int64)
-
-
-def held_out_envs(levels, view: str, size: int) -> dict:
-    """{level: its 3D BabyAI env on test seeds} (64x64 frames for size 64)."""
-    return {lvl: gym.make(f"genie_env/BabyAI3D-{lvl}-v0", worlds="test", view=view, size=(size, size))
-            for lvl in levels}
-
-
-def play(env, reset_seed: int, actions: np.ndarray) -> list[np.ndarray]:
-    """The frames of env reset with reset_seed and driven by actions, up to where the episode ends."""
-    obs, _ = env.reset(seed=reset_seed)
-    ep = [obs]
-    for a in actions:
-        obs, _, terminated, truncated, _ = env.step(int(a))
-        ep.append(obs)
-        if terminated or truncated:
-            break
-    return ep
-
 
 def ground_truth(episodes: int, horizon: int, view: str, size: int, seed: int = 0, worlds: list | None = None):
-    """Frames uint8 (N, horizon + 1, H, W, 3) and actions (N, horizon) of unseen worlds under random play.
+    """Frames uint8 (N, horizon + 1, H, W, 3) and actions (N, horizon) of unseen worlds under random play; a world
+    whose episode ends before the horizon is drawn again.
 
     worlds: if a list is given, (level, reset seed) of each episode is appended to it, for `replay`."""
     rng = np.random.default_rng(seed)
     frames, actions = [], []
-    envs = held_out_envs(EVAL_LEVELS, view, size)
+    truth = GroundTruth(size)
     while len(frames) < episodes:
         level = EVAL_LEVELS[len(frames) % len(EVAL_LEVELS)]
         acts = random_actions(rng, horizon)
         reset_seed = int(rng.integers(2**31))
-        ep = play(envs[level], reset_seed, acts)
+        ep = truth.play(level, None, view, acts, seed=reset_seed, until_done=True)
         if len(ep) == horizon + 1:
-            frames.append(np.stack(ep))
+            frames.append(ep)
             actions.append(acts)
             if worlds is not None:
                 worlds.append((level, reset_seed))
+    truth.close()
     return np.stack(frames), np.stack(actions)
 
 
 def replay(worlds: list, actions: np.ndarray, view: str, size: int) -> np.ndarray:
     """The ground-truth worlds (level, reset seed) of `ground_truth` driven by other actions (N, T): frames uint8
     (N, T + 1, H, W, 3). An episode that ends early (the random actions solved the mission) holds its last frame."""
-    envs = held_out_envs({lvl for lvl, _ in worlds}, view, size)
+    truth = GroundTruth(size)
     out = []
     for (level, reset_seed), acts in zip(worlds, actions):
-        ep = play(envs[level], reset_seed, acts)
-        out.append(np.stack(ep + [ep[-1]] * (len(acts) + 1 - len(ep))))
+        ep = truth.play(level, None, view, acts, seed=reset_seed, until_done=True)
+        out.append(np.concatenate([ep, np.repeat(ep[-1:], len(acts) + 1 - len(ep), axis=0)]))
+    truth.close()
     return np.stack(out)
 
 
@@ -113,7 +84,7 @@ def delta_psnr_ceiling(wm, frames: np.ndarray, other: np.ndarray, times=(4, 16))
             if t < frames.shape[1]:
                 true = psnr(wm.decode(wm.encode(frames[:, t])), frames[:, t])
                 rand = psnr(wm.decode(wm.encode(other[:, t])), frames[:, t])
-                out[str(t)] = float(np.minimum(true, 60).mean() - np.minimum(rand, 60).mean())
+                out[str(t)] = float(true.mean() - rand.mean())
     return out
 
 
@@ -159,10 +130,10 @@ def one_step_detail(wm, frames: np.ndarray, actions: np.ndarray, starts=(0, 3, 7
     for kind, ids in ACTION_KINDS.items():
         sel = np.isin(acts, ids)
         if sel.any():
-            by_action[kind] = {"psnr": float(ps[sel].mean()), "copy_last_psnr": float(np.minimum(copy[sel], 60).mean()),
+            by_action[kind] = {"psnr": float(ps[sel].mean()), "copy_last_psnr": float(copy[sel].mean()),
                                "n": int(sel.sum())}
     return {"psnr": float(ps.mean()), "ssim": float(ss.mean()),
-            "copy_last_psnr": float(np.minimum(copy, 60).mean()), "by_action": by_action}
+            "copy_last_psnr": float(copy.mean()), "by_action": by_action}
 
 
 def one_step(wm, frames: np.ndarray, actions: np.ndarray, starts=(0, 3, 7, 15, 31), seed: int = 0):
@@ -216,7 +187,7 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
         horizons = [h for h in (1, 4, 16, 64) if h <= horizon]
         hold = psnr(np.repeat(frames[:, :1], horizon, axis=1), frames[:, 1:])  # (N, horizon), 100 if identical
         changed = hold < 100  # worlds whose frame differs from the prompt frame
-        r["autoregressive_hold_prompt_psnr"] = {str(h): float(np.minimum(hold[:, h - 1], 60).mean()) for h in horizons}
+        r["autoregressive_hold_prompt_psnr"] = {str(h): float(hold[:, h - 1].mean()) for h in horizons}
         r["prompt_unchanged_share"] = {str(h): float(1 - changed[:, h - 1].mean()) for h in horizons}
         r["autoregressive_hold_prompt_psnr_changed"] = {str(h): mean_where(hold[:, h - 1], changed[:, h - 1])
                                                         for h in horizons}

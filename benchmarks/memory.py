@@ -11,7 +11,7 @@ before (``psnr_return_vs_before``: did it remember?) and to the true frame (``ps
 for scale, the PSNR of the farthest-turned frame to the frame before (``psnr_away_vs_before``: how different the
 view in between is). Every sequence starts from a fork of the same rollout state, so they share the "before".
 
-**Long rollout.** ``horizon`` (600) steps of random play (:func:`benchmarks.fidelity.random_actions`) from the first
+**Long rollout.** ``horizon`` (600) steps of random play (:func:`benchmarks.ground_truth.random_actions`) from the first
 frame. The ground truth is stepped past the end of its episode if needed (only its frames matter here). Per step t:
 PSNR of the model's frame to the true one, and *drift* from the first frame, for the model and for the ground truth
 (its natural change as the agent moves): the total-variation distance of the per-channel colour histograms (16 bins,
@@ -27,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.fidelity import EVAL_LEVELS, random_actions
-from world_model.metrics import psnr
+from benchmarks.ground_truth import EVAL_LEVELS, GroundTruth, random_actions
 from benchmarks.stats import bootstrap_ci
-from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS, BabyAI3DEnv
+from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS
+from world_model.metrics import psnr
 
 TURN_LEFT, TURN_RIGHT, FORWARD = (ACTION_MEANINGS.index(a) for a in ("turn_left", "turn_right", "forward"))
 #: Levels the memory tests draw worlds from (rooms with doors and objects to remember).
@@ -46,28 +46,6 @@ def turn_sequences(max_k: int = 3) -> dict[str, list[int]]:
     for k in range(1, max_k + 1):
         seqs[f"away_back_{k}"] = [TURN_LEFT] * k + [TURN_RIGHT] * k
     return seqs
-
-
-class _GroundTruth:
-    """Test-seed 3D BabyAI worlds, replayable: reset(level, seed) then step through actions, past episode ends."""
-
-    def __init__(self, size: int):
-        self.size, self.envs = size, {}
-
-    def play(self, level: str, level_seed: int, actions) -> np.ndarray:
-        """Frames uint8 (len(actions) + 1, S, S, 3) of `level_seed` under `actions`."""
-        env = self.envs.get(level)
-        if env is None:
-            env = self.envs[level] = BabyAI3DEnv(level=level, size=(self.size, self.size), worlds="test")
-        frame, _ = env.reset(options={"level_seed": int(level_seed)})
-        frames = [frame]
-        for a in actions:  # the raw env (no TimeLimit / order wrappers) keeps stepping after its episode ends
-            frames.append(env.step(int(a))[0])
-        return np.stack(frames)
-
-    def close(self) -> None:
-        for env in self.envs.values():
-            env.close()
 
 
 def _worlds(rng: np.random.Generator, episodes: int) -> list[tuple[str, int]]:
@@ -95,9 +73,9 @@ def turn_around(wm, episodes: int = 16, warmup: int = 4, max_k: int = 3, seed: i
     worlds = _worlds(rng, episodes)
     warm = rng.choice([TURN_LEFT, TURN_RIGHT, FORWARD], p=[0.25, 0.25, 0.5], size=(episodes, warmup))
     seqs = turn_sequences(max_k)
-    truth = _GroundTruth(size)
+    truth = GroundTruth(size)
     try:
-        gt = {name: np.stack([truth.play(lvl, s, list(warm[e]) + seq) for e, (lvl, s) in enumerate(worlds)])
+        gt = {name: np.stack([truth.play(lvl, s, "first_person", list(warm[e]) + seq) for e, (lvl, s) in enumerate(worlds)])
               for name, seq in seqs.items()}  # name -> (N, warmup + len + 1, S, S, 3)
     finally:
         truth.close()
@@ -164,9 +142,9 @@ def long_rollout(wm, episodes: int = 8, horizon: int = 600, seed: int = 0, video
     rng = np.random.default_rng(seed)
     worlds = _worlds(rng, episodes)
     actions = np.stack([random_actions(rng, horizon) for _ in range(episodes)])  # (N, horizon)
-    truth = _GroundTruth(size)
+    truth = GroundTruth(size)
     try:
-        gt = np.stack([truth.play(lvl, s, actions[e]) for e, (lvl, s) in enumerate(worlds)])  # (N, H+1, S, S, 3)
+        gt = np.stack([truth.play(lvl, s, "first_person", actions[e]) for e, (lvl, s) in enumerate(worlds)])  # (N, H+1, S, S, 3)
     finally:
         truth.close()
     g = torch.Generator().manual_seed(seed)
@@ -196,7 +174,7 @@ def long_rollout(wm, episodes: int = 8, horizon: int = 600, seed: int = 0, video
     rounded = {"psnr_to_ground_truth": [None if v is None else round(v, 3) for v in curves["psnr_to_ground_truth"]],
                **{who: {k: [round(v, 4) for v in curves[who][k]] for k in keys} for who in ("model", "ground_truth")}}
     result = {"episodes": episodes, "horizon": horizon, "worlds": [[lvl, s] for lvl, s in worlds],
-              "policy": "benchmarks.fidelity.random_actions", "curves": rounded, "at": at,
+              "policy": "benchmarks.ground_truth.random_actions", "curves": rounded, "at": at,
               "final_psnr": _mean_ci(last_psnr, seed) if last_psnr is not None else None}
     return result, {"long_rollout": np.stack(video)}
 

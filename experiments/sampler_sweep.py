@@ -96,7 +96,8 @@ def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0,
     """{label: {"settings", "nfe", "frames_per_s" (median over `rounds` interleaved rounds, if speed),
     "frames_per_s_rounds", view: figures (if fidelity)}} for one model under each variant ({label: with_sampler
     keyword arguments}); every variant sees the same worlds, actions and noise seed."""
-    from benchmarks.fidelity import ground_truth, one_step_detail, random_actions, rollout
+    from benchmarks.fidelity import ground_truth, one_step_detail, rollout
+    from benchmarks.ground_truth import random_actions
     from world_model.metrics import psnr
     from benchmarks.stats import bootstrap_ci
 

@@ -186,7 +186,8 @@ def test_fidelity_suite_tiny(checkpoints, tmp_path, monkeypatch):
 def test_replay_reproduces_the_ground_truth_and_the_ceiling_is_zero_for_the_same_actions(wm):
     """fidelity.replay drives the same worlds again: under the recorded actions it gives the recorded frames, so the
     ΔPSNR ceiling of the same actions is 0; under other actions the worlds diverge."""
-    from benchmarks.fidelity import EVAL_LEVELS, delta_psnr_ceiling, ground_truth, random_actions, replay
+    from benchmarks.fidelity import delta_psnr_ceiling, ground_truth, replay
+    from benchmarks.ground_truth import EVAL_LEVELS, random_actions
 
     worlds = []
     frames, actions = ground_truth(3, 6, "top_down", 64, seed=2, worlds=worlds)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from benchmarks import consistency as cons
-from benchmarks.consistency import (CAP_DB, ConsistencyConfig, GroundTruth, counterfactual_scores, draw_worlds,
-                                    evaluate, section)
+from world_model.metrics import PSNR_CAP
+from benchmarks.consistency import ConsistencyConfig, counterfactual_scores, evaluate, section
+from benchmarks.ground_truth import GroundTruth, draw_worlds
 
 SMALL = ConsistencyConfig(worlds=2, views=("first_person", "top_down"), still_steps=(1, 4), look_back_k=2,
                           rollout_steps=(1, 4), batch=2, sheet_worlds=2)
@@ -58,7 +59,7 @@ def test_suite_runs_end_to_end_on_a_tiny_model(tiny_world_model, tmp_path):
         assert set(v) == set(cons.SCENARIOS)
         assert set(v["still"]["steps"]) == {"1", "4"}
         for n, s in v["still"]["steps"].items():
-            assert s["baseline"]["mean"] == CAP_DB and s["baseline"]["ci95"] == [CAP_DB, CAP_DB]  # truth is still
+            assert s["baseline"]["mean"] == PSNR_CAP and s["baseline"]["ci95"] == [PSNR_CAP, PSNR_CAP]  # truth is still
             assert s["model"]["n"] == 2
         for name in ("left_right_x2", "right_left_x2", "turn_around_left", "turn_around_right"):
             assert v["look_back"][name]["ground_truth_exact"]
@@ -84,14 +85,14 @@ def test_do_nothing_model_scores_the_baselines(tmp_path):
     cfg = ConsistencyConfig(worlds=2, views=("first_person",), rollout_steps=(1, 16), sheet_worlds=1)
     r = evaluate(CopyLast(), cfg, progress=False)["views"]["first_person"]
     for s in r["still"]["steps"].values():
-        assert s["model"]["mean"] == CAP_DB == s["baseline"]["mean"]
+        assert s["model"]["mean"] == PSNR_CAP == s["baseline"]["mean"]
     cf = r["counterfactual"]["overall"]
     assert cf["model"]["mean"] == pytest.approx(cf["copy_last"]["mean"]) == pytest.approx(cf["chance"])
     assert r["interaction"]["toggle"]["share"]["model"]["mean"] == 0.0
     for v in r["approach"]["steps"].values():
         assert v["gain"]["mean"] == pytest.approx(0.0)
     lb = r["look_back"]["turn_around_left"]
-    assert lb["return_vs_own"]["mean"] == CAP_DB == lb["return_vs_truth"]["model"]["mean"]
+    assert lb["return_vs_own"]["mean"] == PSNR_CAP == lb["return_vs_truth"]["model"]["mean"]
 
 
 def _true_branches(view="first_person", n=3):
