@@ -3,6 +3,7 @@
     genie-bench list
     genie-bench run tasks --agent random --episodes 32 --model default --judge default --out runs/bench/random
     genie-bench run tasks --agent bc=runs/agents/bc --tasks open-red-door go-to-object
+    genie-bench run consistency --consistency-preset small --out runs/bench/consistency
     genie-bench run fidelity --episodes 32 --horizon 64 --long-horizon 600 --out runs/bench/fidelity
     genie-bench run agreement --agent random --agent bc=runs/agents/bc --agent ppo-genie=runs/agents/ppo_genie
     genie-bench run speed --batches 1 16 64 --num-steps 1 2 3 4 --speed-guidance 1 1.5
@@ -13,6 +14,8 @@ command, the machine), report.md (the same section BENCHMARKS.md gets), PNG plot
 
 - tasks: success rate per task [95% bootstrap CI], mean and IQM over tasks [stratified bootstrap], in GenieWorld
   (success = the judge or --reward-fn) and in the 3D BabyAI world (success = BabyAI's verifier);
+- consistency: does the model hold a world? still, look-back, counterfactual action accuracy, approach, interaction,
+  rollout drift, each beside its do-nothing baseline (benchmarks/consistency.py), with contact sheets;
 - fidelity: PSNR / SSIM by horizon and DeltaPSNR (benchmarks/fidelity.py), turn-around memory, long-rollout drift;
 - agreement: success in GenieWorld vs the ground truth over agents x tasks, Pearson and Spearman with CIs;
 - speed: GenieWorld env-steps/s by batch and sampler setting, FLOPs per frame, share of the measured matmul peak.
@@ -35,6 +38,7 @@ from world_model.checkpoint import CheckpointError, write_json
 
 PROG = "genie-bench"
 SUITES = {
+    "consistency": "does the model hold a world? still, look-back, counterfactual actions, approach, interaction",
     "tasks": "success rates of one agent on generated tasks in unseen worlds, in GenieWorld and in the ground truth",
     "fidelity": "world model vs ground truth: PSNR/SSIM by horizon, DeltaPSNR, turn-around memory, long-rollout drift",
     "agreement": "does success inside GenieWorld rank agents x tasks like the ground truth? (Pearson, Spearman)",
@@ -78,6 +82,8 @@ class RunArgs:
     """sample videos per task (tasks) or per measurement (fidelity); 0 writes none"""
     video_format: str = "gif"
     """gif or mp4"""
+    consistency_preset: str = "default"
+    """consistency: small (8 worlds, ~2 min on 2 cores), default (32 worlds) or full (64 worlds, 600-step rollouts)"""
     horizon: int = 64
     """fidelity: autoregressive horizon of the PSNR/SSIM measurement (steps)"""
     views: tuple[str, ...] = ("first_person", "top_down")
@@ -253,6 +259,20 @@ def run_tasks_suite(args: RunArgs, out: Path) -> dict:
     return result
 
 
+def run_consistency_suite(args: RunArgs, out: Path) -> dict:
+    from benchmarks import consistency
+
+    if args.consistency_preset not in consistency.PRESETS:
+        raise UsageError(f"--consistency-preset must be one of {', '.join(consistency.PRESETS)}, got "
+                         f"{args.consistency_preset!r}")
+    cfg = dataclasses.replace(consistency.PRESETS[args.consistency_preset], seed=args.seed)
+    wm = _world_model(args)
+    result = {"model": args.model, "preset": args.consistency_preset, "sampler": wm.config.sampler.to_dict(),
+              **consistency.evaluate(wm, cfg, sheets=out / "sheets", progress=not args.quiet)}
+    result["figures"] = {f"contact sheet: {p.stem}": f"sheets/{p.name}" for p in sorted((out / "sheets").glob("*.png"))}
+    return result
+
+
 def run_fidelity_suite(args: RunArgs, out: Path, command: str, machine: dict) -> dict:
     from benchmarks import memory
     from benchmarks.fidelity import evaluate
@@ -356,7 +376,9 @@ def cmd_run(suite: str, args: RunArgs, argv: Sequence[str]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join([PROG, *argv])
     machine = describe_machine()
-    if suite == "tasks":
+    if suite == "consistency":
+        result = run_consistency_suite(args, out)
+    elif suite == "tasks":
         result = run_tasks_suite(args, out)
     elif suite == "fidelity":
         result = run_fidelity_suite(args, out, command, machine)

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 from benchmarks.ground_truth import EVAL_LEVELS, GroundTruth, draw_worlds, random_actions
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, in_words
 from benchmarks.result_file import command_line
 from benchmarks.stats import bootstrap_ci
 from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS
@@ -574,11 +574,14 @@ def _fmt(mc: dict | None, digits: int = 1) -> str:
 def section(result: dict) -> str:
     """Markdown for BENCHMARKS.md: per view, one table of every figure (model, do-nothing baseline, 95% CIs)."""
     cfg = result.get("config", {})
+    wall = f", {result['wall_s']:.0f} s" if result.get("wall_s") else ""
+    machine = in_words(result["machine"]) if result.get("machine") else "not recorded"
     lines = ["## Consistency: does the model hold a world?", "",
              f"{cfg.get('worlds', '?')} unseen worlds per scenario and view (preset `{result.get('preset', '?')}`); "
              f"PSNR in dB capped at {result.get('cap_db', PSNR_CAP):g}; mean [95% bootstrap CI over worlds]. "
              "Baseline: hold the prompt / copy the last true frame (do nothing). "
-             f"Command: `{result.get('command', 'python -m benchmarks.consistency')}`.", ""]
+             f"Command: `{result.get('command', 'python -m benchmarks.consistency')}` on model "
+             f"`{result.get('model', 'default')}`. Machine: {machine}{wall}.", ""]
     for view, r in result["views"].items():
         lines += [f"### {view.replace('_', ' ')}", "", "| scenario | figure | model | baseline |",
                   "|---|---|---:|---:|"]

@@ -323,3 +323,22 @@ def test_report_of_the_shipped_results_in_order_with_machines_in_words():
     assert positions == sorted(positions)
     assert "{'" not in text and "Machine: AMD EPYC, 2 cores, 23.5 GB memory, no GPU." in text
     assert "[experiments/LOG.md](experiments/LOG.md)" in text
+
+
+def test_consistency_suite_through_genie_bench(checkpoints, tmp_path, monkeypatch):
+    from benchmarks import consistency
+
+    model, _ = checkpoints
+    tiny = consistency.ConsistencyConfig(worlds=2, views=("first_person",), still_steps=(1, 2), look_back_k=1,
+                                         rollout_steps=(1, 2), batch=2, sheet_worlds=1)
+    monkeypatch.setitem(consistency.PRESETS, "small", tiny)
+    out = tmp_path / "cons"
+    assert main(["run", "consistency", "--consistency-preset", "small", "--model", str(model), "--seed", "3",
+                 "--out", str(out), "--quiet"]) == 0
+    r = json.loads((out / "consistency.json").read_text())
+    assert r["benchmark"] == "genie-bench-consistency" and r["config"]["seed"] == 3 and r["config"]["worlds"] == 2
+    assert set(r["views"]) == {"first_person"} and r["figures"]
+    assert all((out / path).is_file() for path in r["figures"].values())
+    report = (out / "report.md").read_text()
+    assert "## Consistency: does the model hold a world?" in report and "| still |" in report
+    assert main(["run", "consistency", "--consistency-preset", "huge", "--model", str(model), "--out", str(out)]) == 2
