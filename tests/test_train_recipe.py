@@ -93,7 +93,7 @@ def test_defaults_and_disabled_knobs_give_the_loss_of_before():
                DiffusionConfig(change_weight=1.0)]
     for cfg in configs:
         ref = old_loss(Denoiser(cfg, dyn), y, actions, torch.Generator().manual_seed(3))
-        for off in ({}, {"unroll_steps": 3}, {"unroll_prob": 1.0}, {"branch_share": 0.5}):
+        for off in ({}, {"unroll_steps": 3}, {"unroll_prob": 1.0}, {"branch_share": 0.5}, {"branch_weight": 4.0}):
             den = Denoiser(replace(cfg, **off), dyn)
             loss = den.loss(y, actions, torch.Generator().manual_seed(3))
             assert torch.equal(loss, ref), (cfg, off)
@@ -102,7 +102,7 @@ def test_defaults_and_disabled_knobs_give_the_loss_of_before():
             assert torch.equal(loss, ref), (cfg, off)
     defaults = DiffusionConfig()
     assert (defaults.context_sigma_max, defaults.context_sigma_draw, defaults.unroll_steps, defaults.unroll_prob,
-            defaults.branch_share) == (None, "log_uniform", 0, 0.0, 0.0)
+            defaults.branch_share, defaults.branch_weight) == (None, "log_uniform", 0, 0.0, 0.0, 1.0)
     assert not defaults.unrolls and defaults.context_sigma_range is None
 
 
@@ -193,11 +193,12 @@ def test_unroll_puts_detached_own_predictions_in_the_context():
         den.loss(y0[:, :3], actions[:, :3], torch.Generator().manual_seed(1))
 
 
-def test_rollout_steps_as_the_world_model_does():
+@pytest.mark.parametrize("attention", ["frame_causal", "factorised"])
+def test_rollout_steps_as_the_world_model_does(attention):
     """One Euler step (num_steps=1, no guidance) of `rollout` is D(x; sigma_max) of fresh noise with the true frames
     at context_sigma as context: the window forward over [context, new frame] gives the same frame."""
     torch.manual_seed(0)
-    dyn = Dynamics(PRESETS["tiny"]).eval()
+    dyn = Dynamics(replace(PRESETS["tiny"], attention=attention)).eval()
     cfg = DiffusionConfig(context_sigma=0.05)
     den = Denoiser(cfg, dyn, sampler=SamplerConfig(num_steps=1, guidance=1.0, sigma_max=5.0))
     y = torch.randn(2, 3, 4, 16, 16)
@@ -334,7 +335,7 @@ def test_branch_rows_train_each_branch_under_its_own_action_and_target(ae_run, b
     assert conds <= {t.dyn.config.start_action, null} and t.dyn.config.start_action in conds  # START (or dropped)
 
     # a mixed batch: windows first (as without branches, same draw), then the branch rows
-    t2 = dyn_args(tmp_path / "mixed", ae_run, branch_data, branch_share=0.5).trainer()
+    t2 = dyn_args(tmp_path / "mixed", ae_run, branch_data, branch_share=0.5, branch_weight=3.0).trainer()
     plain = dyn_args(tmp_path / "plain", ae_run, branch_data, batch_size=2).trainer()
     lat, act, group, _ = t2.batch(np.random.default_rng(7))
     lat0, act0, g0, v0 = plain.batch(np.random.default_rng(7))
@@ -342,6 +343,15 @@ def test_branch_rows_train_each_branch_under_its_own_action_and_target(ae_run, b
     torch.testing.assert_close(lat[:2], lat0)
     torch.testing.assert_close(act[:2], act0)
     assert group.tolist()[:2] == [-1, -1] and (group[2:] >= 0).all()
+    # branch_weight: a branch row's target counts that many window targets in the mean
+    seen = spy(t2.dyn)
+    loss = t2.objective.loss(lat, act, group, None, torch.Generator().manual_seed(0))
+    per_frame = targets_sq(t2.denoiser, lat, seen)
+    ctx = (seen["sigma"] - 0.1).abs() < 1e-6
+    w = (~ctx).float()
+    w[2:, :-1] = 0
+    w[2:, -1] = 3.0
+    torch.testing.assert_close(loss, (per_frame * w).sum() / w.sum())
     with pytest.raises(ValueError, match="branch"):
         dyn_args(tmp_path / "none", ae_run, record(tmp_path / "plainrec", [(), ()]), branch_share=0.5).trainer()
 
@@ -393,7 +403,7 @@ def test_knobs_are_recorded_and_resume_refuses_changes(ae_run, branch_data, tmp_
     """A run with every knob on trains, records the knobs in its checkpoint config, and refuses to resume with any
     of them changed; --unroll-steps too large for the window is refused up front."""
     knobs = dict(context_sigma=0.01, context_sigma_max=0.7, context_sigma_draw="uniform", unroll_steps=2,
-                 unroll_prob=0.5, branch_share=0.5)
+                 unroll_prob=0.5, branch_share=0.5, branch_weight=4.0)
     a = dyn_args(tmp_path / "run", ae_run, branch_data, steps=2, **knobs)
     t = a.trainer()
     t.run()
@@ -402,7 +412,7 @@ def test_knobs_are_recorded_and_resume_refuses_changes(ae_run, branch_data, tmp_
     assert {k: cfg["diffusion"][k] for k in knobs} == knobs
     assert WorldModel.load(tmp_path / "run").config.diffusion.context_sigma == 0.01  # the sampling level
     changed = dict(context_sigma_max=0.5, context_sigma_draw="log_uniform", unroll_steps=1, unroll_prob=0.25,
-                   branch_share=0.25)
+                   branch_share=0.25, branch_weight=1.0)
     for k, v in changed.items():
         flag = "--" + k.replace("_", "-")
         with pytest.raises(CheckpointError, match=f"{k}=.*\\({flag}"):

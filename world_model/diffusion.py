@@ -39,7 +39,7 @@ Training on the model's own frames (both objectives, off by default):
   target.
 - counterfactual branches (`loss(..., group=...)`): rows of a group share one context (frames, noise levels and
   noise) and differ in the last frame's action and target (the next frame under that action); only that last frame
-  carries a loss.
+  carries a loss, weighted `branch_weight` against a window's target frames.
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ class DiffusionConfig:
     context_sigma: float = 0.1
     """Noise level of past (context) frames, at training (mixed in) and at sampling."""
     context_sigma_min: float | None = None
-    """Training ("forcing"): if set, each context frame's noise level is drawn log-uniformly from
-    [context_sigma_min, context_sigma] instead of sitting at context_sigma (the level is embedded, so sampling may
-    then cache past frames at any level of that range: `genie-train export --context-sigma`). None: context_sigma."""
+    """Training ("forcing"): if set (in (0, context_sigma)), each context frame's noise level is drawn from
+    [context_sigma_min, context_sigma_max or context_sigma] (`context_sigma_draw`) instead of sitting at
+    context_sigma (the level is embedded, so sampling may then cache past frames at any level of that range:
+    `genie-train export --context-sigma`). None: the range starts at context_sigma."""
     context_sigma_max: float | None = None
     """Training ("forcing"): if set (> context_sigma), the upper end of the range context levels are drawn from,
     [context_sigma_min or context_sigma, context_sigma_max], while sampling still caches past frames at
@@ -108,6 +109,10 @@ class DiffusionConfig:
     """Training: share, in [0, 1], of each batch's rows that are counterfactual branch rows (round(share x batch)
     rows): groups of rows sharing a context of recorded frames, each with one branch's action and next frame as the
     only target. Needs recordings with branches. 0 = none."""
+    branch_weight: float = 1.0
+    """Training: loss weight (> 0) of a branch row's target frame relative to a window's target frame. A window
+    ("forcing") has about window x (1 - context_prob) targets (8.5 at 17 frames), a branch row one: a weight of
+    that size weighs a branch row like a window."""
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -129,8 +134,9 @@ class DiffusionConfig:
         if self.unroll_steps < 0 or not 0 <= self.unroll_prob <= 1:
             raise ValueError(f"need unroll_steps >= 0 and unroll_prob in [0, 1], got unroll_steps="
                              f"{self.unroll_steps}, unroll_prob={self.unroll_prob}")
-        if not 0 <= self.branch_share <= 1:
-            raise ValueError(f"branch_share must be in [0, 1], got {self.branch_share}")
+        if not 0 <= self.branch_share <= 1 or not self.branch_weight > 0:
+            raise ValueError(f"need branch_share in [0, 1] and branch_weight > 0, got branch_share="
+                             f"{self.branch_share}, branch_weight={self.branch_weight}")
 
     @property
     def context_sigma_range(self) -> tuple[float, float] | None:
@@ -431,6 +437,8 @@ class Denoiser(nn.Module):
         weight = (~is_context).float()
         if frame_valid is not None:
             weight = weight * frame_valid.float()
+        if branch is not None and cfg.branch_weight != 1.0:
+            weight[:, -1] = torch.where(branch, weight[:, -1] * cfg.branch_weight, weight[:, -1])
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
 
     def _unroll(self, y, data_cond, sigma, train_sigma, is_context, branch, generator):

@@ -75,10 +75,12 @@ class DynamicsArgs(TrainArgs):
     """"forcing" (Diffusion Forcing, every frame a target) or "augment" (GameNGen noise augmentation, the last frame
     of each window the only target); see world_model/diffusion.py."""
     context_sigma: float = 0.1
-    """Noise level (> 0) of past frames, the sampler's default (and at training, unless context_sigma_min)."""
+    """Noise level (> 0) of past frames, the sampler's default (and at training, unless context_sigma_min or
+    context_sigma_max set a range around it)."""
     context_sigma_min: float | None = None
-    """Draw each training context frame's noise level log-uniformly from [context_sigma_min, context_sigma], so
-    that sampling can cache past frames at any level of that range; None: always context_sigma."""
+    """Lower end (in (0, context_sigma)) of the training context levels: each context frame's level is drawn from
+    [context_sigma_min, context_sigma_max or context_sigma] (see context_sigma_draw), so that sampling can cache
+    past frames at any level of that range; None: the range starts at context_sigma."""
     change_weight: float = 0.0
     """Extra loss weight (>= 0) on latent positions that change from the previous frame (0 = uniform; see
     DiffusionConfig.change_weight)."""
@@ -98,6 +100,9 @@ class DynamicsArgs(TrainArgs):
     """Share, in [0, 1], of each batch's windows that are counterfactual branch rows (round(share x batch_size)):
     groups sharing one recorded context, each row with one branch's action and next frame as its only target.
     Needs recordings with branches. 0 = none."""
+    branch_weight: float = 1.0
+    """Loss weight (> 0) of a branch row's target frame relative to a window's target frame (a window has about
+    window x (1 - context_prob) targets, 8.5 at 17 frames, a branch row one)."""
 
     def __post_init__(self):
         super().__post_init__()
