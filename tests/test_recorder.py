@@ -394,6 +394,23 @@ def test_an_env_that_copies_badly_is_refused(tmp_path):
         del gym.registry["genie_test/Uncopyable-v0"]
 
 
+class Unpicklable(FakeRGBEnv):
+    """Holds a lambda: it cannot be pickled, only deep-copied."""
+
+    def reset(self, *, seed=None, options=None):
+        self.hook = lambda: None
+        return super().reset(seed=seed, options=options)
+
+
+def test_an_env_that_cannot_be_pickled_is_deep_copied(tmp_path):
+    gym.register("genie_test/Unpicklable-v0", entry_point=Unpicklable, max_episode_steps=25)
+    try:
+        summary = record("genie_test/Unpicklable-v0", tmp_path, frames=40, branch_every=2, progress=False)
+    finally:
+        del gym.registry["genie_test/Unpicklable-v0"]
+    assert summary.num_branch_frames > 0
+
+
 @pytest.mark.parametrize("frames", [1, 90])
 def test_frames_counts_real_frames_with_branches(tmp_path, frames):
     summary = record(FAKE_ID, tmp_path, frames=frames, branch_every=1, progress=False)
