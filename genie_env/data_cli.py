@@ -124,9 +124,10 @@ def recording_summary(folder: str | Path, max_missions: int = 5) -> dict:
         raise ShardError(f"no shard_*.npz files in {folder}; record some with `{PROG} record --out {folder}`")
     policies, views, splits, missions, env_ids = Counter(), Counter(), Counter(), Counter(), Counter()
     successes_by_policy = Counter()
-    episodes = frames = terminated = truncated = 0
+    episodes = frames = terminated = truncated = branch_frames = 0
     for path in paths:
         ix = read_shard_index(path)
+        branch_frames += ix.num_branches
         ep_success = np.logical_or.reduceat(ix.success, ix.episode_offsets[:-1])  # (K,)
         policies.update(ix.policies.tolist())
         successes_by_policy.update(ix.policies[ep_success].tolist())
@@ -146,6 +147,7 @@ def recording_summary(folder: str | Path, max_missions: int = 5) -> dict:
         "shards": len(paths),
         "episodes": episodes,
         "frames": frames,
+        "branch_frames": branch_frames,
         "mean_episode_frames": frames / episodes,
         "terminated": terminated,
         "truncated": truncated,
@@ -249,6 +251,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  actions     {', '.join(s['action_meanings'])}")
     print(f"  missions    {s['distinct_missions']} distinct, e.g. {s['missions_sample']}")
     if args.index_only:
+        print(f"  branches    {s['branch_frames']} branch frames" if s["branch_frames"] else "  branches    none")
         return 0
     meanings = s["action_meanings"]
     width = max(9, *(len(m) for m in meanings))
@@ -274,6 +277,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 # parser
 
 
+def _weights_text(weights: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in weights.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(more moves and interactions, fewer steps that change nothing) (default: mix)")
     p.add_argument("--mix", metavar="POLICY=W,...",
                    help="weights of the policies --policy mix draws, e.g. bot=0.3,explore=0.5,lookback=0.2 "
-                        f"(policies: {', '.join(POLICIES)}; default: {MIX_PRESETS['mix']})")
+                        f"(policies: {', '.join(POLICIES)}; default: {_weights_text(MIX_PRESETS['mix'])}; "
+                        f"mix2 is {_weights_text(MIX_PRESETS['mix2'])})")
     p.add_argument("--action-weights", metavar="ACTION=W,...",
                    help="action weights of the explore policy's random draws, e.g. forward=4,turn_left=2,"
                         "turn_right=2,noop=0.1 (unnamed actions get 0.02; default: forward 0.5, turns 0.17 each, "

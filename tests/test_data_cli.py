@@ -134,7 +134,8 @@ def test_info_no_change_shares_of_a_hand_made_shard(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "no change" in text and "50.0%" in text and "2 branched states (25.0% of steps), 6 frames" in text
     assert main(["info", "--data", str(tmp_path), "--index-only"]) == 0
-    assert "no change" not in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "no change" not in text and "6 branch frames" in text
 
 
 def test_record_with_the_new_options(tmp_path, capsys):

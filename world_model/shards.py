@@ -31,9 +31,9 @@ branch_sources     (G,) int64      index, within its episode, of the frame whose
 branch_offsets     (K+1,) int64    episode k's branches are rows branch_offsets[k]:branch_offsets[k+1]
 =================  ==============  ===========================================================
 
-The four ``branch_*`` arrays appeared with format_version 2 and are optional: a shard without
-them (every version-1 shard) has no branches. A version-2 shard written without branches holds
-them empty (G = 0). Version-1 shards are read as they are.
+The four ``branch_*`` arrays are optional: a shard without them has no branches. Version-2
+shards (what ``write_shard`` writes) always hold them, empty (G = 0) when no episode has
+branches; version-1 shards never do, and are read as they are.
 
 ``write_shard`` writes atomically (temp file in the same folder, fsync, ``os.replace``), so a
 shard on disk is always complete. ``read_shard`` validates everything and raises ``ShardError``
