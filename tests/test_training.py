@@ -422,3 +422,23 @@ def test_cli_flags_are_the_fields_of_the_args_dataclasses():
     a = from_namespace(DynamicsArgs, ns)
     assert a.data == ("a", "b") and a.split is None and a.bf16 is False and a.batch_size == 8
     assert a.diffusion_config.context_sigma_min == 0.01  # a knob named like a DiffusionConfig field sets it
+
+
+def test_attention_layout_and_patch_size_override_the_preset(autoencoder_run, tmp_path):
+    import dataclasses
+
+    data = MovingSquares(3)
+    run = tmp_path / "st"
+    t = Trainer(args("dynamics", run, 1, autoencoder=str(autoencoder_run), window=4, attention="factorised",
+                     patch_size=4), data=data)
+    t.run()
+    cfg = WorldModel.load(run, autocast=False).config.dynamics
+    assert (cfg.attention, cfg.patch_size) == ("factorised", 4)
+    # the FLOPs estimate counts the pairs the factorised attention scores, not every token pair of the window
+    T, N = 4, cfg.tokens_per_frame
+    factorised = t.flops_per_example()
+    t.dyn.config = dataclasses.replace(cfg, attention="frame_causal")
+    assert t.flops_per_example() - factorised == 12 * cfg.depth * cfg.width * ((T * N) ** 2 - T * N * N - N * T * T)
+    # resuming with another layout is refused, as any other change of the model
+    with pytest.raises(Exception, match="attention"):
+        Trainer(args("dynamics", run, 2, autoencoder=str(autoencoder_run), window=4, patch_size=4), data=data).run()

@@ -67,6 +67,13 @@ class DynamicsArgs(TrainArgs):
     [0, 1) (0 = off; the raw weights are kept beside it for resuming)."""
     window: int | None = None
     """Frames per training window (default context_frames + 1, what the sampler sees)."""
+    attention: str | None = None
+    """Attention layout, overriding the preset's: "frame_causal" (every token attends to every token of its own
+    and earlier frames) or "factorised" (spatial within a frame, then causal over time per position, as Genie's
+    ST-transformer); see DynamicsConfig.attention."""
+    patch_size: int | None = None
+    """Side of the square latent patch that becomes one token, overriding the preset's (2: 64 tokens per 16x16
+    latent frame; 4: 16 tokens)."""
     init_from: str | None = None
     """Start a new run from the dynamics weights of this world-model checkpoint (e.g. world_model/checkpoints/
     default) instead of random ones; it must have the preset's architecture and the --autoencoder's latents.
@@ -303,8 +310,9 @@ class DynamicsTrainer(Trainer):
         else:
             meanings = ()  # a custom data object: generic action names, the preset's number of actions
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
+        layout = {k: getattr(args, k) for k in ("attention", "patch_size") if getattr(args, k) is not None}
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
-                          num_actions=len(meanings) or preset.num_actions)
+                          num_actions=len(meanings) or preset.num_actions, **layout)
         self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg, diffusion=args.diffusion_config,
                                           sampler=SamplerConfig(), action_meanings=meanings)
         self.dyn = self.model = Dynamics(dyn_cfg)
@@ -406,14 +414,17 @@ class DynamicsTrainer(Trainer):
 
     def flops_per_example(self) -> float:
         """One window's forward + backward (`transformer_flops`): the adaLN and noise-embedding layers run once
-        per frame, every other linear layer once per token; the frame-causal mask is applied to a full score
-        matrix, so attention counts every token pair."""
+        per frame, every other linear layer once per token. The frame-causal mask is applied to a full score
+        matrix, so its attention counts every token pair; the factorised layout scores the pairs within each frame
+        and those of each position across frames."""
         per_frame = ("ada", "ada_out", "noise_emb", "prev_noise_emb")  # names of the per-frame modules
         linears = [(n, m.weight.numel()) for n, m in self.dyn.named_modules() if isinstance(m, torch.nn.Linear)]
         frame = sum(k for n, k in linears if set(n.split(".")) & set(per_frame))
         cfg = self.dyn.config
+        T, N = self.window, cfg.tokens_per_frame
+        pairs = T * N * N + N * T * T if cfg.attention == "factorised" else None
         return transformer_flops(sum(k for _, k in linears) - frame, self.tokens_per_example(), cfg.depth,
-                                 cfg.width, frame_params=frame, frames=self.window)
+                                 cfg.width, frame_params=frame, frames=self.window, attention_pairs=pairs)
 
     def saved_model_config(self, config: dict) -> dict:
         return WorldModelConfig.from_dict(config).to_dict()

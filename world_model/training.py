@@ -236,20 +236,22 @@ def open_windows(args: TrainArgs, window: int):
 
 
 def transformer_flops(token_params: int, tokens: int, layers: int, width: int, frame_params: int = 0,
-                      frames: int = 0) -> float:
-    """Estimated FLOPs of one forward + backward pass of a transformer over one example of `tokens` tokens that
-    all attend to each other (a masked attention computes the whole score matrix):
+                      frames: int = 0, attention_pairs: int | None = None) -> float:
+    """Estimated FLOPs of one forward + backward pass of a transformer over one example of `tokens` tokens, whose
+    attention scores `attention_pairs` (query, key) pairs per layer (default tokens^2: all attend to each other, as
+    a masked attention computes the whole score matrix):
 
         6 * token_params * tokens        the matrix products of the weights applied to every token (2 FLOPs per
                                          multiply-add, forward; the backward pass costs twice the forward)
       + 6 * frame_params * frames        those applied once per frame (e.g. adaLN modulation from a per-frame
                                          conditioning)
-      + 12 * layers * tokens^2 * width   attention: Q K^T and A V, 2 * tokens^2 * width FLOPs each per layer,
+      + 12 * layers * pairs * width      attention: Q K^T and A V, 2 * pairs * width FLOPs each per layer,
                                          forward, times 3 with the backward pass
 
     Element-wise work (norms, activations, softmax, optimizer) is left out, so achieved TFLOP/s from this count
     slightly understate the work done; it is the usual estimate (Kaplan et al. 2020, Chinchilla's appendix F)."""
-    return 6.0 * (token_params * tokens + frame_params * frames) + 12.0 * layers * tokens**2 * width
+    pairs = tokens**2 if attention_pairs is None else attention_pairs
+    return 6.0 * (token_params * tokens + frame_params * frames) + 12.0 * layers * pairs * width
 
 
 def _leaves(d: dict, prefix: str = "") -> dict:
