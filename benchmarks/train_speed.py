@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, in_words
 from benchmarks.result_file import command_line, publish
 from world_model.checkpoint import read_config
 from world_model.diffusion import Denoiser, DiffusionConfig
@@ -115,6 +115,29 @@ def summary(seconds: list[float], per_call: float) -> dict:
     return {"median": round(statistics.median(rates), 2), "min": round(min(rates), 2), "max": round(max(rates), 2)}
 
 
+def table(result: dict) -> list[str]:
+    """The layouts as a Markdown table, each figure a median with its ratio to frame_causal/p2."""
+    lines = ["| layout | tokens/frame | params | train tokens/s | train frames/s | world frames/s |",
+             "|---|---|---|---|---|---|"]
+    for name, r in result["layouts"].items():
+        t, f, w = r["train_tokens_per_s"], r["train_frames_per_s"], r["world_frames_per_s"]
+        lines.append(f"| {name} | {r['tokens_per_frame']} | {r['parameters']:,} | {t['median']:.0f} "
+                     f"({t['ratio']:.2f}x) | {f['median']:.1f} ({f['ratio']:.2f}x) | {w['median']:.1f} "
+                     f"({w['ratio']:.2f}x) |")
+    load = result["machine"].get("load_average_1_5_15_min", {})
+    return lines + ["", f"Load average (1, 5, 15 min) at the start {load.get('start')}, at the end {load.get('end')}."]
+
+
+def section(result: dict) -> list[str]:
+    """BENCHMARKS.md's section of one result."""
+    return ["## Dynamics layouts: training and inference speed", "",
+            "Tokens and frames per second of a training step (forward + backward + AdamW, bf16 autocast, batch "
+            f"{result['batch']} windows of {result['window']} frames, the default width and depth, random weights) and "
+            "frames per second of one world stepped with the shipped sampler, per attention layout and latent patch "
+            "size, timed in interleaved rounds (medians, ratios to frame-causal attention over 2x2 patches).", "",
+            f"`{result['command']}`. Machine: {in_words(result['machine'])}.", "", *table(result), ""]
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the median is reported)")
@@ -160,15 +183,7 @@ def main(argv=None) -> dict:
             read_config(DEFAULT_CHECKPOINT)).sampler.to_dict(),
         "ratios_to": base, "layouts": layouts,
     }
-    lines = ["| layout | tokens/frame | params | train tokens/s | train frames/s | world frames/s |",
-             "|---|---|---|---|---|---|"]
-    for name, r in layouts.items():
-        t, f, w = r["train_tokens_per_s"], r["train_frames_per_s"], r["world_frames_per_s"]
-        lines.append(f"| {name} | {r['tokens_per_frame']} | {r['parameters']:,} | {t['median']:.0f} "
-                     f"({t['ratio']:.2f}x) | {f['median']:.1f} ({f['ratio']:.2f}x) | {w['median']:.1f} "
-                     f"({w['ratio']:.2f}x) |")
-    lines.append(f"load average start {load_start}, end {machine['load_average_1_5_15_min']['end']}")
-    return publish(result, args.out, lines)
+    return publish(result, args.out, table(result))
 
 
 if __name__ == "__main__":
