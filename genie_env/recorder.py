@@ -27,7 +27,7 @@ without one they play the same actions blind (no interaction preferences, no wal
 
 Counterfactual branches (``branch_every`` N > 0): at about one state in N (states facing a door or
 an object four times as often, see ``BranchChooser``), the recorder also stores the next frame
-under every action, computed on copies of the env (pickled in memory, or ``copy.deepcopy``), so
+under every action, computed on copies of the env (``copy.deepcopy``), so
 the episode itself is untouched (same frames, same random draws as without branching). The branch
 of the action really taken must equal the real next frame; if it does not (an env that cannot be
 copied faithfully) recording stops.
@@ -46,7 +46,6 @@ import copy
 import enum
 import json
 import logging
-import pickle
 import tempfile
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -399,16 +398,10 @@ class FrameEnv:
 
     def branch(self) -> np.ndarray:
         """(A, H, W, 3) uint8: the next frame under each action 0..A-1 from the current state, each
-        stepped on its own copy of the env (its RNG included), so this env is untouched. The copies
-        are unpickled from one in-memory pickle of the env (several times faster than
-        ``copy.deepcopy``, which is used where the env cannot be pickled)."""
-        try:
-            state = pickle.dumps(self.env, protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError):  # e.g. a lambda or an open handle inside
-            state = None
+        stepped on its own ``copy.deepcopy`` of the env (its RNG included), so this env is untouched."""
         frames = []
         for action in range(self.num_actions):
-            clone = copy.deepcopy(self.env) if state is None else pickle.loads(state)
+            clone = copy.deepcopy(self.env)
             obs, *_ = clone.step(action)
             frames.append(self._frame(obs, clone))
         return np.stack(frames)
