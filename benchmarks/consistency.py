@@ -641,7 +641,8 @@ def run(model: str = "default", preset: str = "default", sheets: str | Path | No
     figures = evaluate(wm, cfg, sheets=sheets, progress=progress)
     report = {"benchmark": "consistency", "model": str(model), "preset": preset,
               "command": command or "python -m benchmarks.consistency", "machine": describe_machine(),
-              "sampler": wm.config.sampler.to_dict(), "wall_s": round(time.perf_counter() - start, 1),
+              "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
+              "wall_s": round(time.perf_counter() - start, 1),
               "cpu_s": round(time.process_time() - cpu, 1), **figures}
     if out:
         write_json(out, report)
