@@ -3,6 +3,7 @@
     python -m benchmarks.model_card --model world_model/checkpoints/default \
         --ae-run runs/train/ae --dyn-run runs/train/dyn --data runs/data/train/* \
         --fidelity benchmarks/results/fidelity.json [--judge benchmarks/results/judge.json]
+        [--consistency benchmarks/results/consistency.json]
 
 Training facts (data counts, steps, wall time, losses) are first gathered into ``MODEL/training_summary.json``
 (from the run folders, which are not in the repository); the card is rendered from that file and the benchmark
@@ -107,7 +108,8 @@ def _fmt(x, digits=2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None) -> str:
+def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None,
+           consistency: dict | None = None) -> str:
     config = json.loads((model / "config.json").read_text())
     ae, dyn, sampler = config["autoencoder"], config["dynamics"], config.get("sampler", {})
     d = summary["data"]
@@ -208,6 +210,10 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         lines += ["", "Speed on this machine (median, default sampler):", ""]
         lines += [f"- {k.replace('_', ' ')}: {v:.2f}" for k, v in s.items()]
         lines.append("")
+    if consistency:  # does it hold a world? every figure beside its do-nothing baseline
+        from benchmarks.consistency import section as consistency_section
+
+        lines += consistency_section(consistency).split("\n") + [""]
     if judge:
         lines += ["## Success judge", "",
                   f"`{judge.get('command', 'genie-train judge')}`: precision {_fmt(judge.get('precision'), 3)}, "
@@ -241,6 +247,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", nargs="*", default=[])
     parser.add_argument("--fidelity", default="benchmarks/results/fidelity.json")
     parser.add_argument("--judge", default="benchmarks/results/judge.json")
+    parser.add_argument("--consistency", default="benchmarks/results/consistency.json")
     parser.add_argument("--render-only", action="store_true", help="reuse MODEL/training_summary.json")
     parser.add_argument("--summary-only", action="store_true",
                         help="write MODEL/training_summary.json and no card (a phase that later phases build on)")
@@ -260,7 +267,7 @@ def main(argv=None) -> None:
             print(f"wrote {summary_path}")
             return
     load = lambda p: json.loads(Path(p).read_text()) if p and Path(p).is_file() else None  # noqa: E731
-    text = render(model, summary, load(args.fidelity), load(args.judge))
+    text = render(model, summary, load(args.fidelity), load(args.judge), load(args.consistency))
     out = model / "MODEL_CARD.md"
     write_text(out, text)
     print(f"wrote {out}")

@@ -58,6 +58,7 @@ genie-train export --dynamics runs/train/dyn_v5 --out runs/candidates/v5 --conte
 cp runs/candidates/v5/config.json runs/candidates/v5/model.safetensors world_model/checkpoints/default/
 python -m benchmarks.fidelity --model runs/candidates/v5 --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
+python -m benchmarks.consistency --preset default --out benchmarks/results/consistency.json --sheets docs/consistency
 
 # 6. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
 #    BENCHMARKS.md from the saved results.
