@@ -231,7 +231,7 @@ def train_ppo(args: PPOArgs, model: Any = None, judge: Any = None, reward_fn: Ca
 
     task = get_task(args.task)
     world, level, policy, size, seed = args.world, task.level, args.policy, args.size, args.seed
-    max_steps = args.max_steps or task.max_steps
+    max_steps = task.max_steps if args.max_steps is None else args.max_steps
     num_envs, n_steps, batch_size = args.num_envs, args.n_steps, args.batch_size
     if world not in WORLDS:
         raise ValueError(f"unknown world {world!r}; choose 'genie' (inside the world model) or 'ground_truth'")

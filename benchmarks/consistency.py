@@ -70,7 +70,8 @@ from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS
 from world_model.checkpoint import write_json
 from world_model.metrics import PSNR_CAP, psnr
 
-NOOP, LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE = range(7)
+NOOP, LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE = (ACTION_MEANINGS.index(name) for name in (
+    "noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle"))
 #: Levels with doors the bot opens, and levels with objects it picks up (the interaction scenarios).
 TOGGLE_LEVELS = ("OpenDoor", "OpenTwoDoors", "OpenRedDoor", "UnlockLocal", "KeyCorridorS3R1")
 PICKUP_LEVELS = ("PickupLoc", "UnlockLocal", "PutNextLocal", "KeyCorridorS3R1")
@@ -168,8 +169,8 @@ def action_classes(truth: np.ndarray) -> np.ndarray:
 
 def counterfactual_scores(generated: np.ndarray, truth: np.ndarray) -> dict:
     """Score one-step counterfactuals of N worlds: generated and truth uint8 (N, A, H, W, 3), [n, a] the frame
-    under action a. Returns per-world arrays: ``right`` bool (N, A) (the action's frame strictly nearer, by PSNR,
-    its own class's true frame than every other class's), ``accuracy`` (N,) (mean over classes of the share of
+    under action a. Returns per-world arrays: ``right`` bool (N, A) (the action's frame strictly nearer, by mean
+    squared error, i.e. by uncapped PSNR, its own class's true frame than every other class's), ``accuracy`` (N,) (mean over classes of the share of
     the class's actions that are right), ``classes`` int (N,), ``chance`` (N,) = 1 / classes."""
     N, A = generated.shape[:2]
     right = np.zeros((N, A), dtype=bool)
@@ -177,11 +178,11 @@ def counterfactual_scores(generated: np.ndarray, truth: np.ndarray) -> dict:
     for n in range(N):
         labels = action_classes(truth[n])
         k = int(labels.max()) + 1
-        reps = np.stack([truth[n][int(np.flatnonzero(labels == c)[0])] for c in range(k)])  # (k, H, W, 3)
+        reps = np.stack([truth[n][int(np.flatnonzero(labels == c)[0])] for c in range(k)]).astype(np.float64)
         for a in range(A):
-            p = psnr(np.repeat(generated[n, a][None], k, axis=0), reps)  # (k,), uncapped: ties only when equal
-            own = p[labels[a]]
-            right[n, a] = bool(np.all(np.delete(p, labels[a]) < own))
+            # mean squared error, not the capped PSNR: frames within the cap of two classes would tie
+            mse = ((generated[n, a][None].astype(np.float64) - reps) ** 2).mean(axis=(1, 2, 3))  # (k,)
+            right[n, a] = bool(np.all(np.delete(mse, labels[a]) > mse[labels[a]]))
         accuracy[n] = np.mean([right[n, labels == c].mean() for c in range(k)])
         classes[n] = k
     return {"right": right, "accuracy": accuracy, "classes": classes, "chance": 1.0 / classes}
@@ -463,6 +464,10 @@ def evaluate(wm, config: ConsistencyConfig = PRESETS["default"], sheets: str | P
     from tqdm import tqdm
 
     cfg = config
+    if tuple(wm.config.action_meanings) != ACTION_MEANINGS:
+        raise ValueError(f"the consistency suite drives the 3D BabyAI world, whose actions are {list(ACTION_MEANINGS)}; "
+                         f"this model's are {list(wm.config.action_meanings)}: measure a model trained on its "
+                         "recordings")
     size = int(wm.config.autoencoder.image_size)
     truth = GroundTruth(size)
     worlds = draw_worlds(cfg.worlds, cfg.seed, cfg.levels)

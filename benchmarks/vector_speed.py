@@ -7,7 +7,7 @@ For each world count W (``--worlds``), env-steps/s (W x vector steps / seconds, 
 - ``async``: ``gym.make_vec(id, num_envs=W, vectorization_mode="async")``: W worker processes (the default start
   method, fork on Linux), each with the env's default ``num_threads`` in a worker, 1;
 - ``async_all_threads`` (W = 2 only, ``--all-threads``): spawn workers that each ask for every core
-  (``num_threads`` = cores), which is what a worker got before the per-worker default.
+  (``num_threads`` = cores): what oversubscribing the cores costs.
 
 Each configuration is built once and warmed up; then ``--rounds`` rounds step every configuration ``--steps``
 times in turn (interleaved, so a change in the machine's load hits all of them alike); the figure is the median
@@ -115,7 +115,9 @@ def table(result: dict) -> str:
 
 def section(result: dict) -> list[str]:
     """BENCHMARKS.md's section of one result."""
-    command = result.get("command", "python -m benchmarks.vector_speed --worlds 2 4 --rounds 5 --steps 4")
+    command = result.get("command", "command not recorded")
+    if result.get("omp_wait_policy"):
+        command = f"OMP_WAIT_POLICY={result['omp_wait_policy']} {command}"
     policy = result.get("omp_wait_policy") or "unset"
     return [f"## Many worlds: one process or worker processes (OMP_WAIT_POLICY {policy})", "",
             "Env-steps per second of N GenieWorld envs stepped by the native batch (`gym.make_vec`, one forward pass "

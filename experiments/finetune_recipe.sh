@@ -59,5 +59,4 @@ for cs in 0.1 0.3; do
     --views first_person --threads 1 --out $R/consistency_ft_new_cs$cs.json &
 done
 wait
-cp benchmarks/results/consistency.json $R/consistency_v5.json
 python -m experiments.report

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:
         return importlib.import_module(STUDIES[benchmark]).section(r, images)
     return []
 
+
+#: The shipped model's consistency result, the first row of the candidates' table.
+SHIPPED_CONSISTENCY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "consistency.json"
 
 #: The consistency figures compared across candidates: headline key -> column title.
 CONSISTENCY_COLUMNS = {"still_20": "still@20 (dB)", "look_back_own": "look-back vs own (dB)",
@@ -63,7 +67,8 @@ def consistency_table(results: list[tuple[Path, dict]]) -> list[str]:
             h = headline(r["views"][view])
             cells = ["n/a" if h[k] is None else f"{h[k]:.2f}" for k in CONSISTENCY_COLUMNS]
             cached = f" (past frames at {r['context_sigma']})" if r.get("context_sigma") is not None else ""
-            lines.append(f"| {Path(path).stem} | `{r.get('model')}`{cached} | {r['config']['worlds']} | "
+            name = "shipped (benchmarks/results)" if Path(path) == SHIPPED_CONSISTENCY else Path(path).stem
+            lines.append(f"| {name} | `{r.get('model')}`{cached} | {r['config']['worlds']} | "
                          + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -76,7 +81,10 @@ def render(results_dir: Path | str, out_dir: Path | str = ".") -> str:
     results = load_results([Path(results_dir)])
     for path, r in results:
         lines += section_for(r, path, Path(out_dir))
-    lines += consistency_table([(p, r) for p, r in results if r.get("benchmark") == "consistency"])
+    candidates = [(p, r) for p, r in results if r.get("benchmark") == "consistency"]
+    if candidates and SHIPPED_CONSISTENCY.is_file():  # the shipped model's row first, for comparison
+        candidates.insert(0, (SHIPPED_CONSISTENCY, json.loads(SHIPPED_CONSISTENCY.read_text())))
+    lines += consistency_table(candidates)
     return "\n".join(lines) + "\n"
 
 

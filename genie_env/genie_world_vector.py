@@ -158,20 +158,23 @@ class GenieWorldVectorEnv(VectorEnv):
 
     def _check_actions(self, actions) -> np.ndarray:
         """actions as int64 (N,), or a ValueError that names the bad values and their indices."""
-        n, names = self.single_action_space.n, ", ".join(f"{i}={m}" for i, m in enumerate(self.wm.action_meanings))
-        expected = f"actions must be {self.num_envs} ints in [0, {n}) ({names}), one per world"
+        n = self.single_action_space.n
+
+        def fail(what: str):  # the message is built only for bad input: this runs on every step
+            names = ", ".join(f"{i}={m}" for i, m in enumerate(self.wm.action_meanings))
+            raise ValueError(f"actions must be {self.num_envs} ints in [0, {n}) ({names}), one per world; {what}")
+
         array = np.asarray(actions)
         if array.shape != (self.num_envs,):
-            raise ValueError(f"{expected}; got shape {array.shape}: {actions!r}")
+            fail(f"got shape {array.shape}: {actions!r}")
         if not np.issubdtype(array.dtype, np.integer):
             if array.dtype == np.bool_:
-                raise ValueError(f"{expected}; got bools {array.tolist()} (a bool is not an action)")
-            raise ValueError(f"{expected}; got dtype {array.dtype}: {array.tolist()}")
+                fail(f"got bools {array.tolist()} (a bool is not an action)")
+            fail(f"got dtype {array.dtype}: {array.tolist()}")
         bad = np.flatnonzero((array < 0) | (array >= n))
         if len(bad):
-            raise ValueError(f"{expected}; out of range: "
-                             + ", ".join(f"actions[{i}] = {array[i]}" for i in bad[:8])
-                             + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""))
+            fail("out of range: " + ", ".join(f"actions[{i}] = {array[i]}" for i in bad[:8])
+                 + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""))
         return array.astype(np.int64, copy=False)
 
     def _seed(self, seed) -> None:

@@ -313,11 +313,12 @@ def test_model_card_wall_time_across_resumes_and_render():
 
 
 def test_report_of_the_shipped_results_in_order_with_machines_in_words():
-    """BENCHMARKS.md from the saved results: fidelity, speed, tasks and headline, judge, then the ablations link;
-    machines and samplers in words, never a raw dict."""
+    """BENCHMARKS.md from the saved results: consistency, fidelity, speed, tasks and headline, judge, then the
+    ablations link; machines and samplers in words, never a raw dict."""
     root = Path(__file__).resolve().parents[1]
     text = render([root / "benchmarks" / "results"], out_dir=root)
-    titles = ["## World-model fidelity on unseen worlds", "## World-model speed", "## Ground-truth world speed",
+    titles = ["## Consistency: does the model hold a world?", "## World-model fidelity on unseen worlds",
+              "## World-model speed", "## Many worlds", "## Dynamics layouts", "## Ground-truth world speed",
               "## Training data throughput", "## Headline:", "## Agreement:", "## Success judge", "## Ablations"]
     positions = [text.index(t) for t in titles]
     assert positions == sorted(positions)

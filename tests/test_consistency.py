@@ -23,7 +23,8 @@ class CopyLast:
         from types import SimpleNamespace
 
         self.config = SimpleNamespace(autoencoder=SimpleNamespace(image_size=size),
-                                      dynamics=SimpleNamespace(context_frames=context_frames))
+                                      dynamics=SimpleNamespace(context_frames=context_frames),
+                                      action_meanings=cons.ACTION_MEANINGS)
         self.num_actions = 7
 
     def reset(self, prompt_frames, prompt_actions=None, generator=None):
@@ -130,6 +131,24 @@ def test_action_classes_merge_identical_frames():
     s = counterfactual_scores(gen, np.stack([a, b, a, b, a])[None])
     np.testing.assert_array_equal(s["right"][0], [True, True, False, True, True])
     assert s["accuracy"][0] == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_counterfactual_rule_is_not_fooled_by_the_psnr_cap():
+    # two true outcomes that differ by one channel of one pixel both score the 60 dB cap against either: the rule
+    # ranks by squared error, so a perfect model is still right for each
+    a = np.zeros((8, 8, 3), np.uint8)
+    b, c = a.copy(), np.full((8, 8, 3), 200, np.uint8)
+    b[0, 0, 0] = 12
+    truth = np.stack([a, b, c])[None]
+    s = counterfactual_scores(truth, truth)
+    assert s["right"].all() and s["accuracy"][0] == 1.0
+
+
+def test_a_model_with_other_actions_is_refused():
+    wm = CopyLast()
+    wm.config.action_meanings = tuple(f"action_{i}" for i in range(7))
+    with pytest.raises(ValueError, match="3D BabyAI world"):
+        evaluate(wm, SMALL)
 
 
 def test_deepcopy_of_the_env_matches_a_replay():

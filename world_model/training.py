@@ -511,6 +511,7 @@ class Trainer:
         loss_sum, n_loss, ex_since = 0.0, 0, 0
         saved_at = self.step
         step_s = save_s = 0.0  # the longest step and checkpoint so far: what the budget must still leave room for
+        first = self.step  # where this invocation starts (0, or the checkpoint it resumed from)
         out_of_time = False
         try:
             while self.step < end:
@@ -534,7 +535,7 @@ class Trainer:
                 ex_since += args.batch_size * rt.world_size
                 bar.update(1)
                 now = time.time()
-                step_s = max(step_s, now - t_step) if self.step > 1 else step_s  # the first step warms up
+                step_s = max(step_s, now - t_step) if self.step > first + 1 else step_s  # the first warms up
                 if self.step % args.log_every == 0 or self.step == end:
                     rec = {"step": self.step, "loss": loss_sum / n_loss, "lr": lr,
                            "examples_per_s": ex_since / max(now - t_last, 1e-9), "wall_time": now,

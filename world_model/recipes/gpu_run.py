@@ -123,8 +123,9 @@ def stop(proc: subprocess.Popen, sig: int) -> None:
 
 
 def record(args, work: Path, deadline: float, latest: float) -> dict:
-    """Phase 2: one recorder per process slot, train worlds only, levels and seeds split across the slots; then
-    the first slots record a few held-out (test-world) frames of one level each for the held-out curve.
+    """Phase 2: one recorder per process slot, train worlds only, levels and seeds split across the slots; the
+    first slots first record a few held-out (test-world) frames of one level each for the held-out curve (first, so
+    that a recorder cut off by the deadline still leaves a held-out set).
 
     At `deadline` the recorders stop (SIGTERM: their whole shards stay, the one being written goes), except a
     train recorder with no shard yet, which may go on until `latest` to finish one."""
@@ -135,21 +136,22 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
     for p in range(args.procs):
         level = levels[p % len(levels)]
         out = work / "data" / "train" / f"p{p:02d}-{level}"
-        cmds = [(out, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "train", "--frames",
-                       str(args.frames_per_proc), "--seed", str(1 + p), "--episodes-per-shard", "16",
-                       "--out", str(out)])]
+        cmds = []
         if p < len(levels) and args.test_frames > 0:
-            out = work / "data" / "test" / level
-            cmds.append((None, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "test", "--frames",
+            test = work / "data" / "test" / level
+            cmds.append((test, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "test", "--frames",
                                 str(args.test_frames), "--seed", str(100 + p), "--episodes-per-shard", "16",
-                                "--out", str(out)]))
+                                "--out", str(test)]))
+        cmds.append((out, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "train", "--frames",
+                           str(args.frames_per_proc), "--seed", str(1 + p), "--episodes-per-shard", "16",
+                           "--out", str(out)]))
         slots.append(cmds)
     log(f"recording: {args.procs} processes, {len(levels)} levels, up to {args.frames_per_proc} frames each, "
         f"until {time.strftime('%H:%M:%S', time.localtime(deadline))}; data options: {args.data_args}")
     failures = []
 
     def run_slot(cmds):
-        for must_have, cmd in cmds:  # must_have: a folder that needs one shard before the recorder may stop
+        for must_have, cmd in cmds:  # must_have: a folder that needs one shard before its recorder may stop
             if time.time() >= deadline:
                 return
             proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -324,6 +326,8 @@ def run(args) -> int:
     data["train_frames"] = count_frames(data["train"])
     data["test_frames"] = count_frames(data["test"])
     summary["data"] = data
+    # with no test-world frames, the trainer's evaluation falls back to training episodes: say so beside the curve
+    summary["eval_source"] = "test worlds" if data["test"] else "training episodes (no test-world frames recorded)"
     log(f"recorded {data['train_frames']} train-world frames in {len(data['train'])} folders and "
         f"{data['test_frames']} held-out frames in {summary['phases_s']['record']} s")
     t = time.time()
