@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from genie_env.recorder import MANIFEST_NAME, MIX_PRESETS, POLICIES, RecorderError, record
+from genie_env.recorder import (EXPLORE_WEIGHTS, MANIFEST_NAME, MIX_PRESETS, OTHER_ACTION_WEIGHT, POLICIES,
+                               RecorderError, record)
 from world_model.shards import ShardError, list_shards, read_shard, read_shard_index, shard_name
 
 PROG = "genie-data"
@@ -299,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"mix2 is {_weights_text(MIX_PRESETS['mix2'])})")
     p.add_argument("--action-weights", metavar="ACTION=W,...",
                    help="action weights of the explore policy's random draws, e.g. forward=4,turn_left=2,"
-                        "turn_right=2,noop=0.1 (unnamed actions get 0.02; default: forward 0.5, turns 0.17 each, "
-                        "noop 0.02, pickup 0.05, drop 0.04, toggle 0.05)")
+                        f"turn_right=2,noop=0.1 (unnamed actions get {OTHER_ACTION_WEIGHT:g}; default: "
+                        f"{_weights_text(EXPLORE_WEIGHTS)})")
     p.add_argument("--branch-every", type=int, default=0, metavar="N",
                    help="store counterfactual branches (the next frame under every action) at about one state "
                         "in N, four times as often facing a door or an object (default: 0, none)")

@@ -507,7 +507,9 @@ class GenieWorldEnv(gym.Env):
     ## Version History
     - v2: default world model v5 (v4 trained 1500 steps more) and its sampler: 2 Euler steps to sigma_min 0.5
       instead of 3 to 0.002 (1.3x the frames/s); one-step PSNR 27.8 / 32.7 dB first person / top-down, was
-      26.2 / 32.7 (BENCHMARKS.md).
+      26.2 / 32.7 (BENCHMARKS.md). Registered without Gymnasium's passive env checker, which counts a first
+      reset that raised as checked and then fails the next step (the env validates reset options before it changes
+      anything, and passes Gymnasium's and SB3's check_env).
     - v1: default world model v4 (v2 fine-tuned with a range of context noise levels, past frames cached at 0.01):
       one-step PSNR 26.2 / 32.7 dB first person / top-down, was 23.6 / 31.0 (BENCHMARKS.md).
     - v0: initial release (default world model v2 from its second revision on).

@@ -209,8 +209,7 @@ class Denoiser(nn.Module):
         super().__init__()
         self.config = config
         self.dynamics = dynamics
-        self.sampler = SamplerConfig() if sampler is None else sampler
-        """The sampler `rollout` generates frames with at training (the one the model is used with)."""
+        self.sampler = SamplerConfig() if sampler is None else sampler  # what `rollout` generates frames with
 
     def compute_conditioners(self, sigma: torch.Tensor) -> Conditioners:
         """c_skip, c_out, c_in, c_noise of noise levels sigma (any shape) (Karras et al. 2022, Table 1)."""
@@ -270,7 +269,9 @@ class Denoiser(nn.Module):
         """
         B, T = actions.shape
         if cache is not None:
-            if T != 1 or frame_valid is not None:
+            if frame_valid is not None:
+                raise ValueError("frame_valid marks padding frames of a window; drop it when passing a cache")
+            if T != 1:
                 raise ValueError(f"guidance over a cache takes one new frame per world (T = 1), got T = {T}")
             null = torch.full_like(actions, self.dynamics.config.null_action)
             both = self._denoise(torch.cat([x, x], 1), torch.cat([sigma, sigma], 1), torch.cat([actions, null], 1),

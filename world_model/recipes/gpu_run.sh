@@ -24,7 +24,7 @@
 #      OUT/model, each file atomically and under 16 MiB (a larger one as NAME.part0, NAME.part1: rejoin with
 #      `python world_model/recipes/gpu_run.py join OUT/model`; the default preset's checkpoint is 17.5 MB);
 #   5. prints throughput (windows/s, tokens/s, achieved TFLOP/s) and the training-loss and held-out PSNR curves.
-# OUT ends with at most 7 files: model/config.json, model/model.safetensors (or its 2 parts), log.jsonl,
+# OUT ends with at most 7 files (the device returns 8): model/config.json, model/model.safetensors (or its 2 parts), log.jsonl,
 # eval.jsonl, summary.json, runner.log (all of this output). Details: world_model/recipes/gpu_run.py.
 #
 # Size: the default preset steps one world at >= 10 frames/s on the 2-core CPU with the default sampler (the
@@ -57,12 +57,12 @@ AUTOENCODER=${AUTOENCODER:-$REPO/world_model/checkpoints/default}   # frozen: th
 EXPORT_MINUTES=${EXPORT_MINUTES:-2}  # checkpoint + export cadence
 FINAL_MARGIN_S=${FINAL_MARGIN_S:-45} # kept at the end for the last export and the report
 WORK=${WORK:-$(mktemp -d /tmp/gpu_run.XXXXXX)}   # scratch: recordings, run directory (a fresh one every run)
-# >>> DATA_ARGS: genie-data record options of every recorder: today's mix. The world-model issue's data policies
-# >>> and counterfactual branches plug in here.
+# >>> DATA_ARGS: genie-data record options of every recorder (the policy mix, the top-down share, counterfactual
+# >>> branches with --branch-every N); the default is the shipped model's data.
 DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 128"}
-# >>> TRAIN_ARGS: genie-train dynamics options: today's recipe (Diffusion Forcing, context noise drawn from
-# >>> [0.01, 0.1], EMA), from scratch on the shipped autoencoder, peak lr raised for the larger batch. The world-model
-# >>> issue's recipe (context-noise augmentation, unroll, attention layout) plugs in here.
+# >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
+# >>> layout: see genie-train dynamics --help); the default is the shipped model's recipe (Diffusion Forcing, context
+# >>> noise drawn from [0.01, 0.1], EMA) from scratch on the shipped autoencoder, peak lr raised for the larger batch.
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --log-every 10"}
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's.
 EXPORT_ARGS=${EXPORT_ARGS:-"--context-sigma 0.01 --num-steps 2 --sigma-min 0.5"}
