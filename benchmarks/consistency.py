@@ -242,19 +242,25 @@ def find_interaction(truth: GroundTruth, action: int, n: int, seed: int, levels,
 # ---------------------------------------------------------------------------------------------- model
 
 
-def generate(wm, context: np.ndarray, context_actions: np.ndarray | None, actions: np.ndarray, seed: int,
-             batch: int) -> np.ndarray:
-    """Model frames uint8 (B, T, S, S, 3) after context frames (B, k, S, S, 3) (actions between them (B, k-1) or
-    None) under actions (B, T); worlds stepped `batch` at a time, each chunk with its own seeded generator."""
-    out = []
+def _prompted(wm, context: np.ndarray, context_actions: np.ndarray | None, seed: int, batch: int):
+    """The worlds prompted with their context frames, `batch` at a time: (state, generator, chunk size) per chunk,
+    each chunk with its own seeded generator."""
     for lo in range(0, len(context), batch):
         sl = slice(lo, lo + batch)
         g = torch.Generator().manual_seed(seed * 100_003 + lo)
         prompt_actions = None if context_actions is None or context.shape[1] == 1 else context_actions[sl]
-        state = wm.reset(context[sl], prompt_actions=prompt_actions, generator=g)
+        yield wm.reset(context[sl], prompt_actions=prompt_actions, generator=g), g, len(context[sl])
+
+
+def generate(wm, context: np.ndarray, context_actions: np.ndarray | None, actions: np.ndarray, seed: int,
+             batch: int) -> np.ndarray:
+    """Model frames uint8 (B, T, S, S, 3) after context frames (B, k, S, S, 3) (actions between them (B, k-1) or
+    None) under actions (B, T)."""
+    out = []
+    for (state, g, _), lo in zip(_prompted(wm, context, context_actions, seed, batch), range(0, len(context), batch)):
         frames = []
         for t in range(actions.shape[1]):
-            f, state = wm.step(state, actions[sl, t], generator=g)
+            f, state = wm.step(state, actions[lo:lo + batch, t], generator=g)
             frames.append(f)
         out.append(np.stack(frames, axis=1))
     return np.concatenate(out)
@@ -264,12 +270,7 @@ def branch(wm, context: np.ndarray, context_actions: np.ndarray | None, num_acti
            batch: int) -> np.ndarray:
     """One step forked under every action from the same context: uint8 (B, A, S, S, 3)."""
     out = []
-    for lo in range(0, len(context), batch):
-        sl = slice(lo, lo + batch)
-        g = torch.Generator().manual_seed(seed * 100_003 + lo)
-        prompt_actions = None if context_actions is None or context.shape[1] == 1 else context_actions[sl]
-        state = wm.reset(context[sl], prompt_actions=prompt_actions, generator=g)
-        b = len(context[sl])
+    for state, g, b in _prompted(wm, context, context_actions, seed, batch):
         out.append(np.stack([wm.step(wm.fork(state), np.full(b, a), generator=g)[0] for a in range(num_actions)],
                             axis=1))
     return np.concatenate(out)
