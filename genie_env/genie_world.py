@@ -255,8 +255,8 @@ class PromptSource:
         return checked
 
     def from_options(self, options: dict, rng: np.random.Generator) -> Prompt:
-        """The prompt one world's reset options describe (see GenieWorldEnv's docstring)."""
-        options = self.check(options)
+        """The prompt one world's reset options describe (see GenieWorldEnv's docstring); `options` as `check`
+        returned them (validated once, at reset: an autoreset reuses them without reloading the image)."""
         if options.get("prompt_image") is not None:
             prompt = Prompt(options["prompt_image"], "")
         elif options.get("prompt_text") is not None:
