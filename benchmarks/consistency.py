@@ -65,7 +65,7 @@ import torch
 from benchmarks.ground_truth import EVAL_LEVELS, GroundTruth, draw_worlds, random_actions
 from benchmarks.machine import describe_machine, in_words
 from benchmarks.result_file import command_line
-from benchmarks.stats import bootstrap_ci
+from benchmarks.stats import mean_ci
 from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS
 from world_model.checkpoint import write_json
 from world_model.metrics import PSNR_CAP, psnr
@@ -128,15 +128,6 @@ PRESETS = {
 
 
 # ---------------------------------------------------------------------------------------------- figures
-
-
-def mean_ci(values, seed: int = 0) -> dict | None:
-    """{"mean", "ci95": [lo, hi], "n"} of per-world values (95% percentile bootstrap); None for no values."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    if v.size == 0:
-        return None
-    lo, hi = bootstrap_ci(v, seed=seed)
-    return {"mean": float(v.mean()), "ci95": [lo, hi], "n": int(v.size)}
 
 
 def mean_rgb_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

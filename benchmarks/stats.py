@@ -164,3 +164,12 @@ def correlation_with_ci(x: Sequence[float], y: Sequence[float], reps: int = DEFA
 
 def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
+
+
+def mean_ci(values, seed: int = 0) -> dict | None:
+    """{"mean", "ci95": [lo, hi], "n"} of per-world values (95% percentile bootstrap); None for no values."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        return None
+    lo, hi = bootstrap_ci(v, seed=seed)
+    return {"mean": float(v.mean()), "ci95": [lo, hi], "n": int(v.size)}

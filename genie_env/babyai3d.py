@@ -70,7 +70,9 @@ class BabyAI3DEnv(gym.Env):
     first-person frame: walls, doors (open, closed and locked look different), keys, balls and boxes, the
     carried object, a checker floor and a ceiling. Wall, floor and ceiling colours, the light and the field of
     view are drawn from the level seed, so different worlds look different. ``view="top_down"`` shows
-    MiniGrid's own overhead rendering instead (a second perspective of the same world).
+    MiniGrid's own overhead rendering instead (a second perspective of the same world): the whole grid, or with
+    ``top_down_cells=n`` a window of at most n x n cells around the agent, so that large grids keep their small
+    things (a 22 x 22 grid in 64 pixels leaves ~2.9 pixels per cell, too few for the agent's heading).
 
     ## Action Space
     ``Discrete(7)``: 0 noop, 1 turn_left, 2 turn_right, 3 forward, 4 pickup, 5 drop, 6 toggle (open / close /
@@ -94,6 +96,8 @@ class BabyAI3DEnv(gym.Env):
     - ``level``: one of :data:`LEVELS`.
     - ``size``: frame ``(height, width)``, default ``(64, 64)``.
     - ``view``: ``"first_person"`` (default) or ``"top_down"``.
+    - ``top_down_cells``: top-down only: show a window of at most this many cells across (>= 3), centred on the
+      agent and kept inside the grid (it scrolls as the agent moves); None (default): the whole grid.
     - ``worlds``: ``"train"`` (default) or ``"test"``: which :data:`SEED_RANGES` ``reset`` draws from.
     - ``render_mode``: ``"rgb_array"`` or ``"human"`` (a pygame window).
 
@@ -113,11 +117,20 @@ class BabyAI3DEnv(gym.Env):
         view: str = "first_person",
         worlds: str = "train",
         render_mode: str | None = None,
+        top_down_cells: int | None = None,
     ):
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; choose 'first_person' or 'top_down'")
+        if top_down_cells is not None:
+            if view != "top_down":
+                raise ValueError(f"top_down_cells applies to view='top_down' only; got view={view!r}")
+            if isinstance(top_down_cells, bool) or not isinstance(top_down_cells, (int, np.integer)) \
+                    or top_down_cells < 3:
+                raise ValueError(f"top_down_cells must be an int >= 3 (or None: the whole grid), got "
+                                 f"{top_down_cells!r}")
+            top_down_cells = int(top_down_cells)
         if worlds not in SEED_RANGES:
             raise ValueError(f"unknown worlds {worlds!r}; choose 'train' or 'test'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -126,6 +139,7 @@ class BabyAI3DEnv(gym.Env):
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f"size must be (height, width) with both >= 8, got {size}")
         self.level, self.size, self.view, self.worlds = level, size, view, worlds
+        self.top_down_cells = top_down_cells
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 255, (size[0], size[1], 3), np.uint8)
         self.action_space = spaces.Discrete(len(ACTION_MEANINGS))
@@ -246,7 +260,7 @@ class BabyAI3DEnv(gym.Env):
 
     def _draw(self) -> np.ndarray:
         if self.view == "top_down":
-            return _top_down(self._inner, self.size)
+            return _top_down(self._inner, self.size, self.top_down_cells)
         return self._raycaster.render(self._scene)
 
 
@@ -315,10 +329,34 @@ def _no_observation():
     return {}
 
 
-def _top_down(inner, size: tuple[int, int]) -> np.ndarray:
-    """MiniGrid's overhead rendering of the whole grid, resized to ``size`` (height, width)."""
+def _top_down(inner, size: tuple[int, int], cells: int | None = None) -> np.ndarray:
+    """MiniGrid's overhead rendering of the whole grid (or of the window of `cells` around the agent, see
+    :func:`top_down_window`), resized to ``size`` (height, width)."""
+    grid, agent_pos = top_down_window(inner, cells)
+    return render_top_down(grid, agent_pos, inner.agent_dir, size)
+
+
+def top_down_window(inner, cells: int | None) -> tuple[Any, tuple[int, int]]:
+    """(grid, agent position in it) that the top-down view shows: MiniGrid env `inner`'s whole grid for `cells`
+    None, else the window of min(cells, grid size) cells per side centred on the agent, shifted to stay inside the
+    grid (a copy of those cells; objects are shared with the env)."""
+    ax, ay = int(inner.agent_pos[0]), int(inner.agent_pos[1])
+    grid = inner.grid
+    if cells is None or (cells >= grid.width and cells >= grid.height):
+        return grid, (ax, ay)
+    w, h = min(cells, grid.width), min(cells, grid.height)
+    x0 = min(max(ax - w // 2, 0), grid.width - w)
+    y0 = min(max(ay - h // 2, 0), grid.height - h)
+    return grid.slice(x0, y0, w, h), (ax - x0, ay - y0)
+
+
+def render_top_down(grid, agent_pos, agent_dir: int, size: tuple[int, int]) -> np.ndarray:
+    """The top-down view of a MiniGrid ``grid`` with the agent at ``agent_pos`` (x, y) facing ``agent_dir``
+    (``agent_pos`` outside the grid, e.g. (-1, -1): no agent drawn), resized to ``size`` (height, width): uint8
+    (H, W, 3). Grid cell (x, y) covers columns [x W / grid.width, (x + 1) W / grid.width) of the frame, and rows
+    likewise."""
     from PIL import Image
 
-    tile = max(4, int(np.ceil(max(size) / min(inner.width, inner.height))))
-    frame = inner.get_frame(highlight=False, tile_size=tile)
+    tile = max(4, int(np.ceil(max(size) / min(grid.width, grid.height))))
+    frame = grid.render(tile, agent_pos, agent_dir, highlight_mask=None)
     return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))

@@ -98,7 +98,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                      episodes_per_shard=args.episodes_per_shard, env_kwargs=env_kwargs,
                      top_down_share=args.top_down_share, bot_epsilon=args.bot_epsilon,
                      max_episode_steps=args.max_episode_steps, progress=not args.quiet,
-                     mix=mix, action_weights=action_weights, branch_every=args.branch_every)
+                     mix=mix, action_weights=action_weights, branch_every=args.branch_every,
+                     top_down_cells=args.top_down_cells)
     branches = f", {summary.num_branch_frames} branch frames" if summary.num_branch_frames else ""
     print(f"{summary.out_dir}: {summary.num_frames} frames{branches}, {summary.num_episodes} episodes in "
           f"{summary.num_shards} shards ({summary.shards_written} written, {summary.shards_reused} "
@@ -309,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes-per-shard", type=int, default=64, help="episodes per shard file (default: 64)")
     p.add_argument("--top-down-share", type=float, default=0.0,
                    help="share of episodes seen from the top-down view (env must accept view=; default: 0)")
+    p.add_argument("--top-down-cells", type=int, default=None, metavar="N",
+                   help="top-down episodes show a window of N x N cells around the agent, passed as env kwarg "
+                        "top_down_cells=N (3D BabyAI; default: the whole grid)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="frame size, passed as env kwarg size=(H, W)")
     p.add_argument("--worlds", choices=["train", "test"],
                    help="seed split the env draws worlds from, passed as env kwarg worlds= (3D BabyAI; default: "

@@ -522,6 +522,7 @@ class RecordingManifest:
     mix: dict | None = None  # policy -> weight for policy "mix"; None: the preset's weights
     action_weights: dict | None = None  # action name -> weight of the explore policy; None: EXPLORE_WEIGHTS
     branch_every: int = 0  # counterfactual branches at about one state in N; 0: none
+    top_down_cells: int | None = None  # the top-down env's window (env kwarg top_down_cells); None: whole grid
 
     def to_json(self) -> str:
         d = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, **asdict(self)}
@@ -550,7 +551,7 @@ class RecordingManifest:
 
 
 _ARG_FIELDS = ("env_id", "env_kwargs", "seed", "policy", "episodes_per_shard", "top_down_share",
-               "bot_epsilon", "max_episode_steps", "mix", "action_weights", "branch_every")
+               "bot_epsilon", "max_episode_steps", "mix", "action_weights", "branch_every", "top_down_cells")
 _ENV_FIELDS = ("frame_shape", "action_meanings")
 
 
@@ -627,7 +628,7 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
            top_down_share: float = 0.0, bot_epsilon: float = 0.1,
            max_episode_steps: int | None = None, progress: bool = True,
            mix: dict[str, float] | None = None, action_weights: dict[str, float] | None = None,
-           branch_every: int = 0) -> RecordingSummary:
+           branch_every: int = 0, top_down_cells: int | None = None) -> RecordingSummary:
     """Record shards shard_000000.npz, ... of `env_id` into `out_dir` until >= `frames` frames.
 
     `policy` is one policy of ``POLICIES`` for every episode, or a mix drawn per episode: "mix"
@@ -642,7 +643,8 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
     each, the last one possibly fewer; a re-run with a larger `frames` completes that shard
     (its first episodes come out the same) and goes on. Episodes end with the env's own time limit unless
     `max_episode_steps` is given. With `top_down_share` > 0, that share of episodes comes from
-    a second env made with ``view="top_down"`` (the env must accept a `view` kwarg).
+    a second env made with ``view="top_down"`` (the env must accept a `view` kwarg), and with
+    ``top_down_cells`` when that is given (3D BabyAI: a window of that many cells around the agent).
     Re-running with the same arguments resumes; see the module docstring.
     """
     if policy not in MIX_PRESETS and policy not in POLICIES:
@@ -656,6 +658,8 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
         raise RecorderError(f"branch_every must be >= 0 (0: no branches), got {branch_every}")
     if seed < 0:
         raise RecorderError(f"seed must be >= 0, got {seed}")
+    if top_down_cells is not None and top_down_share <= 0:
+        raise RecorderError("top_down_cells sets the top-down episodes' window; give a top_down_share > 0 too")
     if frames < 1 or episodes_per_shard < 1:
         raise RecorderError(f"frames ({frames}) and episodes_per_shard ({episodes_per_shard}) must be >= 1")
     if not 0.0 <= top_down_share <= 1.0 or not 0.0 <= bot_epsilon <= 1.0:
@@ -672,7 +676,8 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
     wanted = RecordingManifest(env_id=env_id, env_kwargs=env_kwargs, seed=seed, policy=policy,
                                episodes_per_shard=episodes_per_shard, top_down_share=top_down_share,
                                bot_epsilon=bot_epsilon, max_episode_steps=max_episode_steps,
-                               mix=mix, action_weights=action_weights, branch_every=branch_every)
+                               mix=mix, action_weights=action_weights, branch_every=branch_every,
+                               top_down_cells=top_down_cells)
 
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir)
@@ -689,8 +694,10 @@ def record(env_id: str, out_dir: str | Path, frames: int, policy: str = "mix", s
     try:
         envs[False] = FrameEnv(env_id, env_kwargs, max_episode_steps)
         if top_down_share > 0:
-            envs[True] = FrameEnv(env_id, dict(env_kwargs, view="top_down"), max_episode_steps,
-                                  view="top_down")
+            top_down_kwargs = dict(env_kwargs, view="top_down")
+            if top_down_cells is not None:
+                top_down_kwargs["top_down_cells"] = top_down_cells
+            envs[True] = FrameEnv(env_id, top_down_kwargs, max_episode_steps, view="top_down")
             if envs[True].frame_shape != envs[False].frame_shape:
                 raise RecorderError(f"{env_id}: top-down frames {envs[True].frame_shape} differ from "
                                     f"{envs[False].frame_shape}; both views must have one size")

@@ -10,7 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import genie_env
 from genie_env import BABYAI3D_IDS, TEST_SEEDS, TRAIN_SEEDS, MissionObservation
-from genie_env.babyai3d import ACTION_MEANINGS, split_of
+from genie_env.babyai3d import ACTION_MEANINGS, split_of, top_down_window
 from genie_env.mission import VOCABULARY, decode_mission, encode_mission
 from genie_env.raycaster import (DOOR_CLOSED, DOOR_LOCKED, DOOR_OPEN, WALL, OBJECT_COLORS, Palette, Raycaster,
                                  Scene, Sprite)
@@ -142,6 +142,26 @@ def test_top_down_view():
     assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
     assert not np.array_equal(frame, first_person)
     assert env.step(3)[0].shape == (64, 64, 3)
+
+
+def test_top_down_window():
+    """top_down_cells shows the cells around the agent, larger (more pixels per cell), and scrolls with it."""
+    whole = genie_env.BabyAI3DEnv(level="OpenDoor", view="top_down", worlds="test")  # a 22 x 22 grid
+    window = genie_env.BabyAI3DEnv(level="OpenDoor", view="top_down", worlds="test", top_down_cells=7)
+    a, _ = whole.reset(options={"level_seed": TEST_SEEDS.start})
+    b, _ = window.reset(options={"level_seed": TEST_SEEDS.start})
+    assert b.shape == a.shape and not np.array_equal(a, b)
+    grid, (ax, ay) = top_down_window(window.minigrid, 7)
+    assert (grid.width, grid.height) == (7, 7) and 0 <= ax < 7 and 0 <= ay < 7
+    assert grid.get(ax, ay) == window.minigrid.grid.get(*window.minigrid.agent_pos)
+    # a window as large as the grid is the whole grid
+    small = genie_env.BabyAI3DEnv(level="GoToLocal", view="top_down", top_down_cells=8)
+    assert np.array_equal(small.reset(seed=3)[0], genie_env.BabyAI3DEnv(level="GoToLocal", view="top_down").reset(seed=3)[0])
+    for bad in (2, 0, True, 5.5):
+        with pytest.raises(ValueError, match="top_down_cells must be an int >= 3"):
+            genie_env.BabyAI3DEnv(view="top_down", top_down_cells=bad)
+    with pytest.raises(ValueError, match="applies to view='top_down' only"):
+        genie_env.BabyAI3DEnv(top_down_cells=9)
 
 
 def test_worlds_look_different_across_seeds():

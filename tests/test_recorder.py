@@ -13,9 +13,11 @@ from genie_env.recorder import (
     ExplorePolicy,
     LookaroundPolicy,
     LookbackPolicy,
+    MANIFEST_NAME,
     Probe,
     RandomPolicy,
     RecorderError,
+    RecordingManifest,
     record,
 )
 from world_model.shards import list_shards, read_shard
@@ -288,6 +290,20 @@ def test_top_down_share(tmp_path):
     assert set(views) == {"first_person", "top_down"}
     with pytest.raises(RecorderError, match="view"):
         record("MiniGrid-Empty-5x5-v0", tmp_path / "mg", frames=10, top_down_share=0.5, progress=False)
+
+
+def test_top_down_cells(tmp_path):
+    """The top-down episodes' window reaches the env, is kept in the manifest, and a resume must repeat it."""
+    pytest.importorskip("genie_env.babyai3d")
+    env_id = "genie_env/BabyAI3D-OpenDoor-v0"
+    record(env_id, tmp_path, frames=40, episodes_per_shard=4, top_down_share=1.0, top_down_cells=9,
+           max_episode_steps=10, progress=False)
+    assert RecordingManifest.from_file(tmp_path / MANIFEST_NAME).top_down_cells == 9
+    with pytest.raises(RecorderError, match="top_down_cells=9"):
+        record(env_id, tmp_path, frames=60, episodes_per_shard=4, top_down_share=1.0, max_episode_steps=10,
+               progress=False)
+    with pytest.raises(RecorderError, match="give a top_down_share > 0"):
+        record(env_id, tmp_path / "fp", frames=10, top_down_cells=9, progress=False)
 
 
 def test_babyai3d_mix(tmp_path):

@@ -442,3 +442,24 @@ def test_attention_layout_and_patch_size_override_the_preset(autoencoder_run, tm
     # resuming with another layout is refused, as any other change of the model
     with pytest.raises(Exception, match="attention"):
         Trainer(args("dynamics", run, 2, autoencoder=str(autoencoder_run), window=4, patch_size=4), data=data).run()
+
+
+@pytest.mark.parametrize("env, expected", [("1", 1), ("3", 3), (None, "cores"), ("zero", "cores"), ("0", "cores")])
+def test_threads_follow_omp_num_threads(tmp_path, monkeypatch, env, expected):
+    """Without --threads a CPU run takes OMP_NUM_THREADS when it is a positive int, else all cores."""
+    import os
+
+    from world_model.training import setup_runtime
+
+    if env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    before = torch.get_num_threads()
+    try:
+        setup_runtime(args("autoencoder", tmp_path, 1, threads=None, device="cpu"))
+        assert torch.get_num_threads() == (os.cpu_count() if expected == "cores" else expected)
+        setup_runtime(args("autoencoder", tmp_path, 1, threads=2, device="cpu"))  # --threads wins
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

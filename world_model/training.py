@@ -118,7 +118,8 @@ class TrainArgs:
     device: str = "auto"
     """"cpu", "cuda" or "auto" (cuda when available)."""
     threads: int | None = None
-    """CPU threads per process (default: all cores / processes on this machine)."""
+    """CPU threads per process (default: OMP_NUM_THREADS when it is set, else all cores / processes on this
+    machine)."""
 
     def __post_init__(self):
         if self.split == "all":
@@ -186,6 +187,15 @@ class Runtime:
         return bool(t.item() > 0)
 
 
+def _env_threads() -> int | None:
+    """OMP_NUM_THREADS as a positive int, or None when it is unset or not one."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 def setup_runtime(args: TrainArgs) -> Runtime:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -203,7 +213,7 @@ def setup_runtime(args: TrainArgs) -> Runtime:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
-        torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(args.threads or _env_threads() or max(1, (os.cpu_count() or 1) // local_world))
     if world_size > 1 and not dist.is_initialized():
         # a long timeout: rank 0 may write a checkpoint / the latent cache while the others wait at a barrier
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
