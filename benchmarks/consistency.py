@@ -639,6 +639,7 @@ def run(model: str = "default", preset: str = "default", sheets: str | Path | No
     report = {"benchmark": "consistency", "model": str(model), "preset": preset,
               "command": command or "python -m benchmarks.consistency", "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
+              "training_step": getattr(wm, "training_metadata", {}).get("step"),
               "wall_s": round(time.perf_counter() - start, 1),
               "cpu_s": round(time.process_time() - cpu, 1), **figures}
     if out:

@@ -39,6 +39,11 @@ def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:
 #: The shipped model's consistency result, the first row of the candidates' table.
 SHIPPED_CONSISTENCY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "consistency.json"
 
+#: Titles of the consistency tables by results subfolder ("Consistency of ...").
+FOLDER_TITLES = {"candidates": "candidate models",
+                 "ablation_small": "the small-preset ablations (from scratch, equal wall-clock; experiments/"
+                                   "ablation_small.sh)"}
+
 #: The consistency figures compared across candidates: headline key -> column title.
 CONSISTENCY_COLUMNS = {"still_20": "still@20 (dB)", "look_back_own": "look-back vs own (dB)",
                        "look_back_truth": "look-back vs truth (dB)", "counterfactual_accuracy": "counterfactual acc.",
@@ -46,21 +51,21 @@ CONSISTENCY_COLUMNS = {"still_20": "still@20 (dB)", "look_back_own": "look-back 
                        "pickup_carries": "pickup carries", "rollout_psnr": "rollout PSNR (dB)"}
 
 
-def consistency_table(results: list[tuple[Path, dict]]) -> list[str]:
+def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """One table per view of the candidates' consistency headline figures (means over worlds; the intervals are in
-    each JSON file), a row per result file."""
+    each JSON file), a row per result file, with the training steps of the model where the result records them."""
     from benchmarks.consistency import headline
 
     if not results:
         return []
-    lines = ["## Consistency of candidate models", "",
+    lines = [f"## Consistency of {title}", "",
              "Headline figures of `python -m benchmarks.consistency` (the command is in each file) on the same unseen "
              "worlds (seed 0), means over worlds; the 95% intervals are in the JSON files.", ""]
     views = sorted({v for _, r in results for v in r["views"]})
     for view in views:
         lines += [f"### {view.replace('_', ' ')}", "",
-                  "| result | model | worlds | " + " | ".join(CONSISTENCY_COLUMNS.values()) + " |",
-                  "|---|---|---:|" + "---:|" * len(CONSISTENCY_COLUMNS)]
+                  "| result | model | steps | worlds | " + " | ".join(CONSISTENCY_COLUMNS.values()) + " |",
+                  "|---|---|---:|---:|" + "---:|" * len(CONSISTENCY_COLUMNS)]
         for path, r in results:
             if view not in r["views"]:
                 continue
@@ -68,7 +73,9 @@ def consistency_table(results: list[tuple[Path, dict]]) -> list[str]:
             cells = ["n/a" if h[k] is None else f"{h[k]:.2f}" for k in CONSISTENCY_COLUMNS]
             cached = f" (past frames at {r['context_sigma']})" if r.get("context_sigma") is not None else ""
             name = "shipped (benchmarks/results)" if Path(path) == SHIPPED_CONSISTENCY else Path(path).stem
-            lines.append(f"| {name} | `{r.get('model')}`{cached} | {r['config']['worlds']} | "
+            steps = r.get("training_step")
+            lines.append(f"| {name} | `{r.get('model')}`{cached} | {'?' if steps is None else steps} | "
+                         f"{r['config']['worlds']} | "
                          + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -81,10 +88,14 @@ def render(results_dir: Path | str, out_dir: Path | str = ".") -> str:
     results = load_results([Path(results_dir)])
     for path, r in results:
         lines += section_for(r, path, Path(out_dir))
-    candidates = [(p, r) for p, r in results if r.get("benchmark") == "consistency"]
-    if candidates and SHIPPED_CONSISTENCY.is_file():  # the shipped model's row first, for comparison
-        candidates.insert(0, (SHIPPED_CONSISTENCY, json.loads(SHIPPED_CONSISTENCY.read_text())))
-    lines += consistency_table(candidates)
+    shipped = [(SHIPPED_CONSISTENCY, json.loads(SHIPPED_CONSISTENCY.read_text()))] if SHIPPED_CONSISTENCY.is_file() \
+        else []
+    by_folder: dict[str, list] = {}  # one table per results subfolder (a study), the shipped model's row first
+    for p, r in results:
+        if r.get("benchmark") == "consistency":
+            by_folder.setdefault(Path(p).parent.name, []).append((p, r))
+    for folder, rows in by_folder.items():
+        lines += consistency_table(shipped + rows, FOLDER_TITLES.get(folder, f"`{folder}`"))
     return "\n".join(lines) + "\n"
 
 
