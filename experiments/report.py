@@ -2,7 +2,8 @@
 
     python -m experiments.report [--results experiments/results] [--out experiments/RESULTS.md]
 
-Study results (objective, context-noise and sampler sweeps) render with their study's ``section``; fidelity
+Study results (objective, context-noise and sampler sweeps) render with their study's ``section``, top-down
+small-object results (``benchmarks.top_down_objects``) as BENCHMARKS.md renders the shipped model's; fidelity
 results of candidate models render as BENCHMARKS.md renders the shipped model's, named by their file; consistency
 results of candidate models (``benchmarks.consistency``) share one table of their headline figures per view.
 """
@@ -29,6 +30,10 @@ def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:
     benchmark = r.get("benchmark")
     if benchmark == "fidelity":
         return fidelity_section(r, Path(json_path).stem) + (speed_table(r["speed"]) if "speed" in r else [])
+    if benchmark == "top_down_objects":
+        from benchmarks.top_down_objects import section
+
+        return section(r)
     if benchmark in STUDIES:
         images = {title: os.path.relpath(Path(json_path).parent / name, out_dir)
                   for title, name in r.get("figures", {}).items() if (Path(json_path).parent / name).is_file()}
