@@ -18,7 +18,8 @@
 # (2 Euler steps to sigma 0.5, guidance 1.5).
 # Results: experiments/results/ablation_small/<arm>.json, table in experiments/RESULTS.md
 # (`python -m experiments.report`), experiments/LOG.md entry 12. From the repository root, in the project's venv;
-# about 95 minutes on 2 cores. Run again to resume: finished arms and evaluations are skipped; an interrupted arm starts again.
+# about 2 h 20 min on 2 cores. Run again to resume: finished arms and evaluations are skipped; an interrupted arm
+# starts again.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 MINUTES=${MINUTES:-20}
@@ -82,4 +83,20 @@ train unroll & train branch & wait
 train all & train factorised & wait
 train patch4 & (for arm in base noise unroll branch all factorised; do evaluate $arm; done) & wait
 evaluate patch4
+
+# 4. The cheapest layout (patch4, base recipe) alone on both cores for 38 minutes: does more compute, and nothing
+#    else, lift a from-scratch model's action control above chance?
+if [ ! -e runs/abl/patch4_long/FINISHED ]; then
+  rm -rf runs/abl/patch4_long && mkdir -p runs/abl/patch4_long
+  cp runs/abl/encode/latents.safetensors runs/abl/patch4_long/
+  genie-train dynamics ${COMMON/--threads 1/--threads 2} ${FLAGS[patch4]} --time-budget-minutes 38 \
+    --out runs/abl/patch4_long > runs/logs/abl_patch4_long.log 2>&1
+  touch runs/abl/patch4_long/FINISHED
+fi
+if [ ! -e "$R/patch4_long.json" ]; then
+  genie-train export --dynamics runs/abl/patch4_long --out runs/abl/cand/patch4_long --context-sigma 0.01 \
+    --num-steps 2 --sigma-min 0.5 > /dev/null
+  python -m benchmarks.consistency --model runs/abl/cand/patch4_long --preset default --threads 2 \
+    --out "$R/patch4_long.json" --sheets runs/sheets/abl_patch4_long > runs/logs/abl_cons_patch4_long.log 2>&1
+fi
 python -m experiments.report

@@ -29,6 +29,21 @@ def test_saved_results_render_every_study_and_candidate(tmp_path):
         assert title in text
     assert "{'cpu'" not in text and "Machine: AMD EPYC, 2 cores" in text
     assert "](results/objective/objective.png)" in text
+    assert "## Consistency of candidate models" in text and "## Consistency of the small-preset ablations" in text
+    assert "### Top-down small objects through the autoencoder (a window of 11 x 11 cells" in text
+
+
+def test_ablation_table_orders_arms_and_views():
+    """BENCHMARKS.md's ablation table: the script's arm order (unknown arms last), first person before top-down."""
+    from benchmarks.report import ablation_table
+
+    result = json.loads((ROOT / "experiments" / "results" / "ablation_small" / "base.json").read_text())
+    rows = [(Path(f"x/{arm}.json"), dict(result, training_step=i)) for i, arm in enumerate(["zeta", "patch4", "base"])]
+    lines = [line for line in ablation_table(rows) if line.startswith("| ") and "| arm |" not in line]
+    assert [line.split(" | ")[:3] for line in lines] == [
+        ["| base", "first person", "2"], ["| patch4", "first person", "1"], ["| zeta", "first person", "0"],
+        ["| base", "top down", "2"], ["| patch4", "top down", "1"], ["| zeta", "top down", "0"]]
+    assert ablation_table([]) == []
 
 
 def test_context_sigma_sweep_tiny(model, tmp_path, capsys):
