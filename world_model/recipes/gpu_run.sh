@@ -63,6 +63,10 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
 # >>> layout: see genie-train dynamics --help); the default is the shipped model's recipe (Diffusion Forcing, context
 # >>> noise drawn from [0.01, 0.1], EMA) from scratch on the shipped autoencoder, peak lr raised for the larger batch.
+# >>> The recipe ablation that 20 CPU-minutes per arm could not separate (experiments/LOG.md entry 12) adds to it:
+# >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
+# >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
+# >>>   --attention factorised | --patch-size 4
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --log-every 10"}
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's.
 EXPORT_ARGS=${EXPORT_ARGS:-"--context-sigma 0.01 --num-steps 2 --sigma-min 0.5"}
