@@ -522,6 +522,36 @@ def headline(r: dict) -> dict:
     }
 
 
+#: The headline figures compared across models in one table: headline key -> column title.
+HEADLINE_COLUMNS = {"still_20": "still@20 (dB)", "look_back_own": "look-back vs own (dB)",
+                    "look_back_truth": "look-back vs truth (dB)", "counterfactual_accuracy": "counterfactual acc.",
+                    "counterfactual_chance": "chance", "approach_gain": "approach gain (dB)",
+                    "toggle_opens": "toggle opens", "pickup_carries": "pickup carries",
+                    "rollout_psnr": "rollout PSNR (dB)"}
+
+
+def headline_table(rows: list[tuple[str, dict]], heading: str = "###") -> list[str]:
+    """Markdown comparing models: per view (under `heading` + the view's name), a row per (name, result of
+    :func:`run`) with its model (and the level its past frames are cached at), training steps where recorded, worlds
+    and :data:`HEADLINE_COLUMNS` (means over worlds; the intervals are in the results)."""
+    lines = []
+    for view in [v for v in ("first_person", "top_down") if any(v in r["views"] for _, r in rows)]:
+        lines += [f"{heading} {view.replace('_', ' ')}", "",
+                  "| result | model | steps | worlds | " + " | ".join(HEADLINE_COLUMNS.values()) + " |",
+                  "|---|---|---:|---:|" + "---:|" * len(HEADLINE_COLUMNS)]
+        for name, r in rows:
+            if view not in r["views"]:
+                continue
+            h = headline(r["views"][view])
+            cells = ["n/a" if h[k] is None else f"{h[k]:.2f}" for k in HEADLINE_COLUMNS]
+            cached = f" (past frames at {r['context_sigma']})" if r.get("context_sigma") is not None else ""
+            steps = r.get("training_step")
+            lines.append(f"| {name} | `{r.get('model')}`{cached} | {'?' if steps is None else steps} | "
+                         f"{r['config']['worlds']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------- contact sheets
 
 

@@ -326,39 +326,26 @@ def render(results_dir: Path | str | list, out_dir: Path | str = ".") -> str:
 ABLATIONS = EXPERIMENTS_LOG.parent / "results" / "ablation_small"
 #: The arms in the order of the table (the script's order); others follow by name.
 ABLATION_ARMS = ("base", "noise", "unroll", "branch", "all", "factorised", "patch4", "patch4_long")
-#: Their columns: headline key -> title.
-ABLATION_COLUMNS = {"still_20": "still@20 (dB)", "look_back_own": "look-back vs own (dB)",
-                    "counterfactual_accuracy": "counterfactual acc.", "approach_gain": "approach gain (dB)",
-                    "toggle_opens": "toggle opens", "pickup_carries": "pickup carries", "rollout_psnr": "rollout (dB)"}
 
 
 def ablation_table(results: list[tuple[Path, dict]]) -> list[str]:
-    """The recipe and layout ablations: one row per arm and view (means over worlds; intervals in the JSON files)."""
-    from benchmarks.consistency import headline
+    """The recipe and layout ablations: per view, a row per arm in :data:`ABLATION_ARMS` order
+    (:func:`benchmarks.consistency.headline_table`)."""
+    from benchmarks.consistency import headline_table
 
     rows = [(p, r) for p, r in results if r.get("benchmark") == "consistency"]
     if not rows:
         return []
-    r0 = rows[0][1]
-    lines = ["### Training recipe and attention layout, from scratch at equal wall-clock", "",
-             "Dynamics of the small preset trained from scratch for the same wall-clock each (20 minutes, one thread, "
-             "two arms at a time; `patch4_long`: 38 minutes on both cores) on the same data, then measured with the "
-             f"consistency suite ({r0['config']['worlds']} unseen worlds per view). Command: `bash "
-             "experiments/ablation_small.sh` (arms and decisions: experiments/LOG.md entry 12). Machine: "
-             f"{in_words(r0['machine'])}.", "",
-             "| arm | view | steps | " + " | ".join(ABLATION_COLUMNS.values()) + " | counterfactual chance |",
-             "|---|---|---:|" + "---:|" * (len(ABLATION_COLUMNS) + 1)]
     order = {arm: i for i, arm in enumerate(ABLATION_ARMS)}
     rows.sort(key=lambda pr: (order.get(Path(pr[0]).stem, len(order)), str(pr[0])))
-    views = [v for v in ("first_person", "top_down") if any(v in r["views"] for _, r in rows)]
-    for view, (path, r) in ((v, pr) for v in views for pr in rows if v in pr[1]["views"]):
-        h = headline(r["views"][view])
-        cells = ["n/a" if h[k] is None else f"{h[k]:.2f}" for k in ABLATION_COLUMNS]
-        chance = "n/a" if h.get("counterfactual_chance") is None else f"{h['counterfactual_chance']:.2f}"
-        steps = r.get("training_step")
-        lines.append(f"| {Path(path).stem} | {view.replace('_', ' ')} | {'?' if steps is None else steps} | "
-                     + " | ".join(cells) + f" | {chance} |")
-    return lines + [""]
+    r0 = rows[0][1]
+    return ["### Training recipe and attention layout, from scratch at equal wall-clock", "",
+            "Dynamics of the small preset trained from scratch for the same wall-clock each (20 minutes, one thread, "
+            "two arms at a time; `patch4_long`: 38 minutes on both cores) on the same data, then measured with the "
+            f"consistency suite ({r0['config']['worlds']} unseen worlds per view; means, the intervals are in the "
+            "JSON files). Command: `bash experiments/ablation_small.sh` (arms and decisions: experiments/LOG.md entry "
+            f"12). Machine: {in_words(r0['machine'])}.", ""] + headline_table(
+        [(Path(p).stem, r) for p, r in rows], heading="####")
 
 
 def write(results: list, out: str) -> str:

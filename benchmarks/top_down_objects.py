@@ -182,7 +182,7 @@ def section(result: dict) -> list[str]:
     fmt = lambda c: f"{c['mean']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]"  # noqa: E731
     cells = result["config"].get("cells")
     view = f"a window of {cells} x {cells} cells around the agent" if cells else "the whole grid"
-    lines = [f"### Top-down small objects through the autoencoder ({view})", "",
+    lines = [f"## Top-down small objects through the autoencoder ({view})", "",
              f"Autoencoder of `{result['model']}` on the top-down view ({view}), {result['config']['worlds']} unseen "
              f"worlds x {result['config']['steps']} states per level; mean [95% bootstrap CI over worlds]. Command: "
              f"`{result['command']}`. Machine: {in_words(result['machine'])}.", "",

@@ -49,41 +49,18 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "ablation_small": "the small-preset ablations (from scratch, equal wall-clock; experiments/"
                                    "ablation_small.sh)"}
 
-#: The consistency figures compared across candidates: headline key -> column title.
-CONSISTENCY_COLUMNS = {"still_20": "still@20 (dB)", "look_back_own": "look-back vs own (dB)",
-                       "look_back_truth": "look-back vs truth (dB)", "counterfactual_accuracy": "counterfactual acc.",
-                       "approach_gain": "approach gain (dB)", "toggle_opens": "toggle opens",
-                       "pickup_carries": "pickup carries", "rollout_psnr": "rollout PSNR (dB)"}
-
-
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
-    """One table per view of the candidates' consistency headline figures (means over worlds; the intervals are in
-    each JSON file), a row per result file, with the training steps of the model where the result records them."""
-    from benchmarks.consistency import headline
+    """The candidates' consistency headline figures, one table per view, a row per result file
+    (:func:`benchmarks.consistency.headline_table`)."""
+    from benchmarks.consistency import headline_table
 
     if not results:
         return []
-    lines = [f"## Consistency of {title}", "",
-             "Headline figures of `python -m benchmarks.consistency` (the command is in each file) on the same unseen "
-             "worlds (seed 0), means over worlds; the 95% intervals are in the JSON files.", ""]
-    views = sorted({v for _, r in results for v in r["views"]})
-    for view in views:
-        lines += [f"### {view.replace('_', ' ')}", "",
-                  "| result | model | steps | worlds | " + " | ".join(CONSISTENCY_COLUMNS.values()) + " |",
-                  "|---|---|---:|---:|" + "---:|" * len(CONSISTENCY_COLUMNS)]
-        for path, r in results:
-            if view not in r["views"]:
-                continue
-            h = headline(r["views"][view])
-            cells = ["n/a" if h[k] is None else f"{h[k]:.2f}" for k in CONSISTENCY_COLUMNS]
-            cached = f" (past frames at {r['context_sigma']})" if r.get("context_sigma") is not None else ""
-            name = "shipped (benchmarks/results)" if Path(path) == SHIPPED_CONSISTENCY else Path(path).stem
-            steps = r.get("training_step")
-            lines.append(f"| {name} | `{r.get('model')}`{cached} | {'?' if steps is None else steps} | "
-                         f"{r['config']['worlds']} | "
-                         + " | ".join(cells) + " |")
-        lines.append("")
-    return lines
+    rows = [("shipped (benchmarks/results)" if Path(p) == SHIPPED_CONSISTENCY else Path(p).stem, r)
+            for p, r in results]
+    return [f"## Consistency of {title}", "",
+            "Headline figures of `python -m benchmarks.consistency` (the command is in each file) on the same unseen "
+            "worlds (seed 0), means over worlds; the 95% intervals are in the JSON files.", ""] + headline_table(rows)
 
 
 def render(results_dir: Path | str, out_dir: Path | str = ".") -> str:
