@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from minigrid.core.world_object import Wall
 
 from benchmarks.ground_truth import GroundTruth, random_actions
 from benchmarks.machine import describe_machine, in_words
@@ -84,8 +85,6 @@ def state_views(inner, size: int, cells: int | None = None) -> dict:
              "grid_size": (grid.width, grid.height),
              "no_agent": render_top_down(grid, (-1, -1), heading, shape),
              "headings": [render_top_down(grid, pos, d, shape) for d in range(4)], "objects": []}
-    from minigrid.core.world_object import Wall
-
     for x in range(grid.width):
         for y in range(grid.height):
             obj = grid.get(x, y)
