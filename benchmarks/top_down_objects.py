@@ -15,13 +15,14 @@ cells of ~2.9 pixels in a 64-pixel frame, an 8x8 grid 8 pixels):
   with the agent's own heading among the four headings (chance 0.25); ``heading_margin_db``: how alike the
   headings are in the true frame itself (PSNR of the true agent cell to the nearest other heading's: the higher,
   the harder the heading is to tell at that cell size);
-- ``object_psnr`` per kind (key, ball, box, door) with ``erased_object_psnr``: the frame drawn with that cell empty
-  (a door: wall) against the truth;
+- ``objects``: per kind (key, ball, box, door) ``psnr`` of its decoded cells and ``erased_psnr``, the frame drawn
+  with that cell empty (a door: wall) against the truth, over ``cells`` object cells;
 - ``frame_psnr``: the whole frame.
 
 Figures are means over frames per level, and over worlds (a 95% bootstrap interval) for all levels together.
-JSON: ``{"benchmark": "top_down_objects", "model", "command", "machine", "config", "levels": {level: {...}},
-"overall": {...}}``; :func:`section` renders it as Markdown.
+JSON: ``{"benchmark": "top_down_objects", "model", "command", "machine", "config", "levels": {level: {"grid",
+"cell_px", "frames", "frame_psnr", "agent_psnr", "erased_agent_psnr", "heading_accuracy", "heading_margin_db",
+"objects"}}, "overall": {figure: {"mean", "ci95", "n"}}}`` (overall's heading figure is ``heading_correct``); :func:`section` renders it as Markdown.
 """
 
 from __future__ import annotations
