@@ -153,7 +153,10 @@ def test_top_down_window():
     assert b.shape == a.shape and not np.array_equal(a, b)
     grid, (ax, ay) = top_down_window(window.minigrid, 7)
     assert (grid.width, grid.height) == (7, 7) and 0 <= ax < 7 and 0 <= ay < 7
-    assert grid.get(ax, ay) == window.minigrid.grid.get(*window.minigrid.agent_pos)
+    inner = window.minigrid
+    x0, y0 = int(inner.agent_pos[0]) - ax, int(inner.agent_pos[1]) - ay  # the window's corner in the grid
+    assert 0 <= x0 <= inner.grid.width - 7 and 0 <= y0 <= inner.grid.height - 7
+    assert all(grid.get(i, j) is inner.grid.get(x0 + i, y0 + j) for i in range(7) for j in range(7))
     # a window as large as the grid is the whole grid
     small = genie_env.BabyAI3DEnv(level="GoToLocal", view="top_down", top_down_cells=8)
     assert np.array_equal(small.reset(seed=3)[0], genie_env.BabyAI3DEnv(level="GoToLocal", view="top_down").reset(seed=3)[0])
