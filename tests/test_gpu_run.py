@@ -194,3 +194,17 @@ def test_runner_one_minute_budget(tmp_path):
                      TEST_FRAMES="100", RECORD_SHARE="0.4", FINAL_MARGIN_S="12", EXPORT_MINUTES="0.25")
     summary = check_out(out, res)
     assert len(summary["data"]["train"]) == 2
+
+
+def test_level_quotas_give_every_level_the_same_frames():
+    quotas = load_runner_module().level_quotas
+    levels = [f"L{i}" for i in range(10)]
+    slots = quotas(levels, 16, 25_000)
+    assert [name for name, _ in slots] == [levels[p % 10] for p in range(16)]
+    per_level = {name: sum(f for n, f in slots if n == name) for name in levels}
+    assert set(per_level.values()) == {40_000}  # 16 x 25,000 / 10, whether a level has one recorder or two
+    assert sum(f for _, f in slots) == 16 * 25_000
+    assert quotas(levels, 10, 500) == [(name, 500) for name in levels]  # one recorder per level: unchanged
+    assert quotas(levels, 3, 100) == [("L0", 100), ("L1", 100), ("L2", 100)]  # fewer recorders than levels
+    with pytest.raises(ValueError):
+        quotas([], 4, 100)

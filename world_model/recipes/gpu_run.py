@@ -122,6 +122,18 @@ def stop(proc: subprocess.Popen, sig: int) -> None:
             pass
 
 
+def level_quotas(levels: list[str], procs: int, frames_per_proc: int) -> list[tuple[str, int]]:
+    """(level, frames) per recorder slot: levels dealt round-robin over the slots, and each level's share of the
+    frames (``procs * frames_per_proc / len(levels)``) split over its slots, so every level gets the same number of
+    frames when the procs are not a multiple of the levels (16 recorders over 10 levels: 2 slots of 20,000 frames
+    for six levels, 1 slot of 40,000 for four, at 25,000 frames a recorder)."""
+    if not levels or procs < 1:
+        raise ValueError("level_quotas needs at least one level and one process")
+    names = [levels[p % len(levels)] for p in range(procs)]
+    per_level = procs * frames_per_proc / len(set(names))
+    return [(name, max(1, round(per_level / names.count(name)))) for name in names]
+
+
 def record(args, work: Path, deadline: float, latest: float) -> dict:
     """Phase 2: one recorder per process slot, train worlds only, levels and seeds split across the slots; the
     first slots first record a few held-out (test-world) frames of one level each for the held-out curve (first, so
@@ -133,8 +145,7 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
     env = {**child_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [args.python, "-m", "genie_env.data_cli", "record", *shlex.split(args.data_args), "--quiet"]
     slots = []
-    for p in range(args.procs):
-        level = levels[p % len(levels)]
+    for p, (level, frames) in enumerate(level_quotas(levels, args.procs, args.frames_per_proc)):
         out = work / "data" / "train" / f"p{p:02d}-{level}"
         cmds = []
         if p < len(levels) and args.test_frames > 0:
@@ -143,10 +154,10 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
                                 str(args.test_frames), "--seed", str(100 + p), "--episodes-per-shard", "16",
                                 "--out", str(test)]))
         cmds.append((out, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "train", "--frames",
-                           str(args.frames_per_proc), "--seed", str(1 + p), "--episodes-per-shard", "16",
+                           str(frames), "--seed", str(1 + p), "--episodes-per-shard", "16",
                            "--out", str(out)]))
         slots.append(cmds)
-    log(f"recording: {args.procs} processes, {len(levels)} levels, up to {args.frames_per_proc} frames each, "
+    log(f"recording: {args.procs} processes, {len(levels)} levels, up to {args.frames_per_proc} frames each on average (the same per level), "
         f"until {time.strftime('%H:%M:%S', time.localtime(deadline))}; data options: {args.data_args}")
     failures = []
 
@@ -358,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="recorder processes")
     r.add_argument("--levels", required=True, help="BabyAI3D levels, space-separated, spread over the recorders")
     r.add_argument("--data-args", default="", help="genie-data record options of every recorder")
-    r.add_argument("--frames-per-proc", type=int, required=True, help="train-world frames per recorder (at most)")
+    r.add_argument("--frames-per-proc", type=int, required=True, help="train-world frames per recorder, on average: each level gets procs x this / levels, "
+                        "split over its recorders (at most)")
     r.add_argument("--test-frames", type=int, default=600, help="held-out frames per level (one recorder each)")
     r.add_argument("--record-share", type=float, default=0.25, help="share of the budget recording may use")
     r.add_argument("--autoencoder", required=True, help="the frozen autoencoder (a world-model checkpoint)")

@@ -6,10 +6,14 @@
 #   bash world_model/recipes/gpu_run.sh OUT MINUTES          # from the repository root
 #
 # On the GPU machine (bare: python3 with torch CUDA, numpy, safetensors, imageio, tqdm; no gymnasium, minigrid),
-# with `.whl` carried and the device tool's $OUT, e.g. a 1.5-minute smoke call, then the real one:
+# with `.whl` carried and the device tool's $OUT: a smoke call, then the real one on the still-warm machine:
 #
-#   bash world_model/recipes/gpu_run.sh $OUT 1.5
-#   bash world_model/recipes/gpu_run.sh $OUT 8.5            # timeout_s ~600: the script ends by 8.5 min + ~10 s
+#   FRAMES_PER_PROC=2000 FINAL_MARGIN_S=20 bash world_model/recipes/gpu_run.sh $OUT 1.5
+#   RECORD_SHARE=0.2 FINAL_MARGIN_S=25 bash world_model/recipes/gpu_run.sh $OUT MINUTES   # the script ends by MINUTES + ~10 s
+#
+# Size MINUTES from the smoke call's reply: lease.budget_left_s less ~90 s (transfers, and the margin that keeps the
+# lease from running out mid-call), over 60. On the H100 of experiments/LOG.md entry 14 the machine's start took
+# ~6.5 minutes of the 15, the smoke call 70 s, so the real call got MINUTES=5.2 (3.85 of them training).
 #
 # Phases (the minutes count from the start of this script):
 #   1. set-up: installs the wheels in .whl into /tmp/site if gymnasium or minigrid is missing, uses the repository
@@ -50,7 +54,7 @@ PRESET=${PRESET:-default}            # dynamics size; "default" meets the CPU sp
 BATCH=${BATCH:-0}                    # windows per step; 0: 256 on CUDA, 8 on the CPU
 LEVELS=${LEVELS:-"GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"}
 PROCS=${PROCS:-$(nproc)}             # recorder processes
-FRAMES_PER_PROC=${FRAMES_PER_PROC:-25000}   # ~15 s at ~1,700 frames/s a core; 16 cores: 400k frames, 5 GB in RAM
+FRAMES_PER_PROC=${FRAMES_PER_PROC:-25000}   # per recorder on average (the same per level); 16 cores: 400k frames in ~37 s on the H100 machine, 5 GB in RAM
 TEST_FRAMES=${TEST_FRAMES:-600}      # held-out frames per level (test worlds), for the held-out curve only
 RECORD_SHARE=${RECORD_SHARE:-0.25}   # most of the budget recording may take
 AUTOENCODER=${AUTOENCODER:-$REPO/world_model/checkpoints/default}   # frozen: the shipped model's autoencoder
