@@ -47,7 +47,8 @@ SHIPPED_CONSISTENCY = Path(__file__).resolve().parents[1] / "benchmarks" / "resu
 #: Titles of the consistency tables by results subfolder ("Consistency of ...").
 FOLDER_TITLES = {"candidates": "candidate models",
                  "ablation_small": "the small-preset ablations (from scratch, equal wall-clock; experiments/"
-                                   "ablation_small.sh)"}
+                                   "ablation_small.sh)",
+                 "gpu": "models trained on a lent GPU (world_model/recipes/gpu_run.sh)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
