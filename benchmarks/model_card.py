@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 from benchmarks.machine import in_words
@@ -39,10 +40,29 @@ def session_ends(log: list[dict]) -> list[dict]:
     return [rec for rec, nxt in zip(log, log[1:] + [None]) if nxt is None or nxt["elapsed_s"] < rec["elapsed_s"]]
 
 
-def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict | None = None) -> dict:
+def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict | None = None,
+           gpu_run: Path | None = None) -> dict:
     """Training facts from the run folders and recordings. base: the training summary of the checkpoint a
     fine-tuning dynamics run started from (`genie-train dynamics --init-from`): its autoencoder facts are kept
-    (that run folder may be gone) and its dynamics facts become the earlier phase of this model's training."""
+    (that run folder may be gone) and its dynamics facts become the earlier phase of this model's training.
+    gpu_run: the OUT folder of a lent-GPU run (world_model/recipes/gpu_run.sh) that trained these dynamics
+    (with base for the frozen autoencoder's facts; no recordings: its data was recorded on the GPU machine)."""
+    if gpu_run is not None:
+        if base is None:
+            raise SystemExit("model_card: --gpu-run needs --base-summary, the training summary of the checkpoint "
+                             "whose autoencoder the GPU run used (e.g. world_model/checkpoints/default/"
+                             "training_summary.json)")
+        phase = gpu_run_phase(gpu_run)
+        exported = json.loads((model / "config.json").read_text()).get("training", {})
+        if exported.get("step") is not None:
+            phase["steps"] = exported["step"]
+        d = phase["data"]
+        return {"data": {"folders": [], "env_ids": [f"genie_env/BabyAI3D-{lvl}-v0" for lvl in d["levels"]],
+                         "frames": d["frames"], "episodes": None, "episodes_by_view": {}, "episodes_by_policy": {},
+                         "options": d["options"]},
+                "machine": json.loads((gpu_run / "summary.json").read_text()).get("machine") or {
+                    "cpu": "unknown CPU", "cores_usable": d["recorders"], "gpu": phase["device"]},
+                "autoencoder": base["autoencoder"], "dynamics": phase}
     from benchmarks.machine import describe_machine
     from genie_env.data_cli import recording_summary
 
@@ -95,6 +115,44 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
     return summary
 
 
+def gpu_run_phase(out: Path) -> dict:
+    """The dynamics training phase of a lent-GPU run, from what `world_model/recipes/gpu_run.sh` left in its OUT
+    folder (summary.json, log.jsonl, eval.jsonl, runner.log), with the data it recorded there under "data"."""
+    s = json.loads((out / "summary.json").read_text())
+    log, evals = _read_jsonl(out / "log.jsonl"), _read_jsonl(out / "eval.jsonl")
+    a, train = s["args"], s.get("train_run") or {}
+    if not train:  # a summary written before the runner kept the trainer's settings: read its options
+        flags = shlex.split(a.get("train_args", ""))
+        opt = {f[2:].replace("-", "_"): float(v) for f, v in zip(flags, flags[1:] + [""])
+               if f.startswith("--") and v and not v.startswith("--")}
+        train = {"ema_decay": opt.get("ema_decay"), "context_sigma": opt.get("context_sigma"),
+                 "context_sigma_min": opt.get("context_sigma_min")}
+    device = (s.get("machine") or {}).get("gpu")
+    runner_log = out / "runner.log"
+    if device is None and runner_log.is_file():  # "[gpu_run] GPU NVIDIA H100 80GB HBM3, 79 GiB, bf16 True"
+        device = next((line.split(" GPU ", 1)[1].split(",")[0] for line in runner_log.read_text().splitlines()
+                       if line.startswith("[gpu_run] GPU ")), None)
+    phase = {
+        "run": str(out),
+        "steps": log[-1]["step"] if log else None,
+        "schedule_steps": None,  # the lr schedule ends with the time budget
+        "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
+        "sessions": 1,
+        "ema_decay": train.get("ema_decay"),
+        "final_loss": log[-1]["loss"] if log else None,
+        "batch_size": s.get("batch"),
+        "preset": a.get("preset"),
+        "last_eval": evals[-1] if evals else None,
+        "device": device or "GPU",
+        "median_tflops": s.get("median_tflops"),
+        "data": {"frames": s["data"]["train_frames"], "levels": a["levels"].split(), "recorders": a["procs"],
+                 "options": a["data_args"], "record_s": s["phases_s"].get("record")},
+    }
+    if train.get("context_sigma_min") is not None:
+        phase["context_sigma_range"] = [train["context_sigma_min"], train["context_sigma"]]
+    return phase
+
+
 def dynamics_minutes(summary: dict) -> float:
     """Dynamics training wall time over every phase (a fine-tuned model counts the run it started from)."""
     t, total = summary["dynamics"], 0.0
@@ -104,8 +162,35 @@ def dynamics_minutes(summary: dict) -> float:
     return total
 
 
+def compute_words(summary: dict) -> str:
+    """The dynamics training compute in words, e.g. "about 4 minutes of dynamics training on a lent NVIDIA H100
+    80GB HBM3 and 60 on 2 CPU cores"."""
+    gpu, cpu, t = {}, 0.0, summary["dynamics"]
+    while t:
+        if t.get("device"):
+            gpu[t["device"]] = gpu.get(t["device"], 0.0) + (t["wall_time_min"] or 0.0)
+        else:
+            cpu += t["wall_time_min"] or 0.0
+        t = t.get("previous")
+    parts = [f"{m:.0f} on a lent {dev}" for dev, m in gpu.items()]
+    if cpu or not parts:
+        parts.append(f"{round(cpu / 5) * 5:.0f} on 2 CPU cores")
+    return "about " + " and ".join(parts).replace(" on", " minutes of dynamics training on", 1)
+
+
 def _fmt(x, digits=2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def data_words(d: dict, where: str = "") -> str:
+    """The card's line on a phase's training data (a recorded folder list, or a lent-GPU run's counts)."""
+    if d.get("episodes") is None:  # recorded on a lent GPU machine: frame counts and options only
+        levels = d.get("levels") or d.get("env_ids", [])
+        return (f"- Data{where}: {d['frames']:,} frames of {len(levels)} 3D BabyAI levels, train seeds only, "
+                f"recorded on the GPU machine (`genie-data record {d['options']}`).")
+    return (f"- Data{where}: {d['frames']:,} frames in {d['episodes']:,} episodes of {len(d['env_ids'])} 3D BabyAI "
+            f"levels, train seeds only; episodes by view {d['episodes_by_view']}, by policy "
+            f"{d['episodes_by_policy']}.")
 
 
 def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None,
@@ -138,8 +223,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         "",
         "## Data and training",
         "",
-        f"- Data: {d['frames']:,} frames in {d['episodes']:,} episodes of {len(d['env_ids'])} 3D BabyAI levels, "
-        f"train seeds only; episodes by view {d['episodes_by_view']}, by policy {d['episodes_by_policy']}.",
+        data_words(d),
     ]
     for name in ("autoencoder", "dynamics"):
         phases = [summary[name]]
@@ -154,15 +238,23 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
             if t.get("ema_decay"):
                 extra += f"; the weights are an EMA (decay {t['ema_decay']})"
             what = name.capitalize() if i == 0 else f"{name.capitalize()}, then fine-tuned"
-            lines.append(f"- {what}: {t['steps']} steps (of a {t.get('schedule_steps')}-step schedule), batch "
+            schedule = (f" (of a {t['schedule_steps']}-step schedule)" if t.get("schedule_steps")
+                        else " (the lr schedule ends with the time budget)" if t.get("device") else "")
+            where = f" on a lent {t['device']}" if t.get("device") else ""
+            lines.append(f"- {what}{where}: {t['steps']} steps{schedule}, batch "
                          f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final "
                          f"training loss {_fmt(t['final_loss'], 4)}.")
+            if t.get("data") and t is not summary[name]:  # an earlier phase's own data (a lent-GPU run's)
+                lines.append("  " + data_words(t["data"], f" of that phase").lstrip("- "))
         if len(phases) > 1:
+            windows = (f", {sum(t['steps'] * t['batch_size'] for t in phases):,} training windows"
+                       if len({t.get("batch_size") for t in phases}) > 1 and all(t.get("batch_size") for t in phases)
+                       else "")  # phases of different batch sizes: steps alone do not compare
             lines.append(f"- {name.capitalize()} in all: {sum(t['steps'] for t in phases)} steps, "
-                         f"{round(sum(t['wall_time_min'] for t in phases), 1)} min wall time.")
+                         f"{round(sum(t['wall_time_min'] for t in phases), 1)} min wall time{windows}.")
     lines += [
         f"- Machine: {in_words(m)}; bf16 autocast.",
-        "- Recipe: `bash world_model/recipes/train_default.sh`.",
+        f"- Recipe: `{summary.get('recipe', 'bash world_model/recipes/train_default.sh')}`.",
         "",
     ]
     if fidelity:
@@ -223,8 +315,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
     lines += [
         "## Limitations",
         "",
-        f"- Trained on a small CPU budget (about {round(dynamics_minutes(summary) / 5) * 5:.0f} minutes of dynamics "
-        "training on 2 cores): compare the ΔPSNR rows "
+        f"- Trained on a small budget ({compute_words(summary)}): compare the ΔPSNR rows "
         "with their floor above before relying on action control, and the one-step rows before relying on detail.",
         "- The ΔPSNR rows average 16 worlds and move by a dB or more between sets of worlds: experiments/LOG.md has "
         "them over 64 worlds with 95% intervals (`python -m experiments.sampler_sweep --episodes 64`).",
@@ -248,6 +339,12 @@ def main(argv=None) -> None:
     parser.add_argument("--fidelity", default="benchmarks/results/fidelity.json")
     parser.add_argument("--judge", default="benchmarks/results/judge.json")
     parser.add_argument("--consistency", default="benchmarks/results/consistency.json")
+    parser.add_argument("--gpu-run", default=None,
+                        help="OUT folder of the lent-GPU run (world_model/recipes/gpu_run.sh) that trained the "
+                             "dynamics, instead of --dyn-run and --data (needs --base-summary for the autoencoder)")
+    parser.add_argument("--recipe", default=None,
+                        help="the command that trains this model, for the card (default: bash "
+                             "world_model/recipes/train_default.sh)")
     parser.add_argument("--render-only", action="store_true", help="reuse MODEL/training_summary.json")
     parser.add_argument("--summary-only", action="store_true",
                         help="write MODEL/training_summary.json and no card (a phase that later phases build on)")
@@ -261,7 +358,10 @@ def main(argv=None) -> None:
         summary = json.loads(summary_path.read_text())
     else:
         base = json.loads(Path(args.base_summary).read_text()) if args.base_summary else None
-        summary = gather(model, Path(args.ae_run), Path(args.dyn_run), args.data, base)
+        summary = gather(model, Path(args.ae_run), Path(args.dyn_run), args.data, base,
+                         Path(args.gpu_run) if args.gpu_run else None)
+        if args.recipe:
+            summary["recipe"] = args.recipe
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
         if args.summary_only:
             print(f"wrote {summary_path}")

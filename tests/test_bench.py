@@ -312,6 +312,44 @@ def test_model_card_wall_time_across_resumes_and_render():
     assert f"- Dynamics in all: {first['steps'] + 100} steps, {round(first['wall_time_min'] + 10.0, 1)} min" in text
 
 
+def test_model_card_of_a_lent_gpu_run_then_a_cpu_fine_tune(tmp_path):
+    """A lent-GPU run's OUT folder (world_model/recipes/gpu_run.sh) becomes a dynamics phase with its device, batch,
+    data and the machine; a CPU fine-tune of it lists both phases and splits the compute by machine."""
+    from benchmarks.model_card import compute_words, gather, render
+    from world_model.inference import DEFAULT_CHECKPOINT
+
+    shipped = json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s, "elapsed_s": 2.0 * s}) + "\n"
+                                           for s in (10, 20, 30)))
+    (out / "eval.jsonl").write_text(json.dumps({"step": 30, "eval_psnr_h1": 20.0}) + "\n")
+    (out / "runner.log").write_text("[gpu_run] python 3.12.3\n[gpu_run] GPU NVIDIA H100 80GB HBM3, 79 GiB, bf16 True\n")
+    args = {"preset": "default", "levels": "GoToLocal OpenDoor", "procs": 16, "data_args": "--policy mix",
+            "train_args": "--lr 6e-4 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --log-every 10"}
+    (out / "summary.json").write_text(json.dumps({"args": args, "batch": 256, "phases_s": {"record": 37.2},
+                                                  "data": {"train_frames": 400_000}}))
+    with pytest.raises(SystemExit, match="--base-summary"):
+        gather(DEFAULT_CHECKPOINT, Path("-"), Path("-"), [], None, gpu_run=out)
+    summary = gather(DEFAULT_CHECKPOINT, Path("-"), Path("-"), [], shipped, gpu_run=out)
+    dyn = summary["dynamics"]
+    assert dyn["device"] == "NVIDIA H100 80GB HBM3" and dyn["batch_size"] == 256 and dyn["wall_time_min"] == 1.0
+    assert dyn["ema_decay"] == 0.998 and dyn["context_sigma_range"] == [0.01, 0.1]
+    assert summary["autoencoder"] == shipped["autoencoder"] and summary["data"]["frames"] == 400_000
+    text = render(DEFAULT_CHECKPOINT, summary, None, None)
+    assert "- Dynamics on a lent NVIDIA H100 80GB HBM3: " in text and "batch 256" in text
+    assert "400,000 frames of 2 3D BabyAI levels" in text and "recorded on the GPU machine" in text
+    assert "about 1 minutes of dynamics training on a lent NVIDIA H100 80GB HBM3)" in text
+    tuned = {**shipped, "dynamics": {**{k: v for k, v in shipped["dynamics"].items() if k != "previous"},
+                                     "wall_time_min": 60.0, "previous": dyn}, "recipe": "bash x.sh"}
+    text = render(DEFAULT_CHECKPOINT, tuned, None, None)
+    assert "- Dynamics on a lent NVIDIA H100" in text and "- Dynamics, then fine-tuned: " in text
+    assert "  Data of that phase: 400,000 frames" in text and "- Recipe: `bash x.sh`." in text
+    assert f"wall time, {dyn['steps'] * 256 + shipped['dynamics']['steps'] * 8:,} training windows." in text
+    assert compute_words(tuned) == ("about 1 minutes of dynamics training on a lent NVIDIA H100 80GB HBM3 and 60 on "
+                                    "2 CPU cores")
+
+
 def test_report_of_the_shipped_results_in_order_with_machines_in_words():
     """BENCHMARKS.md from the saved results: consistency, fidelity, speed, tasks and headline, judge, then the
     ablations link; machines and samplers in words, never a raw dict."""

@@ -18,7 +18,7 @@ OUT, at most 8 files (what a lent GPU machine returns), each under --max-file-mi
                                                          over the size limit is stored as NAME.part0, NAME.part1
                                                          (`join` above, or `cat NAME.part* > NAME`)
     OUT/log.jsonl, OUT/eval.jsonl                        the training log (loss, throughput) and held-out curve
-    OUT/summary.json                                     the run's settings, data, phase timings and figures
+    OUT/summary.json                                     the run's settings, data, phase timings, figures, machine
     OUT/runner.log                                       everything printed (written by gpu_run.sh)
 """
 
@@ -321,6 +321,16 @@ def report(args, run: Path) -> dict:
     return out
 
 
+def machine(cuda: bool) -> dict:
+    """This machine in benchmarks.machine's words, its GPU named (torch imported here only for the name)."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.machine import describe_machine
+
+    if cuda:
+        import torch  # noqa: F401  (describe_machine names the GPU of an imported torch)
+    return describe_machine()
+
+
 def run(args) -> int:
     start = args.start or time.time()
     deadline = start + 60 * args.minutes
@@ -346,6 +356,9 @@ def run(args) -> int:
     summary["phases_s"]["train_and_export"] = round(time.time() - t, 1)
     summary["batch"] = batch
     summary.update(report(args, run_dir))
+    if (run_dir / "run.json").is_file():  # the trainer's settings, for the model card (benchmarks.model_card)
+        summary["train_run"] = json.loads((run_dir / "run.json").read_text())
+    summary["machine"] = machine(args.cuda)
     summary["wall_s"] = round(time.time() - start, 1)
     tmp = work / "summary.json"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
