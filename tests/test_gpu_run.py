@@ -175,6 +175,7 @@ def check_out(out: Path, res: subprocess.CompletedProcess) -> dict:
     assert "torch" in log and "throughput" in log and "held-out PSNR" in log
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["train_frames"] > 0 and summary["steps"] >= 1
+    assert summary["machine"]["cores_usable"] >= 1 and summary["train_run"]["preset"] == "tiny"  # for the model card
     return summary
 
 
