@@ -153,15 +153,6 @@ def gpu_run_phase(out: Path) -> dict:
     return phase
 
 
-def dynamics_minutes(summary: dict) -> float:
-    """Dynamics training wall time over every phase (a fine-tuned model counts the run it started from)."""
-    t, total = summary["dynamics"], 0.0
-    while t:
-        total += t["wall_time_min"] or 0.0
-        t = t.get("previous")
-    return total
-
-
 def compute_words(summary: dict) -> str:
     """The dynamics training compute in words, e.g. "about 4 minutes of dynamics training on a lent NVIDIA H100
     80GB HBM3 and 60 on 2 CPU cores"."""
@@ -245,7 +236,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                          f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final "
                          f"training loss {_fmt(t['final_loss'], 4)}.")
             if t.get("data") and t is not summary[name]:  # an earlier phase's own data (a lent-GPU run's)
-                lines.append("  " + data_words(t["data"], f" of that phase").lstrip("- "))
+                lines.append("  " + data_words(t["data"], " of that phase").lstrip("- "))
         if len(phases) > 1:
             windows = (f", {sum(t['steps'] * t['batch_size'] for t in phases):,} training windows"
                        if len({t.get("batch_size") for t in phases}) > 1 and all(t.get("batch_size") for t in phases)
