@@ -247,7 +247,7 @@ class Denoiser(nn.Module):
         cs = self.compute_conditioners(sigma)
         if cache is None:
             F_x = self.dynamics(cs.network_input(x), cs.c_noise, actions, positions, frame_valid=frame_valid,
-                                view=view)
+                                **({} if view is None else {"view": view}))
         else:
             F_x = self.dynamics.forward_cached(cs.network_input(x), cs.c_noise, actions, positions, cache,
                                                prev=self.cache_prev(cache), independent=independent)
@@ -456,8 +456,8 @@ class Denoiser(nn.Module):
 
         cs = self.compute_conditioners(sigma)
         positions = torch.arange(T, device=dev).expand(B, T)
-        F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, frame_valid=frame_valid,
-                            view=view)  # (B, T, C, h, w)
+        extra = {k: v for k, v in (("frame_valid", frame_valid), ("view", view)) if v is not None}
+        F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, **extra)  # (B, T, C, h, w)
         target = cs.network_target(y, x)
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
@@ -489,8 +489,8 @@ class Denoiser(nn.Module):
         if not bool(rows.any()):
             return y, sigma, is_context
         idx = rows.nonzero()[:, 0]
-        pred = self.rollout(y[idx, :s], data_cond[idx, : s + u], u, generator,
-                            None if view is None else view[idx])  # (n, u, C, h, w), no grad
+        extra = {} if view is None else {"view": view[idx]}
+        pred = self.rollout(y[idx, :s], data_cond[idx, : s + u], u, generator, **extra)  # (n, u, C, h, w), no grad
         y = y.clone()
         y[idx, s : s + u] = pred.to(y.dtype)
         unrolled = torch.zeros((B, T), dtype=torch.bool, device=dev)
