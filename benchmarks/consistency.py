@@ -233,22 +233,24 @@ def find_interaction(truth: GroundTruth, action: int, n: int, seed: int, levels,
 # ---------------------------------------------------------------------------------------------- model
 
 
-def _prompted(wm, context: np.ndarray, context_actions: np.ndarray | None, seed: int, batch: int):
-    """The worlds prompted with their context frames, `batch` at a time: (state, generator, chunk size) per chunk,
-    each chunk with its own seeded generator."""
+def _prompted(wm, context: np.ndarray, context_actions: np.ndarray | None, seed: int, batch: int,
+              view: str | None = None):
+    """The worlds prompted with their context frames, rendered in `view` (None: unknown), `batch` at a time: (state,
+    generator, chunk size) per chunk, each chunk with its own seeded generator."""
     for lo in range(0, len(context), batch):
         sl = slice(lo, lo + batch)
         g = torch.Generator().manual_seed(seed * 100_003 + lo)
         prompt_actions = None if context_actions is None or context.shape[1] == 1 else context_actions[sl]
-        yield wm.reset(context[sl], prompt_actions=prompt_actions, generator=g), g, len(context[sl])
+        yield wm.reset(context[sl], prompt_actions=prompt_actions, generator=g, view=view), g, len(context[sl])
 
 
 def generate(wm, context: np.ndarray, context_actions: np.ndarray | None, actions: np.ndarray, seed: int,
-             batch: int) -> np.ndarray:
+             batch: int, view: str | None = None) -> np.ndarray:
     """Model frames uint8 (B, T, S, S, 3) after context frames (B, k, S, S, 3) (actions between them (B, k-1) or
-    None) under actions (B, T)."""
+    None), rendered in `view`, under actions (B, T)."""
     out = []
-    for (state, g, _), lo in zip(_prompted(wm, context, context_actions, seed, batch), range(0, len(context), batch)):
+    prompted = _prompted(wm, context, context_actions, seed, batch, view)
+    for (state, g, _), lo in zip(prompted, range(0, len(context), batch)):
         frames = []
         for t in range(actions.shape[1]):
             f, state = wm.step(state, actions[lo:lo + batch, t], generator=g)
@@ -258,10 +260,10 @@ def generate(wm, context: np.ndarray, context_actions: np.ndarray | None, action
 
 
 def branch(wm, context: np.ndarray, context_actions: np.ndarray | None, num_actions: int, seed: int,
-           batch: int) -> np.ndarray:
-    """One step forked under every action from the same context: uint8 (B, A, S, S, 3)."""
+           batch: int, view: str | None = None) -> np.ndarray:
+    """One step forked under every action from the same context (rendered in `view`): uint8 (B, A, S, S, 3)."""
     out = []
-    for state, g, b in _prompted(wm, context, context_actions, seed, batch):
+    for state, g, b in _prompted(wm, context, context_actions, seed, batch, view):
         out.append(np.stack([wm.step(wm.fork(state), np.full(b, a), generator=g)[0] for a in range(num_actions)],
                             axis=1))
     return np.concatenate(out)
@@ -278,7 +280,7 @@ def still(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, worlds) -> 
     T = cfg.still_steps[-1]
     gt = np.stack([truth.play(lvl, s, view, [NOOP] * T) for lvl, s in worlds])  # (N, T+1, ...)
     prompt = gt[:, :1]
-    model = generate(wm, prompt, None, np.full((len(worlds), T), NOOP), cfg.seed + 1, cfg.batch)
+    model = generate(wm, prompt, None, np.full((len(worlds), T), NOOP), cfg.seed + 1, cfg.batch, view)
     steps = {}
     for n in cfg.still_steps:
         steps[str(n)] = {"model": mean_ci(psnr(model[:, n - 1], gt[:, 0]), cfg.seed),
@@ -299,7 +301,7 @@ def look_back(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, worlds)
     result, sheet_rows, N = {}, [], len(worlds)
     for j, (name, seq) in enumerate(look_back_sequences(cfg.look_back_k).items()):
         gt = np.stack([truth.play(lvl, s, view, seq) for lvl, s in worlds])  # (N, T+1, ...)
-        model = generate(wm, gt[:, :1], None, np.tile(seq, (N, 1)), cfg.seed + 10 + j, cfg.batch)
+        model = generate(wm, gt[:, :1], None, np.tile(seq, (N, 1)), cfg.seed + 10 + j, cfg.batch, view)
         model = np.concatenate([gt[:, :1], model], axis=1)  # frame 0 is the prompt
         T = len(seq)
         back = 4 if name.startswith("turn_around") else 2
@@ -342,7 +344,7 @@ def counterfactual(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, wo
         context_actions.append(acts)
         true_next.append(np.stack(nxt))
     ctx, ctx_a, gt = np.stack(contexts), np.stack(context_actions), np.stack(true_next)  # gt (N, A, ...)
-    model = branch(wm, ctx, ctx_a, A, cfg.seed + 21, cfg.batch)
+    model = branch(wm, ctx, ctx_a, A, cfg.seed + 21, cfg.batch, view)
     scores = counterfactual_scores(model, gt)
     copy_last = counterfactual_scores(np.repeat(ctx[:, -1:], A, axis=1), gt)
     result = {
@@ -378,7 +380,7 @@ def approach(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, found) -
         ctx_as.append(a)
         gts.append(frames[len(prefix):])  # (k+1, ...): the last context frame, then the moves
     ctx, ctx_a, gt = np.stack(ctxs), np.stack(ctx_as), np.stack(gts)
-    model = generate(wm, ctx, ctx_a, np.full((len(found), k), FORWARD), cfg.seed + 30, cfg.batch)
+    model = generate(wm, ctx, ctx_a, np.full((len(found), k), FORWARD), cfg.seed + 30, cfg.batch, view)
     steps = {}
     for t in range(1, k + 1):
         m = psnr(model[:, t - 1], gt[:, t])
@@ -408,7 +410,8 @@ def interaction(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, found
             after.append(frames[-1])
         ctx, ctx_a, after = np.stack(ctxs), np.stack(ctx_as), np.stack(after)
         before = ctx[:, -1]
-        model = generate(wm, ctx, ctx_a, np.full((len(cases), 1), action), cfg.seed + 40 + action, cfg.batch)[:, 0]
+        model = generate(wm, ctx, ctx_a, np.full((len(cases), 1), action), cfg.seed + 40 + action, cfg.batch,
+                         view)[:, 0]
         nearer = psnr(model, after) > psnr(model, before)
         result[name] = {"worlds": len(cases), "levels": sorted({lvl for lvl, _, _ in cases}),
                         "share": {"model": mean_ci(nearer.astype(float), cfg.seed),
@@ -426,7 +429,7 @@ def rollout(wm, truth: GroundTruth, view: str, cfg: ConsistencyConfig, worlds) -
     rng = np.random.default_rng(cfg.seed + 50)
     actions = np.stack([random_actions(rng, H) for _ in worlds])
     gt = np.stack([truth.play(lvl, s, view, actions[i]) for i, (lvl, s) in enumerate(worlds)])  # (N, H+1, ...)
-    model = generate(wm, gt[:, :1], None, actions, cfg.seed + 51, cfg.batch)
+    model = generate(wm, gt[:, :1], None, actions, cfg.seed + 51, cfg.batch, view)
     steps = {}
     for t in cfg.rollout_steps:
         m, g, p = model[:, t - 1], gt[:, t], gt[:, 0]

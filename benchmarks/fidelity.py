@@ -93,10 +93,12 @@ def mean_where(values: np.ndarray, mask: np.ndarray) -> float | None:
     return float(values[mask].mean()) if mask.any() else None
 
 
-def rollout(wm, prompt: np.ndarray, actions: np.ndarray, seed: int, guidance: float, **step_kwargs) -> np.ndarray:
-    """Autoregressive frames (N, T, H, W, 3) from prompt frames (N, H, W, 3) under actions (N, T)."""
+def rollout(wm, prompt: np.ndarray, actions: np.ndarray, seed: int, guidance: float, view: str | None = None,
+            **step_kwargs) -> np.ndarray:
+    """Autoregressive frames (N, T, H, W, 3) from prompt frames (N, H, W, 3), rendered in `view` (None: unknown),
+    under actions (N, T)."""
     g = torch.Generator().manual_seed(seed)
-    state = wm.reset(prompt)
+    state = wm.reset(prompt, view=view)
     out = []
     for t in range(actions.shape[1]):
         frame, state = wm.step(state, actions[:, t], generator=g, guidance=guidance, **step_kwargs)
@@ -109,9 +111,11 @@ def rollout(wm, prompt: np.ndarray, actions: np.ndarray, seed: int, guidance: fl
 ACTION_KINDS = {"turn": (1, 2), "forward": (3,), "other": (0, 4, 5, 6)}
 
 
-def one_step_detail(wm, frames: np.ndarray, actions: np.ndarray, starts=(0, 3, 7, 15, 31), seed: int = 0) -> dict:
-    """Teacher-forced next-frame PSNR / SSIM with up to context_frames true frames of context, overall and by kind
-    of action, beside the copy-the-last-frame baseline (predict that nothing changes)."""
+def one_step_detail(wm, frames: np.ndarray, actions: np.ndarray, starts=(0, 3, 7, 15, 31), seed: int = 0,
+                    view: str | None = None) -> dict:
+    """Teacher-forced next-frame PSNR / SSIM with up to context_frames true frames of context (rendered in `view`,
+    None: unknown), overall and by kind of action, beside the copy-the-last-frame baseline (predict that nothing
+    changes)."""
     ctx = wm.config.dynamics.context_frames
     g = torch.Generator().manual_seed(seed)
     ps, ss, copy, acts = [], [], [], []
@@ -119,7 +123,7 @@ def one_step_detail(wm, frames: np.ndarray, actions: np.ndarray, starts=(0, 3, 7
         if t + 1 >= frames.shape[1]:
             continue
         lo = max(0, t + 1 - ctx)
-        state = wm.reset(frames[:, lo:t + 1], prompt_actions=actions[:, lo:t] if t > lo else None)
+        state = wm.reset(frames[:, lo:t + 1], prompt_actions=actions[:, lo:t] if t > lo else None, view=view)
         pred, _ = wm.step(state, actions[:, t], generator=g)
         ps.append(psnr(pred, frames[:, t + 1]))
         ss.append(ssim(pred, frames[:, t + 1]))
@@ -180,7 +184,7 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
         with torch.no_grad():
             recon = wm.decode(wm.encode(flat))
         r["reconstruction_psnr"] = float(psnr(recon, flat).mean())
-        d = one_step_detail(wm, frames, actions, seed=seed)
+        d = one_step_detail(wm, frames, actions, seed=seed, view=view)
         r["one_step_psnr"], r["one_step_ssim"] = d["psnr"], d["ssim"]
         r["one_step_copy_last_psnr"], r["one_step_by_action"] = d["copy_last_psnr"], d["by_action"]
         bar.update()
@@ -196,9 +200,9 @@ def evaluate(wm, episodes: int, horizon: int, views, guidances, seed: int = 0, p
         r["delta_psnr_ceiling"] = delta_psnr_ceiling(wm, frames, replay(worlds, fake, view, size))
         per_w = {}
         for w in guidances:
-            true_roll = rollout(wm, frames[:, 0], actions, seed, w)
+            true_roll = rollout(wm, frames[:, 0], actions, seed, w, view)
             bar.update()
-            rand_roll = rollout(wm, frames[:, 0], fake, seed, w)
+            rand_roll = rollout(wm, frames[:, 0], fake, seed, w, view)
             bar.update()
             p_worlds = psnr(true_roll, frames[:, 1:])  # (N, horizon)
             p_true = p_worlds.mean(axis=0)  # (horizon,) mean over episodes

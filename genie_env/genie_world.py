@@ -205,12 +205,14 @@ class GenieWorldConfig:
 
 @dataclass(frozen=True)
 class Prompt:
-    """Where one world starts: its first frame, its mission, the ground-truth level seed (-1 if none)."""
+    """Where one world starts: its first frame, its mission, the ground-truth level seed (-1 if none), and the view
+    the frame is rendered in (None when unknown: a user's image)."""
 
     frame: np.ndarray  # (S, S, 3) uint8
     mission: str
     level_seed: int = -1
     source: str = "image"  # "babyai3d", "image" or "text"
+    view: str | None = None  # "first_person", "top_down" (world_model.dynamics.VIEW_IDS) or None
 
 
 class PromptSource:
@@ -229,7 +231,7 @@ class PromptSource:
         if self._ground_truth is None:
             self._ground_truth = BabyAI3DEnv(level=self.level, size=(self.size, self.size), worlds="test")
         frame, info = self._ground_truth.reset(options={"level_seed": int(level_seed)})
-        return Prompt(frame, str(info["mission"]), int(level_seed), "babyai3d")
+        return Prompt(frame, str(info["mission"]), int(level_seed), "babyai3d", self._ground_truth.view)
 
     def check(self, options: dict) -> dict:
         """One world's reset options, checked, with a prompt image loaded as a model-sized frame; raises before
@@ -264,14 +266,14 @@ class PromptSource:
 
             frame, mission = from_text(options["prompt_text"], size=(self.size, self.size),
                                        seed=int(rng.integers(2**31)))
-            prompt = Prompt(frame, mission, -1, "text")
+            prompt = Prompt(frame, mission, -1, "text", "first_person")  # from_text renders a first-person room
         elif options.get("level_seed") is not None:
             prompt = self.ground_truth(rng, int(options["level_seed"]))
         else:
             prompt = self.ground_truth(rng)
         mission = options.get("mission")
         if mission is not None:
-            prompt = Prompt(prompt.frame, mission, prompt.level_seed, prompt.source)
+            prompt = dataclasses.replace(prompt, mission=mission)
         return prompt
 
     def close(self) -> None:
@@ -353,10 +355,10 @@ class GenieWorlds:
         return [p.mission if p is not None else "" for p in self.prompts]
 
     def start(self, indices: Sequence[int], prompts: Sequence[Prompt]) -> None:
-        """(Re)start worlds `indices` from `prompts` (one model reset for all of them)."""
+        """(Re)start worlds `indices` from `prompts` (one model reset for all of them, each in its prompt's view)."""
         indices = [int(i) for i in indices]
         frames = np.stack([p.frame for p in prompts])  # (n, S, S, 3)
-        fresh = self.wm.reset(frames, generator=self.generator)
+        fresh = self.wm.reset(frames, generator=self.generator, view=[p.view for p in prompts])
         if self.state is None or len(indices) == self.num_worlds and indices == list(range(self.num_worlds)):
             if len(indices) != self.num_worlds:
                 raise RuntimeError("the first start must start every world")

@@ -27,7 +27,7 @@ class CopyLast:
                                       action_meanings=cons.ACTION_MEANINGS)
         self.num_actions = 7
 
-    def reset(self, prompt_frames, prompt_actions=None, generator=None):
+    def reset(self, prompt_frames, prompt_actions=None, generator=None, view=None):
         f = np.asarray(prompt_frames)
         return (f[:, -1] if f.ndim == 5 else f).copy()
 

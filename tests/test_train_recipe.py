@@ -285,7 +285,7 @@ def test_branch_rows_train_each_branch_under_its_own_action_and_target(ae_run, b
     assert br.num_states == 3
     seen_padded = False
     for step in range(20):
-        latents, actions, group, valid = t.batch(np.random.default_rng(step))
+        latents, actions, group, valid, _ = t.batch(np.random.default_rng(step))
         assert latents.shape[:2] == (4, 5) and (group >= 0).all()
         ids, groups = br.sample(4, np.random.default_rng(step))  # the same draw, to know which branch each row is
         torch.testing.assert_close(group, torch.from_numpy(groups))
@@ -307,8 +307,8 @@ def test_branch_rows_train_each_branch_under_its_own_action_and_target(ae_run, b
     # the loss: only each row's last frame, conditioned on the row's own branch action; context shared
     den = t.denoiser
     seen = spy(t.dyn)
-    latents, actions, group, valid = t.batch(np.random.default_rng(0))
-    loss = t.objective.loss(latents, actions, group, valid, torch.Generator().manual_seed(0))
+    latents, actions, group, valid, _ = t.batch(np.random.default_rng(0))
+    loss = t.objective.loss(latents, actions, group, valid, None, torch.Generator().manual_seed(0))
     null = t.dyn.config.null_action  # (classifier-free guidance drops an action now and then)
     assert ((seen["cond"][:, -1] == actions[:, -2]) | (seen["cond"][:, -1] == null)).all()
     assert (seen["cond"][:, -1] == actions[:, -2]).any()
@@ -322,14 +322,14 @@ def test_branch_rows_train_each_branch_under_its_own_action_and_target(ae_run, b
         torch.testing.assert_close(seen["cond"][r, :-1], seen["cond"][f, :-1])
     assert seen["sigma"][:, :-1].max() <= 0.1 + 1e-6  # context frames at the context level
     # padded rows: the first real frame is conditioned on START, padding attended by nothing
-    latents, actions, group, valid = next(b for b in (t.batch(np.random.default_rng(s)) for s in range(40))
+    latents, actions, group, valid, _ = next(b for b in (t.batch(np.random.default_rng(s)) for s in range(40))
                                           if b[3] is not None)
     first_real = valid & ~torch.cat([torch.zeros_like(valid[:, :1]), valid[:, :-1]], 1)
     first_real[:, 0] = False  # frame 0 is START anyway
     assert first_real.any()
     conds = set()
     for seed in range(5):
-        t.objective.loss(latents, actions, group, valid, torch.Generator().manual_seed(seed))
+        t.objective.loss(latents, actions, group, valid, None, torch.Generator().manual_seed(seed))
         torch.testing.assert_close(seen["frame_valid"], valid)
         conds |= set(seen["cond"][first_real].tolist())
     assert conds <= {t.dyn.config.start_action, null} and t.dyn.config.start_action in conds  # START (or dropped)
@@ -337,15 +337,15 @@ def test_branch_rows_train_each_branch_under_its_own_action_and_target(ae_run, b
     # a mixed batch: windows first (as without branches, same draw), then the branch rows
     t2 = dyn_args(tmp_path / "mixed", ae_run, branch_data, branch_share=0.5, branch_weight=3.0).trainer()
     plain = dyn_args(tmp_path / "plain", ae_run, branch_data, batch_size=2).trainer()
-    lat, act, group, _ = t2.batch(np.random.default_rng(7))
-    lat0, act0, g0, v0 = plain.batch(np.random.default_rng(7))
+    lat, act, group, _, _ = t2.batch(np.random.default_rng(7))
+    lat0, act0, g0, v0, _ = plain.batch(np.random.default_rng(7))
     assert g0 is None and v0 is None
     torch.testing.assert_close(lat[:2], lat0)
     torch.testing.assert_close(act[:2], act0)
     assert group.tolist()[:2] == [-1, -1] and (group[2:] >= 0).all()
     # branch_weight: a branch row's target counts that many window targets in the mean
     seen = spy(t2.dyn)
-    loss = t2.objective.loss(lat, act, group, None, torch.Generator().manual_seed(0))
+    loss = t2.objective.loss(lat, act, group, None, None, torch.Generator().manual_seed(0))
     per_frame = targets_sq(t2.denoiser, lat, seen)
     ctx = (seen["sigma"] - 0.1).abs() < 1e-6
     w = (~ctx).float()

@@ -216,6 +216,7 @@ class WindowBatch:
     episode: np.ndarray  # (B,) int64 episode index in the EpisodeDataset
     start: np.ndarray  # (B,) int64 first frame of the window inside its episode
     missions: np.ndarray  # (B,) unicode
+    views: np.ndarray  # (B,) unicode: the view each window's episode is rendered in
 
     @property
     def window_success(self) -> np.ndarray:
@@ -227,7 +228,7 @@ class WindowDataset(torch.utils.data.Dataset):
     """Windows of `window` consecutive frames of one episode, from an EpisodeDataset.
 
     ``len()`` is the number of valid window starts; ``dataset[i]`` is a dict of torch tensors
-    (frames, actions, rewards, success) plus episode, start and mission; ``sample_batch`` draws
+    (frames, actions, rewards, success) plus episode, start, mission and view; ``sample_batch`` draws
     a whole batch at once in numpy, which is what training loops should use.
     """
 
@@ -271,6 +272,7 @@ class WindowDataset(torch.utils.data.Dataset):
             "episode": e,
             "start": int(self.window_offset[i]),
             "mission": str(ep.missions[e]),
+            "view": str(ep.views[e]),
         }
 
     def sample_batch(self, batch_size: int, generator: np.random.Generator) -> WindowBatch:
@@ -287,6 +289,7 @@ class WindowDataset(torch.utils.data.Dataset):
             episode=episode,
             start=self.window_offset[pick],
             missions=ep.missions[episode],
+            views=ep.views[episode],
         )
 
     def summary(self) -> dict:

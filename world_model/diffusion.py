@@ -85,6 +85,9 @@ class DiffusionConfig:
     """Training: probability that a frame is a context frame at `context_sigma` (no loss) rather than noised."""
     null_action_prob: float = 0.1
     """Training: probability of replacing a frame's action by NULL (classifier-free guidance)."""
+    view_dropout: float = 0.1
+    """Training, view-conditioned dynamics only (`DynamicsConfig.views`): probability, in [0, 1], of replacing a
+    window's view by the unknown view, so that the model also learns worlds whose view nobody gives."""
     objective: str = "forcing"
     """Training objective: "forcing" (Diffusion Forcing: every frame of a window gets its own noise level and a
     loss, with clean-context mixing) or "augment" (GameNGen-style noise augmentation: only the window's last frame
@@ -131,6 +134,8 @@ class DiffusionConfig:
         if self.context_sigma_draw not in CONTEXT_SIGMA_DRAWS:
             raise ValueError(f"context_sigma_draw must be one of {CONTEXT_SIGMA_DRAWS}, got "
                              f"{self.context_sigma_draw!r}")
+        if not 0 <= self.view_dropout <= 1:
+            raise ValueError(f"view_dropout must be in [0, 1], got {self.view_dropout}")
         if self.unroll_steps < 0 or not 0 <= self.unroll_prob <= 1:
             raise ValueError(f"need unroll_steps >= 0 and unroll_prob in [0, 1], got unroll_steps="
                              f"{self.unroll_steps}, unroll_prob={self.unroll_prob}")
@@ -164,6 +169,11 @@ class DiffusionConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DiffusionConfig":
         return cls(**d)
+
+
+def _check_view(cache: KVCache | None, view: torch.Tensor | None) -> None:
+    if cache is not None and view is not None:
+        raise ValueError("frames over a cache take their world's view from the cache (KVCache.views); drop view")
 
 
 def _per_frame(c: torch.Tensor) -> torch.Tensor:
@@ -221,20 +231,23 @@ class Denoiser(nn.Module):
         c_noise = sigma.log() / 4
         return Conditioners(c_skip=c_skip, c_out=c_out, c_in=c_in, c_noise=c_noise)
 
-    def forward(self, x, sigma, actions, positions, cache: KVCache | None = None, frame_valid=None):
+    def forward(self, x, sigma, actions, positions, cache: KVCache | None = None, frame_valid=None, view=None):
         """D(x; sigma) for frames x (B, T, C, h, w), sigma (B, T) -> (B, T, C, h, w) (Eq. 7).
 
         Without a cache the T frames are a window under the frame-causal mask (frame_valid: optional (B, T) bool,
-        False for padding frames); with one they are new frames attending to the cached past."""
+        False for padding frames; view: optional (B,) long view ids, None unknown); with one they are new frames
+        attending to the cached past, in the view of their world in the cache (`KVCache.views`)."""
         if cache is not None and frame_valid is not None:
             raise ValueError("frame_valid applies to a window; new frames over a cache are all valid")
-        return self._denoise(x, sigma, actions, positions, cache, frame_valid)
+        _check_view(cache, view)
+        return self._denoise(x, sigma, actions, positions, cache, frame_valid, view=view)
 
     def _denoise(self, x, sigma, actions, positions, cache: KVCache | None, frame_valid=None,
-                 independent: bool = False) -> torch.Tensor:
+                 independent: bool = False, view=None) -> torch.Tensor:
         cs = self.compute_conditioners(sigma)
         if cache is None:
-            F_x = self.dynamics(cs.network_input(x), cs.c_noise, actions, positions, frame_valid=frame_valid)
+            F_x = self.dynamics(cs.network_input(x), cs.c_noise, actions, positions, frame_valid=frame_valid,
+                                **({} if view is None else {"view": view}))
         else:
             F_x = self.dynamics.forward_cached(cs.network_input(x), cs.c_noise, actions, positions, cache,
                                                prev=self.cache_prev(cache), independent=independent)
@@ -260,7 +273,8 @@ class Denoiser(nn.Module):
         cs = self.compute_conditioners(sigma)
         return cs.network_input(cache.latents[b, slot]), cs.c_noise, present
 
-    def guided(self, x, sigma, actions, positions, guidance: float, cache: KVCache | None = None, frame_valid=None):
+    def guided(self, x, sigma, actions, positions, guidance: float, cache: KVCache | None = None, frame_valid=None,
+               view=None):
         """Classifier-free guidance on the action of the last frame: D = D_null + w (D_act - D_null).
 
         Both branches run in one forward; the NULL branch replaces only the *last* frame's action (the action
@@ -268,6 +282,7 @@ class Denoiser(nn.Module):
         same world attending to the shared cache; without one, the window is batched twice (2B).
         """
         B, T = actions.shape
+        _check_view(cache, view)
         if cache is not None:
             if frame_valid is not None:
                 raise ValueError("frame_valid marks padding frames of a window; drop it when passing a cache")
@@ -286,6 +301,7 @@ class Denoiser(nn.Module):
             torch.cat([actions, null]),
             torch.cat([positions, positions]),
             frame_valid=None if frame_valid is None else torch.cat([frame_valid, frame_valid]),
+            view=None if view is None else torch.cat([view, view]),
         )
         d_act, d_null = both[:B], both[B:]
         return d_null + guidance * (d_act - d_null)
@@ -308,17 +324,19 @@ class Denoiser(nn.Module):
         return (lo + (hi - lo) * torch.rand(shape, generator=generator, device=device)).exp()
 
     @torch.no_grad()
-    def rollout(self, y: torch.Tensor, cond: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
+    def rollout(self, y: torch.Tensor, cond: torch.Tensor, steps: int, generator: torch.Generator,
+                view: torch.Tensor | None = None) -> torch.Tensor:
         """The model's own continuation of windows of clean latents y (B, s, C, h, w): `steps` frames generated one
         after the other as a world model steps (`self.sampler`; past frames in a KV cache at context_sigma, each
         new frame committed there at context_sigma), without gradient. cond: (B, s + steps) conditioning actions
-        (START first; cond[:, s + j] leads to generated frame j). Returns (B, steps, C, h, w) float32, detached.
+        (START first; cond[:, s + j] leads to generated frame j); view: optional (B,) long view ids (None unknown).
+        Returns (B, steps, C, h, w) float32, detached.
         Only the last context_frames frames of y fit the cache."""
         cfg, sc, dyn_cfg = self.config, self.sampler, self.dynamics.config
         B, s = y.shape[:2]
         dev = y.device
         keep = min(s, dyn_cfg.context_frames)
-        cache = KVCache.empty(dyn_cfg, B, dev)
+        cache = KVCache.empty(dyn_cfg, B, dev, views=view)
 
         def commit(frames: torch.Tensor, t0: int) -> None:  # (B, n, C, h, w) clean latents at frame t0...
             n = frames.shape[1]
@@ -365,7 +383,8 @@ class Denoiser(nn.Module):
         return (1 + cfg.change_weight * m) / (1 + cfg.change_weight)
 
     def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator,
-             group: torch.Tensor | None = None, frame_valid: torch.Tensor | None = None) -> torch.Tensor:
+             group: torch.Tensor | None = None, frame_valid: torch.Tensor | None = None,
+             view: torch.Tensor | None = None) -> torch.Tensor:
         """Diffusion Forcing (or, with objective="augment", noise-augmentation) loss on a window of clean latents
         y (B, T, C, h, w) with data actions (B, T).
 
@@ -379,7 +398,9 @@ class Denoiser(nn.Module):
         first row), and only their last frame carries a loss. frame_valid: optional (B, T) bool, False for padding
         frames at the start of a row (no loss, attended by nothing; the first real frame is conditioned on START).
         With unroll_steps and unroll_prob, some windows are first unrolled on the model's own predictions
-        (`rollout`; see the module docstring).
+        (`rollout`; see the module docstring). view: optional (B,) long view ids of the windows (None: unknown);
+        view-conditioned dynamics see each replaced by the unknown id with probability view_dropout (a branch
+        group shares its first row's).
         """
         cfg, dyn_cfg = self.config, self.dynamics.config
         B, T = y.shape[:2]
@@ -391,6 +412,12 @@ class Denoiser(nn.Module):
         data_cond = cond
         drop = torch.rand((B, T), generator=generator, device=dev) < cfg.null_action_prob
         cond = torch.where(drop, torch.full_like(cond, dyn_cfg.null_action), cond)  # (B, T)
+        data_view = view
+        if dyn_cfg.views:  # (no draw otherwise: the generator's stream stays that of unconditioned training)
+            if view is None:
+                view = torch.full((B,), dyn_cfg.unknown_view, dtype=torch.long, device=dev)
+            drop_view = torch.rand(B, generator=generator, device=dev) < cfg.view_dropout
+            view = torch.where(drop_view, torch.full_like(view, dyn_cfg.unknown_view), view)  # (B,)
 
         sigma = train_sigma = self.sample_sigma((B, T), generator, dev)
         if cfg.objective == "forcing":
@@ -411,7 +438,8 @@ class Denoiser(nn.Module):
                 is_context[:, -1] &= ~branch
                 sigma = torch.where(is_context, torch.where(branch[:, None], ctx, sigma), train_sigma)
         if cfg.unrolls:
-            y, sigma, is_context = self._unroll(y, data_cond, sigma, train_sigma, is_context, branch, generator)
+            y, sigma, is_context = self._unroll(y, data_cond, sigma, train_sigma, is_context, branch, generator,
+                                                data_view)
         noise = torch.randn(y.shape, generator=generator, device=dev)
         if branch is not None:  # a group's rows share their context: levels, noise and actions of its first row
             same = (group[:, None] == group[None, :]) & branch[:, None]  # (B, B)
@@ -422,14 +450,14 @@ class Denoiser(nn.Module):
             sigma = torch.where(shared, sigma[lead], sigma)
             cond = torch.where(shared, cond[lead], cond)
             noise = torch.where(shared[..., None, None, None], noise[lead], noise)
+            if view is not None:
+                view = view[lead]
         x = y + sigma[..., None, None, None] * noise
 
         cs = self.compute_conditioners(sigma)
         positions = torch.arange(T, device=dev).expand(B, T)
-        if frame_valid is None:
-            F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions)  # (B, T, C, h, w)
-        else:
-            F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, frame_valid=frame_valid)
+        extra = {k: v for k, v in (("frame_valid", frame_valid), ("view", view)) if v is not None}
+        F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, **extra)  # (B, T, C, h, w)
         target = cs.network_target(y, x)
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
@@ -442,7 +470,7 @@ class Denoiser(nn.Module):
             weight[:, -1] = torch.where(branch, weight[:, -1] * cfg.branch_weight, weight[:, -1])
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
 
-    def _unroll(self, y, data_cond, sigma, train_sigma, is_context, branch, generator):
+    def _unroll(self, y, data_cond, sigma, train_sigma, is_context, branch, generator, view=None):
         """Replace, in windows drawn with probability unroll_prob (branch rows excepted), frames [s, s + u) by the
         model's own predictions (u = unroll_steps; s drawn once per batch in [1, T - 1 - u], T - 1 - u for
         "augment"): at context_sigma, without loss; frame s + u becomes a target. Returns (y, sigma, is_context)."""
@@ -461,7 +489,8 @@ class Denoiser(nn.Module):
         if not bool(rows.any()):
             return y, sigma, is_context
         idx = rows.nonzero()[:, 0]
-        pred = self.rollout(y[idx, :s], data_cond[idx, : s + u], u, generator)  # (n, u, C, h, w), no grad
+        extra = {} if view is None else {"view": view[idx]}
+        pred = self.rollout(y[idx, :s], data_cond[idx, : s + u], u, generator, **extra)  # (n, u, C, h, w), no grad
         y = y.clone()
         y[idx, s : s + u] = pred.to(y.dtype)
         unrolled = torch.zeros((B, T), dtype=torch.bool, device=dev)

@@ -25,8 +25,10 @@ frame (the caller passes it as `prev`).
 
 Every frame carries one conditioning vector: the embedding of its diffusion noise level (EDM c_noise) plus the
 embedding of the action that led to it (frame t+1 gets action a_t; an episode's first frame gets START; NULL is
-the "no action" token used for classifier-free guidance). It modulates each block with adaLN-Zero (Peebles & Xie
-2023, DiT): shift/scale before attention and MLP, and a gate on each residual branch, all initialised to zero.
+the "no action" token used for classifier-free guidance), plus, for view-conditioned models (`views` > 0), the
+embedding of the view its world is rendered in (one per sequence: an id of `VIEW_IDS`, or the unknown id). It
+modulates each block with adaLN-Zero (Peebles & Xie 2023, DiT): shift/scale before attention and MLP, and a gate on
+each residual branch, all initialised to zero.
 
 KV cache: `KVCache` keeps, per layer, the keys/values of up to `context_frames` past frames in a ring buffer (one
 slot per frame). A new frame's forward only computes its own N tokens, attending to the cached tokens + itself;
@@ -53,6 +55,8 @@ import torch.nn.functional as F
 
 
 ATTENTION_LAYOUTS = ("frame_causal", "factorised")
+VIEW_IDS = {"first_person": 0, "top_down": 1}
+"""The id of each view a world can be rendered in, as the recordings name it (`shards.Episode.view`)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class DynamicsConfig:
     """Attention layout of every block: "frame_causal" (all tokens of frames <= t) or "factorised" (spatial within
     a frame, then causal temporal per position; Genie's ST-transformer). See the module docstring. A checkpoint
     config without this key loads as "frame_causal"."""
+    views: int = 0
+    """Number of view embeddings (0 or len(VIEW_IDS)): > 0 adds to every frame's conditioning the embedding of its
+    world's view (ids `VIEW_IDS`; one more embedding, id `unknown_view`, stands for a view nobody gave and for the
+    view dropout of training), zero-initialised. 0: not view-conditioned (a checkpoint config without this key)."""
 
     def __post_init__(self):
         if self.attention not in ATTENTION_LAYOUTS:
@@ -98,6 +106,9 @@ class DynamicsConfig:
                              "for 16x16 latents)")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        if self.views not in (0, len(VIEW_IDS)):
+            raise ValueError(f"views must be 0 (not view-conditioned) or {len(VIEW_IDS)} ({', '.join(VIEW_IDS)}), "
+                             f"got {self.views}")
 
     @property
     def grid(self) -> int:
@@ -126,6 +137,25 @@ class DynamicsConfig:
     @property
     def null_action(self) -> int:
         return self.num_actions + 1
+
+    @property
+    def unknown_view(self) -> int:
+        """The view id of a world whose view is not known (0 for a model without view conditioning)."""
+        return self.views
+
+    def view_ids(self, views, batch: int, device=None) -> torch.Tensor:
+        """View ids (batch,) long of `views`: None (every view unknown), one view, or a sequence of one per world;
+        a view is a name of `VIEW_IDS` or None (unknown). Models without view conditioning get unknown ids."""
+        if views is None or isinstance(views, str):
+            views = [views] * batch
+        views = list(views)
+        if len(views) != batch:
+            raise ValueError(f"got {len(views)} views for {batch} worlds; pass one per world, or one for all")
+        bad = sorted({str(v) for v in views if v is not None and v not in VIEW_IDS})
+        if bad:
+            raise ValueError(f"unknown views {bad}; a view is one of {', '.join(VIEW_IDS)} or None (unknown)")
+        ids = [self.unknown_view if v is None or not self.views else VIEW_IDS[v] for v in views]
+        return torch.tensor(ids, dtype=torch.long, device=device)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,13 +216,15 @@ class KVCache:
     space for the frames being denoised, never context) for frame-causal models, (B, N * H, S + SCRATCH_FRAMES, hd)
     (the temporal attention's, per position) for factorised ones; valid: (B, S) bool; next_slot: (B,) long.
     Also keeps what a recompute over the window needs: the noisy latents of the cached frames (B, S, C, h, w),
-    their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S).
+    their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S); and each world's view
+    id (B,) long (`DynamicsConfig.view_ids`), which conditions every frame run over the cache.
     """
 
-    def __init__(self, k, v, valid, next_slot, latents, sigmas, actions, times):
+    def __init__(self, k, v, valid, next_slot, latents, sigmas, actions, times, views):
         self.k, self.v = k, v
         self.valid, self.next_slot = valid, next_slot
         self.latents, self.sigmas, self.actions, self.times = latents, sigmas, actions, times
+        self.views = views
 
     #: Room for this many new frames' tokens after the S*N cached ones in every k/v buffer: a step writes its new
     #: keys/values there and attends to one contiguous buffer instead of concatenating the whole cache every
@@ -200,7 +232,9 @@ class KVCache:
     SCRATCH_FRAMES = 2
 
     @classmethod
-    def empty(cls, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32) -> "KVCache":
+    def empty(cls, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32,
+              views: torch.Tensor | None = None) -> "KVCache":
+        """An empty cache of `batch` worlds; views: their view ids (batch,) long, default unknown."""
         S, N = cfg.context_frames, cfg.tokens_per_frame
         if cfg.factorised:
             shape = (batch, N * cfg.heads, S + cls.SCRATCH_FRAMES, cfg.head_dim)
@@ -216,6 +250,8 @@ class KVCache:
             sigmas=zeros(batch, S),
             actions=zeros(batch, S, dtype=torch.long),
             times=zeros(batch, S, dtype=torch.long),
+            views=(torch.full((batch,), cfg.unknown_view, dtype=torch.long, device=device) if views is None
+                   else views.to(device=device, dtype=torch.long).clone()),
         )
 
     @property
@@ -233,7 +269,7 @@ class KVCache:
 
     def _map(self, fn) -> "KVCache":
         return KVCache([fn(t) for t in self.k], [fn(t) for t in self.v], fn(self.valid), fn(self.next_slot),
-                       fn(self.latents), fn(self.sigmas), fn(self.actions), fn(self.times))
+                       fn(self.latents), fn(self.sigmas), fn(self.actions), fn(self.times), fn(self.views))
 
     def clone(self) -> "KVCache":
         return self._map(lambda t: t.clone())
@@ -249,14 +285,14 @@ class KVCache:
 
     def _tensors(self) -> list[torch.Tensor]:
         return [*self.k, *self.v, self.valid, self.next_slot, self.latents, self.sigmas, self.actions,
-                self.times]
+                self.times, self.views]
 
     def to(self, dtype: torch.dtype) -> "KVCache":
         """Same cache with keys/values in `dtype` (bookkeeping tensors unchanged)."""
         if self.k[0].dtype == dtype:
             return self
         return KVCache([t.to(dtype) for t in self.k], [t.to(dtype) for t in self.v], self.valid, self.next_slot,
-                       self.latents, self.sigmas, self.actions, self.times)
+                       self.latents, self.sigmas, self.actions, self.times, self.views)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._tensors())
@@ -424,6 +460,8 @@ class Dynamics(nn.Module):
         self.pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)  # learned spatial position
         self.noise_emb = NoiseEmbedding(cfg)
         self.action_emb = nn.Embedding(cfg.num_actions + 2, D)  # + START, NULL
+        if cfg.views:
+            self.view_emb = nn.Embedding(cfg.views + 1, D)  # + unknown
         block = FactorisedBlock if cfg.factorised else Block
         self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
@@ -437,6 +475,8 @@ class Dynamics(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.action_emb.weight, std=0.02)
+        if self.config.views:  # zero: a view-conditioned model starts as the same function of its other inputs
+            nn.init.zeros_(self.view_emb.weight)
         for b in self.blocks:  # adaLN-Zero: every residual branch starts closed
             nn.init.zeros_(b.ada.weight)
             nn.init.zeros_(b.ada.bias)
@@ -449,16 +489,18 @@ class Dynamics(nn.Module):
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
                 frame_valid: torch.Tensor | None = None,
-                prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                view: torch.Tensor | None = None) -> torch.Tensor:
         """Run a window of T frames through the transformer under the frame-causal mask (training, recompute).
 
         x: network inputs (B, T, C, h, w) (already scaled by c_in); c_noise: (B, T); actions: (B, T) long
         conditioning actions (START/NULL ids allowed); positions: (B, T) absolute frame indices; frame_valid:
         optional (B, T) bool, False for padding frames that no real frame may attend to; prev: the frame before
         the window's first frame (prev_frame models), as (network input (B, C, h, w), c_noise (B,), present (B,)
-        bool), or None for no predecessor. Returns F (B, T, C, h, w).
+        bool), or None for no predecessor; view: (B,) long view ids of the sequences (`DynamicsConfig.view_ids`),
+        None for unknown (ignored by models without view conditioning). Returns F (B, T, C, h, w).
         """
-        tok, cond, _ = self._trunk(x, c_noise, actions, positions, None, frame_valid, False, prev)
+        tok, cond, _ = self._trunk(x, c_noise, actions, positions, None, frame_valid, False, prev, view)
         return self._head(tok, cond, x.shape)
 
     def forward_cached(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
@@ -467,8 +509,9 @@ class Dynamics(nn.Module):
         """Run T new frames that attend to the whole cache (and, frame-causally, to each other); the cache is
         read, not written. Arguments as in `forward`, prev being the cache's latest frame
         (`Denoiser.cache_prev`); independent: the T new frames do not attend to each other (the guided and
-        unguided branches of one frame, batched along T). Returns F (B, T, C, h, w)."""
-        tok, cond, _ = self._trunk(x, c_noise, actions, positions, cache, None, independent, prev)
+        unguided branches of one frame, batched along T). The view is each world's in the cache (`KVCache.views`).
+        Returns F (B, T, C, h, w)."""
+        tok, cond, _ = self._trunk(x, c_noise, actions, positions, cache, None, independent, prev, cache.views)
         return self._head(tok, cond, x.shape)
 
     @torch.no_grad()
@@ -477,11 +520,12 @@ class Dynamics(nn.Module):
                prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
         """Store T new frames in the cache as context: run them as `forward_cached` does, without the output
         head, and write their keys/values into every world's ring buffer, with their noisy latents (B, T, C, h, w)
-        and noise levels sigmas (B, T) kept for recomputes."""
-        _, _, new_kv = self._trunk(x, c_noise, actions, positions, cache, None, False, prev)
+        and noise levels sigmas (B, T) kept for recomputes; the view is each world's in the cache."""
+        _, _, new_kv = self._trunk(x, c_noise, actions, positions, cache, None, False, prev, cache.views)
         self._write(cache, new_kv, latents, sigmas, actions, positions)
 
-    def _trunk(self, x, c_noise, actions, positions, cache: KVCache | None, frame_valid, independent: bool, prev):
+    def _trunk(self, x, c_noise, actions, positions, cache: KVCache | None, frame_valid, independent: bool, prev,
+               view: torch.Tensor | None):
         """Embed the frames and run every block: -> tokens (B, T, N, D), conditioning (B, T, D), and each
         layer's new keys/values."""
         cfg = self.config
@@ -489,6 +533,12 @@ class Dynamics(nn.Module):
         N = cfg.tokens_per_frame
         x = x.to(self.pos.dtype)  # fp32, or bf16 for a model cast to bf16 for inference
         cond = self.noise_emb(c_noise) + self.action_emb(actions)  # (B, T, D)
+        if cfg.views:
+            if view is None:
+                view = torch.full((B,), cfg.unknown_view, dtype=torch.long, device=x.device)
+            elif view.shape[0] != B:  # a cache shared by repeated branches
+                view = view.repeat(B // view.shape[0])
+            cond = cond + self.view_emb(view)[:, None]  # (B, 1, D): one view per sequence
         if cfg.prev_frame:
             px, pc, has = self._predecessors(x, c_noise, prev, frame_valid, independent)
             inp = torch.cat([patchify(x, cfg.patch_size), patchify(px, cfg.patch_size)], dim=-1)

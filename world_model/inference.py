@@ -1,7 +1,7 @@
 """The WorldModel runtime: prompt frames in, one generated frame per action out, for B worlds at once.
 
     wm = WorldModel.load("default")                     # or a checkpoint folder / a dynamics training run dir
-    state = wm.reset(prompt_frames)                     # uint8 (B, k, H, W, 3) or (B, H, W, 3)
+    state = wm.reset(prompt_frames, view="top_down")    # uint8 (B, k, H, W, 3) or (B, H, W, 3); view optional
     g = torch.Generator().manual_seed(0)
     frames, state = wm.step(state, actions, generator=g)   # actions int (B,) -> frames uint8 numpy (B, H, W, 3)
     other = state.fork()                                # independent copy, for counterfactual rollouts
@@ -11,6 +11,8 @@ the rollout) and returns it; fork first to branch. Each step: draw x ~ N(0, sigm
 denoiser sees only the new frame's tokens attending to the cached past (classifier-free guidance batches the
 action and NULL branches into one forward), decode the latent to pixels, then "commit" the frame: add the small
 context noise, run it once through the transformer and store its keys/values as context for later frames.
+A view-conditioned model (`DynamicsConfig.views`) conditions every frame of a world on the view given at reset
+(kept in the state's cache; None: unknown); other models ignore the view.
 Randomness comes only from the caller's generator (same generator seed -> same rollout).
 """
 
@@ -238,10 +240,14 @@ class WorldModel(nn.Module):
         return pixels_to_frames(pixels).cpu().numpy()
 
     @torch.no_grad()
-    def reset(self, prompt_frames, prompt_actions=None, generator: torch.Generator | None = None) -> WorldState:
+    def reset(self, prompt_frames, prompt_actions=None, generator: torch.Generator | None = None,
+              view=None) -> WorldState:
         """Start B worlds from prompt frames uint8 (B, k, H, W, 3) (or (B, H, W, 3), k = 1).
 
         prompt_actions: optional int (B, k-1), the actions between the prompt frames (unknown ones are NULL).
+        view: the view the worlds are rendered in ("first_person", "top_down"; `dynamics.VIEW_IDS`), one for all or
+        a sequence of one per world; None (the default, or a world's entry) for unknown. Only view-conditioned
+        models use it.
         """
         frames = np.asarray(prompt_frames)
         if frames.ndim == 4:
@@ -252,6 +258,7 @@ class WorldModel(nn.Module):
                              f"{frames.dtype} {frames.shape} (resize the prompt image to {size}x{size} first)")
         B, k = frames.shape[:2]
         cfg = self.config.dynamics
+        views = cfg.view_ids(view, B, self.device)  # checks the names first
         if not 1 <= k <= cfg.context_frames:
             raise ValueError(f"need 1 <= k <= context_frames={cfg.context_frames} prompt frames, got {k}")
         y = self.encode(frames.reshape(B * k, *frames.shape[2:]))
@@ -260,7 +267,7 @@ class WorldModel(nn.Module):
         cond[:, 0] = cfg.start_action
         if prompt_actions is not None and k > 1:
             cond[:, 1:] = self._actions(prompt_actions, (B, k - 1))
-        state = WorldState(KVCache.empty(cfg, B, self.device, self._cache_dtype),
+        state = WorldState(KVCache.empty(cfg, B, self.device, self._cache_dtype, views=views),
                            torch.zeros(B, dtype=torch.long, device=self.device))
         self._commit(state, y, cond, generator)
         return state
@@ -349,9 +356,9 @@ class WorldModel(nn.Module):
             xs = torch.cat([ctx_x, x[:, None]], dim=1)  # (B, S+1, C, h, w)
             sig = torch.cat([ctx_sigma.clamp_min(self.config.diffusion.context_sigma), sigma.expand(B, 1)], dim=1)
             if guidance == 1.0:
-                d = denoiser(xs, sig, actions, positions, frame_valid=frame_valid)
+                d = denoiser(xs, sig, actions, positions, frame_valid=frame_valid, view=c.views)
             else:
-                d = denoiser.guided(xs, sig, actions, positions, guidance, frame_valid=frame_valid)
+                d = denoiser.guided(xs, sig, actions, positions, guidance, frame_valid=frame_valid, view=c.views)
             return d[:, -1].float()
 
         return denoise

@@ -110,6 +110,13 @@ class DynamicsArgs(TrainArgs):
     branch_weight: float = 1.0
     """Loss weight (> 0) of a branch row's target frame relative to a window's target frame (a window has about
     window x (1 - context_prob) targets, 8.5 at 17 frames, a branch row one)."""
+    view_conditioning: bool = False
+    """Condition the dynamics on the view each episode is rendered in (DynamicsConfig.views; the recordings must
+    all be of views in dynamics.VIEW_IDS). With --init-from a checkpoint without view conditioning, the view
+    embedding starts at zero and the rest from the checkpoint."""
+    view_dropout: float = 0.1
+    """With --view-conditioning: probability, in [0, 1], that a window's view is replaced by the unknown view (as
+    NULL replaces actions for classifier-free guidance), so that the model also serves prompts of unknown view."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -238,6 +245,7 @@ class BranchIndex:
         counts = np.diff(episodes.branch_offsets)  # (E,) branches per episode
         episode = np.repeat(np.arange(episodes.num_episodes), counts)  # (G,)
         self.source = episodes.episode_offsets[episode] + episodes.branch_sources  # (G,) global frame index
+        self.episode = episode  # (G,) episode of each branch
         self.episode_start = episodes.episode_offsets[episode]  # (G,)
         self.actions = episodes.branch_actions.astype(np.int64)  # (G,)
         order = np.argsort(self.source, kind="stable")
@@ -269,15 +277,15 @@ class BranchIndex:
 
 
 class WindowObjective(nn.Module):
-    """Denoiser.loss over DynamicsTrainer batches (latents, actions, group, frame_valid), with the step's generator
-    last, as training.LossModule passes them."""
+    """Denoiser.loss over DynamicsTrainer batches (latents, actions, group, frame_valid, view), with the step's
+    generator last, as training.LossModule passes them."""
 
     def __init__(self, denoiser: Denoiser):
         super().__init__()
         self.denoiser = denoiser
 
-    def loss(self, y, actions, group, frame_valid, generator) -> torch.Tensor:
-        return self.denoiser.loss(y, actions, generator, group=group, frame_valid=frame_valid)
+    def loss(self, y, actions, group, frame_valid, view, generator) -> torch.Tensor:
+        return self.denoiser.loss(y, actions, generator, group=group, frame_valid=frame_valid, view=view)
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
@@ -299,6 +307,7 @@ class DynamicsTrainer(Trainer):
         ae_cfg = self.ae.config
         preset = args.presets[args.preset]
         self.window = args.window or preset.context_frames + 1
+        views = len(dyn_mod.VIEW_IDS) if args.view_conditioning else 0
         if self.data is None:
             self.data = open_windows(args, window=self.window)
             meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
@@ -312,7 +321,15 @@ class DynamicsTrainer(Trainer):
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
         layout = {k: getattr(args, k) for k in ("attention", "patch_size") if getattr(args, k) is not None}
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
-                          num_actions=len(meanings) or preset.num_actions, **layout)
+                          num_actions=len(meanings) or preset.num_actions, views=views, **layout)
+        self.episode_views = None  # (E,) view id of every episode, for view-conditioned training
+        episodes = getattr(self.data, "episodes", None)
+        if views and episodes is not None:
+            try:
+                self.episode_views = dyn_cfg.view_ids(episodes.views, episodes.num_episodes, self.rt.device)
+            except ValueError as e:
+                raise ValueError(f"--view-conditioning: {e}; keep episodes of those views (--views "
+                                 f"{' '.join(dyn_mod.VIEW_IDS)})") from e
         self.wm_config = WorldModelConfig(autoencoder=ae_cfg, dynamics=dyn_cfg, diffusion=args.diffusion_config,
                                           sampler=SamplerConfig(), action_meanings=meanings)
         self.dyn = self.model = Dynamics(dyn_cfg)
@@ -331,7 +348,8 @@ class DynamicsTrainer(Trainer):
         self.eval_windows = None
         if self.rt.is_main:  # held-out windows (frames, actions) for the autoregressive PSNR at checkpoints
             b = self.held_out(8, salt=54321, window=self.window)
-            self.eval_windows = np.asarray(b.frames), np.asarray(b.actions)
+            views = getattr(b, "views", None)
+            self.eval_windows = np.asarray(b.frames), np.asarray(b.actions), None if views is None else list(views)
 
     def _init_from_checkpoint(self, path: str, dyn_cfg: DynamicsConfig) -> dict:
         """Load the dynamics weights of a world-model checkpoint into self.dyn (strictly), after checking that it
@@ -343,7 +361,8 @@ class DynamicsTrainer(Trainer):
             other = DynamicsConfig.from_dict(raw["dynamics"])
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{folder}/config.json has no valid 'dynamics' section ({e})") from e
-        if other != dyn_cfg:
+        unconditioned = dyn_cfg.views and other == replace(dyn_cfg, views=0)  # gets a zero view embedding
+        if other != dyn_cfg and not unconditioned:
             raise CheckpointError(f"--init-from {path}: its dynamics ({other}) differ from --preset "
                                   f"{self.args.preset} ({dyn_cfg}); pick the preset it was trained with")
         stats = torch.tensor([raw.get("latent_shift", []), raw.get("latent_scale", [])], dtype=torch.float32)
@@ -352,29 +371,35 @@ class DynamicsTrainer(Trainer):
             raise CheckpointError(f"--init-from {path} was trained on the latents of another autoencoder than "
                                   f"--autoencoder {self.args.autoencoder}; pass the autoencoder it was trained with "
                                   "(a world-model checkpoint holds its own: --autoencoder can name the same folder)")
-        load_into(self.dyn, sub_state(read_tensors(folder), "dynamics"), "dynamics")
+        state = sub_state(read_tensors(folder), "dynamics")
+        if unconditioned:
+            state["view_emb.weight"] = self.dyn.view_emb.weight.detach().clone()  # zero: the same function at step 0
+        load_into(self.dyn, state, "dynamics")
         return {"path": str(path), "step": raw.get("training", {}).get("step")}
 
     def batch(self, np_gen: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
-                                                          torch.Tensor | None]:
-        """(latents (B, T, C, h, w), actions (B, T), group (B,) or None, frame_valid (B, T) or None): windows, and,
-        with branch_share, counterfactual branch rows last (group ids >= 0; windows -1)."""
+                                                          torch.Tensor | None, torch.Tensor | None]:
+        """(latents (B, T, C, h, w), actions (B, T), group (B,) or None, frame_valid (B, T) or None, view (B,) or
+        None): windows, and, with branch_share, counterfactual branch rows last (group ids >= 0; windows -1); view:
+        the view id of each row's episode (view-conditioned training), else None."""
         B, dev = self.args.batch_size, self.rt.device
         n_branch = round(self.wm_config.diffusion.branch_share * B) if self.branches is not None else 0
         if n_branch:
-            latents, actions, _, _ = self._windows(B - n_branch, np_gen) if n_branch < B else (None,) * 4
-            b_lat, b_act, group, valid = self._branch_rows(n_branch, np_gen)
+            latents, actions, _, _, view = self._windows(B - n_branch, np_gen) if n_branch < B else (None,) * 5
+            b_lat, b_act, group, valid, b_view = self._branch_rows(n_branch, np_gen)
             if latents is not None:
                 latents, actions = torch.cat([latents, b_lat]), torch.cat([actions, b_act])
+                view = None if view is None else torch.cat([view, b_view])
                 group = torch.cat([torch.full((B - n_branch,), -1, dtype=torch.long, device=dev), group])
                 valid = torch.cat([torch.ones((B - n_branch, self.window), dtype=torch.bool, device=dev), valid])
             else:
-                latents, actions = b_lat, b_act
-            return latents, actions, group, (None if bool(valid.all()) else valid)
+                latents, actions, view = b_lat, b_act, b_view
+            return latents, actions, group, (None if bool(valid.all()) else valid), view
         return self._windows(B, np_gen)
 
     def _branch_rows(self, n: int, np_gen: np.random.Generator):
-        """n counterfactual branch rows (see BranchIndex) and their group ids and frame validity, on the device."""
+        """n counterfactual branch rows (see BranchIndex) and their group ids, frame validity and view ids (or None),
+        on the device."""
         dev, br = self.rt.device, self.branches
         ids, group = br.sample(n, np_gen)
         idx, valid = br.rows(ids)  # (n, T-1), (n, T)
@@ -386,7 +411,8 @@ class DynamicsTrainer(Trainer):
         actions[:, :-2] = self.data.episodes.actions[idx[:, :-1]]  # the recorded actions between context frames
         actions[:, -2] = br.actions[ids]  # the branch's action leads the last context frame to its frame
         actions = torch.from_numpy(actions).to(dev).clamp_min(0)
-        return latents, actions, torch.from_numpy(group).to(dev), torch.from_numpy(valid).to(dev)
+        return (latents, actions, torch.from_numpy(group).to(dev), torch.from_numpy(valid).to(dev),
+                self._views(br.episode[ids]))
 
     def _windows(self, B: int, np_gen: np.random.Generator):
         dev = self.rt.device
@@ -395,6 +421,7 @@ class DynamicsTrainer(Trainer):
             idx = self.data.window_start[pick, None] + np.arange(self.window)  # (B, T)
             latents = self.latents[torch.from_numpy(idx)].to(dev).float()  # (B, T, C, h, w)
             actions = torch.from_numpy(self.data.episodes.actions[idx]).to(dev)
+            view = self._views(self.data.window_episode[pick])
         else:
             b = self.data.sample_batch(B, np_gen)
             frames = torch.from_numpy(np.asarray(b.frames)).to(dev)  # (B, T, H, W, 3)
@@ -403,8 +430,17 @@ class DynamicsTrainer(Trainer):
                 latents = self.ae.encode(frames_to_pixels(frames.flatten(0, 1))).float()
             latents = latents.view(B, T, *latents.shape[1:])
             actions = torch.from_numpy(np.asarray(b.actions)).to(dev)
+            view = None
+            if self.dyn.config.views and getattr(b, "views", None) is not None:
+                view = self.dyn.config.view_ids(list(b.views), B, dev)
         # (actions[T-1] may be -1 at an episode end: never used)
-        return latents, actions.long().clamp_min(0), None, None
+        return latents, actions.long().clamp_min(0), None, None, view
+
+    def _views(self, episode: np.ndarray) -> torch.Tensor | None:
+        """View ids (n,) of episodes `episode` (n,) of the recordings; None when training is not view-conditioned."""
+        if self.episode_views is None:
+            return None
+        return self.episode_views[torch.from_numpy(np.asarray(episode)).to(self.episode_views.device)]
 
     def model_config(self) -> dict:
         return self.wm_config.to_dict()
@@ -447,10 +483,11 @@ class DynamicsTrainer(Trainer):
     def eval_rollout(self, horizons=(1, 4, 16)) -> dict:
         """Mean per-frame PSNR of frames generated from the first frame of each eval window with its recorded
         actions, by horizon."""
-        frames, actions = self.eval_windows
+        frames, actions, views = self.eval_windows
         wm = WorldModel(self.wm_config, self.ae, self.averaged, autocast=self.args.bf16)
         gen = torch.Generator(device=self.rt.device).manual_seed(0)
-        state = wm.reset(frames[:, :1], generator=gen)
+        views = views if self.wm_config.dynamics.views and set(views or ()) <= set(dyn_mod.VIEW_IDS) else None
+        state = wm.reset(frames[:, :1], generator=gen, view=views)
         out = {}
         for t in range(frames.shape[1] - 1):
             pred, state = wm.step(state, np.clip(actions[:, t], 0, None), generator=gen)
