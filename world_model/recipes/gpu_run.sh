@@ -71,6 +71,8 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
+# >>> and --view-conditioning (the view as an embedding, like the action: experiments/LOG.md entry 14 found the
+# >>> GPU-trained models answering a top-down turn with a first-person room).
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --log-every 10"}
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's.
 EXPORT_ARGS=${EXPORT_ARGS:-"--context-sigma 0.01 --num-steps 2 --sigma-min 0.5"}
