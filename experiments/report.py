@@ -48,7 +48,8 @@ SHIPPED_CONSISTENCY = Path(__file__).resolve().parents[1] / "benchmarks" / "resu
 FOLDER_TITLES = {"candidates": "candidate models",
                  "ablation_small": "the small-preset ablations (from scratch, equal wall-clock; experiments/"
                                    "ablation_small.sh)",
-                 "gpu": "models trained on a lent GPU (world_model/recipes/gpu_run.sh)"}
+                 "gpu": "models trained on a lent GPU (world_model/recipes/gpu_run.sh)",
+                 "view": "v5 fine-tuned with and without view conditioning (experiments/LOG.md entry 15)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
