@@ -69,6 +69,7 @@ from benchmarks.stats import mean_ci
 from genie_env.babyai3d import ACTION_MEANINGS, TEST_SEEDS
 from world_model.checkpoint import write_json
 from world_model.metrics import PSNR_CAP, psnr
+from world_model.sampler import parse_settings
 
 NOOP, LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE = (ACTION_MEANINGS.index(name) for name in (
     "noop", "turn_left", "turn_right", "forward", "pickup", "drop", "toggle"))
@@ -658,15 +659,19 @@ def section(result: dict) -> str:
 
 
 def run(model: str = "default", preset: str = "default", sheets: str | Path | None = None,
-        out: str | Path | None = None, command: str | None = None, progress: bool = True, **overrides) -> dict:
+        out: str | Path | None = None, command: str | None = None, progress: bool = True,
+        sampler: dict | None = None, **overrides) -> dict:
     """Load `model`, run the suite with PRESETS[preset] (fields replaced by `overrides`, e.g. worlds=16), and
-    return the full JSON report (also written to `out` if given)."""
+    return the full JSON report (also written to `out` if given). sampler: settings that replace the
+    checkpoint's (`WorldModel.with_sampler`, e.g. {"num_steps": 3, "context_sigma": 0.1})."""
     from world_model import WorldModel
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cfg = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     wm = WorldModel.load(model)
+    if sampler:
+        wm = wm.with_sampler(**sampler)
     start, cpu = time.perf_counter(), time.process_time()
     figures = evaluate(wm, cfg, sheets=sheets, progress=progress)
     report = {"benchmark": "consistency", "model": str(model), "preset": preset,
@@ -692,13 +697,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--sheets", help="write contact sheets (PNG, truth over model) to this folder")
     parser.add_argument("--markdown", action="store_true", help="print the Markdown section instead of the JSON")
+    parser.add_argument("--sampler", metavar="KEY=VALUE[,...]",
+                        help="sampler settings replacing the checkpoint's, e.g. num_steps=3,sigma_min=0.1 or "
+                             "start=last_frame,sigma_max=1.5 (keys: world_model.sampler.SamplerConfig's fields "
+                             "and context_sigma)")
     args = parser.parse_args(argv)
+    try:
+        sampler = parse_settings(args.sampler or "")
+    except ValueError as e:
+        parser.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
     report = run(args.model, args.preset, sheets=args.sheets, out=args.out,
                  command=command_line("benchmarks.consistency", argv).strip(),
                  worlds=args.worlds, views=tuple(args.views) if args.views else None, batch=args.batch,
-                 seed=args.seed)
+                 seed=args.seed, sampler=sampler)
     print(section(report) if args.markdown else json.dumps(report, indent=2))
     return report
 

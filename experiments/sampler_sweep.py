@@ -26,7 +26,6 @@ JSON: ``benchmark`` = "genie-bench-sampler-sweep", ``variants``: {label: {"setti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 
@@ -38,26 +37,10 @@ HORIZONS = (1, 4, 16)
 
 
 def parse_variant(spec: str) -> dict:
-    """"num_steps=2,sigma_min=0.5" -> {"num_steps": 2, "sigma_min": 0.5}; "default" -> {}. Keys: the fields of
-    SamplerConfig and context_sigma; values are converted to the field's type. Raises ValueError on a bad spec."""
-    from world_model.sampler import SamplerConfig
+    """A --variant: see `world_model.sampler.parse_settings`."""
+    from world_model.sampler import parse_settings
 
-    types = {f.name: type(f.default) for f in dataclasses.fields(SamplerConfig)}
-    types["context_sigma"] = float
-    if spec.strip() in ("", "default"):
-        return {}
-    out = {}
-    for item in spec.split(","):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in types:
-            raise ValueError(f"bad sampler setting {item!r} in {spec!r}: write key=value with a key from "
-                             f"{sorted(types)}, e.g. num_steps=2,sigma_min=0.5")
-        try:
-            out[key] = types[key](value.strip())
-        except ValueError:
-            raise ValueError(f"bad value for {key} in {spec!r}: {value!r} is not a {types[key].__name__}") from None
-    return out
+    return parse_settings(spec)
 
 
 def nfe(num_steps: int, solver: str) -> int:

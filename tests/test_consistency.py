@@ -174,8 +174,13 @@ def test_config_checks_and_cli(tmp_path, tiny_world_model, capsys, monkeypatch):
     out = tmp_path / "c.json"
     monkeypatch.setitem(cons.PRESETS, "small", SMALL)
     r = cons.main(["--model", str(folder), "--preset", "small", "--worlds", "1", "--views", "first_person",
-                   "--out", str(out), "--markdown"])
+                   "--out", str(out), "--markdown", "--sampler", "start=last_frame,sigma_max=1.5,context_sigma=0.1"])
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "consistency" and saved["preset"] == "small" and saved["config"]["worlds"] == 1
+    assert saved["sampler"]["start"] == "last_frame" and saved["sampler"]["sigma_max"] == 1.5
+    assert saved["context_sigma"] == 0.1 and "--sampler start=last_frame" in saved["command"]
     assert "machine" in saved and "--worlds 1" in saved["command"] and r["wall_s"] >= 0 and r["cpu_s"] >= 0
     assert "## Consistency" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a bad setting stops before anything runs, naming the keys
+        cons.main(["--model", str(folder), "--sampler", "steps=3"])
+    assert "num_steps" in capsys.readouterr().err

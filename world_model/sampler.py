@@ -9,12 +9,13 @@ kept between calls, so two rollouts can share one sampler.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 import torch
 
 SOLVERS = ("euler", "heun")
+STARTS = ("noise", "last_frame")
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,16 @@ class SamplerConfig:
     two levels (`heun_gain`), which at 2-3 steps is 4.5 or more and overshoots (see `sample`)."""
     guidance: float = 1.5
     """Classifier-free guidance weight w on the action: D = D_null + w (D_act - D_null); 1 disables it."""
+    start: str = "noise"
+    """Where a new frame's sampling starts: 'noise' draws x ~ N(0, sigma_max^2) (the EDM sampler); 'last_frame'
+    draws x ~ N(z, sigma_max^2) around the latent z of the world's newest frame (SDEdit, Meng et al. 2022), so
+    the ODE starts from what the world showed a step ago plus noise of std sigma_max; with it sigma_max sets how
+    far a step can move the frame (1-2 in the unit-variance latent space; at 5 the start is all but noise)."""
 
     def __post_init__(self):
         check_solver(self.solver)
+        if self.start not in STARTS:
+            raise ValueError(f"unknown sampler start {self.start!r}; choose one of {STARTS}")
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
         if not 0 < self.sigma_min < self.sigma_max:
@@ -52,6 +60,28 @@ class SamplerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SamplerConfig":
         return cls(**d)
+
+
+def parse_settings(spec: str) -> dict:
+    """"num_steps=2,sigma_min=0.5" -> {"num_steps": 2, "sigma_min": 0.5}; "default" or "" -> {}. Keys: the fields
+    of SamplerConfig and context_sigma (the noise level past frames are cached at); values are converted to the
+    field's type (`WorldModel.with_sampler` checks the combination). Raises ValueError on a bad spec, naming the keys."""
+    types = {f.name: type(f.default) for f in fields(SamplerConfig)}
+    types["context_sigma"] = float
+    if spec.strip() in ("", "default"):
+        return {}
+    out = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in types:
+            raise ValueError(f"bad sampler setting {item!r} in {spec!r}: write key=value with a key from "
+                             f"{sorted(types)}, e.g. num_steps=2,sigma_min=0.5")
+        try:
+            out[key] = types[key](value.strip())
+        except ValueError:
+            raise ValueError(f"bad value for {key} in {spec!r}: {value!r} is not a {types[key].__name__}") from None
+    return out
 
 
 def check_solver(solver: str) -> None:
