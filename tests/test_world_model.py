@@ -465,3 +465,22 @@ def test_sampler_start_from_the_last_frame():
     from world_model.sampler import parse_settings
     assert parse_settings("start=last_frame,sigma_max=1.5,context_sigma=0.1") == {
         "start": "last_frame", "sigma_max": 1.5, "context_sigma": 0.1}
+
+
+def test_guidance_only_above_a_noise_level():
+    """guidance_min_sigma: guided steps at sigma >= it, unguided below. Above every sigma of the schedule the step
+    equals the unguided one; at 0 it equals the fully guided one; in between it is neither."""
+    wm = tiny_model()
+    state = wm.reset(prompt(2, 1))
+
+    def frame(**settings):
+        return wm.with_sampler(**{"num_steps": 3, "sigma_min": 0.1, "guidance": 3.0, **settings}).step(
+            state.fork(), [3, 1], generator=gen(0))[0].astype(int)
+
+    unguided, guided = frame(guidance_min_sigma=6.0), frame()
+    assert np.array_equal(unguided, frame(guidance=1.0))
+    assert np.array_equal(guided, frame(guidance_min_sigma=0.05))
+    first_only = frame(guidance_min_sigma=1.0)  # schedule 5 -> 0.93 -> 0.1: guided on the first step only
+    assert not np.array_equal(first_only, guided) and not np.array_equal(first_only, unguided)
+    with pytest.raises(ValueError, match="guidance_min_sigma"):
+        SamplerConfig(guidance_min_sigma=-1.0)

@@ -36,6 +36,10 @@ class SamplerConfig:
     two levels (`heun_gain`), which at 2-3 steps is 4.5 or more and overshoots (see `sample`)."""
     guidance: float = 1.5
     """Classifier-free guidance weight w on the action: D = D_null + w (D_act - D_null); 1 disables it."""
+    guidance_min_sigma: float = 0.0
+    """Guidance applies at noise levels >= this; below it D is the action-conditioned denoiser alone, one network
+    pass instead of two (guidance in a limited interval, Kynkäänniemi et al. 2024: the action decides the frame's
+    layout at high noise, and the low-noise steps that sharpen it gain little from guidance). 0: every step."""
     start: str = "noise"
     """Where a new frame's sampling starts: 'noise' draws x ~ N(0, sigma_max^2) (the EDM sampler); 'last_frame'
     draws x ~ N(z, sigma_max^2) around the latent z of the world's newest frame (SDEdit, Meng et al. 2022), so
@@ -51,6 +55,8 @@ class SamplerConfig:
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
                              f"sigma_max={self.sigma_max}")
+        if not self.guidance_min_sigma >= 0:
+            raise ValueError(f"guidance_min_sigma must be >= 0, got {self.guidance_min_sigma}")
         if not self.rho > 0:
             raise ValueError(f"rho must be > 0, got {self.rho}")
 
