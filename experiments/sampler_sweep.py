@@ -48,11 +48,12 @@ def nfe(num_steps: int, solver: str) -> int:
     return num_steps if solver == "euler" else 2 * num_steps - 1
 
 
-def frames_per_s(wm, frame: np.ndarray, repeats: int = 20) -> float:
-    """Median frames/s of one world with the KV cache, after the context window is full."""
-    state = wm.reset(frame[None])
+def frames_per_s(wm, frame: np.ndarray, repeats: int = 20, batch: int = 1) -> float:
+    """Median frames/s (env-steps/s: worlds x steps/s) of `batch` worlds stepped together with the KV cache,
+    after the context window is full."""
+    state = wm.reset(np.repeat(frame[None], batch, axis=0))
     g = torch.Generator().manual_seed(0)
-    forward = np.array([3])
+    forward = np.full(batch, 3)
     for _ in range(wm.config.dynamics.context_frames):
         _, state = wm.step(state, forward, generator=g)
     times = []
@@ -60,22 +61,23 @@ def frames_per_s(wm, frame: np.ndarray, repeats: int = 20) -> float:
         start = time.perf_counter()
         _, state = wm.step(state, forward, generator=g)
         times.append(time.perf_counter() - start)
-    return round(1 / statistics.median(times), 2)
+    return round(batch / statistics.median(times), 2)
 
 
-def speed_rounds(wm, variants: dict[str, dict], rounds: int, frame: np.ndarray) -> dict[str, list[float]]:
-    """{label: [frames/s of one world, per round]}: the variants are timed in turn, `rounds` times over, so that
-    a slow spell of a shared machine hits them all (their ratio is steadier than either figure)."""
+def speed_rounds(wm, variants: dict[str, dict], rounds: int, frame: np.ndarray,
+                 batch: int = 1) -> dict[str, list[float]]:
+    """{label: [frames/s of `batch` worlds, per round]}: the variants are timed in turn, `rounds` times over, so
+    that a slow spell of a shared machine hits them all (their ratio is steadier than either figure)."""
     models = {label: wm.with_sampler(**settings) for label, settings in variants.items()}
     out = {label: [] for label in variants}
     for _ in range(rounds):
         for label, model in models.items():
-            out[label].append(frames_per_s(model, frame))
+            out[label].append(frames_per_s(model, frame, batch=batch))
     return out
 
 
 def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0, progress: bool = True,
-             speed: bool = True, rounds: int = 3, fidelity: bool = True) -> dict:
+             speed: bool = True, rounds: int = 3, fidelity: bool = True, speed_batch: int = 1) -> dict:
     """{label: {"settings", "nfe", "frames_per_s" (median over `rounds` interleaved rounds, if speed),
     "frames_per_s_rounds", view: figures (if fidelity)}} for one model under each variant ({label: with_sampler
     keyword arguments}); every variant sees the same worlds, actions and noise seed."""
@@ -115,7 +117,7 @@ def evaluate(wm, variants: dict[str, dict], episodes: int, views, seed: int = 0,
         out[label] = res
     bar.close()
     if speed:
-        for label, fps in speed_rounds(wm, variants, rounds, truth[views[0]][0][0, 0]).items():
+        for label, fps in speed_rounds(wm, variants, rounds, truth[views[0]][0][0, 0], speed_batch).items():
             out[label]["frames_per_s"] = float(np.median(fps))
             out[label]["frames_per_s_rounds"] = fps
     return out
@@ -153,11 +155,12 @@ def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
 
     s = r["sampler"]
     what = f"{r['episodes']} worlds per view (seed {r.get('seed', 0)})" if r["episodes"] else "speed only"
-    rounds = r.get("speed_rounds")
+    rounds, batch = r.get("speed_rounds"), r.get("speed_batch", 1)
+    worlds = "one world" if batch == 1 else f"{batch} worlds stepped together (env-steps/s)"
     timing = ("frames/s of one world with the KV cache, timed once per variant right after its fidelity runs "
               "(results written before --speed-rounds existed: a slow spell of the machine can hit one row)"
               if rounds is None else "frames/s not measured (--no-speed)" if rounds == 0 else
-              f"frames/s of one world with the KV cache: the median over {rounds} round{'s' if rounds != 1 else ''} "
+              f"frames/s of {worlds} with the KV cache: the median over {rounds} round{'s' if rounds != 1 else ''} "
               "that time the variants in turn (compare rows by ratio)")
     return [f"## Sampler sweep: `{r['model']}`, {what}", "",
             f"`{r['command']}`: each row changes the checkpoint's sampler defaults ({s.get('num_steps')} "
@@ -187,9 +190,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-speed", action="store_true", help="skip the frames/s measurement")
     parser.add_argument("--speed-only", action="store_true", help="only the frames/s measurement")
     parser.add_argument("--speed-rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
+    parser.add_argument("--speed-batch", type=int, default=1,
+                        help="worlds stepped together when timing; frames/s is then env-steps/s (default: 1)")
     args = parser.parse_args(argv)
     if args.speed_only and args.no_speed:
         parser.error("--speed-only and --no-speed exclude each other")
+    if args.speed_batch < 1:
+        parser.error(f"--speed-batch must be >= 1, got {args.speed_batch}")
     if args.speed_rounds < 1:
         parser.error(f"--speed-rounds must be >= 1, got {args.speed_rounds}")
     specs = args.variant or ["default"]
@@ -203,10 +210,11 @@ def main(argv=None) -> dict:
     report = {"benchmark": "genie-bench-sampler-sweep", "model": args.model, "machine": describe_machine(),
               "sampler": wm.config.sampler.to_dict(), "context_sigma": wm.config.diffusion.context_sigma,
               "episodes": 0 if args.speed_only else args.episodes, "seed": args.seed,
-              "speed_rounds": 0 if args.no_speed else args.speed_rounds,
+              "speed_rounds": 0 if args.no_speed else args.speed_rounds, "speed_batch": args.speed_batch,
               "command": command_line("experiments.sampler_sweep", argv)}
     report["variants"] = evaluate(wm, variants, args.episodes, args.views, args.seed, speed=not args.no_speed,
-                                  rounds=args.speed_rounds, fidelity=not args.speed_only)
+                                  rounds=args.speed_rounds, fidelity=not args.speed_only,
+                                  speed_batch=args.speed_batch)
     return publish(report, args.out, section(report))
 
 

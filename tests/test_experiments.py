@@ -92,8 +92,9 @@ def test_sampler_sweep_tiny(model, tmp_path, capsys):
     assert "## Sampler sweep" in render(out.parent, out_dir=tmp_path)
     assert all(len(x["frames_per_s_rounds"]) == 3 for x in v.values())  # the default --speed-rounds
     fast_only = sweep(["--model", str(model), "--variant", "default", "--variant", "num_steps=1", "--speed-only",
-                       "--speed-rounds", "2", "--views", "first_person", "--out", str(out)])
+                       "--speed-rounds", "2", "--speed-batch", "3", "--views", "first_person", "--out", str(out)])
     only = fast_only["variants"]
+    assert fast_only["speed_batch"] == 3 and "3 worlds stepped together" in render(out.parent, out_dir=tmp_path)
     assert fast_only["episodes"] == 0 and "first_person" not in only["default"]
     assert len(only["num_steps=1"]["frames_per_s_rounds"]) == 2 and only["num_steps=1"]["nfe"] == 1
     assert "speed only" in render(out.parent, out_dir=tmp_path)
@@ -102,7 +103,7 @@ def test_sampler_sweep_tiny(model, tmp_path, capsys):
     assert "frames_per_s" not in no_speed["variants"]["default"]
     assert "frames/s not measured (--no-speed)" in render(out.parent, out_dir=tmp_path)
     for bad in (["--variant", "num_steps=0"], ["--variant", "steps=2"], ["--variant", "sigma_min=9"],
-                ["--speed-rounds", "0"], ["--speed-only", "--no-speed"]):
+                ["--speed-rounds", "0"], ["--speed-batch", "0"], ["--speed-only", "--no-speed"]):
         with pytest.raises(SystemExit):
             sweep(["--model", str(model), *bad])
         assert "error" in capsys.readouterr().err
