@@ -699,7 +699,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--markdown", action="store_true", help="print the Markdown section instead of the JSON")
     parser.add_argument("--sampler", metavar="KEY=VALUE[,...]",
                         help="sampler settings replacing the checkpoint's, e.g. num_steps=3,sigma_min=0.1 or "
-                             "start=last_frame,sigma_max=1.5 (keys: world_model.sampler.SamplerConfig's fields "
+                             "guidance=1.0 (keys: world_model.sampler.SamplerConfig's fields "
                              "and context_sigma)")
     args = parser.parse_args(argv)
     try:

@@ -174,11 +174,11 @@ def test_config_checks_and_cli(tmp_path, tiny_world_model, capsys, monkeypatch):
     out = tmp_path / "c.json"
     monkeypatch.setitem(cons.PRESETS, "small", SMALL)
     r = cons.main(["--model", str(folder), "--preset", "small", "--worlds", "1", "--views", "first_person",
-                   "--out", str(out), "--markdown", "--sampler", "start=last_frame,sigma_max=1.5,context_sigma=0.1"])
+                   "--out", str(out), "--markdown", "--sampler", "num_steps=3,sigma_max=4.0,context_sigma=0.1"])
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "consistency" and saved["preset"] == "small" and saved["config"]["worlds"] == 1
-    assert saved["sampler"]["start"] == "last_frame" and saved["sampler"]["sigma_max"] == 1.5
-    assert saved["context_sigma"] == 0.1 and "--sampler start=last_frame" in saved["command"]
+    assert saved["sampler"]["num_steps"] == 3 and saved["sampler"]["sigma_max"] == 4.0
+    assert saved["context_sigma"] == 0.1 and "--sampler num_steps=3" in saved["command"]
     assert "machine" in saved and "--worlds 1" in saved["command"] and r["wall_s"] >= 0 and r["cpu_s"] >= 0
     assert "## Consistency" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # a bad setting stops before anything runs, naming the keys

@@ -439,34 +439,6 @@ def test_action_meanings_come_from_the_config(tmp_path):
         replace(wm.config, action_meanings=("a", "b"))
 
 
-def test_sampler_start_from_the_last_frame():
-    """start='last_frame' draws the new frame's start around the newest cached latent: with a tiny sigma_max the
-    step returns (nearly) the last frame's latent; the default start from noise does not. The newest latent is the
-    newest by time, wherever the ring buffer keeps it; bad starts are refused."""
-    wm = tiny_model(context_frames=2)
-    frames = prompt(2, 2, seed=1)
-    state = wm.reset(frames)
-    noise = state.cache.newest_latents() - wm.encode(frames[:, -1])  # the context noise the cache stores
-    assert float(noise.std()) == pytest.approx(wm.config.diffusion.context_sigma, rel=0.1)
-    wm.step(state, [1, 2], generator=gen(1))  # a third frame in a 2-slot ring buffer: it lands in slot 0
-    newest = state.cache.newest_latents()
-    assert torch.equal(newest, state.cache.latents[:, 0]) and not torch.equal(newest, state.cache.latents[:, 1])
-    near = wm.with_sampler(start="last_frame", sigma_max=1e-3, sigma_min=1e-4, num_steps=1, guidance=1.0)
-    f_last, _ = near.step(state.fork(), [3, 0], generator=gen(0))
-    f_noise, _ = wm.with_sampler(sigma_max=1e-3, sigma_min=1e-4, num_steps=1, guidance=1.0).step(
-        state.fork(), [3, 0], generator=gen(0))
-    kept = wm.decode(newest)
-    assert np.abs(f_last.astype(int) - kept.astype(int)).mean() < 2
-    assert np.abs(f_noise.astype(int) - kept.astype(int)).mean() > 10
-    empty = type(state.cache).empty(wm.dynamics.config, 2, "cpu")
-    assert torch.count_nonzero(empty.newest_latents()) == 0
-    with pytest.raises(ValueError, match="start"):
-        SamplerConfig(start="previous")
-    from world_model.sampler import parse_settings
-    assert parse_settings("start=last_frame,sigma_max=1.5,context_sigma=0.1") == {
-        "start": "last_frame", "sigma_max": 1.5, "context_sigma": 0.1}
-
-
 def test_guidance_only_above_a_noise_level():
     """guidance_min_sigma: guided steps at sigma >= it, unguided below. Above every sigma of the schedule the step
     equals the unguided one; at 0 it equals the fully guided one; in between it is neither."""

@@ -267,13 +267,6 @@ class KVCache:
         """(B,) number of frames currently cached per world (<= context_frames)."""
         return self.valid.sum(dim=1)
 
-    def newest_latents(self) -> torch.Tensor:
-        """(B, C, h, w) the noisy latent of each world's newest cached frame (zeros for a world with none)."""
-        times = torch.where(self.valid, self.times, torch.full_like(self.times, -1))
-        newest = times.argmax(dim=1)  # (B,)
-        out = self.latents[torch.arange(self.batch, device=newest.device), newest]
-        return out * self.valid.any(dim=1).to(out.dtype)[:, None, None, None]
-
     def _map(self, fn) -> "KVCache":
         return KVCache([fn(t) for t in self.k], [fn(t) for t in self.v], fn(self.valid), fn(self.next_slot),
                        fn(self.latents), fn(self.sigmas), fn(self.actions), fn(self.times), fn(self.views))

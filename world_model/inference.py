@@ -320,8 +320,6 @@ class WorldModel(nn.Module):
                           f"its large steps (gain {gain:.1f} > 1) and overshoots; use more steps or "
                           "'euler' (see world_model/sampler.py, `sample`)", stacklevel=3)
         x = sigmas[0] * torch.randn(latent_shape, generator=generator, device=self.device)
-        if sc.start == "last_frame":
-            x = x + state.cache.newest_latents().float()
         denoise = self._cached_denoiser(state, a, guidance) if use_kv_cache else self._window_denoiser(state, a, guidance)
         y = sample(denoise, x, sigmas, solver).float()  # (B, C, h, w)
         self._commit(state, y[:, None], a, generator)

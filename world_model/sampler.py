@@ -15,7 +15,6 @@ from typing import Callable
 import torch
 
 SOLVERS = ("euler", "heun")
-STARTS = ("noise", "last_frame")
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,10 @@ class SamplerConfig:
     """Guidance applies at noise levels >= this; below it D is the action-conditioned denoiser alone, one network
     pass instead of two (guidance in a limited interval, Kynkäänniemi et al. 2024: the action decides the frame's
     layout at high noise, and the low-noise steps that sharpen it gain little from guidance). 0: every step."""
-    start: str = "noise"
-    """Where a new frame's sampling starts: 'noise' draws x ~ N(0, sigma_max^2) (the EDM sampler); 'last_frame'
-    draws x ~ N(z, sigma_max^2) around the latent z of the world's newest frame (SDEdit, Meng et al. 2022), so
-    the ODE starts from what the world showed a step ago plus noise of std sigma_max; with it sigma_max sets how
-    far a step can move the frame (1-2 in the unit-variance latent space; at 5 the start is all but noise)."""
+
 
     def __post_init__(self):
         check_solver(self.solver)
-        if self.start not in STARTS:
-            raise ValueError(f"unknown sampler start {self.start!r}; choose one of {STARTS}")
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
         if not 0 < self.sigma_min < self.sigma_max:
