@@ -31,6 +31,8 @@ def sampler_words(s: dict) -> str:
     (rho 7.0), guidance 1.5"."""
     text = (f"{s.get('num_steps')} {s.get('solver')} step{'s' if s.get('num_steps') != 1 else ''}, sigma "
             f"{s.get('sigma_max')} -> {s.get('sigma_min')} (rho {s.get('rho')}), guidance {s.get('guidance')}")
+    if s.get("guidance_min_sigma") and s.get("guidance") != 1.0:
+        text += f" at noise levels >= {s['guidance_min_sigma']}"
     if s.get("context_sigma") is not None:
         text += f", past frames at noise {s['context_sigma']}"
     return text

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from benchmarks.report import load_results, fidelity_section, speed_table
+from benchmarks.report import load_results, fidelity_section, sampler_words, speed_table
 from world_model.checkpoint import write_text
 
 #: Study result kinds: benchmark key -> the module whose ``section(result, images)`` renders it.
@@ -49,7 +49,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "ablation_small": "the small-preset ablations (from scratch, equal wall-clock; experiments/"
                                    "ablation_small.sh)",
                  "gpu": "models trained on a lent GPU (world_model/recipes/gpu_run.sh)",
-                 "view": "v5 fine-tuned with and without view conditioning (experiments/LOG.md entry 15)"}
+                 "view": "v5 fine-tuned with and without view conditioning (experiments/LOG.md entry 15)",
+                 "sampler": "the shipped weights under other sampler settings (experiments/LOG.md entry 16)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
@@ -58,8 +59,8 @@ def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate 
 
     if not results:
         return []
-    rows = [("shipped (benchmarks/results)" if Path(p) == SHIPPED_CONSISTENCY else Path(p).stem, r)
-            for p, r in results]
+    rows = [(f"shipped (benchmarks/results; {sampler_words(r.get('sampler') or {})})" if Path(p) == SHIPPED_CONSISTENCY
+             else Path(p).stem, r) for p, r in results]
     return [f"## Consistency of {title}", "",
             "Headline figures of `python -m benchmarks.consistency` (the command is in each file) on the same unseen "
             "worlds (seed 0), means over worlds; the 95% intervals are in the JSON files.", ""] + headline_table(rows)

@@ -47,14 +47,15 @@ python -m benchmarks.model_card --model runs/candidates/v4 --ae-run runs/train/a
   --data runs/data/train/* --base-summary runs/candidates/v2/training_summary.json --summary-only
 
 # 5. Phase 3: 1500 steps more from phase 2's fp32 EMA checkpoint with the same settings at peak lr 1.5e-4; exported
-#    with the shipped sampler (2 Euler steps to sigma_min 0.5, past frames at 0.01) into the package, measured on
-#    unseen worlds, and its model card written.
+#    with the shipped sampler (3 Euler steps 5 -> 0.93 -> 0.1, action guidance 1.5 on the first step only, past
+#    frames at 0.01; experiments/LOG.md entries 6 and 16) into the package, measured on unseen worlds, and its model
+#    card written.
 genie-train dynamics --data runs/data/train/* --eval-data runs/data/test/* --autoencoder runs/candidates/v2 \
   --init-from runs/train/dyn_v4/ckpt-00001600 --preset default --out runs/train/dyn_v5 --steps 1500 --batch-size 8 \
   --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 200 \
   --log-every 20 --keep-checkpoints 3
-genie-train export --dynamics runs/train/dyn_v5 --out runs/candidates/v5 --context-sigma 0.01 --num-steps 2 \
-  --sigma-min 0.5
+genie-train export --dynamics runs/train/dyn_v5 --out runs/candidates/v5 --context-sigma 0.01 --num-steps 3 \
+  --sigma-min 0.1 --guidance-min-sigma 1.0
 cp runs/candidates/v5/config.json runs/candidates/v5/model.safetensors world_model/checkpoints/default/
 python -m benchmarks.fidelity --model runs/candidates/v5 --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
