@@ -381,3 +381,18 @@ def test_consistency_suite_through_genie_bench(checkpoints, tmp_path, monkeypatc
     report = (out / "report.md").read_text()
     assert "## Consistency: does the model hold a world?" in report and "| still |" in report
     assert main(["run", "consistency", "--consistency-preset", "huge", "--model", str(model), "--out", str(out)]) == 2
+
+
+def test_hold_prompt_counts_identical_frames_as_unchanged():
+    """A world whose frames equal its prompt scores the PSNR cap and counts as unchanged; the figures over the
+    changed worlds leave it out."""
+    from benchmarks.fidelity import hold_prompt
+
+    rng = np.random.default_rng(0)
+    still = np.repeat(rng.integers(0, 256, (1, 1, 8, 8, 3), dtype=np.uint8), 5, axis=1)  # 1 + 4 identical frames
+    moving = rng.integers(0, 256, (1, 5, 8, 8, 3), dtype=np.uint8)
+    hold, changed, f = hold_prompt(np.concatenate([still, moving]), [1, 4])
+    assert hold.shape == (2, 4) and changed.tolist() == [[False] * 4, [True] * 4]
+    assert f["prompt_unchanged_share"] == {"1": 0.5, "4": 0.5}
+    assert f["autoregressive_hold_prompt_psnr_changed"]["4"] == pytest.approx(hold[1, 3]) and hold[1, 3] < 20
+    assert f["autoregressive_hold_prompt_psnr"]["4"] == pytest.approx((60 + hold[1, 3]) / 2)
