@@ -168,7 +168,8 @@ def check_out(out: Path, res: subprocess.CompletedProcess) -> dict:
     assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in files), files
     wm = WorldModel.load(out / "model")  # loadable, whole
     assert wm.config.dynamics.width == PRESETS["tiny"].width
-    assert wm.config.sampler.num_steps == 2 and wm.config.sampler.sigma_min == 0.5  # EXPORT_ARGS: shipped sampler
+    shipped = json.loads((Path(__file__).parents[1] / "world_model/checkpoints/default/config.json").read_text())
+    assert wm.config.sampler.to_dict() == shipped["sampler"]  # EXPORT_ARGS: the shipped sampler
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert rows and {"loss", "examples_per_s", "tokens_per_s", "tflops"} <= set(rows[-1])
     log = (out / "runner.log").read_text()

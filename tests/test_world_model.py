@@ -449,10 +449,19 @@ def test_guidance_only_above_a_noise_level():
         return wm.with_sampler(**{"num_steps": 3, "sigma_min": 0.1, "guidance": 3.0, **settings}).step(
             state.fork(), [3, 1], generator=gen(0))[0].astype(int)
 
-    unguided, guided = frame(guidance_min_sigma=6.0), frame()
+    unguided, guided = frame(guidance_min_sigma=6.0), frame(guidance_min_sigma=0.0)
     assert np.array_equal(unguided, frame(guidance=1.0))
     assert np.array_equal(guided, frame(guidance_min_sigma=0.05))
     first_only = frame(guidance_min_sigma=1.0)  # schedule 5 -> 0.93 -> 0.1: guided on the first step only
     assert not np.array_equal(first_only, guided) and not np.array_equal(first_only, unguided)
     with pytest.raises(ValueError, match="guidance_min_sigma"):
         SamplerConfig(guidance_min_sigma=-1.0)
+
+
+def test_sampler_config_of_an_older_checkpoint_guides_every_step():
+    """A config saved before guidance_min_sigma existed keeps sampling as it did (guidance at every step); new
+    configs round-trip."""
+    old = {"num_steps": 2, "sigma_min": 0.5, "sigma_max": 5.0, "rho": 7.0, "solver": "euler", "guidance": 1.5}
+    assert SamplerConfig.from_dict(old).guidance_min_sigma == 0.0
+    new = SamplerConfig()
+    assert new.guidance_min_sigma > 0 and SamplerConfig.from_dict(new.to_dict()) == new

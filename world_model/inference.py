@@ -9,8 +9,9 @@
 `step` updates `state` in place (its KV cache is a preallocated ring buffer, so memory stays bounded however long
 the rollout) and returns it; fork first to branch. Each step: draw x ~ N(0, sigma_max^2), run the sampler whose
 denoiser sees only the new frame's tokens attending to the cached past (classifier-free guidance batches the
-action and NULL branches into one forward, at the noise levels >= `SamplerConfig.guidance_min_sigma`), decode the latent to pixels, then "commit" the frame: add the small
-context noise, run it once through the transformer and store its keys/values as context for later frames.
+action and NULL branches into one forward, at the noise levels >= `SamplerConfig.guidance_min_sigma`), decode the
+latent to pixels, then "commit" the frame: add the small context noise, run it once through the transformer and
+store its keys/values as context for later frames.
 A view-conditioned model (`DynamicsConfig.views`) conditions every frame of a world on the view given at reset
 (kept in the state's cache; None: unknown); other models ignore the view.
 Randomness comes only from the caller's generator (same generator seed -> same rollout).

@@ -19,12 +19,14 @@ SOLVERS = ("euler", "heun")
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    num_steps: int = 2
+    num_steps: int = 3
     """Denoising steps per frame (network evaluations per frame with "euler"; DIAMOND uses 3)."""
-    sigma_min: float = 0.5
+    sigma_min: float = 0.1
     """Smallest noise level of the schedule (t_{N-1}), in (0, sigma_max). The last step returns D(x; sigma_min),
-    so at a tiny sigma_min (EDM uses 0.002) that evaluation is nearly the identity (c_skip ~ 1, c_out ~ sigma_min)
-    and adds a network call without changing the frame; with 2-3 steps a reasonable range is [0.1, 0.5]."""
+    the frame the world commits to as context: at a tiny sigma_min (EDM uses 0.002) that evaluation is nearly the
+    identity (c_skip ~ 1, c_out ~ sigma_min) and adds a network call without changing the frame; at 0.5 it is a
+    posterior mean blurred where the model is unsure, which a still scene accumulates step after step
+    (experiments/LOG.md entry 16); with 2-3 steps a reasonable range is [0.1, 0.5]."""
     sigma_max: float = 5.0
     """Largest noise level (t_0); the new frame starts as N(0, sigma_max^2)."""
     rho: float = 7.0
@@ -35,11 +37,11 @@ class SamplerConfig:
     two levels (`heun_gain`), which at 2-3 steps is 4.5 or more and overshoots (see `sample`)."""
     guidance: float = 1.5
     """Classifier-free guidance weight w on the action: D = D_null + w (D_act - D_null); 1 disables it."""
-    guidance_min_sigma: float = 0.0
+    guidance_min_sigma: float = 1.0
     """Guidance applies at noise levels >= this; below it D is the action-conditioned denoiser alone, one network
     pass instead of two (guidance in a limited interval, Kynkäänniemi et al. 2024: the action decides the frame's
-    layout at high noise, and the low-noise steps that sharpen it gain little from guidance). 0: every step."""
-
+    layout at high noise, and the low-noise steps that sharpen it gain little from guidance). 0: every step (what
+    a checkpoint saved before this setting existed does)."""
 
     def __post_init__(self):
         check_solver(self.solver)
@@ -58,7 +60,8 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SamplerConfig":
-        return cls(**d)
+        """From a checkpoint's config; one saved before guidance_min_sigma existed guided every step."""
+        return cls(**{"guidance_min_sigma": 0.0, **d})
 
 
 def parse_settings(spec: str) -> dict:
