@@ -64,6 +64,9 @@ class RunArgs:
     """tasks: the worlds to run in: genie (the world model) and/or ground_truth (3D BabyAI)"""
     model: str = "default"
     """world-model checkpoint: default (the shipped one) or a checkpoint folder"""
+    sampler: str | None = None
+    """world-model sampler settings replacing the checkpoint's, KEY=VALUE[,...], e.g. num_steps=2,sigma_min=0.5
+    (keys: world_model.sampler.SamplerConfig's fields and context_sigma)"""
     judge: str = "default"
     """success judge deciding GenieWorld success: default, a judge folder, or none (then --reward-fn decides)"""
     judge_threshold: float = 0.5
@@ -172,7 +175,11 @@ def _describe_agent(agent, path: str | None) -> dict:
 def _world_model(args: RunArgs):
     from genie_env.genie_world import load_world_model
 
-    return load_world_model(args.model)
+    from world_model.sampler import parse_settings
+
+    settings = parse_settings(args.sampler or "")  # a bad setting: ValueError, reported as a usage error
+    wm = load_world_model(args.model)
+    return wm.with_sampler(**settings) if settings else wm
 
 
 def _judge(args: RunArgs):

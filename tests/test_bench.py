@@ -373,9 +373,11 @@ def test_consistency_suite_through_genie_bench(checkpoints, tmp_path, monkeypatc
     monkeypatch.setitem(consistency.PRESETS, "small", tiny)
     out = tmp_path / "cons"
     assert main(["run", "consistency", "--consistency-preset", "small", "--model", str(model), "--seed", "3",
-                 "--out", str(out), "--quiet"]) == 0
+                 "--out", str(out), "--quiet", "--sampler", "num_steps=2,guidance=1.0"]) == 0
     r = json.loads((out / "consistency.json").read_text())
     assert r["benchmark"] == "genie-bench-consistency" and r["config"]["seed"] == 3 and r["config"]["worlds"] == 2
+    assert r["sampler"]["num_steps"] == 2 and r["sampler"]["guidance"] == 1.0  # --sampler replaced the checkpoint's
+    assert main(["run", "consistency", "--model", str(model), "--out", str(out), "--sampler", "steps=2"]) == 2
     assert set(r["views"]) == {"first_person"} and r["figures"]
     assert all((out / path).is_file() for path in r["figures"].values())
     report = (out / "report.md").read_text()
