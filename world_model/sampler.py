@@ -67,7 +67,8 @@ class SamplerConfig:
 def parse_settings(spec: str) -> dict:
     """"num_steps=2,sigma_min=0.5" -> {"num_steps": 2, "sigma_min": 0.5}; "default" or "" -> {}. Keys: the fields
     of SamplerConfig and context_sigma (the noise level past frames are cached at); values are converted to the
-    field's type (`WorldModel.with_sampler` checks the combination). Raises ValueError on a bad spec, naming the keys."""
+    field's type (`WorldModel.with_sampler` checks the combination). Raises ValueError on a bad spec, naming the
+    keys."""
     types = {f.name: type(f.default) for f in fields(SamplerConfig)}
     types["context_sigma"] = float
     if spec.strip() in ("", "default"):
