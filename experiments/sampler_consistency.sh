@@ -27,3 +27,5 @@ python -m experiments.sampler_sweep --model default --speed-only --speed-rounds 
   --variant "$TWO" --variant num_steps=3,sigma_min=0.1,guidance_min_sigma=1.0 --out "$R/speed_b16.json"
 # the shipped sampler on 64 worlds per view: the worlds the floors are stated over
 python -m benchmarks.consistency --preset default --worlds 64 --out "$R/consistency_64_shipped.json"
+python -m benchmarks.consistency --preset default --worlds 64 --views first_person --sampler "$TWO" \
+  --out "$R/consistency_64_fp_v5_2steps.json"
