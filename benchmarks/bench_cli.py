@@ -174,7 +174,6 @@ def _describe_agent(agent, path: str | None) -> dict:
 
 def _world_model(args: RunArgs):
     from genie_env.genie_world import load_world_model
-
     from world_model.sampler import parse_settings
 
     settings = parse_settings(args.sampler or "")  # a bad setting: ValueError, reported as a usage error

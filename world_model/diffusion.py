@@ -355,7 +355,7 @@ class Denoiser(nn.Module):
 
             def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
                 sig = sigma.expand(B, 1)
-                if sc.guidance == 1.0 or float(sigma) < sc.guidance_min_sigma:
+                if not sc.guides(sigma):
                     d = self(x[:, None], sig, a, positions, cache=cache)
                 else:
                     d = self.guided(x[:, None], sig, a, positions, sc.guidance, cache=cache)

@@ -328,12 +328,12 @@ class WorldModel(nn.Module):
 
     def _cached_denoiser(self, state: WorldState, a: torch.Tensor, guidance: float):
         positions = state.time[:, None]  # (B, 1)
-        min_sigma = self.config.sampler.guidance_min_sigma
+        sc = self.config.sampler
         denoiser = self._runtime()[2]
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             s = sigma.expand(x.shape[0], 1)
-            if guidance == 1.0 or float(sigma) < min_sigma:
+            if not sc.guides(sigma, guidance):
                 d = denoiser(x[:, None], s, a, positions, cache=state.cache)
             else:
                 d = denoiser.guided(x[:, None], s, a, positions, guidance, cache=state.cache)
@@ -353,12 +353,12 @@ class WorldModel(nn.Module):
         valid = torch.cat([ctx_valid, torch.ones(B, 1, dtype=torch.bool, device=self.device)], dim=1)
         frame_valid = None if bool(valid.all()) else valid
         denoiser = self._runtime()[2]
-        min_sigma = self.config.sampler.guidance_min_sigma
+        sc = self.config.sampler
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             xs = torch.cat([ctx_x, x[:, None]], dim=1)  # (B, S+1, C, h, w)
             sig = torch.cat([ctx_sigma.clamp_min(self.config.diffusion.context_sigma), sigma.expand(B, 1)], dim=1)
-            if guidance == 1.0 or float(sigma) < min_sigma:
+            if not sc.guides(sigma, guidance):
                 d = denoiser(xs, sig, actions, positions, frame_valid=frame_valid, view=c.views)
             else:
                 d = denoiser.guided(xs, sig, actions, positions, guidance, frame_valid=frame_valid, view=c.views)

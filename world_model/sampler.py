@@ -58,6 +58,12 @@ class SamplerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def guides(self, sigma, guidance: float | None = None) -> bool:
+        """Whether a denoising step at noise level sigma (float or 0-d tensor) runs both branches: guidance weight
+        (this config's unless given) != 1 and sigma >= guidance_min_sigma."""
+        w = self.guidance if guidance is None else guidance
+        return w != 1.0 and float(sigma) >= self.guidance_min_sigma
+
     @classmethod
     def from_dict(cls, d: dict) -> "SamplerConfig":
         """From a checkpoint's config; one saved before guidance_min_sigma existed guided every step."""
