@@ -250,7 +250,8 @@ class Denoiser(nn.Module):
                                 **({} if view is None else {"view": view}))
         else:
             F_x = self.dynamics.forward_cached(cs.network_input(x), cs.c_noise, actions, positions, cache,
-                                               prev=self.cache_prev(cache), independent=independent)
+                                               prev=self.cache_prev(cache), independent=independent,
+                                               memory=self.cache_inputs(cache))
         return cs.denoised(x, F_x)
 
     @torch.no_grad()
@@ -259,7 +260,17 @@ class Denoiser(nn.Module):
         indices `positions` (B, T), in the cache as context for later frames (their keys/values; no output)."""
         cs = self.compute_conditioners(sigma)
         self.dynamics.append(cs.network_input(x), cs.c_noise, actions, positions, cache, latents=x, sigmas=sigma,
-                             prev=self.cache_prev(cache))
+                             prev=self.cache_prev(cache), memory=self.cache_inputs(cache))
+
+    def cache_inputs(self, cache: KVCache | None):
+        """Every cached frame as the network sees it: (c_in x (B, S, C, h, w), c_noise (B, S)) (empty slots at
+        sigma 1), the memory candidates of memory models (`DynamicsConfig.memory`); None without a cache or for
+        models without memory."""
+        if cache is None or not self.dynamics.config.memory:
+            return None
+        sigma = torch.where(cache.valid, cache.sigmas, torch.ones_like(cache.sigmas))
+        cs = self.compute_conditioners(sigma)
+        return cs.network_input(cache.latents), cs.c_noise
 
     def cache_prev(self, cache: KVCache | None):
         """The latest cached frame of every world as the network sees it: (c_in x (B, C, h, w), c_noise (B,),

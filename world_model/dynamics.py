@@ -23,6 +23,16 @@ first frame, a window's first frame) gets zeros and a learned "no previous frame
 predecessor is the previous frame of the window; for the first new frame after a KV cache it is the cache's latest
 frame (the caller passes it as `prev`).
 
+Pose-keyed memory (`memory`, off by default; WorldMem, Xiao et al. 2025, retrieves past frames by camera pose): a
+frame's pose is dead-reckoned from the actions before it: (segment, heading, forwards), where a turn moves the
+heading by one quarter, forward adds one (whether or not the cell was free: the actions cannot tell), and START or
+NULL begins a new segment (NULL hides the action, so the pose after it is unknown relative to what came before).
+Each frame's tokens also get, as more input channels, the patch at the same place of its *memory frame*: the most
+recent earlier frame of the window or cache in the same segment with the same heading modulo four (after (left,
+right) the frame two back; after four lefts the start), and its conditioning embeds the memory frame's noise level
+and the forwards taken since it (0, 1, 2 or more, or "no memory frame"). Copying a view seen before becomes a
+local path, as copying the previous frame is through `prev_frame`.
+
 Every frame carries one conditioning vector: the embedding of its diffusion noise level (EDM c_noise) plus the
 embedding of the action that led to it (frame t+1 gets action a_t; an episode's first frame gets START; NULL is
 the "no action" token used for classifier-free guidance), plus, for view-conditioned models (`views` > 0), the
@@ -57,6 +67,9 @@ import torch.nn.functional as F
 ATTENTION_LAYOUTS = ("frame_causal", "factorised")
 VIEW_IDS = {"first_person": 0, "top_down": 1}
 """The id of each view a world can be rendered in, as the recordings name it (`shards.Episode.view`)."""
+MEMORY_GAPS = 3
+"""Forward actions since the memory frame are embedded as 0, 1, or MEMORY_GAPS - 1 and more; id MEMORY_GAPS means
+no memory frame."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,17 @@ class DynamicsConfig:
     """Number of view embeddings (0 or len(VIEW_IDS)): > 0 adds to every frame's conditioning the embedding of its
     world's view (ids `VIEW_IDS`; one more embedding, id `unknown_view`, stands for a view nobody gave and for the
     view dropout of training), zero-initialised. 0: not view-conditioned (a checkpoint config without this key)."""
+    memory: bool = False
+    """Pose-keyed memory input (see the module docstring): each frame's tokens also get the latent patch of the most
+    recent earlier frame seen from the same heading (headings dead-reckoned from the turn actions), and its
+    conditioning the memory frame's noise level and the number of forward actions since it (0, 1, 2 or more; or
+    "none"), all zero-initialised. False: no memory input (a checkpoint config without this key)."""
+    turn_left_action: int = 1
+    """Action id that turns the agent 90 degrees left (the memory's dead reckoning; ids of `ACTION_MEANINGS`)."""
+    turn_right_action: int = 2
+    """Action id that turns the agent 90 degrees right."""
+    forward_action: int = 3
+    """Action id that moves the agent one cell forward (when the cell is free)."""
 
     def __post_init__(self):
         if self.attention not in ATTENTION_LAYOUTS:
@@ -106,6 +130,11 @@ class DynamicsConfig:
                              "for 16x16 latents)")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        if self.memory:
+            ids = (self.turn_left_action, self.turn_right_action, self.forward_action)
+            if len(set(ids)) != 3 or not all(0 <= i < self.num_actions for i in ids):
+                raise ValueError(f"memory needs three distinct action ids in [0, {self.num_actions}) for turn left, "
+                                 f"turn right and forward, got {ids}")
         if self.views not in (0, len(VIEW_IDS)):
             raise ValueError(f"views must be 0 (not view-conditioned) or {len(VIEW_IDS)} ({', '.join(VIEW_IDS)}), "
                              f"got {self.views}")
@@ -216,15 +245,17 @@ class KVCache:
     space for the frames being denoised, never context) for frame-causal models, (B, N * H, S + SCRATCH_FRAMES, hd)
     (the temporal attention's, per position) for factorised ones; valid: (B, S) bool; next_slot: (B,) long.
     Also keeps what a recompute over the window needs: the noisy latents of the cached frames (B, S, C, h, w),
-    their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S); and each world's view
-    id (B,) long (`DynamicsConfig.view_ids`), which conditions every frame run over the cache.
+    their noise levels (B, S), conditioning actions (B, S) and absolute frame times (B, S); each world's view
+    id (B,) long (`DynamicsConfig.view_ids`), which conditions every frame run over the cache; and the cached frames'
+    dead-reckoned poses (B, S, 3) long (segment, heading, forwards; `Dynamics.poses`), which memory models look
+    their memory frames up by.
     """
 
-    def __init__(self, k, v, valid, next_slot, latents, sigmas, actions, times, views):
+    def __init__(self, k, v, valid, next_slot, latents, sigmas, actions, times, views, poses):
         self.k, self.v = k, v
         self.valid, self.next_slot = valid, next_slot
         self.latents, self.sigmas, self.actions, self.times = latents, sigmas, actions, times
-        self.views = views
+        self.views, self.poses = views, poses
 
     #: Room for this many new frames' tokens after the S*N cached ones in every k/v buffer: a step writes its new
     #: keys/values there and attends to one contiguous buffer instead of concatenating the whole cache every
@@ -252,6 +283,7 @@ class KVCache:
             times=zeros(batch, S, dtype=torch.long),
             views=(torch.full((batch,), cfg.unknown_view, dtype=torch.long, device=device) if views is None
                    else views.to(device=device, dtype=torch.long).clone()),
+            poses=zeros(batch, S, 3, dtype=torch.long),
         )
 
     @property
@@ -269,7 +301,8 @@ class KVCache:
 
     def _map(self, fn) -> "KVCache":
         return KVCache([fn(t) for t in self.k], [fn(t) for t in self.v], fn(self.valid), fn(self.next_slot),
-                       fn(self.latents), fn(self.sigmas), fn(self.actions), fn(self.times), fn(self.views))
+                       fn(self.latents), fn(self.sigmas), fn(self.actions), fn(self.times), fn(self.views),
+                       fn(self.poses))
 
     def clone(self) -> "KVCache":
         return self._map(lambda t: t.clone())
@@ -285,17 +318,23 @@ class KVCache:
 
     def _tensors(self) -> list[torch.Tensor]:
         return [*self.k, *self.v, self.valid, self.next_slot, self.latents, self.sigmas, self.actions,
-                self.times, self.views]
+                self.times, self.views, self.poses]
 
     def to(self, dtype: torch.dtype) -> "KVCache":
         """Same cache with keys/values in `dtype` (bookkeeping tensors unchanged)."""
         if self.k[0].dtype == dtype:
             return self
         return KVCache([t.to(dtype) for t in self.k], [t.to(dtype) for t in self.v], self.valid, self.next_slot,
-                       self.latents, self.sigmas, self.actions, self.times, self.views)
+                       self.latents, self.sigmas, self.actions, self.times, self.views, self.poses)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._tensors())
+
+    def latest_pose(self) -> torch.Tensor:
+        """(B, 3) long: the pose of every world's latest cached frame (zeros for a world with none)."""
+        slot = (self.next_slot - 1) % self.slots
+        b = torch.arange(self.batch, device=slot.device)
+        return torch.where(self.valid[b, slot][:, None], self.poses[b, slot], torch.zeros_like(self.poses[b, slot]))
 
 
 class RMSNorm(nn.Module):
@@ -453,10 +492,13 @@ class Dynamics(nn.Module):
         super().__init__()
         self.config = cfg = config
         D = cfg.width
-        self.patch_in = nn.Linear(cfg.patch_dim * (2 if cfg.prev_frame else 1), D)
+        self.patch_in = nn.Linear(cfg.patch_dim * (1 + cfg.prev_frame + cfg.memory), D)  # [frame, prev, memory]
         if cfg.prev_frame:
             self.prev_noise_emb = NoiseEmbedding(cfg)
             self.no_prev = nn.Parameter(torch.zeros(D))  # conditioning of a frame without a predecessor
+        if cfg.memory:
+            self.mem_noise_emb = NoiseEmbedding(cfg)  # the memory frame's noise level
+            self.mem_gap_emb = nn.Embedding(MEMORY_GAPS + 1, D)  # forwards since it, or no memory frame
         self.pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)  # learned spatial position
         self.noise_emb = NoiseEmbedding(cfg)
         self.action_emb = nn.Embedding(cfg.num_actions + 2, D)  # + START, NULL
@@ -477,6 +519,12 @@ class Dynamics(nn.Module):
         nn.init.normal_(self.action_emb.weight, std=0.02)
         if self.config.views:  # zero: a view-conditioned model starts as the same function of its other inputs
             nn.init.zeros_(self.view_emb.weight)
+        if self.config.memory:  # zero as well: the memory input starts closed
+            with torch.no_grad():
+                self.patch_in.weight[:, -self.config.patch_dim:].zero_()
+            nn.init.zeros_(self.mem_noise_emb.mlp[-1].weight)
+            nn.init.zeros_(self.mem_noise_emb.mlp[-1].bias)
+            nn.init.zeros_(self.mem_gap_emb.weight)
         for b in self.blocks:  # adaLN-Zero: every residual branch starts closed
             nn.init.zeros_(b.ada.weight)
             nn.init.zeros_(b.ada.bias)
@@ -505,27 +553,33 @@ class Dynamics(nn.Module):
 
     def forward_cached(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
                        cache: KVCache, prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-                       independent: bool = False) -> torch.Tensor:
+                       independent: bool = False,
+                       memory: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Run T new frames that attend to the whole cache (and, frame-causally, to each other); the cache is
         read, not written. Arguments as in `forward`, prev being the cache's latest frame
         (`Denoiser.cache_prev`); independent: the T new frames do not attend to each other (the guided and
-        unguided branches of one frame, batched along T). The view is each world's in the cache (`KVCache.views`).
-        Returns F (B, T, C, h, w)."""
-        tok, cond, _ = self._trunk(x, c_noise, actions, positions, cache, None, independent, prev, cache.views)
+        unguided branches of one frame, batched along T); memory: every cached frame as the network sees it,
+        (network input (B, S, C, h, w), c_noise (B, S)) (`Denoiser.cache_inputs`), needed by memory models. The
+        view is each world's in the cache (`KVCache.views`). Returns F (B, T, C, h, w)."""
+        tok, cond, _ = self._trunk(x, c_noise, actions, positions, cache, None, independent, prev, cache.views,
+                                   memory)
         return self._head(tok, cond, x.shape)
 
     @torch.no_grad()
     def append(self, x: torch.Tensor, c_noise: torch.Tensor, actions: torch.Tensor, positions: torch.Tensor,
                cache: KVCache, latents: torch.Tensor, sigmas: torch.Tensor,
-               prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+               prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+               memory: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """Store T new frames in the cache as context: run them as `forward_cached` does, without the output
-        head, and write their keys/values into every world's ring buffer, with their noisy latents (B, T, C, h, w)
-        and noise levels sigmas (B, T) kept for recomputes; the view is each world's in the cache."""
-        _, _, new_kv = self._trunk(x, c_noise, actions, positions, cache, None, False, prev, cache.views)
-        self._write(cache, new_kv, latents, sigmas, actions, positions)
+        head, and write their keys/values into every world's ring buffer, with their noisy latents (B, T, C, h, w),
+        noise levels sigmas (B, T) and poses kept for recomputes and memory lookups; the view is each world's in
+        the cache."""
+        poses = self.poses(actions, cache.latest_pose())
+        _, _, new_kv = self._trunk(x, c_noise, actions, positions, cache, None, False, prev, cache.views, memory)
+        self._write(cache, new_kv, latents, sigmas, actions, positions, poses)
 
     def _trunk(self, x, c_noise, actions, positions, cache: KVCache | None, frame_valid, independent: bool, prev,
-               view: torch.Tensor | None):
+               view: torch.Tensor | None, memory=None):
         """Embed the frames and run every block: -> tokens (B, T, N, D), conditioning (B, T, D), and each
         layer's new keys/values."""
         cfg = self.config
@@ -541,10 +595,16 @@ class Dynamics(nn.Module):
             cond = cond + self.view_emb(view)[:, None]  # (B, 1, D): one view per sequence
         if cfg.prev_frame:
             px, pc, has = self._predecessors(x, c_noise, prev, frame_valid, independent)
-            inp = torch.cat([patchify(x, cfg.patch_size), patchify(px, cfg.patch_size)], dim=-1)
+            parts = [x, px]
             cond = cond + torch.where(has[..., None], self.prev_noise_emb(pc), self.no_prev.to(cond.dtype))
         else:
-            inp = patchify(x, cfg.patch_size)
+            parts = [x]
+        if cfg.memory:
+            mx, mc, gap = self._memory(x, c_noise, actions, positions, cache, frame_valid, independent, memory)
+            parts.append(mx)
+            found = (gap < MEMORY_GAPS)[..., None].to(cond.dtype)
+            cond = cond + self.mem_gap_emb(gap) + found * self.mem_noise_emb(mc)
+        inp = torch.cat([patchify(p, cfg.patch_size) for p in parts], dim=-1)
         tok = self.patch_in(inp) + self.pos  # (B, T, N, D)
         cos, sin = rope_angles(positions, cfg.head_dim, cfg.rope_base)  # (B, 1, T, hd/2)
         if cfg.factorised:
@@ -575,6 +635,58 @@ class Dynamics(nn.Module):
         shift, scale = self.ada_out(F.silu(cond))[:, :, None].chunk(2, dim=-1)  # (B, T, 1, D) each
         out = self.patch_out(modulate(self.norm_out(tok), shift, scale))  # (B, T, N, C*p*p)
         return unpatchify(out.float(), self.config.patch_size, C, h, w)  # (B, T, C, h, w)
+
+    def poses(self, actions: torch.Tensor, base: torch.Tensor | None = None, independent: bool = False) -> torch.Tensor:
+        """Dead-reckoned poses (B, T, 3) long (segment, heading in quarter turns, forwards) of frames conditioned on
+        `actions` (B, T): base (B, 3) (the pose before them; zeros if None) plus each frame's action's step,
+        accumulated along T, or each frame's own step alone when `independent` (branches of one frame). START and
+        NULL begin a new segment; headings compare modulo four."""
+        cfg = self.config
+        step = torch.stack([(actions == cfg.start_action) | (actions == cfg.null_action),
+                            actions == cfg.turn_right_action, actions == cfg.forward_action], dim=-1).long()
+        step[..., 1] -= (actions == cfg.turn_left_action).long()
+        if not independent:
+            step = step.cumsum(dim=1)
+        return step if base is None else base[:, None] + step
+
+    def _memory(self, x, c_noise, actions, positions, cache, frame_valid, independent, memory):
+        """Every new frame's memory frame (see the module docstring): its network input (B, T, C, h, w) (zeros
+        where there is none), c_noise (B, T) and forwards-since id (B, T) long (MEMORY_GAPS where there is none).
+        Candidates: the window's earlier frames (no cache), or the cached frames (`memory`, their network inputs)
+        and the earlier new frames (unless `independent`)."""
+        B, T = actions.shape
+        dev = x.device
+        positions = positions.long()
+        if cache is None:
+            pose = self.poses(actions)
+            cand_pose, cand_time, cand_x, cand_c = pose, positions, x, c_noise
+            cand_ok = (torch.ones(B, T, dtype=torch.bool, device=dev) if frame_valid is None
+                       else frame_valid.bool())
+        else:
+            if memory is None:
+                raise ValueError("a memory model over a cache needs the cached frames' inputs (memory=..., see "
+                                 "Denoiser.cache_inputs)")
+            reps = B // cache.batch
+            rep = (lambda t: t.repeat(reps, *[1] * (t.dim() - 1))) if reps > 1 else (lambda t: t)  # noqa: E731
+            pose = self.poses(actions, rep(cache.latest_pose()), independent)
+            mem_x, mem_c = memory
+            new_ok = torch.full((B, T), not independent, dtype=torch.bool, device=dev)
+            cand_pose = torch.cat([rep(cache.poses), pose], dim=1)  # (B, S + T, 3)
+            cand_time = torch.cat([rep(cache.times), positions], dim=1)
+            cand_ok = torch.cat([rep(cache.valid), new_ok], dim=1)
+            cand_x = torch.cat([rep(mem_x).to(x.dtype), x], dim=1)
+            cand_c = torch.cat([rep(mem_c).to(c_noise.dtype), c_noise], dim=1)
+        match = (cand_ok[:, None, :] & (cand_time[:, None, :] < positions[:, :, None])
+                 & (cand_pose[:, None, :, 0] == pose[:, :, None, 0])
+                 & ((cand_pose[:, None, :, 1] - pose[:, :, None, 1]) % 4 == 0))  # (B, T, K)
+        idx = torch.where(match, cand_time[:, None, :], -1).argmax(dim=-1)  # the most recent match, (B, T)
+        found = match.any(dim=-1)
+        b = torch.arange(B, device=dev)[:, None]
+        gap = (pose[..., 2] - cand_pose[b, idx, 2]).clamp(0, MEMORY_GAPS - 1)
+        gap = torch.where(found, gap, MEMORY_GAPS)
+        mx = torch.where(found[..., None, None, None], cand_x[b, idx], torch.zeros((), dtype=x.dtype, device=dev))
+        mc = torch.where(found, cand_c[b, idx], torch.zeros((), dtype=c_noise.dtype, device=dev))
+        return mx, mc, gap
 
     def _predecessors(self, x, c_noise, prev, frame_valid, independent):
         """Inputs, c_noise and presence (B, T) of every new frame's predecessor (see `forward`, `forward_cached`)."""
@@ -654,7 +766,7 @@ class Dynamics(nn.Module):
         return torch.cat([past_ok, new], dim=-1)  # (B, 1, T, S + T)
 
     @torch.no_grad()
-    def _write(self, cache: KVCache, new_kv, latents, sigmas, actions, positions) -> None:
+    def _write(self, cache: KVCache, new_kv, latents, sigmas, actions, positions, poses) -> None:
         """Append T frames to the ring buffer of every world (overwriting the oldest slots when full)."""
         S = cache.slots
         B, T = latents.shape[:2]
@@ -676,5 +788,6 @@ class Dynamics(nn.Module):
         cache.sigmas[b_idx, slots] = sigmas.float()
         cache.actions[b_idx, slots] = actions
         cache.times[b_idx, slots] = positions.long()
+        cache.poses[b_idx, slots] = poses
         cache.valid[b_idx, slots] = True
         cache.next_slot.copy_((cache.next_slot + T) % S)

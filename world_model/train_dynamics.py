@@ -117,6 +117,11 @@ class DynamicsArgs(TrainArgs):
     view_dropout: float = 0.1
     """With --view-conditioning: probability, in [0, 1], that a window's view is replaced by the unknown view (as
     NULL replaces actions for classifier-free guidance), so that the model also serves prompts of unknown view."""
+    memory: bool = False
+    """Give the dynamics the pose-keyed memory input (DynamicsConfig.memory: the latest earlier frame seen from the
+    same dead-reckoned heading, as more input channels; needs recordings whose actions include turn_left,
+    turn_right and forward). With --init-from a checkpoint without it, the memory input starts closed (zero) and
+    the rest from the checkpoint."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -134,6 +139,24 @@ class DynamicsArgs(TrainArgs):
 
     def trainer(self, data=None) -> "DynamicsTrainer":
         return DynamicsTrainer(self, data)
+
+
+MEMORY_ACTION_FIELDS = {"turn_left_action": "turn_left", "turn_right_action": "turn_right",
+                        "forward_action": "forward"}
+"""DynamicsConfig's memory action ids, and the action meaning each must name."""
+
+
+def memory_action_ids(meanings) -> dict:
+    """DynamicsConfig's memory action ids from the recordings' action meanings (the config's defaults when the data
+    names none)."""
+    meanings = list(meanings)
+    if not meanings:
+        return {}
+    missing = [m for m in MEMORY_ACTION_FIELDS.values() if m not in meanings]
+    if missing:
+        raise ValueError(f"--memory dead-reckons headings from turn_left / turn_right / forward, but the recordings' "
+                         f"actions ({', '.join(meanings)}) lack {', '.join(missing)}; train without --memory")
+    return {field: meanings.index(m) for field, m in MEMORY_ACTION_FIELDS.items()}
 
 
 def load_autoencoder(path: str | Path) -> Autoencoder:
@@ -320,6 +343,8 @@ class DynamicsTrainer(Trainer):
             meanings = ()  # a custom data object: generic action names, the preset's number of actions
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
         layout = {k: getattr(args, k) for k in ("attention", "patch_size") if getattr(args, k) is not None}
+        if args.memory:
+            layout.update(memory=True, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
                           num_actions=len(meanings) or preset.num_actions, views=views, **layout)
         self.episode_views = None  # (E,) view id of every episode, for view-conditioned training
@@ -361,8 +386,12 @@ class DynamicsTrainer(Trainer):
             other = DynamicsConfig.from_dict(raw["dynamics"])
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{folder}/config.json has no valid 'dynamics' section ({e})") from e
-        unconditioned = dyn_cfg.views and other == replace(dyn_cfg, views=0)  # gets a zero view embedding
-        if other != dyn_cfg and not unconditioned:
+        added = {}  # inputs this run adds to the checkpoint's model, each starting closed (the same function)
+        if dyn_cfg.views and not other.views:
+            added["views"] = 0
+        if dyn_cfg.memory and not other.memory:
+            added.update(memory=False, **{k: getattr(other, k) for k in MEMORY_ACTION_FIELDS})
+        if other != replace(dyn_cfg, **added):
             raise CheckpointError(f"--init-from {path}: its dynamics ({other}) differ from --preset "
                                   f"{self.args.preset} ({dyn_cfg}); pick the preset it was trained with")
         stats = torch.tensor([raw.get("latent_shift", []), raw.get("latent_scale", [])], dtype=torch.float32)
@@ -372,8 +401,14 @@ class DynamicsTrainer(Trainer):
                                   f"--autoencoder {self.args.autoencoder}; pass the autoencoder it was trained with "
                                   "(a world-model checkpoint holds its own: --autoencoder can name the same folder)")
         state = sub_state(read_tensors(folder), "dynamics")
-        if unconditioned:
-            state["view_emb.weight"] = self.dyn.view_emb.weight.detach().clone()  # zero: the same function at step 0
+        mine = self.dyn.state_dict()
+        if "views" in added:
+            state["view_emb.weight"] = mine["view_emb.weight"].clone()  # zero: the same function at step 0
+        if "memory" in added:  # the memory's input columns and embeddings: zero, as initialised
+            w = mine["patch_in.weight"].clone()
+            w[:, : state["patch_in.weight"].shape[1]] = state["patch_in.weight"]
+            state["patch_in.weight"] = w
+            state.update({k: v.clone() for k, v in mine.items() if k.startswith("mem_")})
         load_into(self.dyn, state, "dynamics")
         return {"path": str(path), "step": raw.get("training", {}).get("step")}
 

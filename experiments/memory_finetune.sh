@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Pose-keyed memory (DynamicsConfig.memory), first try: the shipped model fine-tuned with and without the memory
+# input, side by side at equal wall clock (one thread each), then both measured with the consistency suite
+# (experiments/LOG.md entry 17). Needs runs/data/base and runs/data/test (world_model/recipes/gpu_candidate.sh
+# records them; 8,000 train frames and 1,000 test frames per level, policy mix).
+# Usage: bash experiments/memory_finetune.sh [train|eval|all] [MINUTES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=${1:-all}
+minutes=${2:-75}
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+arms="mem plain"
+train() {  # $1 arm, then extra genie-train flags
+  local arm=$1; shift
+  mkdir -p "runs/train/ft_$arm"
+  genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* \
+    --autoencoder world_model/checkpoints/default --init-from world_model/checkpoints/default --preset default \
+    --out "runs/train/ft_$arm" --steps 100000 --time-budget-minutes "$minutes" --batch-size 8 --lr 1.5e-4 \
+    --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 200 \
+    --log-every 20 --keep-checkpoints 2 --threads 1 "$@" > "runs/train/ft_$arm.log" 2>&1
+}
+if [[ $stage == train || $stage == all ]]; then
+  train mem --memory &
+  train plain &
+  wait
+fi
+if [[ $stage == eval || $stage == all ]]; then
+  for arm in $arms; do
+    genie-train export --dynamics "runs/train/ft_$arm" --out "runs/candidates/ft_$arm" --context-sigma 0.01 \
+      --num-steps 3 --sigma-min 0.1 --guidance-min-sigma 1.0
+    OMP_NUM_THREADS=2 python -m benchmarks.consistency --model "runs/candidates/ft_$arm" --preset default \
+      --threads 2 --out "experiments/results/memory/consistency_ft_$arm.json" --sheets "runs/sheets/ft_$arm"
+  done
+fi
