@@ -57,6 +57,8 @@ def test_the_memory_frame_is_the_latest_one_seen_from_the_same_heading():
     assert idx[2] == [None, None, None, None, 2, None]
     poses = dyn.poses(torch.tensor([[START, LEFT, FORWARD, FORWARD, FORWARD, RIGHT]]))
     assert poses[0].tolist() == [[1, 0, 0], [1, -1, 0], [1, -1, 1], [1, -1, 2], [1, -1, 3], [1, 0, 3]]
+    turns = Dynamics(replace(MEMORY.dynamics, memory_turns_only=True))  # only frames turned into get one
+    assert memory_of(turns, [[START, LEFT, RIGHT, LEFT, LEFT, FORWARD]])[0] == [[None, None, 0, 1, None, None]]
     _, gap = memory_of(dyn, [[START, LEFT, FORWARD, FORWARD, FORWARD, RIGHT]])
     assert gap[0].tolist() == [MEMORY_GAPS, MEMORY_GAPS, 1, 1, 1, MEMORY_GAPS - 1]  # 3 forwards: "2 or more"
 
@@ -126,7 +128,7 @@ def test_memory_config_checks_and_old_configs(tmp_path):
     wm.save(tmp_path / "old")
     path = tmp_path / "old" / "config.json"
     cfg = json.loads(path.read_text())
-    for k in ("memory", "turn_left_action", "turn_right_action", "forward_action"):
+    for k in ("memory", "memory_turns_only", "turn_left_action", "turn_right_action", "forward_action"):
         del cfg["dynamics"][k]  # as written before the memory input
     path.write_text(json.dumps(cfg))
     assert WorldModel.load(tmp_path / "old").config.dynamics.memory is False
@@ -176,6 +178,14 @@ def test_memory_training_from_scratch_and_from_a_model_without_it(tmp_path):
     a = torch.tensor([[7, 3, 2, 3]] * 2)
     torch.testing.assert_close(fine.dyn(x, c, a, pos), plain.dynamics(x, c, a, pos))
     fine.run()
+
+    # the lookup rule may change when fine-tuning a memory model; it is a setting of the memory input
+    turns = args("dynamics", tmp_path / "turns", 1, data=(str(data),), autoencoder=str(tmp_path / "ae"), window=5,
+                 memory=True, memory_turns_only=True, init_from=str(tmp_path / "export")).trainer()
+    assert turns.dyn.config.memory_turns_only
+    with pytest.raises(ValueError, match="add --memory"):
+        args("dynamics", tmp_path / "t", 1, data=(str(data),), autoencoder=str(tmp_path / "ae"),
+             memory_turns_only=True)
 
     # recordings whose actions do not name turns and forward cannot dead-reckon a heading
     unnamed = tmp_path / "unnamed"

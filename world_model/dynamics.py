@@ -114,6 +114,9 @@ class DynamicsConfig:
     recent earlier frame seen from the same heading (headings dead-reckoned from the turn actions), and its
     conditioning the memory frame's noise level and the number of forward actions since it (0, 1, 2 or more; or
     "none"), all zero-initialised. False: no memory input (a checkpoint config without this key)."""
+    memory_turns_only: bool = False
+    """With `memory`: only a frame the agent turned into gets a memory frame (every other frame's memory frame would
+    be its predecessor, which `prev_frame` already gives); False: every frame with a match gets one."""
     turn_left_action: int = 1
     """Action id that turns the agent 90 degrees left (the memory's dead reckoning; ids of `ACTION_MEANINGS`)."""
     turn_right_action: int = 2
@@ -681,6 +684,8 @@ class Dynamics(nn.Module):
                  & ((cand_pose[:, None, :, 1] - pose[:, :, None, 1]) % 4 == 0))  # (B, T, K)
         idx = torch.where(match, cand_time[:, None, :], -1).argmax(dim=-1)  # the most recent match, (B, T)
         found = match.any(dim=-1)
+        if self.config.memory_turns_only:
+            found &= (actions == self.config.turn_left_action) | (actions == self.config.turn_right_action)
         b = torch.arange(B, device=dev)[:, None]
         gap = (pose[..., 2] - cand_pose[b, idx, 2]).clamp(0, MEMORY_GAPS - 1)
         gap = torch.where(found, gap, MEMORY_GAPS)

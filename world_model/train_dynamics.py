@@ -122,9 +122,13 @@ class DynamicsArgs(TrainArgs):
     same dead-reckoned heading, as more input channels; needs recordings whose actions include turn_left,
     turn_right and forward). With --init-from a checkpoint without it, the memory input starts closed (zero) and
     the rest from the checkpoint."""
+    memory_turns_only: bool = False
+    """With --memory: only frames the agent turned into get a memory frame (DynamicsConfig.memory_turns_only)."""
 
     def __post_init__(self):
         super().__post_init__()
+        if self.memory_turns_only and not self.memory:
+            raise ValueError("--memory-turns-only is a setting of the memory input; add --memory")
         cfg = self.diffusion_config  # validates the diffusion knobs (ValueError)
         window = self.window or self.presets[self.preset].context_frames + 1
         if cfg.unroll_steps > window - 2:
@@ -344,7 +348,7 @@ class DynamicsTrainer(Trainer):
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
         layout = {k: getattr(args, k) for k in ("attention", "patch_size") if getattr(args, k) is not None}
         if args.memory:
-            layout.update(memory=True, **memory_action_ids(meanings))
+            layout.update(memory=True, memory_turns_only=args.memory_turns_only, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
                           num_actions=len(meanings) or preset.num_actions, views=views, **layout)
         self.episode_views = None  # (E,) view id of every episode, for view-conditioned training
@@ -386,11 +390,16 @@ class DynamicsTrainer(Trainer):
             other = DynamicsConfig.from_dict(raw["dynamics"])
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{folder}/config.json has no valid 'dynamics' section ({e})") from e
-        added = {}  # inputs this run adds to the checkpoint's model, each starting closed (the same function)
+        # what this run changes of the checkpoint's model: inputs it adds (each starting closed, so the same function
+        # at step 0), or the memory's rule of which frames get a memory frame
+        added = {}
         if dyn_cfg.views and not other.views:
             added["views"] = 0
         if dyn_cfg.memory and not other.memory:
-            added.update(memory=False, **{k: getattr(other, k) for k in MEMORY_ACTION_FIELDS})
+            added.update(memory=False, memory_turns_only=other.memory_turns_only,
+                         **{k: getattr(other, k) for k in MEMORY_ACTION_FIELDS})
+        elif dyn_cfg.memory:  # the rule of which frames get a memory frame may change (the weights are the same)
+            added["memory_turns_only"] = other.memory_turns_only
         if other != replace(dyn_cfg, **added):
             raise CheckpointError(f"--init-from {path}: its dynamics ({other}) differ from --preset "
                                   f"{self.args.preset} ({dyn_cfg}); pick the preset it was trained with")
