@@ -321,6 +321,7 @@ def render(results_dir: Path | str | list, out_dir: Path | str = ".") -> str:
                   f"decision: [experiments/LOG.md]({Path(os.path.relpath(EXPERIMENTS_LOG, out_dir)).as_posix()}).",
                   ""]
         lines += ablation_table(load_results([ABLATIONS]) if ABLATIONS.is_dir() else [])
+        lines += memory_table(load_results([MEMORY]) if MEMORY.is_dir() else [])
     return "\n".join(lines) + "\n"
 
 
@@ -348,6 +349,39 @@ def ablation_table(results: list[tuple[Path, dict]]) -> list[str]:
             "JSON files). Command: `bash experiments/ablation_small.sh` (arms and decisions: experiments/LOG.md entry "
             f"12). Machine: {in_words(r0['machine'])}.", ""] + headline_table(
         [(Path(p).stem, r) for p, r in rows], heading="####")
+
+
+#: The memory study (experiments/memory_finetune.sh): consistency results, one per arm.
+MEMORY = EXPERIMENTS_LOG.parent / "results" / "memory"
+#: The memory study's arms in the order of the table; others follow by name.
+MEMORY_ARMS = ("consistency_ft_plain", "consistency_ft_mem", "consistency_ft_mem_turns")
+
+
+def memory_table(results: list[tuple[Path, dict]]) -> list[str]:
+    """The pose-keyed memory study: per view, the shipped model's row, then a row per arm in :data:`MEMORY_ARMS`
+    order (:func:`benchmarks.consistency.headline_table`)."""
+    from benchmarks.consistency import headline_table
+
+    rows = [(p, r) for p, r in results if r.get("benchmark") == "consistency"]
+    if not rows:
+        return []
+    order = {arm: i for i, arm in enumerate(MEMORY_ARMS)}
+    rows.sort(key=lambda pr: (order.get(Path(pr[0]).stem, len(order)), str(pr[0])))
+    shipped = Path(__file__).resolve().parent / "results" / "consistency.json"
+    named = [(Path(p).stem.removeprefix("consistency_"), r) for p, r in rows]
+    if shipped.is_file():
+        named.insert(0, ("shipped", json.loads(shipped.read_text())))
+    r0 = rows[0][1]
+    return ["### Pose-keyed memory, fine-tuned at equal wall-clock", "",
+            "The shipped model fine-tuned for the same wall-clock (75 minutes, one thread, both arms side by side) "
+            "on the same data with the memory input (`ft_mem`: the latest frame seen from the same dead-reckoned "
+            "heading as more input channels, `genie-train dynamics --memory`) and without it (`ft_plain`); "
+            "`ft_mem_turns` is `ft_mem` with only frames the agent turned into given a memory frame "
+            "(`memory_turns_only`). Measured with the consistency suite "
+            f"({r0['config']['worlds']} unseen worlds per view, the shipped model's worlds and sampler; means, the "
+            "intervals are in the JSON files). Command: `bash experiments/memory_finetune.sh` (decision: "
+            f"experiments/LOG.md entry 17). Machine: {in_words(r0['machine'])}.", ""] + headline_table(
+        named, heading="####")
 
 
 def write(results: list, out: str) -> str:

@@ -25,9 +25,16 @@ if [[ $stage == train || $stage == all ]]; then
   wait
 fi
 if [[ $stage == eval || $stage == all ]]; then
-  for arm in $arms; do
+  for arm in $arms; do  # export both arms with the shipped sampler
     genie-train export --dynamics "runs/train/ft_$arm" --out "runs/candidates/ft_$arm" --context-sigma 0.01 \
       --num-steps 3 --sigma-min 0.1 --guidance-min-sigma 1.0
+  done
+  # ft_mem_turns: the same weights as ft_mem, with only frames the agent turned into given a memory frame
+  mkdir -p runs/candidates/ft_mem_turns
+  ln -f runs/candidates/ft_mem/model.safetensors runs/candidates/ft_mem_turns/
+  python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["dynamics"]["memory_turns_only"] = True
+json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/candidates/ft_mem/config.json runs/candidates/ft_mem_turns/config.json
+  for arm in $arms mem_turns; do
     OMP_NUM_THREADS=2 python -m benchmarks.consistency --model "runs/candidates/ft_$arm" --preset default \
       --threads 2 --out "experiments/results/memory/consistency_ft_$arm.json" --sheets "runs/sheets/ft_$arm"
   done

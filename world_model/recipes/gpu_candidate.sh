@@ -43,12 +43,12 @@ for lvl in $LEVELS; do
 done
 
 # 4. Fine-tune on the CPU for 60 minutes of wall clock (the lr cosine ends with the budget), peak lr 1.5e-4, the
-#    same context noise as the GPU run, EMA of the weights; exported with the shipped sampler.
+#    same context noise and memory input as the GPU run, EMA of the weights; exported with the shipped sampler.
 genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* \
   --autoencoder world_model/checkpoints/default --init-from runs/candidates/gpu1 --preset default \
   --out runs/train/ft_gpu1 --steps 100000 --time-budget-minutes 60 --batch-size 8 --lr 1.5e-4 --warmup 50 \
-  --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 200 --log-every 20 \
-  --keep-checkpoints 3 --threads 2
+  --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --ema-decay 0.998 \
+  --checkpoint-every 200 --log-every 20 --keep-checkpoints 3 --threads 2
 genie-train export --dynamics runs/train/ft_gpu1 --out runs/candidates/gpu1_ft --context-sigma 0.01 --num-steps 3 \
   --sigma-min 0.1 --guidance-min-sigma 1.0
 python -m benchmarks.model_card --model runs/candidates/gpu1_ft --dyn-run runs/train/ft_gpu1 --data runs/data/base/* \

@@ -66,14 +66,16 @@ WORK=${WORK:-$(mktemp -d /tmp/gpu_run.XXXXXX)}   # scratch: recordings, run dire
 DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 128"}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
 # >>> layout: see genie-train dynamics --help); the default is the shipped model's recipe (Diffusion Forcing, context
-# >>> noise drawn from [0.01, 0.1], EMA) from scratch on the shipped autoencoder, peak lr raised for the larger batch.
+# >>> noise drawn from [0.01, 0.1], EMA) from scratch on the shipped autoencoder, peak lr raised for the larger batch,
+# >>> plus the pose-keyed memory input on turns (--memory --memory-turns-only: experiments/LOG.md entry 17, +5.7 dB
+# >>> first-person look-back and +0.17 counterfactual accuracy over the same fine-tune without it).
 # >>> The recipe ablation that 20 CPU-minutes per arm could not separate (experiments/LOG.md entry 12) adds to it:
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
 # >>> and --view-conditioning (the view as an embedding, like the action: experiments/LOG.md entry 14 found the
 # >>> GPU-trained models answering a top-down turn with a first-person room).
-TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --log-every 10"}
+TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 10"}
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's.
 EXPORT_ARGS=${EXPORT_ARGS:-"--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --guidance-min-sigma 1.0"}
 
