@@ -3,7 +3,7 @@
 # input, side by side at equal wall clock (one thread each), then both measured with the consistency suite
 # (experiments/LOG.md entry 17). Needs runs/data/base and runs/data/test (world_model/recipes/gpu_candidate.sh
 # records them; 8,000 train frames and 1,000 test frames per level, policy mix).
-# Usage: bash experiments/memory_finetune.sh [train|eval|all] [MINUTES]
+# Usage: bash experiments/memory_finetune.sh [train|eval|floors|all] [MINUTES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -38,4 +38,8 @@ json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/candidates/ft_mem/config.js
     OMP_NUM_THREADS=2 python -m benchmarks.consistency --model "runs/candidates/ft_$arm" --preset default \
       --threads 2 --out "experiments/results/memory/consistency_ft_$arm.json" --sheets "runs/sheets/ft_$arm"
   done
+fi
+if [[ $stage == floors || $stage == all ]]; then  # ft_mem_turns on the 64 first-person worlds of the issue's floors
+  OMP_NUM_THREADS=1 python -m benchmarks.consistency --model runs/candidates/ft_mem_turns --preset default \
+    --worlds 64 --views first_person --threads 1 --out experiments/results/memory/consistency_64_fp_ft_mem_turns.json
 fi
