@@ -379,7 +379,9 @@ def memory_table(results: list[tuple[Path, dict]]) -> list[str]:
             "`ft_mem_turns` is `ft_mem` with only frames the agent turned into given a memory frame "
             "(`memory_turns_only`). Measured with the consistency suite "
             f"({r0['config']['worlds']} unseen worlds per view, the shipped model's worlds and sampler; means, the "
-            "intervals are in the JSON files). Command: `bash experiments/memory_finetune.sh` (decision: "
+            "intervals are in the JSON files; a row of 64 worlds is on the worlds of the issue's floors, where the "
+            "shipped model's own row is experiments/results/sampler/consistency_64_shipped.json). Command: "
+            "`bash experiments/memory_finetune.sh` (decision: "
             f"experiments/LOG.md entry 17). Machine: {in_words(r0['machine'])}.", ""] + headline_table(
         named, heading="####")
 
