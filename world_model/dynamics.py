@@ -31,7 +31,8 @@ Each frame's tokens also get, as more input channels, the patch at the same plac
 recent earlier frame of the window or cache in the same segment with the same heading modulo four (after (left,
 right) the frame two back; after four lefts the start), and its conditioning embeds the memory frame's noise level
 and the forwards taken since it (0, 1, 2 or more, or "no memory frame"). Copying a view seen before becomes a
-local path, as copying the previous frame is through `prev_frame`.
+local path, as copying the previous frame is through `prev_frame`. With `memory_turns_only` only a frame the agent
+turned into gets a memory frame (any other frame's would be its predecessor, a second copy of the previous frame).
 
 Every frame carries one conditioning vector: the embedding of its diffusion noise level (EDM c_noise) plus the
 embedding of the action that led to it (frame t+1 gets action a_t; an episode's first frame gets START; NULL is
