@@ -14,7 +14,8 @@ import torch
 from world_model import PRESETS, WorldModel
 from world_model.dynamics import MEMORY_GAPS, Dynamics, DynamicsConfig, KVCache
 
-from test_training import H, MovingSquares, args
+from test_training import H, args
+from test_view_conditioning import record_both_views
 
 MEMORY = replace(PRESETS["tiny"], dynamics=replace(PRESETS["tiny"].dynamics, memory=True))
 START, NULL = 7, 8
@@ -134,28 +135,13 @@ def test_memory_config_checks_and_old_configs(tmp_path):
     assert WorldModel.load(tmp_path / "old").config.dynamics.memory is False
 
 
-def record(folder, meanings) -> None:
-    from world_model.shards import Episode, ShardMeta, write_shard
-
-    rng = np.random.default_rng(0)
-    folder.mkdir()
-    episodes = []
-    for _ in range(4):
-        frames, actions = MovingSquares(1).episode(rng, 10)
-        actions[-1] = -1
-        episodes.append(Episode(frames=frames, actions=actions.astype(np.int16), rewards=np.zeros(10, np.float32),
-                                success=np.zeros(10, bool), split="train", view="first_person"))
-    write_shard(folder / "shard_000000.npz", episodes,
-                ShardMeta(env_id="test/Squares-v0", frame_shape=(H, H, 3), action_meanings=tuple(meanings)))
-
-
 def test_memory_training_from_scratch_and_from_a_model_without_it(tmp_path):
     from world_model.train_cli import main
 
     # the action ids come from the recordings' meanings (here not in the env's order)
     meanings = ("forward", "noop", "turn_right", "turn_left", "pickup", "drop", "toggle")
     data = tmp_path / "rec"
-    record(data, meanings)
+    record_both_views(data, meanings, views=("first_person",))
     common = ["--data", str(data), "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--threads", "1"]
     assert main(["autoencoder", *common, "--out", str(tmp_path / "ae")]) == 0
     dyn = ["dynamics", *common, "--autoencoder", str(tmp_path / "ae"), "--window", "5"]
@@ -189,7 +175,7 @@ def test_memory_training_from_scratch_and_from_a_model_without_it(tmp_path):
 
     # recordings whose actions do not name turns and forward cannot dead-reckon a heading
     unnamed = tmp_path / "unnamed"
-    record(unnamed, map(str, range(7)))
+    record_both_views(unnamed, views=("first_person",))
     with pytest.raises(ValueError, match="lack turn_left, turn_right, forward"):
         args("dynamics", tmp_path / "u", 1, data=(str(unnamed),), autoencoder=str(tmp_path / "ae"), window=5,
              memory=True).trainer()

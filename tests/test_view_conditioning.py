@@ -108,7 +108,8 @@ def test_models_without_view_conditioning_ignore_the_view():
         wm.reset(prompt(1), view="isometric")
 
 
-def record_both_views(folder) -> None:
+def record_both_views(folder, meanings=tuple(map(str, range(7))), views=("first_person", "top_down")) -> None:
+    """Four recorded episodes of moving squares, their views taking turns in `views`; actions named `meanings`."""
     from world_model.shards import Episode, ShardMeta, write_shard
 
     rng = np.random.default_rng(0)
@@ -118,9 +119,9 @@ def record_both_views(folder) -> None:
         frames, actions = MovingSquares(1).episode(rng, 10)
         actions[-1] = -1
         episodes.append(Episode(frames=frames, actions=actions.astype(np.int16), rewards=np.zeros(10, np.float32),
-                                success=np.zeros(10, bool), split="train", view=("first_person", "top_down")[i % 2]))
+                                success=np.zeros(10, bool), split="train", view=views[i % len(views)]))
     write_shard(folder / "shard_000000.npz", episodes,
-                ShardMeta(env_id="test/Squares-v0", frame_shape=(H, H, 3), action_meanings=tuple(map(str, range(7)))))
+                ShardMeta(env_id="test/Squares-v0", frame_shape=(H, H, 3), action_meanings=tuple(meanings)))
 
 
 def test_view_conditioned_training_exports_and_starts_from_an_unconditioned_model(tmp_path):
