@@ -11,7 +11,9 @@ the rollout) and returns it; fork first to branch. Each step: draw x ~ N(0, sigm
 denoiser sees only the new frame's tokens attending to the cached past (classifier-free guidance batches the
 action and NULL branches into one forward, at the noise levels >= `SamplerConfig.guidance_min_sigma`), decode the
 latent to pixels, then "commit" the frame: add the small context noise, run it once through the transformer and
-store its keys/values as context for later frames.
+store its keys/values as context for later frames. With `SamplerConfig.cache_refresh` = K, a world whose cache is
+full first has it rebuilt from its latest K frames (`refresh`), so cached keys never depend on frames that left the
+window.
 A view-conditioned model (`DynamicsConfig.views`) conditions every frame of a world on the view given at reset
 (kept in the state's cache; None: unknown); other models ignore the view.
 Randomness comes only from the caller's generator (same generator seed -> same rollout).
@@ -61,6 +63,9 @@ class WorldModelConfig:
         if len(self.action_meanings) != d.num_actions:
             raise ValueError(f"{len(self.action_meanings)} action meanings for {d.num_actions} actions; name every "
                              "action or none")
+        if self.sampler.cache_refresh >= d.context_frames:
+            raise ValueError(f"sampler cache_refresh={self.sampler.cache_refresh} must be below the context window "
+                             f"({d.context_frames} frames); 0 slides the cache")
 
     def to_dict(self) -> dict:
         return {
@@ -320,11 +325,40 @@ class WorldModel(nn.Module):
             warnings.warn(f"Heun with {num_steps} steps (sigma {sc.sigma_max} -> {sc.sigma_min}) extrapolates on "
                           f"its large steps (gain {gain:.1f} > 1) and overshoots; use more steps or "
                           "'euler' (see world_model/sampler.py, `sample`)", stacklevel=3)
+        if sc.cache_refresh and use_kv_cache:
+            self.refresh(state, sc.cache_refresh)
         x = sigmas[0] * torch.randn(latent_shape, generator=generator, device=self.device)
         denoise = self._cached_denoiser(state, a, guidance) if use_kv_cache else self._window_denoiser(state, a, guidance)
         y = sample(denoise, x, sigmas, solver).float()  # (B, C, h, w)
         self._commit(state, y[:, None], a, generator)
         return self.decode(y), state
+
+    @torch.no_grad()
+    def refresh(self, state: WorldState, keep: int) -> None:
+        """Rebuild the KV cache of every world whose cache is full from its latest `keep` frames, run again as a
+        fresh window (their stored noisy latents, noise levels, actions and times; the oldest gets no predecessor,
+        as a training window's first frame), so that no cached key depends on a frame that has left the window
+        (`SamplerConfig.cache_refresh`). Worlds with room left are untouched."""
+        c = state.cache
+        if not 1 <= keep < c.slots:
+            raise ValueError(f"keep must be in [1, {c.slots - 1}], got {keep}")
+        full = c.valid.all(dim=1)
+        if not bool(full.any()):
+            return
+        idx = full.nonzero()[:, 0]
+        order = c.times[idx].argsort(dim=1)[:, -keep:]  # the latest `keep` slots of each full world, oldest first
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            t = t[idx]
+            return t.gather(1, order.view(*order.shape, *([1] * (t.dim() - 2))).expand(*order.shape, *t.shape[2:]))
+
+        fresh = KVCache.empty(self.config.dynamics, len(idx), self.device, c.k[0].dtype, views=c.views[idx])
+        self._runtime()[2].commit(take(c.latents), take(c.sigmas), take(c.actions), take(c.times), fresh)
+        if len(idx) == state.batch_size:
+            state.cache = fresh
+        else:
+            for j, i in enumerate(idx.tolist()):
+                c.replace(i, fresh, j)
 
     def _cached_denoiser(self, state: WorldState, a: torch.Tensor, guidance: float):
         positions = state.time[:, None]  # (B, 1)

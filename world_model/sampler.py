@@ -42,6 +42,14 @@ class SamplerConfig:
     pass instead of two (guidance in a limited interval, Kynkäänniemi et al. 2024: the action decides the frame's
     layout at high noise, and the low-noise steps that sharpen it gain little from guidance). 0: every step (what
     a checkpoint saved before this setting existed does)."""
+    cache_refresh: int = 0
+    """Frames the KV cache is rebuilt from when it is full. 0: the ring buffer slides frame by frame, and every
+    cached frame keeps the keys it was given while it could still see frames that have since left the window
+    (information passes through layers), a context no training window has, which a long still scene drifts on.
+    K in [1, context_frames - 1]: before a world's next frame is generated on a full cache, its latest K frames are
+    run again as a fresh window (`WorldModel.refresh`, the window a training sample starts), so the context runs
+    from K to context_frames frames and is rebuilt every context_frames - K + 1 steps, at the cost of one K-frame
+    forward then (experiments/LOG.md entry 18)."""
 
     def __post_init__(self):
         check_solver(self.solver)
@@ -54,6 +62,8 @@ class SamplerConfig:
             raise ValueError(f"guidance_min_sigma must be >= 0, got {self.guidance_min_sigma}")
         if not self.rho > 0:
             raise ValueError(f"rho must be > 0, got {self.rho}")
+        if self.cache_refresh < 0:
+            raise ValueError(f"cache_refresh must be >= 0 (0: slide the cache), got {self.cache_refresh}")
 
     def to_dict(self) -> dict:
         return asdict(self)

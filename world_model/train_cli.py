@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sampler default: the schedule's smallest noise level, in (0, sigma_max)")
     ex.add_argument("--guidance-min-sigma", type=float, default=None,
                     help="sampler default: guidance only at noise levels >= this (0: at every step)")
+    ex.add_argument("--cache-refresh", type=int, default=None,
+                    help="sampler default: rebuild a full KV cache from its latest K frames (0: slide it frame by "
+                         "frame; SamplerConfig.cache_refresh)")
     ex.add_argument("--context-sigma", type=float, default=None,
                     help="sampler default: noise level (> 0) of past frames in the cache (the trained value or range "
                          "is kept in the metadata as trained_context_sigma)")
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler = {k: v for k, v in (("num_steps", args.num_steps), ("guidance", args.guidance),
                                      ("solver", args.sampler), ("sigma_min", args.sigma_min),
                                      ("guidance_min_sigma", args.guidance_min_sigma),
+                                     ("cache_refresh", args.cache_refresh),
                                      ("context_sigma", args.context_sigma))
                    if v is not None}
         try:
