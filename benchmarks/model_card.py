@@ -206,6 +206,9 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         f"- Dynamics: causal DiT, width {dyn['width']}, depth {dyn['depth']}, {dyn['heads']} heads, "
         f"{(dyn['latent_size'] // dyn['patch_size']) ** 2} tokens per frame, context {dyn['context_frames']} frames, "
         + ("the previous frame's latent as extra input channels, " if dyn.get("prev_frame") else "")
+        + ("a pose-keyed memory input (the latest earlier frame seen from the same dead-reckoned heading"
+           + (", given to frames the agent turned into" if dyn.get("memory_turns_only") else "") + "), "
+           if dyn.get("memory") else "")
         + "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
         f"- Default sampler: {sampler_words(sampler)}; past frames are cached at noise level "
         f"{config.get('diffusion', {}).get('context_sigma')}"

@@ -35,6 +35,8 @@ def sampler_words(s: dict) -> str:
         text += f" at noise levels >= {s['guidance_min_sigma']}"
     if s.get("context_sigma") is not None:
         text += f", past frames at noise {s['context_sigma']}"
+    if s.get("cache_refresh"):
+        text += f", a full KV cache rebuilt from its latest {s['cache_refresh']} frames"
     return text
 
 

@@ -490,7 +490,7 @@ class GenieWorldEnv(gym.Env):
 
     ## Episode End
     Terminated when ``reward_fn`` or the judge says so; truncated by Gymnasium's TimeLimit (200 steps when made
-    with ``gym.make("genie_env/GenieWorld-v3")``). Memory does not grow with the episode length.
+    with ``gym.make("genie_env/GenieWorld-v4")``). Memory does not grow with the episode length.
 
     ## Arguments
     ``config``, a :class:`GenieWorldConfig`, or its fields as keyword arguments: ``model`` ("default", a
@@ -498,7 +498,7 @@ class GenieWorldEnv(gym.Env):
     ``level`` (whose test worlds supply default prompts), ``reward_fn`` (see Rewards), ``judge``,
     ``judge_threshold``, ``mission_observation``, ``num_threads`` (torch threads of this process; None: 1 inside a
     worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
-    To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v3", num_envs=N)`` (one
+    To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v4", num_envs=N)`` (one
     process, one forward pass for all N worlds); in ``AsyncVectorEnv`` / ``SubprocVecEnv`` workers each env takes
     one thread (for W workers on C cores, ``num_threads=C // W`` may be faster).
 
@@ -507,6 +507,13 @@ class GenieWorldEnv(gym.Env):
     "text"), ``step`` (frames generated since reset); with a judge also ``success_probability`` and ``success``.
 
     ## Version History
+    - v4: default world model v6: v5 fine-tuned with a pose-keyed memory input (the latest frame seen from the same
+      dead-reckoned heading), sampled with the KV cache rebuilt from its latest 8 frames whenever it is full. First
+      person, 32 unseen worlds: PSNR after 20 noops 34.0 dB against the prompt, was 30.8; a view turned back to
+      35.3 dB against the model's own earlier frame, was 24.6; one step lands nearest its own action's true frame
+      for 77% of the distinct outcomes, was 56%; forward x3 +1.1 dB over holding the prompt, was +0.4; a toggled
+      door opens in 59% of worlds, was 69%; top-down rollouts 23.6 dB at 64 steps, was 16.5 (BENCHMARKS.md,
+      "Consistency"; experiments/LOG.md entries 17 and 18).
     - v3: the default world model's sampler: 3 Euler steps to sigma 0.1 with action guidance on the first step only,
       instead of 2 steps to 0.5 (same weights, same network work per frame in 3 calls instead of 2): first-person
       PSNR after 20 noops 30.8 dB against the prompt, was 23.6; top-down rollouts 16.4 dB at 64 steps, was 12.3;

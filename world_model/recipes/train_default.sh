@@ -6,7 +6,8 @@
 #   bash world_model/recipes/train_default.sh            # from the repository root, in the project's venv
 #
 # Wall times on the 2-core AMD EPYC machine: recording ~5 min, autoencoder ~45 min, dynamics ~215 min in three
-# phases (+5-8 min to pre-encode the data per phase), judge ~5 min. The studies that chose these settings are in
+# phases (+5-8 min to pre-encode the data per phase), then ~3 min of recording and two memory phases of 75 and 65
+# minutes (+2 min to encode), judge ~5 min. The studies that chose these settings are in
 # experiments/LOG.md.
 set -euo pipefail
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
@@ -46,25 +47,55 @@ genie-train export --dynamics runs/train/dyn_v4 --out runs/candidates/v4 --conte
 python -m benchmarks.model_card --model runs/candidates/v4 --ae-run runs/train/ae --dyn-run runs/train/dyn_v4 \
   --data runs/data/train/* --base-summary runs/candidates/v2/training_summary.json --summary-only
 
-# 5. Phase 3: 1500 steps more from phase 2's fp32 EMA checkpoint with the same settings at peak lr 1.5e-4; exported
-#    with the shipped sampler (3 Euler steps 5 -> 0.93 -> 0.1, action guidance 1.5 on the first step only, past
-#    frames at 0.01; experiments/LOG.md entries 6 and 16) into the package, measured on unseen worlds, and its model
-#    card written.
+# 5. Phase 3: 1500 steps more from phase 2's fp32 EMA checkpoint with the same settings at peak lr 1.5e-4, exported
+#    with a sampler of 3 Euler steps 5 -> 0.93 -> 0.1, action guidance 1.5 on the first step only, past frames at
+#    0.01 (experiments/LOG.md entries 6 and 16).
 genie-train dynamics --data runs/data/train/* --eval-data runs/data/test/* --autoencoder runs/candidates/v2 \
   --init-from runs/train/dyn_v4/ckpt-00001600 --preset default --out runs/train/dyn_v5 --steps 1500 --batch-size 8 \
   --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 200 \
   --log-every 20 --keep-checkpoints 3
 genie-train export --dynamics runs/train/dyn_v5 --out runs/candidates/v5 --context-sigma 0.01 --num-steps 3 \
   --sigma-min 0.1 --guidance-min-sigma 1.0
-cp runs/candidates/v5/config.json runs/candidates/v5/model.safetensors world_model/checkpoints/default/
-python -m benchmarks.fidelity --model runs/candidates/v5 --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
+python -m benchmarks.model_card --model runs/candidates/v5 --ae-run runs/train/ae --dyn-run runs/train/dyn_v5 \
+  --data runs/data/train/* --base-summary runs/candidates/v4/training_summary.json --summary-only
+
+# 6. Phase 4, pose-keyed memory (experiments/LOG.md entry 17): fresh mixed-play recordings (~8k frames per level,
+#    20% top-down), then phase 3's weights fine-tuned for 75 minutes of wall clock on one thread (the lr cosine ends
+#    with the budget; ~1,270 steps of 8 on the 2-core machine) with the memory input (`--memory`: the latest frame
+#    seen from the same dead-reckoned heading, zero-initialised input channels), every frame given its memory frame.
+i=0
+for lvl in $LEVELS; do
+  i=$((i+1))
+  genie-data record --env "genie_env/BabyAI3D-$lvl-v0" --frames 8000 --policy mix --top-down-share 0.2 \
+    --max-episode-steps 128 --seed "$i" --out "runs/data/base/$lvl" --quiet
+done
+genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
+  --init-from runs/candidates/v5 --preset default --out runs/train/ft_mem --steps 100000 --time-budget-minutes 75 \
+  --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 \
+  --checkpoint-every 200 --log-every 20 --keep-checkpoints 2 --threads 1 --memory
+genie-train export --dynamics runs/train/ft_mem --out runs/candidates/ft_mem --context-sigma 0.01 --num-steps 3 \
+  --sigma-min 0.1 --guidance-min-sigma 1.0
+
+# 7. Phase 5: 65 minutes more on one thread (~990 steps) with only frames the agent turned into given a memory frame
+#    (`--memory-turns-only`, the rule the model is sampled with), exported with the shipped sampler: phase 3's, with
+#    the KV cache rebuilt from its latest 8 frames whenever it is full (`--cache-refresh 8`, LOG entry 18), into the
+#    package; then measured on unseen worlds.
+genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
+  --init-from runs/candidates/ft_mem --preset default --out runs/train/ft_mem_turns2 --steps 100000 \
+  --time-budget-minutes 65 --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 \
+  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1 \
+  --memory --memory-turns-only
+genie-train export --dynamics runs/train/ft_mem_turns2 --out runs/candidates/v6 --context-sigma 0.01 --num-steps 3 \
+  --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 8
+cp runs/candidates/v6/config.json runs/candidates/v6/model.safetensors world_model/checkpoints/default/
+python -m benchmarks.fidelity --model default --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
 python -m benchmarks.consistency --preset default --out benchmarks/results/consistency.json --sheets docs/consistency
 
-# 6. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
+# 8. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
 #    BENCHMARKS.md from the saved results.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out genie_env/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
-python -m benchmarks.model_card --model world_model/checkpoints/default --ae-run runs/train/ae \
-  --dyn-run runs/train/dyn_v5 --data runs/data/train/* --base-summary runs/candidates/v4/training_summary.json
+python -m benchmarks.model_card --model world_model/checkpoints/default --dyn-run runs/train/ft_mem_turns2 \
+  --data runs/data/base/* --base-summary runs/candidates/v5/training_summary.json
 genie-bench report --results benchmarks/results --out BENCHMARKS.md

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The KV cache rebuilt from its latest frames when full (SamplerConfig.cache_refresh) against the sliding ring buffer,
+# on the shipped model and the memory fine-tunes of entry 17 (experiments/LOG.md entry 18): the still-scene curve
+# per step (8 worlds, 64 noops) and the consistency suite (the shipped model's 32 unseen worlds per view).
+# Usage: bash experiments/cache_refresh.sh [curve|suite|floors|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=${1:-all}
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+out=experiments/results/cache_refresh
+if [[ $stage == curve || $stage == all ]]; then
+  for m in world_model/checkpoints/default runs/candidates/ft_mem_turns2_end; do
+    for mode in slide recompute refresh4 refresh8 refresh12; do
+      python -m experiments.still_curve --model "$m" --mode "$mode" --worlds 8 --steps 64 --out "$out/still_curve.jsonl"
+    done
+  done
+fi
+if [[ $stage == suite || $stage == all ]]; then
+  for m in default:world_model/checkpoints/default end:runs/candidates/ft_mem_turns2_end s400:runs/candidates/ft_mem_turns2_s400; do
+    python -m benchmarks.consistency --model "${m#*:}" --preset default --threads 1 --sampler cache_refresh=8 \
+      --out "$out/consistency_${m%%:*}_refresh8.json" --sheets "runs/sheets/${m%%:*}_refresh8"
+  done
+fi
+if [[ $stage == floors || $stage == all ]]; then  # the candidate on the 64 first-person worlds of the issue's floors
+  python -m benchmarks.consistency --model runs/candidates/ft_mem_turns2_end --preset default --worlds 64 \
+    --views first_person --threads 1 --sampler cache_refresh=8 --out "$out/consistency_64_fp_end_refresh8.json"
+fi
