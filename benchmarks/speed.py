@@ -59,23 +59,28 @@ def flops_per_world_step(wm, num_steps: int, guidance: float) -> int:
     return int(counter.get_total_flops())
 
 
-def env_steps_per_second(wm, batch: int, num_steps: int, guidance: float, repeats: int = 10, warmup: int = 2,
-                         seed: int = 0) -> float:
-    """Median env-steps/s (batch x steps/s) of a GenieWorldVectorEnv of `batch` worlds under random actions."""
+def env_steps_per_second(wm, batch: int, num_steps: int, guidance: float, repeats: int = 10,
+                         warmup: int | None = None, seed: int = 0) -> float:
+    """Median env-steps/s (batch x steps/s) of a GenieWorldVectorEnv of `batch` worlds under random actions, timed
+    after `warmup` steps (default: enough to fill the context window) in blocks of `WorldModel.refresh_period` steps (one step unless the sampler rebuilds a full
+    KV cache, whose rebuilds then count), `repeats` steps in all (at least one block)."""
     from genie_env.genie_world_vector import GenieWorldVectorEnv
 
     venv = GenieWorldVectorEnv(num_envs=batch, model=wm, num_steps=num_steps, guidance=guidance,
                                max_episode_steps=None)
     rng = np.random.default_rng(seed)
+    period = wm.refresh_period
+    warmup = wm.config.dynamics.context_frames if warmup is None else warmup
     try:
         venv.reset(seed=seed)
+        for _ in range(warmup):
+            venv.step(rng.integers(venv.single_action_space.n, size=batch))
         times = []
-        for i in range(warmup + repeats):
-            actions = rng.integers(venv.single_action_space.n, size=batch)
+        for _ in range(max(1, repeats // period)):
             start = time.perf_counter()
-            venv.step(actions)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+            for _ in range(period):
+                venv.step(rng.integers(venv.single_action_space.n, size=batch))
+            times.append((time.perf_counter() - start) / period)
     finally:
         venv.close()
     return batch / statistics.median(times)

@@ -333,6 +333,13 @@ class WorldModel(nn.Module):
         self._commit(state, y[:, None], a, generator)
         return self.decode(y), state
 
+    @property
+    def refresh_period(self) -> int:
+        """Steps between two cache rebuilds of a world with a full context under the default sampler
+        (`SamplerConfig.cache_refresh`; 1 when the cache slides): time throughput over whole periods."""
+        keep = self.config.sampler.cache_refresh
+        return self.config.dynamics.context_frames - keep + 1 if keep else 1
+
     @torch.no_grad()
     def refresh(self, state: WorldState, keep: int) -> None:
         """Rebuild the KV cache of every world whose cache is full from its latest `keep` frames, run again as a
