@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The KV cache rebuilt from its latest frames when full (SamplerConfig.cache_refresh) against the sliding ring buffer,
-# on the shipped model and the memory fine-tunes of entry 17 (experiments/LOG.md entry 18): the still-scene curve
+# on v5 (the default model before entry 18, runs/candidates/v5 of world_model/recipes/train_default.sh) and the
+# memory fine-tunes of entry 17 (experiments/LOG.md entry 18): the still-scene curve
 # per step (8 worlds, 64 noops) and the consistency suite (the shipped model's 32 unseen worlds per view).
 # Usage: bash experiments/cache_refresh.sh [curve|suite|floors|all]
 set -euo pipefail
@@ -9,14 +10,14 @@ stage=${1:-all}
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 out=experiments/results/cache_refresh
 if [[ $stage == curve || $stage == all ]]; then
-  for m in world_model/checkpoints/default runs/candidates/ft_mem_turns2_end; do
+  for m in runs/candidates/v5 runs/candidates/ft_mem_turns2_end; do
     for mode in slide recompute refresh4 refresh8 refresh12; do
       python -m experiments.still_curve --model "$m" --mode "$mode" --worlds 8 --steps 64 --out "$out/still_curve.jsonl"
     done
   done
 fi
 if [[ $stage == suite || $stage == all ]]; then
-  for m in default:world_model/checkpoints/default end:runs/candidates/ft_mem_turns2_end s400:runs/candidates/ft_mem_turns2_s400; do
+  for m in default:runs/candidates/v5 end:runs/candidates/ft_mem_turns2_end s400:runs/candidates/ft_mem_turns2_s400; do
     python -m benchmarks.consistency --model "${m#*:}" --preset default --threads 1 --sampler cache_refresh=8 \
       --out "$out/consistency_${m%%:*}_refresh8.json" --sheets "runs/sheets/${m%%:*}_refresh8"
   done

@@ -26,7 +26,9 @@ def curve(model: str, mode: str, worlds: int = 8, steps: int = 64, seed: int = 0
     kv = mode != "recompute"
     if mode.startswith("refresh"):
         wm = wm.with_sampler(cache_refresh=int(mode.removeprefix("refresh")))
-    elif mode not in ("slide", "recompute"):
+    elif mode == "slide":
+        wm = wm.with_sampler(cache_refresh=0)
+    elif mode != "recompute":
         raise ValueError(f"mode must be slide, recompute or refreshK, got {mode!r}")
     truth = GroundTruth(int(wm.config.autoencoder.image_size))
     try:
