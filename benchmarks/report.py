@@ -324,6 +324,7 @@ def render(results_dir: Path | str | list, out_dir: Path | str = ".") -> str:
                   ""]
         lines += ablation_table(load_results([ABLATIONS]) if ABLATIONS.is_dir() else [])
         lines += memory_table(load_results([MEMORY]) if MEMORY.is_dir() else [])
+        lines += cache_refresh_table(load_results([CACHE_REFRESH]) if CACHE_REFRESH.is_dir() else [])
     return "\n".join(lines) + "\n"
 
 
@@ -375,17 +376,44 @@ def memory_table(results: list[tuple[Path, dict]]) -> list[str]:
         named.insert(0, ("shipped", json.loads(shipped.read_text())))
     r0 = rows[0][1]
     return ["### Pose-keyed memory, fine-tuned at equal wall-clock", "",
-            "The shipped model fine-tuned for the same wall-clock (75 minutes, one thread, both arms side by side) "
-            "on the same data with the memory input (`ft_mem`: the latest frame seen from the same dead-reckoned "
-            "heading as more input channels, `genie-train dynamics --memory`) and without it (`ft_plain`); "
-            "`ft_mem_turns` is `ft_mem` with only frames the agent turned into given a memory frame "
-            "(`memory_turns_only`). Measured with the consistency suite "
-            f"({r0['config']['worlds']} unseen worlds per view, the shipped model's worlds and sampler; means, the "
-            "intervals are in the JSON files; a row of 64 worlds is on the worlds of the issue's floors, where the "
-            "shipped model's own row is experiments/results/sampler/consistency_64_shipped.json). Command: "
+            "v5 (the default model before v6) fine-tuned for the same wall-clock (75 minutes, one thread, both arms "
+            "side by side) on the same data with the memory input (`ft_mem`: the latest frame seen from the same "
+            "dead-reckoned heading as more input channels, `genie-train dynamics --memory`) and without it "
+            "(`ft_plain`); `ft_mem_turns` is `ft_mem` with only frames the agent turned into given a memory frame "
+            "(`memory_turns_only`); `ft_mem_turns2_*` is `ft_mem` trained further under that rule, after 400 steps "
+            "and at the end of its 65 minutes (`end`: the weights of the shipped v6, whose own row adds the KV cache "
+            "refresh of the next table). Measured with the consistency suite "
+            f"({r0['config']['worlds']} unseen worlds per view, the shipped model's worlds, v5's sampler; means, the "
+            "intervals are in the JSON files; a row of 64 worlds is on the worlds of the issue's floors, where v5's "
+            "own row is experiments/results/sampler/consistency_64_shipped.json). Command: "
             "`bash experiments/memory_finetune.sh` (decision: "
             f"experiments/LOG.md entry 17). Machine: {in_words(r0['machine'])}.", ""] + headline_table(
         named, heading="####")
+
+
+#: The KV-cache refresh study (experiments/cache_refresh.sh): consistency results with SamplerConfig.cache_refresh.
+CACHE_REFRESH = EXPERIMENTS_LOG.parent / "results" / "cache_refresh"
+
+
+def cache_refresh_table(results: list[tuple[Path, dict]]) -> list[str]:
+    """The KV-cache refresh study: per view, a row per result (v5 and v6's weights with the cache rebuilt from its
+    latest 8 frames when full); the sliding rows are the shipped v5 row of the sampler study and the memory
+    table's `ft_mem_turns2_end` rows."""
+    from benchmarks.consistency import headline_table
+
+    rows = sorted(((p, r) for p, r in results if r.get("benchmark") == "consistency"), key=lambda pr: str(pr[0]))
+    if not rows:
+        return []
+    r0 = rows[0][1]
+    return ["### The KV cache rebuilt when full", "",
+            "The same weights with a full KV cache rebuilt from its latest 8 frames before the next frame "
+            "(`SamplerConfig.cache_refresh`, `--sampler cache_refresh=8`) instead of sliding frame by frame: "
+            "`v5_refresh8` is v5 (measured as world_model/checkpoints/default while it was the default), "
+            "`end_refresh8` is v6's weights, the shipped model. It changes only what runs past 16 frames "
+            "(still@64, rollouts). Command: `bash "
+            f"experiments/cache_refresh.sh suite` (decision: experiments/LOG.md entry 18). Machine: "
+            f"{in_words(r0['machine'])}.", ""] + headline_table(
+        [(Path(p).stem.removeprefix("consistency_"), r) for p, r in rows], heading="####")
 
 
 def write(results: list, out: str) -> str:

@@ -17,7 +17,7 @@ if [[ $stage == curve || $stage == all ]]; then
   done
 fi
 if [[ $stage == suite || $stage == all ]]; then
-  for m in default:runs/candidates/v5 end:runs/candidates/ft_mem_turns2_end; do
+  for m in v5:runs/candidates/v5 end:runs/candidates/ft_mem_turns2_end; do
     python -m benchmarks.consistency --model "${m#*:}" --preset default --threads 1 --sampler cache_refresh=8 \
       --out "$out/consistency_${m%%:*}_refresh8.json" --sheets "runs/sheets/${m%%:*}_refresh8"
   done

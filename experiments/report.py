@@ -50,9 +50,11 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                    "ablation_small.sh)",
                  "gpu": "models trained on a lent GPU (world_model/recipes/gpu_run.sh)",
                  "view": "v5 fine-tuned with and without view conditioning (experiments/LOG.md entry 15)",
-                 "sampler": "the shipped weights under other sampler settings (experiments/LOG.md entry 16)",
-                 "memory": "the shipped model fine-tuned with and without the pose-keyed memory input (experiments/"
-                           "LOG.md entry 17)"}
+                 "sampler": "v5's weights under other sampler settings (experiments/LOG.md entry 16)",
+                 "memory": "v5 fine-tuned with and without the pose-keyed memory input (experiments/LOG.md entry "
+                           "17; ft_mem_turns2_end is v6's weights)",
+                 "cache_refresh": "the KV cache rebuilt from its latest 8 frames when full (experiments/LOG.md entry "
+                                  "18; v5_refresh8 is v5, end is v6's weights)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
