@@ -95,7 +95,9 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
         summary[name] = {
             "run": str(run),
             "steps": log[-1]["step"] if log else None,
-            "schedule_steps": args.get("steps"),
+            "schedule_steps": None if args.get("time_budget_minutes") else args.get("steps"),
+            "time_budget_minutes": args.get("time_budget_minutes"),
+            "memory": ("turns only" if args.get("memory_turns_only") else "every frame") if args.get("memory") else None,
             "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
             "sessions": len(session_ends(log)),
             "ema_decay": args.get("ema_decay"),
@@ -111,7 +113,9 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
         summary["dynamics"]["steps"] = exported["step"]
     if base is not None:
         summary["dynamics"]["init_from"] = exported.get("init_from")
-        summary["dynamics"]["previous"] = base["dynamics"]
+        summary["dynamics"]["previous"] = dict(base["dynamics"])
+        if base.get("data") and base["data"].get("folders") != summary["data"]["folders"]:
+            summary["dynamics"]["previous"].setdefault("data", base["data"])  # the earlier phases' own data
     return summary
 
 
@@ -173,6 +177,16 @@ def _fmt(x, digits=2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _earlier_data(summary: dict) -> bool:
+    """Whether an earlier dynamics phase carries its own data (a lent-GPU run, or a fine-tune on new recordings)."""
+    t = summary["dynamics"].get("previous")
+    while t:
+        if t.get("data"):
+            return True
+        t = t.get("previous")
+    return False
+
+
 def data_words(d: dict, where: str = "") -> str:
     """The card's line on a phase's training data (a recorded folder list, or a lent-GPU run's counts)."""
     if d.get("episodes") is None:  # recorded on a lent GPU machine: frame counts and options only
@@ -217,7 +231,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         "",
         "## Data and training",
         "",
-        data_words(d),
+        data_words(d, " (of the last phase; earlier phases with their own data list it below them)"
+                   if _earlier_data(summary) else ""),
     ]
     for name in ("autoencoder", "dynamics"):
         phases = [summary[name]]
@@ -229,17 +244,22 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                 extra += f" over {t['sessions']} resumed sessions"
             if t.get("context_sigma_range"):
                 extra += f"; context noise drawn from {t['context_sigma_range']}"
+            if t.get("memory"):
+                extra += f"; with the pose-keyed memory input ({t['memory']})"
             if t.get("ema_decay"):
                 extra += f"; the weights are an EMA (decay {t['ema_decay']})"
             what = name.capitalize() if i == 0 else f"{name.capitalize()}, then fine-tuned"
             schedule = (f" (of a {t['schedule_steps']}-step schedule)" if t.get("schedule_steps")
+                        else f" (the lr schedule ends with a {t['time_budget_minutes']:g}-minute time budget)"
+                        if t.get("time_budget_minutes")
                         else " (the lr schedule ends with the time budget)" if t.get("device") else "")
             where = f" on a lent {t['device']}" if t.get("device") else ""
             lines.append(f"- {what}{where}: {t['steps']} steps{schedule}, batch "
                          f"{t['batch_size'] or 'preset default'}, {t['wall_time_min']} min wall time{extra}, final "
                          f"training loss {_fmt(t['final_loss'], 4)}.")
             if t.get("data") and t is not summary[name]:  # an earlier phase's own data (a lent-GPU run's)
-                lines.append("  " + data_words(t["data"], " of that phase").lstrip("- "))
+                lines.append("  " + data_words(t["data"], " of that phase" if t.get("device")
+                                                  else " of that and the earlier phases").lstrip("- "))
         if len(phases) > 1:
             windows = (f", {sum(t['steps'] * t['batch_size'] for t in phases):,} training windows"
                        if len({t.get("batch_size") for t in phases}) > 1 and all(t.get("batch_size") for t in phases)
