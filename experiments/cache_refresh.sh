@@ -10,10 +10,10 @@ stage=${1:-all}
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 out=experiments/results/cache_refresh
 if [[ $stage == curve || $stage == all ]]; then
-  for m in runs/candidates/v5 runs/candidates/ft_mem_turns2_end; do
-    for mode in slide recompute refresh4 refresh8 refresh12; do
-      python -m experiments.still_curve --model "$m" --mode "$mode" --worlds 8 --steps 64 --out "$out/still_curve.jsonl"
-    done
+  for run in v5:slide v5:refresh8 ft_mem_turns2_end:slide ft_mem_turns2_end:recompute ft_mem_turns2_end:refresh4 \
+             ft_mem_turns2_end:refresh8 ft_mem_turns2_end:refresh12; do
+    python -m experiments.still_curve --model "runs/candidates/${run%%:*}" --mode "${run#*:}" --worlds 8 --steps 64 \
+      --out "$out/still_curve.jsonl"
   done
 fi
 if [[ $stage == suite || $stage == all ]]; then
