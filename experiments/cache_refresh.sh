@@ -15,6 +15,7 @@ if [[ $stage == curve || $stage == all ]]; then
     python -m experiments.still_curve --model "runs/candidates/${run%%:*}" --mode "${run#*:}" --worlds 8 --steps 64 \
       --out "$out/still_curve.jsonl"
   done
+  python -m experiments.still_curve --plot "$out/still_curve.jsonl"
 fi
 if [[ $stage == suite || $stage == all ]]; then
   for m in v5:runs/candidates/v5 end:runs/candidates/ft_mem_turns2_end; do

@@ -4,6 +4,7 @@ not move), for unseen first-person worlds of the consistency suite, with the KV 
 window recomputed at every denoising step (`recompute`, the reference path). Appends one JSON line per run.
 
     python -m experiments.still_curve --model default --mode refresh8 --worlds 8 --steps 64 --out curve.jsonl
+    python -m experiments.still_curve --plot curve.jsonl          # every run of the file -> curve.png
 """
 
 from __future__ import annotations
@@ -46,6 +47,30 @@ def curve(model: str, mode: str, worlds: int = 8, steps: int = 64, seed: int = 0
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
+def plot(jsonl: str | Path) -> Path:
+    """Draw every run of a JSON-lines file of `curve` results (PSNR against noops) into a PNG beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(line) for line in Path(jsonl).read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in runs:
+        y = r["psnr_by_step"]
+        ax.plot(range(1, len(y) + 1), y, label=f"{Path(r['model']).name}, {r['mode']}",
+                linestyle="--" if r["mode"] == "slide" else "-")
+    ax.set(xlabel="noops since the prompt", ylabel="PSNR against the prompt (dB)",
+           title=f"A still scene, step by step ({runs[0]['worlds']} unseen first-person worlds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out = Path(jsonl).with_suffix(".png")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default")
@@ -54,7 +79,11 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="append the result as a JSON line to this file")
+    p.add_argument("--plot", metavar="JSONL", help="only draw the runs of this file into a PNG beside it")
     args = p.parse_args(argv)
+    if args.plot:
+        print(f"wrote {plot(args.plot)}")
+        return {}
     r = curve(args.model, args.mode, args.worlds, args.steps, args.seed)
     print(args.model, args.mode, " ".join(f"{n}:{r['psnr_by_step'][n - 1]:.1f}" for n in (1, 8, 16, 20, 32, 64)
                                            if n <= len(r["psnr_by_step"])))
