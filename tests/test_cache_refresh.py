@@ -97,6 +97,19 @@ def test_rollouts_with_a_refresh_run_and_match_a_manual_refresh():
     assert not np.array_equal(f1, f3)
 
 
+def test_the_refresh_period_is_the_cycle_of_the_cache():
+    """A full cache of S slots refreshed to K frames fills again after S - K steps (`WorldModel.refresh_period`)."""
+    wm = tiny_model(context_frames=4).with_sampler(cache_refresh=1)
+    assert wm.refresh_period == 3 and tiny_model(context_frames=4).refresh_period == 1
+    state = wm.reset(prompt(1, 1), generator=gen(0))
+    g, rebuilt = gen(1), []
+    for t in range(12):
+        if state.cache.valid.all():  # this step rebuilds the cache first
+            rebuilt.append(t)
+        wm.step(state, [1], generator=g)
+    assert np.diff(rebuilt).tolist() == [wm.refresh_period] * (len(rebuilt) - 1) and len(rebuilt) >= 3
+
+
 def test_cache_refresh_config_checks():
     assert SamplerConfig.from_dict({}).cache_refresh == 0  # checkpoints saved before it existed slide the cache
     assert parse_settings("cache_refresh=8") == {"cache_refresh": 8}

@@ -338,7 +338,7 @@ class WorldModel(nn.Module):
         """Steps between two cache rebuilds of a world with a full context under the default sampler
         (`SamplerConfig.cache_refresh`; 1 when the cache slides): time throughput over whole periods."""
         keep = self.config.sampler.cache_refresh
-        return self.config.dynamics.context_frames - keep + 1 if keep else 1
+        return self.config.dynamics.context_frames - keep if keep else 1
 
     @torch.no_grad()
     def refresh(self, state: WorldState, keep: int) -> None:

@@ -47,9 +47,9 @@ class SamplerConfig:
     cached frame keeps the keys it was given while it could still see frames that have since left the window
     (information passes through layers), a context no training window has, which a long still scene drifts on.
     K in [1, context_frames - 1]: before a world's next frame is generated on a full cache, its latest K frames are
-    run again as a fresh window (`WorldModel.refresh`, the window a training sample starts), so the context runs
-    from K to context_frames frames and is rebuilt every context_frames - K + 1 steps, at the cost of one K-frame
-    forward then (experiments/LOG.md entry 18)."""
+    run again as a fresh window (`WorldModel.refresh`, the window a training sample starts), so a new frame sees K
+    to context_frames - 1 past frames and the cache is rebuilt every context_frames - K steps, at the cost of one
+    K-frame forward then (experiments/LOG.md entry 18)."""
 
     def __post_init__(self):
         check_solver(self.solver)
