@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Study: does the new training recipe (context noise up to 0.7, a 4-step autoregressive unroll, counterfactual
-# branch rows) beat today's recipe when fine-tuning the shipped v5 at equal wall-clock, on the new data policies?
+# branch rows) beat today's recipe when fine-tuning the then-shipped v5
+# (runs/candidates/v5, world_model/recipes/train_default.sh phase 3) at equal wall-clock, on the new data policies?
 # Both arms train at the same time, one thread each, for the same 30-minute budget (the budget includes loading the
 # data; the latent cache is encoded once first and copied to both runs, so neither pays for it), then each is
 # measured with the consistency suite on the same unseen worlds as the shipped model
@@ -24,7 +25,7 @@ done
 
 # 2. The latent cache, encoded once (a run stopped by a 0.5-minute budget), copied to both arms.
 COMMON="--data runs/data/new/* --eval-data runs/data/test/* --autoencoder world_model/checkpoints/default
-  --init-from world_model/checkpoints/default --preset default --steps 100000 --batch-size 8 --lr 1.5e-4 --warmup 50
+  --init-from runs/candidates/v5 --preset default --steps 100000 --batch-size 8 --lr 1.5e-4 --warmup 50
   --ema-decay 0.998 --checkpoint-every 200 --checkpoint-minutes 10 --log-every 20 --keep-checkpoints 3"
 genie-train dynamics $COMMON --out runs/train/encode --time-budget-minutes 0.5 --context-sigma 0.1 \
   --context-sigma-min 0.01

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Pose-keyed memory (DynamicsConfig.memory), first try: the shipped model fine-tuned with and without the memory
-# input, side by side at equal wall clock (one thread each), then both measured with the consistency suite
+# Pose-keyed memory (DynamicsConfig.memory), first try: v5 (runs/candidates/v5, world_model/recipes/train_default.sh
+# phase 3; the shipped model then) fine-tuned with and without the memory input, side by side at equal wall clock (one thread each), then both measured with the consistency suite
 # (experiments/LOG.md entry 17). Needs runs/data/base and runs/data/test (world_model/recipes/gpu_candidate.sh
 # records them; 8,000 train frames and 1,000 test frames per level, policy mix).
 # Usage: bash experiments/memory_finetune.sh [train|eval|turns2|turns2_s400|floors|all] [MINUTES]
@@ -14,7 +14,7 @@ train() {  # $1 arm, then extra genie-train flags
   local arm=$1; shift
   mkdir -p "runs/train/ft_$arm"
   genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* \
-    --autoencoder world_model/checkpoints/default --init-from world_model/checkpoints/default --preset default \
+    --autoencoder world_model/checkpoints/default --init-from runs/candidates/v5 --preset default \
     --out "runs/train/ft_$arm" --steps 100000 --time-budget-minutes "$minutes" --batch-size 8 --lr 1.5e-4 \
     --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 200 \
     --log-every 20 --keep-checkpoints 2 --threads 1 "$@" > "runs/train/ft_$arm.log" 2>&1
