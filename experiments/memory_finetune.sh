@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Pose-keyed memory (DynamicsConfig.memory), first try: v5 (runs/candidates/v5, world_model/recipes/train_default.sh
-# phase 3; the shipped model then) fine-tuned with and without the memory input, side by side at equal wall clock (one thread each), then both measured with the consistency suite
+# phase 3; the shipped model then) fine-tuned with and without the memory input, side by side at equal wall clock
+# (one thread each), then both measured with the consistency suite
 # (experiments/LOG.md entry 17). Needs runs/data/base and runs/data/test (world_model/recipes/gpu_candidate.sh
 # records them; 8,000 train frames and 1,000 test frames per level, policy mix).
 # Usage: bash experiments/memory_finetune.sh [train|eval|turns2|turns2_s400|floors|all] [MINUTES]
