@@ -409,7 +409,8 @@ def cache_refresh_table(results: list[tuple[Path, dict]]) -> list[str]:
             "The same weights with a full KV cache rebuilt from its latest 8 frames before the next frame "
             "(`SamplerConfig.cache_refresh`, `--sampler cache_refresh=8`) instead of sliding frame by frame: "
             "`v5_refresh8` is v5 (measured as world_model/checkpoints/default while it was the default), "
-            "`end_refresh8` is v6's weights, the shipped model. It changes only what runs past 16 frames "
+            "`end_refresh8` is v6's weights (shipped with 4 frames kept, the figures at the top of this file; "
+            "experiments/LOG.md entry 18 says why). It changes only what runs past 16 frames "
             "(still@64, rollouts). Command: `bash "
             f"experiments/cache_refresh.sh suite` (decision: experiments/LOG.md entry 18). Machine: "
             f"{in_words(r0['machine'])}.", ""] + headline_table(

@@ -508,11 +508,11 @@ class GenieWorldEnv(gym.Env):
 
     ## Version History
     - v4: default world model v6: v5 fine-tuned with a pose-keyed memory input (the latest frame seen from the same
-      dead-reckoned heading), sampled with the KV cache rebuilt from its latest 8 frames whenever it is full. First
-      person, 32 unseen worlds: PSNR after 20 noops 34.0 dB against the prompt, was 30.8; a view turned back to
+      dead-reckoned heading), sampled with the KV cache rebuilt from its latest 4 frames whenever it is full. First
+      person, 32 unseen worlds: PSNR after 20 noops 33.9 dB against the prompt, was 30.8; a view turned back to
       35.3 dB against the model's own earlier frame, was 24.6; one step lands nearest its own action's true frame
       for 77% of the distinct outcomes, was 56%; forward x3 +1.1 dB over holding the prompt, was +0.4; a toggled
-      door opens in 59% of worlds, was 69%; top-down rollouts 23.6 dB at 64 steps, was 16.5 (BENCHMARKS.md,
+      door opens in 59% of worlds, was 69%; top-down rollouts 22.6 dB at 64 steps, was 16.5 (BENCHMARKS.md,
       "Consistency"; experiments/LOG.md entries 17 and 18).
     - v3: the default world model's sampler: 3 Euler steps to sigma 0.1 with action guidance on the first step only,
       instead of 2 steps to 0.5 (same weights, same network work per frame in 3 calls instead of 2): first-person

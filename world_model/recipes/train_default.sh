@@ -78,7 +78,7 @@ genie-train export --dynamics runs/train/ft_mem --out runs/candidates/ft_mem --c
 
 # 7. Phase 5: 65 minutes more on one thread (~990 steps) with only frames the agent turned into given a memory frame
 #    (`--memory-turns-only`, the rule the model is sampled with), exported with the shipped sampler: phase 3's, with
-#    the KV cache rebuilt from its latest 8 frames whenever it is full (`--cache-refresh 8`, LOG entry 18), into the
+#    the KV cache rebuilt from its latest 4 frames whenever it is full (`--cache-refresh 4`, LOG entry 18), into the
 #    package; then measured on unseen worlds.
 genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
   --init-from runs/candidates/ft_mem --preset default --out runs/train/ft_mem_turns2 --steps 100000 \
@@ -86,7 +86,7 @@ genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --auto
   --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1 \
   --memory --memory-turns-only
 genie-train export --dynamics runs/train/ft_mem_turns2 --out runs/candidates/v6 --context-sigma 0.01 --num-steps 3 \
-  --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 8
+  --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 4
 cp runs/candidates/v6/config.json runs/candidates/v6/model.safetensors world_model/checkpoints/default/
 python -m benchmarks.fidelity --model default --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
