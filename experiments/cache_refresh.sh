@@ -3,7 +3,7 @@
 # on v5 (the default model before entry 18, runs/candidates/v5 of world_model/recipes/train_default.sh) and the
 # memory fine-tunes of entry 17 (experiments/LOG.md entry 18): the still-scene curve
 # per step (8 worlds, 64 noops) and the consistency suite (the shipped model's 32 unseen worlds per view).
-# Usage: bash experiments/cache_refresh.sh [curve|suite|floors|all]
+# Usage: bash experiments/cache_refresh.sh [curve|suite|floors|floors_v6|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -26,4 +26,8 @@ fi
 if [[ $stage == floors || $stage == all ]]; then  # the candidate on the 64 first-person worlds of the issue's floors
   python -m benchmarks.consistency --model runs/candidates/ft_mem_turns2_end --preset default --worlds 64 \
     --views first_person --threads 1 --sampler cache_refresh=8 --out "$out/consistency_64_fp_end_refresh8.json"
+fi
+if [[ $stage == floors_v6 || $stage == all ]]; then  # the shipped v6 (cache_refresh 4) on the same 64 worlds
+  python -m benchmarks.consistency --model default --preset default --worlds 64 --views first_person --threads 2 \
+    --out "$out/consistency_64_fp_v6.json"
 fi
