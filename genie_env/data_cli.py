@@ -3,6 +3,7 @@
     genie-data record --env genie_env/BabyAI3D-GoToLocal-v0 --frames 100000 --out data/gotolocal
     genie-data info --data data/gotolocal          # counts, and how often a step changes nothing
     genie-data export-video --data data/gotolocal --shard 0 --episode 3 --out ep3.mp4
+    genie-data dream --data data/gotolocal --out data/gotolocal-dreamed   # its episodes inside the world model
 
 Errors the user can fix (bad env id, unwritable folder, corrupt shard) print one line and exit
 with code 2. An interrupted ``record`` resumes when the same command is run again.
@@ -104,6 +105,23 @@ def cmd_record(args: argparse.Namespace) -> int:
     print(f"{summary.out_dir}: {summary.num_frames} frames{branches}, {summary.num_episodes} episodes in "
           f"{summary.num_shards} shards ({summary.shards_written} written, {summary.shards_reused} "
           f"already there)")
+    return 0
+
+
+def cmd_dream(args: argparse.Namespace) -> int:
+    # imported here: torch and the world model are only needed by this command
+    from genie_env.dream import DreamError, dream
+    from world_model.checkpoint import CheckpointError
+    from world_model.dataset import DatasetError
+
+    try:
+        summary = dream(args.data, args.out, model=args.model, split=None if args.split == "all" else args.split,
+                        policies=args.policies, max_episodes=args.max_episodes, seed=args.seed, batch=args.batch,
+                        episodes_per_shard=args.episodes_per_shard, progress=not args.quiet)
+    except (DreamError, DatasetError, CheckpointError) as e:
+        raise UsageError(str(e)) from e
+    print(f"{summary.out_dir}: {summary.num_frames} frames of {summary.num_episodes} episodes dreamed "
+          f"({summary.shards_written} shards written, {summary.shards_reused} already there)")
     return 0
 
 
@@ -330,6 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=10.0, help="frames per second (default: 10)")
     p.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale factor (default: 4)")
     p.set_defaults(func=cmd_export_video)
+
+    p = sub.add_parser("dream", help="re-play recorded episodes inside a world model (same prompts and actions, "
+                                     "the model's frames; resumable)")
+    p.add_argument("--data", required=True, help="recording folder whose episodes are re-played")
+    p.add_argument("--out", required=True, help="folder for the dreamed recording (created if missing)")
+    p.add_argument("--model", default="default", help="world model: default or a checkpoint folder (default: default)")
+    p.add_argument("--split", default="all", choices=["all", "train", "test"],
+                   help="only episodes of this split (default: all)")
+    p.add_argument("--policies", nargs="+", metavar="POLICY", help="only episodes these policies played (e.g. bot "
+                   "explore; default: all)")
+    p.add_argument("--max-episodes", type=int, default=None, metavar="N",
+                   help="at most N of the selected episodes, drawn at random (seeded; default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the selection and of the sampling (default: 0)")
+    p.add_argument("--batch", type=int, default=32, help="episodes stepped together (default: 32)")
+    p.add_argument("--episodes-per-shard", type=int, default=64, help="episodes per shard file (default: 64)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_dream)
 
     p = sub.add_parser("info", help="summarise a recording folder: counts, no-change shares, branches")
     p.add_argument("--data", required=True, help="recording folder")

@@ -377,21 +377,61 @@ def train_judge(args: JudgeArgs) -> SuccessJudge:
 
 
 @torch.no_grad()
+def judge_probabilities(judge: SuccessJudge, windows: JudgeWindows, batch_size: int = 256) -> np.ndarray:
+    """The judge's success probability float32 (N,) for every window of `windows`."""
+    probs = np.zeros(len(windows), dtype=np.float32)
+    for s in range(0, len(windows), batch_size):
+        ends = np.arange(s, min(s + batch_size, len(windows)))
+        probs[ends] = judge.predict(windows.frames(ends), [str(m) for m in windows.missions_of(ends)])
+    return probs
+
+
+def episode_verdicts(windows: JudgeWindows, predicted: np.ndarray) -> dict:
+    """Episode-level agreement of a judge's per-frame verdicts `predicted` (N,) bool with the verifier, judged the way
+    GenieWorld uses them: an episode ends at the judge's first firing.
+
+    ``solved`` / ``unsolved``: episodes where the verifier reported success somewhere / nowhere;
+    ``fires_when_solved``: share of solved episodes where the judge fires at all, ``on_time_when_solved``: share
+    where its first firing is at the verifier's first success (neither before nor after), ``early_when_solved``:
+    share where it first fires before it; ``fires_when_unsolved``: share of unsolved episodes where it fires (a
+    false success); ``accuracy``: share of episodes where "fires somewhere" equals "solved"."""
+    offsets = windows.episodes.episode_offsets
+    solved = fired = on_time = early = false_fire = n_solved = 0
+    agree = 0
+    for e in range(len(offsets) - 1):
+        a, b = int(offsets[e]), int(offsets[e + 1])
+        truth, said = windows.labels[a:b], predicted[a:b]
+        t_first = int(np.argmax(truth)) if truth.any() else None
+        p_first = int(np.argmax(said)) if said.any() else None
+        agree += (t_first is not None) == (p_first is not None)
+        if t_first is None:
+            false_fire += p_first is not None
+            continue
+        n_solved += 1
+        fired += p_first is not None
+        on_time += p_first == t_first
+        early += p_first is not None and p_first < t_first
+    n = len(offsets) - 1
+    n_unsolved = n - n_solved
+    share = (lambda k, m: k / m if m else None)
+    return {"episodes": n, "solved": n_solved, "unsolved": n_unsolved, "accuracy": share(agree, n),
+            "fires_when_solved": share(fired, n_solved), "on_time_when_solved": share(on_time, n_solved),
+            "early_when_solved": share(early, n_solved), "fires_when_unsolved": share(false_fire, n_unsolved)}
+
+
 def evaluate_judge(judge: SuccessJudge, data_dirs: str | Path | Sequence[str | Path], split: str | None = "test",
                    threshold: float | None = None, batch_size: int = 256) -> dict:
-    """Precision / recall / F1 of `judge` on every frame of the held-out episodes of `split`.
+    """Precision / recall / F1 of `judge` on every frame of the held-out episodes of `split`, and its episode-level
+    agreement with the verifier (``episodes``, see :func:`episode_verdicts`).
 
     A frame is positive when the verifier reported success there; the judge says positive when its probability
     exceeds `threshold` (default: the judge's own). Record held-out worlds with
-    ``genie-data record ... --worlds test`` (BabyAI3D's test seeds) to get a "test" split.
+    ``genie-data record ... --worlds test`` (BabyAI3D's test seeds) to get a "test" split; ``genie-data dream``
+    re-plays them inside a world model, to measure the judge on generated frames.
     """
     threshold = judge.config.threshold if threshold is None else float(threshold)
     windows = JudgeWindows(EpisodeDataset(data_dirs, split=split), judge.config.frames)
-    predicted = np.zeros(len(windows), dtype=bool)
-    for s in range(0, len(windows), batch_size):
-        ends = np.arange(s, min(s + batch_size, len(windows)))
-        probs = judge.predict(windows.frames(ends), [str(m) for m in windows.missions_of(ends)])
-        predicted[ends] = probs > threshold
+    predicted = judge_probabilities(judge, windows, batch_size) > threshold
     truth = windows.labels
     tp = int((predicted & truth).sum())
     fp = int((predicted & ~truth).sum())
@@ -401,7 +441,7 @@ def evaluate_judge(judge: SuccessJudge, data_dirs: str | Path | Sequence[str | P
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold,
             "positives": int(truth.sum()), "negatives": int((~truth).sum()), "true_positives": tp,
-            "false_positives": fp, "split": split}
+            "false_positives": fp, "split": split, "episodes": episode_verdicts(windows, predicted)}
 
 
 # ---------------------------------------------------------------------------------------------- CLI

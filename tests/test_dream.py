@@ -1,0 +1,157 @@
+"""genie-data dream: recorded episodes re-played inside a world model (same prompts, actions and labels, the model's
+frames), the slot pool that keeps every step useful, resuming, errors; and the judge's episode-level verdicts."""
+
+import json
+
+import numpy as np
+import pytest
+
+from genie_env.data_cli import main
+from genie_env.dream import DreamError, dream, dream_episodes
+from genie_env.judge import JudgeWindows, episode_verdicts
+from world_model.dataset import EpisodeDataset
+from world_model.shards import Episode
+
+ENV_ID = "genie_env/BabyAI3D-GoToRedBall-v0"
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    pytest.importorskip("genie_env.babyai3d")
+    out = tmp_path_factory.mktemp("rec")
+    assert main(["record", "--env", ENV_ID, "--frames", "90", "--out", str(out), "--episodes-per-shard", "4",
+                 "--top-down-share", "0.3", "--seed", "1", "--quiet"]) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the slot pool
+
+
+class _FakeState:
+    """Per world: the prompt's id and the frames generated so far (enough to check the pool's bookkeeping)."""
+
+    def __init__(self, ids, steps):
+        self.ids, self.steps = list(ids), list(steps)
+
+    def replace(self, i, other, j=0):
+        self.ids[i], self.steps[i] = other.ids[j], other.steps[j]
+
+    def select(self, indices):
+        return _FakeState([self.ids[k] for k in indices], [self.steps[k] for k in indices])
+
+
+class _FakeModel:
+    """Frame pixel (0, 0) = (prompt id, frames generated so far in that world, the action just taken)."""
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def reset(self, frames, generator=None, view=None):
+        assert len(view) == len(frames)
+        return _FakeState(frames[:, 0, 0, 0], [0] * len(frames))
+
+    def step(self, state, actions, generator=None):
+        self.batch_sizes.append(len(actions))
+        out = np.zeros((len(actions), 4, 4, 3), np.uint8)
+        for k, a in enumerate(actions):
+            state.steps[k] += 1
+            out[k, 0, 0] = (state.ids[k], state.steps[k], a)
+        return out, state
+
+
+def _episode(ident, actions):
+    n = len(actions) + 1
+    frames = np.zeros((n, 4, 4, 3), np.uint8)
+    frames[0, 0, 0, 0] = ident
+    success = np.zeros(n, bool)
+    success[-1] = ident % 2 == 0
+    return Episode(frames=frames, actions=np.array([*actions, -1], np.int16), rewards=np.zeros(n, np.float32),
+                   success=success, mission=f"mission {ident}", view="first_person" if ident % 3 else "top_down")
+
+
+def test_pool_steps_each_episode_under_its_own_actions():
+    rng = np.random.default_rng(0)
+    episodes = [_episode(i + 1, rng.integers(0, 7, int(rng.integers(1, 9))).tolist()) for i in range(11)]
+    episodes.append(_episode(20, []))  # a lone prompt: nothing to generate
+    model = _FakeModel()
+    out = dream_episodes(model, episodes, seed=0, batch=3)
+    assert max(model.batch_sizes) == 3
+    assert sum(model.batch_sizes) == sum(e.num_steps for e in episodes)  # no step is wasted on ended episodes
+    for e, d in zip(episodes, out):
+        assert d.num_frames == e.num_frames and d.mission == e.mission and d.view == e.view
+        np.testing.assert_array_equal(d.frames[0], e.frames[0])
+        np.testing.assert_array_equal(d.success, e.success)
+        np.testing.assert_array_equal(d.actions, e.actions)
+        for t in range(1, e.num_frames):  # frame t: this episode's world, its t-th step, its own action t-1
+            assert tuple(d.frames[t, 0, 0]) == (e.frames[0, 0, 0, 0], t, e.actions[t - 1])
+
+
+# ---------------------------------------------------------------------------------------------- dream and the CLI
+
+
+def test_dream_writes_a_recording_with_the_recorded_labels(recording, tmp_path, tiny_world_model, capsys):
+    wm = tiny_world_model()
+    source = EpisodeDataset([recording])
+    summary = dream(recording, tmp_path / "d", model=wm, seed=2, batch=3, episodes_per_shard=2, progress=False)
+    assert summary.num_episodes == source.num_episodes and summary.shards_written >= 2
+    dreamed = EpisodeDataset([tmp_path / "d"])
+    assert dreamed.num_frames == source.num_frames and dreamed.meta.env_id == f"dream:{ENV_ID}"
+    for key in ("actions", "success", "rewards"):
+        np.testing.assert_array_equal(getattr(dreamed, key), getattr(source, key))
+    for key in ("missions", "views", "policies", "level_seeds"):
+        np.testing.assert_array_equal(getattr(dreamed, key), getattr(source, key))
+    firsts = source.episode_offsets[:-1]
+    np.testing.assert_array_equal(dreamed.frames[firsts], source.frames[firsts])  # the prompts are the recording's
+    later = np.setdiff1d(np.arange(source.num_frames), firsts)
+    assert not np.array_equal(dreamed.frames[later], source.frames[later])  # the rest is the model's
+    manifest = json.loads((tmp_path / "d" / "dream.json").read_text())
+    assert manifest["format"] == "genie-env-dream" and manifest["episodes"] == list(range(source.num_episodes))
+    # the same request resumes (nothing rewritten); another one into the folder is refused
+    again = dream(recording, tmp_path / "d", model=wm, seed=2, batch=3, episodes_per_shard=2, progress=False)
+    assert again.shards_written == 0 and again.shards_reused == summary.shards_written
+    with pytest.raises(DreamError, match="another dream"):
+        dream(recording, tmp_path / "d", model=wm, seed=3, batch=3, episodes_per_shard=2, progress=False)
+
+
+def test_dream_selects_policies_and_a_seeded_subset(recording, tmp_path, tiny_world_model):
+    wm = tiny_world_model()
+    source = EpisodeDataset([recording])
+    policy = str(source.policies[0])
+    dream(recording, tmp_path / "p", model=wm, policies=[policy], max_episodes=2, progress=False)
+    dreamed = EpisodeDataset([tmp_path / "p"])
+    assert dreamed.num_episodes == min(2, int((source.policies == policy).sum()))
+    assert set(dreamed.policies.tolist()) == {policy}
+    with pytest.raises(DreamError, match="no episodes of policies"):
+        dream(recording, tmp_path / "q", model=wm, policies=["nobody"], progress=False)
+
+
+def test_cli_errors_are_one_line(recording, tmp_path, capsys):
+    assert main(["dream", "--data", str(recording), "--out", str(tmp_path / "x"), "--policies", "nobody",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no episodes of policies ['nobody']" in err and err.count("\n") == 1
+    assert main(["dream", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- episode verdicts
+
+
+class _Episodes:
+    def __init__(self, lengths, success):
+        self.episode_offsets = np.concatenate([[0], np.cumsum(lengths)])
+        self.success = np.asarray(success, bool)
+
+
+def test_episode_verdicts_follow_the_first_firing():
+    # three solved episodes (judge on time, early, never) and two unsolved (judge silent, judge fires)
+    lengths = [3, 3, 3, 2, 2]
+    truth = [0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0]
+    said = [0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1]
+    windows = JudgeWindows.__new__(JudgeWindows)
+    windows.episodes, windows.labels = _Episodes(lengths, truth), np.asarray(truth, bool)
+    v = episode_verdicts(windows, np.asarray(said, bool))
+    assert (v["episodes"], v["solved"], v["unsolved"]) == (5, 3, 2)
+    assert v["fires_when_solved"] == pytest.approx(2 / 3) and v["on_time_when_solved"] == pytest.approx(1 / 3)
+    assert v["early_when_solved"] == pytest.approx(1 / 3) and v["fires_when_unsolved"] == pytest.approx(1 / 2)
+    assert v["accuracy"] == pytest.approx(3 / 5)
