@@ -163,22 +163,33 @@ def world_model_speed_section(r: dict) -> list[str]:
 
 
 def judge_section(r: dict) -> list[str]:
-    f = lambda k: "n/a" if r.get(k) is None else f"{r[k]:.3f}"  # noqa: E731
+    f = lambda d, k, digits=3: "n/a" if d.get(k) is None else f"{d[k]:.{digits}f}"  # noqa: E731
     machine = in_words(r["machine"]) if r.get("machine") else "not recorded"
-    return [
+    rows = [("recorded (ground-truth frames)", r)]
+    if r.get("dreamed"):
+        rows.append(("dreamed (the same episodes' actions, world-model frames)", r["dreamed"]))
+    lines = [
         "## Success judge (GenieWorld's reward)",
         "",
         "How well the learned success judge tells, from frames and the mission, that a mission is done, on held-out "
-        "(test-seed) ground-truth episodes.",
+        "(test-seed) episodes: as recorded in the ground truth, and re-played inside the default world model "
+        "(`genie-data dream`: the recorded prompt and actions, the model's frames, the verifier's success flags). "
+        "Per frame: precision / recall / F1; per episode, as GenieWorld uses the judge (an episode ends at its first "
+        "firing): the share of solved episodes where it fires at all and where it first fires at the verifier's "
+        "success frame, and the share of unsolved episodes where it fires.",
         "",
         f"`{r.get('command', 'genie-train judge')}`. Machine: {machine}.",
         "",
-        "| precision | recall | F1 | threshold | positive frames | negative frames |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {f('precision')} | {f('recall')} | {f('f1')} | {r.get('threshold')} | {r.get('positives')} | "
-        f"{r.get('negatives')} |",
-        "",
+        "| episodes | precision | recall | F1 | threshold | positive / negative frames | fires when solved | "
+        "on time | fires when unsolved |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for name, d in rows:
+        e = d.get("episodes") or {}
+        lines.append(f"| {name} | {f(d, 'precision')} | {f(d, 'recall')} | {f(d, 'f1')} | {d.get('threshold')} | "
+                     f"{d.get('positives')} / {d.get('negatives')} | {f(e, 'fires_when_solved', 2)} | "
+                     f"{f(e, 'on_time_when_solved', 2)} | {f(e, 'fires_when_unsolved', 2)} |")
+    return lines + [""]
 
 
 def train_speed_section(r: dict) -> list[str]:

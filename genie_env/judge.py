@@ -296,6 +296,9 @@ class JudgeArgs:
     """genie-train judge: recordings to evaluate on (default: --data); their --eval-split episodes are used"""
     eval_split: str = "test"
     """genie-train judge: split of held-out episodes ("none" skips the evaluation)"""
+    eval_dreamed: tuple[str, ...] = ()
+    """genie-train judge: the held-out recordings re-played inside the world model (`genie-data dream`), to evaluate
+    on generated frames too"""
     report: str | None = None
     """genie-train judge: also write the training + held-out evaluation report as JSON here"""
 
@@ -459,11 +462,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     report = {"out": str(args.out), "training": judge.training_metadata}
     if args.eval_split.lower() != "none":
-        try:
-            report["evaluation"] = evaluate_judge(judge, list(args.eval_data or args.data), split=args.eval_split)
-        except DatasetError as e:
-            report["evaluation"] = None
-            print(f"genie-train judge: no evaluation ({e})", file=sys.stderr)
+        for key, folders in (("evaluation", args.eval_data or args.data), ("dreamed", args.eval_dreamed)):
+            if not folders:
+                continue
+            try:
+                report[key] = evaluate_judge(judge, list(folders), split=args.eval_split)
+            except DatasetError as e:
+                report[key] = None
+                print(f"genie-train judge: no evaluation on {', '.join(folders)} ({e})", file=sys.stderr)
     print(json.dumps(report, indent=2))
     if args.report:
         evaluation = report.get("evaluation") or {}

@@ -89,10 +89,23 @@ def test_training_needs_successes(tmp_path):
                               quiet=True))
 
 
-def test_cli(recordings, tmp_path, capsys):
+def test_cli(recordings, tmp_path, capsys, tiny_world_model):
+    from genie_env.dream import dream
+
+    dream(recordings[1], tmp_path / "dreamed", model=tiny_world_model(), progress=False)
     code = main(["--data", str(recordings[0]), "--out", str(tmp_path / "cli"), "--steps", "2", "--batch-size", "8",
-                 "--preset", "tiny", "--quiet", "--eval-data", str(recordings[1])])
+                 "--preset", "tiny", "--quiet", "--eval-data", str(recordings[1]), "--eval-dreamed",
+                 str(tmp_path / "dreamed"), "--report", str(tmp_path / "judge.json")])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["evaluation"]["positives"] > 0
+    # the dreamed episodes are the held-out ones: the same labels, other frames
+    assert report["dreamed"]["positives"] == report["evaluation"]["positives"]
+    assert report["dreamed"]["episodes"]["solved"] == report["evaluation"]["episodes"]["solved"] > 0
+    saved = json.loads((tmp_path / "judge.json").read_text())
+    assert saved["benchmark"] == "judge" and saved["dreamed"] == report["dreamed"]
+    from benchmarks.report import judge_section
+
+    table = "\n".join(judge_section(saved))
+    assert "| recorded (ground-truth frames) |" in table and "| dreamed (" in table
     assert SuccessJudge.load(tmp_path / "cli").config.frames == PRESETS["tiny"].frames
