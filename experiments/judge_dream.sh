@@ -8,7 +8,8 @@
 #
 #   bash experiments/judge_dream.sh dream_test    # every held-out episode, dreamed (runs/dream/test/LEVEL)
 #   bash experiments/judge_dream.sh dream_train   # runs/data/base's bot episodes + 10 others per level, dreamed
-#   bash experiments/judge_dream.sh train         # a judge on runs/data/train + those dreams (runs/judge/dreamed)
+#   bash experiments/judge_dream.sh train         # judges on runs/data/train + those dreams, the successes drawn
+#                                                 # uniformly (runs/judge/dreamed_unbalanced) or balanced (dreamed)
 #   bash experiments/judge_dream.sh eval          # it and the shipped one on recorded and dreamed test episodes
 #
 # Needs the recordings of world_model/recipes/train_default.sh (runs/data/train, runs/data/base and the held-out
@@ -32,11 +33,14 @@ case "${1:-}" in
         --max-episodes 10 --quiet
     done ;;
   train)
+    data=(runs/data/train/* runs/dream/base-bot/* runs/dream/base-other/*)
+    [ -f runs/judge/dreamed_unbalanced/config.json ] || \
+      genie-train judge --data "${data[@]}" --out runs/judge/dreamed_unbalanced --steps "$STEPS" --quiet \
+        --eval-split none --no-balance-dreamed
     [ -f runs/judge/dreamed/config.json ] || \
-      genie-train judge --data runs/data/train/* runs/dream/base-bot/* runs/dream/base-other/* \
-        --out runs/judge/dreamed --steps "$STEPS" --quiet --eval-split none ;;
+      genie-train judge --data "${data[@]}" --out runs/judge/dreamed --steps "$STEPS" --quiet --eval-split none ;;
   eval)
-    python -m experiments.judge_eval --judge default runs/judge/dreamed \
+    python -m experiments.judge_eval --judge default runs/judge/dreamed_unbalanced runs/judge/dreamed \
       --recorded runs/data/test --dreamed runs/dream/test --out "$OUT/judge_eval.json" ;;
   *)
     echo "usage: bash experiments/judge_dream.sh dream_test|dream_train|train|eval" >&2; exit 2 ;;

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from world_model.checkpoint import write_json
-from world_model.dataset import EpisodeDataset
+from world_model.dataset import DREAMED_ENV_PREFIX, EpisodeDataset
 from world_model.shards import Episode, ShardMeta, episode_of, list_shards, shard_name, write_shard
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def dream(data: str | Path, out_dir: str | Path, model="default", split: str | N
     elif list_shards(out_dir):
         raise DreamError(f"{out_dir} holds shards but no {MANIFEST}; dream into a new folder")
     write_json(path, manifest.to_dict())
-    meta = ShardMeta(env_id=f"dream:{source.meta.env_id}", frame_shape=source.meta.frame_shape,
+    meta = ShardMeta(env_id=DREAMED_ENV_PREFIX + source.meta.env_id, frame_shape=source.meta.frame_shape,
                      action_meanings=source.meta.action_meanings)
     shards = [chosen[i:i + episodes_per_shard] for i in range(0, len(chosen), episodes_per_shard)]
     written = reused = frames = 0

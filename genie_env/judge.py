@@ -26,7 +26,10 @@ episode start repeat its first frame, as GenieWorld does for its first steps); t
 flag at that frame. Successes are rare (one frame per solved episode), so each batch draws ``positive_share`` of its
 windows from the successes and the rest uniformly from all frames; ``mismatch_share`` of the positives get another
 recorded mission instead of their own and the label 0, which forces the judge to read the mission. AdamW, bf16
-autocast, binary cross-entropy on the logit.
+autocast, binary cross-entropy on the logit. Recordings dreamed by a world model (``genie-data dream``: recorded
+actions and verdicts, generated frames) train it alike; their successes are drawn so that dreamed frames are as
+common among the successes as among all frames (``balance_dreamed``), else the look of generated frames would itself
+predict success whenever the dreamed episodes are richer in successes than the recorded ones.
 
 Checkpoint: a folder with ``config.json`` ({"format": "genie-success-judge", "format_version": 1, "config": ...,
 "training": ...}) and ``model.safetensors``, written atomically; nothing is ever unpickled.
@@ -235,6 +238,7 @@ class JudgeWindows:
         self.first = offsets[self.episode_of]  # (N,) global index of each frame's episode start
         self.labels = episodes.success.astype(bool)  # (N,)
         self.positives = np.flatnonzero(self.labels)
+        self.dreamed = np.repeat(episodes.dreamed, episodes.episode_lengths)  # (N,) bool: a world model's frame
         self.missions = episodes.missions  # (E,)
 
     def __len__(self) -> int:
@@ -282,6 +286,9 @@ class JudgeArgs:
     """share of positives given a wrong mission and label 0, in [0, 1]"""
     split: str = "train"
     """episodes of this split are trained on ("all" for every split)"""
+    balance_dreamed: bool = True
+    """draw successes so that dreamed frames (`genie-data dream`) are as common among them as among all frames: where
+    a frame comes from then says nothing about its label (--no-balance-dreamed: draw them uniformly)"""
     seed: int = 0
     """seed of sampling and initialisation"""
     bf16: bool = True
@@ -301,6 +308,18 @@ class JudgeArgs:
     on generated frames too"""
     report: str | None = None
     """genie-train judge: also write the training + held-out evaluation report as JSON here"""
+
+
+def positive_weights(windows: JudgeWindows) -> np.ndarray | None:
+    """Sampling probabilities (P,) of the success windows that give dreamed and recorded frames the same share among
+    the successes drawn as among all frames (None when the windows hold only one kind, or one kind has no success:
+    then nothing can be balanced)."""
+    dreamed = windows.dreamed[windows.positives]  # (P,)
+    if dreamed.all() or not dreamed.any():
+        return None
+    share = windows.dreamed.mean()  # the dreamed share of all frames
+    p = np.where(dreamed, share / dreamed.sum(), (1.0 - share) / (~dreamed).sum())
+    return p / p.sum()
 
 
 def train_judge(args: JudgeArgs) -> SuccessJudge:
@@ -339,9 +358,10 @@ def train_judge(args: JudgeArgs) -> SuccessJudge:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     n_pos = int(round(batch_size * positive_share))
+    positive_p = positive_weights(windows) if args.balance_dreamed else None
     start, history = time.time(), []
     for step in tqdm(range(steps), desc="training judge", disable=args.quiet):
-        ends = np.concatenate([rng.choice(windows.positives, size=n_pos),
+        ends = np.concatenate([rng.choice(windows.positives, size=n_pos, p=positive_p),
                                rng.integers(len(windows), size=batch_size - n_pos)])  # (B,)
         labels = windows.labels[ends].astype(np.float32)
         missions = windows.missions_of(ends).astype(object)
@@ -372,6 +392,8 @@ def train_judge(args: JudgeArgs) -> SuccessJudge:
         "positive_share": positive_share, "mismatch_share": mismatch_share, "split": split, "seed": seed,
         "data": [str(f) for f in episodes.folders], "episodes": episodes.num_episodes,
         "frames": episodes.num_frames, "positives": int(len(windows.positives)),
+        "dreamed_frames": int(windows.dreamed.sum()), "dreamed_positives": int(windows.dreamed[windows.positives].sum()),
+        "balance_dreamed": bool(args.balance_dreamed),
         "final_loss": float(np.mean(history[-min(len(history), 50):])), "seconds": round(time.time() - start, 1),
     }
     judge.save(args.out, training=training)

@@ -8,7 +8,7 @@ import pytest
 
 from genie_env.data_cli import main
 from genie_env.dream import DreamError, dream, dream_episodes
-from genie_env.judge import JudgeWindows, episode_verdicts
+from genie_env.judge import JudgeWindows, episode_verdicts, positive_weights
 from world_model.dataset import EpisodeDataset
 from world_model.shards import Episode
 
@@ -104,6 +104,9 @@ def test_dream_writes_a_recording_with_the_recorded_labels(recording, tmp_path, 
     np.testing.assert_array_equal(dreamed.frames[firsts], source.frames[firsts])  # the prompts are the recording's
     later = np.setdiff1d(np.arange(source.num_frames), firsts)
     assert not np.array_equal(dreamed.frames[later], source.frames[later])  # the rest is the model's
+    assert dreamed.dreamed.all() and not source.dreamed.any()
+    both = JudgeWindows(EpisodeDataset([recording, tmp_path / "d"]), frames=4)
+    assert both.dreamed.sum() == source.num_frames and (~both.dreamed).sum() == source.num_frames
     manifest = json.loads((tmp_path / "d" / "dream.json").read_text())
     assert manifest["format"] == "genie-env-dream" and manifest["episodes"] == list(range(source.num_episodes))
     # the same request resumes (nothing rewritten); another one into the folder is refused
@@ -155,3 +158,18 @@ def test_episode_verdicts_follow_the_first_firing():
     assert v["fires_when_solved"] == pytest.approx(2 / 3) and v["on_time_when_solved"] == pytest.approx(1 / 3)
     assert v["early_when_solved"] == pytest.approx(1 / 3) and v["fires_when_unsolved"] == pytest.approx(1 / 2)
     assert v["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_positive_weights_give_dreamed_frames_their_share():
+    # 100 recorded frames with 2 successes, 20 dreamed frames with 8: unbalanced, dreamed successes would be 80% of
+    # the successes drawn though dreamed frames are 1/6 of all frames
+    windows = JudgeWindows.__new__(JudgeWindows)
+    windows.labels = np.zeros(120, bool)
+    windows.labels[[10, 50, *range(100, 108)]] = True
+    windows.positives = np.flatnonzero(windows.labels)
+    windows.dreamed = np.arange(120) >= 100
+    p = positive_weights(windows)
+    assert p.sum() == pytest.approx(1.0)
+    assert p[windows.dreamed[windows.positives]].sum() == pytest.approx(20 / 120)
+    windows.dreamed = np.zeros(120, bool)  # one kind only: nothing to balance
+    assert positive_weights(windows) is None

@@ -44,6 +44,10 @@ import torch
 from world_model.shards import Episode, ShardMeta, episode_of, list_shards, read_shard
 
 
+#: The env id of a dreamed recording's shards (``genie_env.dream``) is this prefix + the source's env id.
+DREAMED_ENV_PREFIX = "dream:"
+
+
 class DatasetError(ValueError):
     """The recordings cannot be served: none found, nothing left after filtering, or mixed kinds."""
 
@@ -79,7 +83,7 @@ class EpisodeDataset:
                                                                "branch_frames", "branch_actions", "branch_sources")}
         per_episode: dict[str, list] = {k: [] for k in ("lengths", "missions", "level_seeds", "policies",
                                                         "views", "splits", "terminated", "truncated",
-                                                        "branch_counts")}
+                                                        "branch_counts", "env_ids")}
         self.env_ids: Counter[str] = Counter()
         self.num_shards = 0
         self._found = Counter()  # (split, view) -> episodes found before filtering
@@ -110,6 +114,7 @@ class EpisodeDataset:
                 if not keep.any():
                     continue
                 self.env_ids[shard.meta.env_id] += int(keep.sum())
+                per_episode["env_ids"].append(np.full(int(keep.sum()), shard.meta.env_id))
                 frame_keep = np.repeat(keep, ix.episode_lengths)  # (F,) bool
                 if keep.all():
                     chunks["frames"].append(shard.frames)
@@ -148,6 +153,9 @@ class EpisodeDataset:
         self.splits = np.concatenate(per_episode["splits"])
         self.terminated = np.concatenate(per_episode["terminated"])
         self.truncated = np.concatenate(per_episode["truncated"])
+        self.episode_env_ids = np.concatenate(per_episode["env_ids"])  # (E,) unicode: the env each episode came from
+        # (E,) bool: episodes re-played inside a world model (`genie-data dream`) rather than recorded
+        self.dreamed = np.char.startswith(self.episode_env_ids.astype(str), DREAMED_ENV_PREFIX)
         # counterfactual branches of all kept episodes (G may be 0): episode e's rows are
         # branch_offsets[e]:branch_offsets[e+1]; sources index frames within the episode
         h, w, _ = self.meta.frame_shape
