@@ -40,8 +40,8 @@ case "${1:-}" in
     [ -f runs/judge/dreamed/config.json ] || \
       genie-train judge --data "${data[@]}" --out runs/judge/dreamed --steps "$STEPS" --quiet --eval-split none ;;
   eval)
-    python -m experiments.judge_eval --judge default runs/judge/dreamed_unbalanced runs/judge/dreamed \
-      --recorded runs/data/test --dreamed runs/dream/test --out "$OUT/judge_eval.json" ;;
+    python -m benchmarks.judge_on_dreams --judge default runs/judge/dreamed_unbalanced runs/judge/dreamed \
+      --recorded runs/data/test --dreamed runs/dream/test --out "$OUT/judge_on_dreams.json" ;;
   *)
     echo "usage: bash experiments/judge_dream.sh dream_test|dream_train|train|eval" >&2; exit 2 ;;
 esac

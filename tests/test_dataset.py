@@ -172,3 +172,36 @@ def test_branches_follow_their_episodes(tmp_path):
     assert data.episode(2).branches is None
     windows = WindowDataset(data, window=6)  # windows stay windows of real frames
     assert all(int(windows[i]["frames"][0, 0, 0, 2]) == 7 for i in range(len(windows)))
+
+
+def test_short_episodes_padded_under_noop(folder):
+    episodes = EpisodeDataset(folder)
+    ds = WindowDataset(episodes, window=8, pad_action=0)
+    assert ds.num_short_episodes == 0 and ds.num_padded_episodes == 2
+    assert len(ds) == len(WindowDataset(episodes, window=8)) + 2  # one window more per short episode
+    assert ds.summary()["episodes_padded"] == 2
+    for i in np.flatnonzero(ds.window_offset < 0):
+        item = ds[i]
+        uid = int(item["episode"])
+        n = LENGTHS[uid]
+        pad = 8 - n  # copies of the first frame, then the episode, ending at its last frame
+        assert int(item["start"]) == -pad
+        t = np.r_[np.zeros(pad, int), np.arange(n)]
+        np.testing.assert_array_equal(item["frames"][:, 0, 0, 1].numpy(), t)
+        expected = np.r_[np.zeros(pad, int), (3 * np.arange(n - 1) + uid) % 7, -1]  # noop, then the recorded ones
+        np.testing.assert_array_equal(item["actions"].numpy(), expected)
+        np.testing.assert_array_equal(item["success"].numpy(), np.arange(8) == 7)
+    # sample_batch pads the same way (every window of a short episode is its padded one)
+    batch = ds.sample_batch(256, np.random.default_rng(0))
+    short = np.isin(batch.episode, [1, 5])
+    assert short.any()
+    for b in np.flatnonzero(short):
+        n = LENGTHS[batch.episode[b]]
+        assert (batch.actions[b, :8 - n] == 0).all() and (batch.frames[b, :8 - n + 1, 0, 0, 1] == 0).all()
+        assert batch.success[b, -1] and not batch.success[b, :-1].any()
+    # a padded window is drawn `window` times as often as another
+    counts = np.bincount(ds.draw(200_000, np.random.default_rng(1)), minlength=len(ds))
+    padded = ds.window_offset < 0
+    assert counts[padded].mean() / counts[~padded].mean() == pytest.approx(8, rel=0.1)
+    with pytest.raises(DatasetError, match="pad_action 9"):
+        WindowDataset(episodes, window=8, pad_action=9)

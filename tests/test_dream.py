@@ -173,3 +173,60 @@ def test_positive_weights_give_dreamed_frames_their_share():
     assert p[windows.dreamed[windows.positives]].sum() == pytest.approx(20 / 120)
     windows.dreamed = np.zeros(120, bool)  # one kind only: nothing to balance
     assert positive_weights(windows) is None
+
+
+# ---------------------------------------------------------------------------------------------- judge on dreams
+
+
+def test_roc_auc():
+    from benchmarks.judge_on_dreams import roc_auc
+
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1], bool)) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1], bool)) == 0.0
+    assert roc_auc(np.full(4, 0.5), np.array([0, 1, 0, 1], bool)) == 0.5  # ties count half
+    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool)) == 0.75
+    assert roc_auc(np.ones(3), np.ones(3, bool)) is None
+
+
+def test_judge_on_dreams_end_to_end(recording, tmp_path, tiny_world_model, monkeypatch, capsys):
+    """The benchmark on one recorded level and its dream, with a tiny judge and a tiny world model."""
+    import benchmarks.judge_on_dreams as jod
+    from genie_env.judge import JudgeArgs, train_judge
+    from world_model.inference import WorldModel
+
+    wm = tiny_world_model()
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "GoToRedBall").symlink_to(recording, target_is_directory=True)
+    dream(recording, tmp_path / "dreamed" / "GoToRedBall", model=wm, progress=False)
+    train_judge(JudgeArgs(data=(str(recording),), out=str(tmp_path / "judge"), steps=2, batch_size=8,
+                          preset="tiny", quiet=True))
+    monkeypatch.setattr(WorldModel, "load", classmethod(lambda cls, *a, **k: wm))
+    r = jod.main(["--judge", str(tmp_path / "judge"), "--recorded", str(tmp_path / "rec"), "--dreamed",
+                  str(tmp_path / "dreamed"), "--thresholds", "0.3", "--context", "3", "--out",
+                  str(tmp_path / "out.json")])
+    solved = int(EpisodeDataset([recording]).success.sum())
+    assert solved > 0
+    assert {(x["episodes_from"], x["levels"], x["threshold"]) for x in r["rows"]} == {
+        (s, lv, t) for s in ("recorded", "dreamed") for lv in ("all", "GoToRedBall") for t in (0.3, 0.5)}
+    assert all(x["positives"] == solved for x in r["rows"])
+    steps = {x["threshold"]: x for x in r["one_step"]}
+    assert steps[0.5]["episodes"] == solved and 0 <= steps[0.5]["fires_model_success"] <= 1
+    assert json.loads((tmp_path / "out.json").read_text())["benchmark"] == "judge-on-dreams"
+    text = capsys.readouterr().out
+    assert "## Success judge on generated frames" in text and "| dreamed (" in text
+
+
+def test_one_step_frames_predict_from_the_frames_before(recording, tiny_world_model):
+    from benchmarks.judge_on_dreams import one_step_frames
+
+    episodes = EpisodeDataset([recording])
+    p = one_step_frames(tiny_world_model(), episodes, context=2)
+    solved = [e for e in range(episodes.num_episodes)
+              if episodes.success[episodes.episode_offsets[e]:episodes.episode_offsets[e + 1]].any()]
+    assert p["episodes"].tolist() == solved
+    assert p["success"].shape == (len(solved), 64, 64, 3) and p["success"].dtype == np.uint8
+    first = episodes.episode_offsets[p["episodes"]]
+    for i, t in enumerate(p["times"]):
+        assert episodes.success[first[i] + t] and not episodes.success[first[i]:first[i] + t].any()
+        if t == 1:  # the frame before the success is the prompt itself
+            np.testing.assert_array_equal(p["before"][i], episodes.frames[first[i]])

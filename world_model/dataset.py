@@ -235,32 +235,71 @@ class WindowBatch:
 class WindowDataset(torch.utils.data.Dataset):
     """Windows of `window` consecutive frames of one episode, from an EpisodeDataset.
 
+    An episode shorter than the window has none, unless ``pad_action`` is given (the index of an action under which
+    the world does not change, such as BabyAI's noop): then it has one window, ending at its last frame and starting
+    with copies of its first frame under that action, as if the agent had waited before acting. Short episodes are
+    where a bot's whole solution lies (a door opened, an object picked up), so padding keeps those events in training.
+
     ``len()`` is the number of valid window starts; ``dataset[i]`` is a dict of torch tensors
     (frames, actions, rewards, success) plus episode, start, mission and view; ``sample_batch`` draws
     a whole batch at once in numpy, which is what training loops should use.
     """
 
-    def __init__(self, episodes: EpisodeDataset, window: int):
+    def __init__(self, episodes: EpisodeDataset, window: int, pad_action: int | None = None):
         if window < 1:
             raise DatasetError(f"window must be >= 1 frame, got {window}")
-        self.episodes, self.window = episodes, window
+        if pad_action is not None and not 0 <= pad_action < episodes.meta.num_actions:
+            raise DatasetError(f"pad_action {pad_action} is not an action of these recordings "
+                               f"({', '.join(episodes.meta.action_meanings)})")
+        self.episodes, self.window, self.pad_action = episodes, window, pad_action
         lengths = episodes.episode_lengths
-        kept = np.flatnonzero(lengths >= window)  # episode ids with at least one window
-        self.num_short_episodes = int(episodes.num_episodes - len(kept))
+        long_enough = lengths >= window
+        kept = np.flatnonzero(long_enough if pad_action is None else lengths >= 1)  # episode ids with a window
+        self.num_short_episodes = int((~long_enough).sum()) if pad_action is None else 0
+        self.num_padded_episodes = int((~long_enough).sum()) if pad_action is not None else 0
         if len(kept) == 0:
             raise DatasetError(f"no episode has {window} frames (longest: {int(lengths.max())}); "
                                f"use a shorter window or record longer episodes")
-        counts = lengths[kept] - window + 1  # windows per kept episode
+        counts = np.maximum(lengths[kept] - window + 1, 1)  # windows per kept episode (a padded one has one)
         self.window_episode = np.repeat(kept, counts)  # (N,) episode of each window
         first = np.repeat(np.cumsum(counts) - counts, counts)
-        self.window_offset = np.arange(counts.sum()) - first  # (N,) start inside the episode
+        # (N,) start inside the episode; negative for the one window of a short episode, which ends at its last frame
+        self.window_offset = np.arange(counts.sum()) - first + np.minimum(lengths[self.window_episode] - window, 0)
         self.window_start = episodes.episode_offsets[self.window_episode] + self.window_offset  # (N,) global
         self._steps = np.arange(window)
+        # a frame of a long episode lies in up to `window` windows, a padded episode's frames in one: its window is
+        # drawn `window` times as often, so that every recorded frame is about equally likely to be in a batch
+        padded = self.window_offset < 0
+        self._draw_p = None
+        if padded.any():
+            weights = np.where(padded, float(window), 1.0)
+            self._draw_p = weights / weights.sum()
+
+    def draw(self, n: int, generator: np.random.Generator) -> np.ndarray:
+        """`n` window indices drawn with replacement: uniformly, or, with padded short episodes, each of their windows
+        `window` times as often as another (every recorded frame about equally likely to be drawn)."""
+        if self._draw_p is None:
+            return generator.integers(len(self.window_start), size=n)
+        return generator.choice(len(self.window_start), size=n, p=self._draw_p)
+
+    def window_indices(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Global frame indices (B, T) of windows `pick` (B,) and where they are front padding (B, T) bool: a short
+        episode's window (with ``pad_action``) starts with copies of its first frame."""
+        raw = self.window_start[pick, None] + self._steps
+        first = self.episodes.episode_offsets[self.window_episode[pick]][:, None]
+        return np.maximum(raw, first), raw < first
+
+    def window_actions(self, idx: np.ndarray, pad: np.ndarray) -> np.ndarray:
+        """Actions int64 (B, T) at frame indices `idx`, ``pad_action`` where `pad` holds (the padding copies of the
+        first frame lead to one another, then to it, under that action)."""
+        actions = self.episodes.actions[idx]
+        return np.where(pad, self.pad_action if self.pad_action is not None else -1, actions)
 
     @classmethod
     def from_folders(cls, folders: str | os.PathLike | Sequence[str | os.PathLike], window: int,
-                     split: str | None = None, views: str | Sequence[str] | None = None) -> "WindowDataset":
-        return cls(EpisodeDataset(folders, split=split, views=views), window)
+                     split: str | None = None, views: str | Sequence[str] | None = None,
+                     pad_action: int | None = None) -> "WindowDataset":
+        return cls(EpisodeDataset(folders, split=split, views=views), window, pad_action=pad_action)
 
     def __len__(self) -> int:
         return len(self.window_start)
@@ -269,14 +308,14 @@ class WindowDataset(torch.utils.data.Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} out of range for {len(self)} windows")
         ep = self.episodes
-        s = int(self.window_start[i])
-        sl = slice(s, s + self.window)
+        idx, pad = self.window_indices(np.array([i]))
+        idx, pad = idx[0], pad[0]
         e = int(self.window_episode[i])
         return {
-            "frames": torch.from_numpy(ep.frames[sl].copy()),  # (T, H, W, 3) uint8
-            "actions": torch.from_numpy(ep.actions[sl].copy()),  # (T,) int64
-            "rewards": torch.from_numpy(ep.rewards[sl].copy()),  # (T,) float32
-            "success": torch.from_numpy(ep.success[sl].copy()),  # (T,) bool
+            "frames": torch.from_numpy(ep.frames[idx].copy()),  # (T, H, W, 3) uint8
+            "actions": torch.from_numpy(self.window_actions(idx, pad).astype(np.int64)),  # (T,) int64
+            "rewards": torch.from_numpy(np.where(pad, 0, ep.rewards[idx]).astype(np.float32)),  # (T,) float32
+            "success": torch.from_numpy(ep.success[idx] & ~pad),  # (T,) bool
             "episode": e,
             "start": int(self.window_offset[i]),
             "mission": str(ep.missions[e]),
@@ -284,16 +323,16 @@ class WindowDataset(torch.utils.data.Dataset):
         }
 
     def sample_batch(self, batch_size: int, generator: np.random.Generator) -> WindowBatch:
-        """`batch_size` windows drawn uniformly (with replacement) using `generator`."""
-        pick = generator.integers(len(self.window_start), size=batch_size)  # (B,)
-        idx = self.window_start[pick, None] + self._steps  # (B, T) global frame indices
+        """`batch_size` windows drawn (with replacement, see `draw`) using `generator`."""
+        pick = self.draw(batch_size, generator)  # (B,)
+        idx, pad = self.window_indices(pick)  # (B, T) global frame indices
         ep = self.episodes
         episode = self.window_episode[pick]
         return WindowBatch(
             frames=ep.frames[idx],  # (B, T, H, W, 3)
-            actions=ep.actions[idx],
-            rewards=ep.rewards[idx],
-            success=ep.success[idx],
+            actions=self.window_actions(idx, pad),
+            rewards=np.where(pad, 0, ep.rewards[idx]).astype(np.float32),
+            success=ep.success[idx] & ~pad,
             episode=episode,
             start=self.window_offset[pick],
             missions=ep.missions[episode],
@@ -302,4 +341,4 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def summary(self) -> dict:
         return {**self.episodes.summary(), "window": self.window, "windows": len(self),
-                "episodes_too_short": self.num_short_episodes}
+                "episodes_too_short": self.num_short_episodes, "episodes_padded": self.num_padded_episodes}

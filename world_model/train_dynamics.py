@@ -124,6 +124,11 @@ class DynamicsArgs(TrainArgs):
     the rest from the checkpoint."""
     memory_turns_only: bool = False
     """With --memory: only frames the agent turned into get a memory frame (DynamicsConfig.memory_turns_only)."""
+    pad_short_episodes: bool = False
+    """Give episodes shorter than the window one window each, padded in front with copies of their first frame
+    under noop (WindowDataset's pad_action; the recordings must have a "noop" action under which nothing changes).
+    Without it those episodes are left out, and with them most of a bot's solved episodes: the door it opens, the
+    object it picks up."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -336,7 +341,7 @@ class DynamicsTrainer(Trainer):
         self.window = args.window or preset.context_frames + 1
         views = len(dyn_mod.VIEW_IDS) if args.view_conditioning else 0
         if self.data is None:
-            self.data = open_windows(args, window=self.window)
+            self.data = open_windows(args, window=self.window, pad_noop=args.pad_short_episodes)
             meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.latents, self.branch_latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)
@@ -461,10 +466,10 @@ class DynamicsTrainer(Trainer):
     def _windows(self, B: int, np_gen: np.random.Generator):
         dev = self.rt.device
         if self.latents is not None:  # pre-encoded: gather latent windows directly
-            pick = np_gen.integers(len(self.data), size=B)
-            idx = self.data.window_start[pick, None] + np.arange(self.window)  # (B, T)
+            pick = self.data.draw(B, np_gen)
+            idx, pad = self.data.window_indices(pick)  # (B, T) each
             latents = self.latents[torch.from_numpy(idx)].to(dev).float()  # (B, T, C, h, w)
-            actions = torch.from_numpy(self.data.episodes.actions[idx]).to(dev)
+            actions = torch.from_numpy(self.data.window_actions(idx, pad)).to(dev)
             view = self._views(self.data.window_episode[pick])
         else:
             b = self.data.sample_batch(B, np_gen)

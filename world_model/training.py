@@ -238,11 +238,20 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def open_windows(args: TrainArgs, window: int):
-    """The recordings of args.data (split, views) as windows of `window` consecutive frames."""
-    from .dataset import WindowDataset  # the data layer; imported here so importing the trainer stays cheap
+def open_windows(args: TrainArgs, window: int, pad_noop: bool = False):
+    """The recordings of args.data (split, views) as windows of `window` consecutive frames; with `pad_noop`,
+    episodes shorter than the window get one window padded in front under the recordings' "noop" action."""
+    from .dataset import DatasetError, EpisodeDataset, WindowDataset  # imported here: importing the trainer stays cheap
 
-    return WindowDataset.from_folders(list(args.data), window=window, split=args.split, views=args.views)
+    episodes = EpisodeDataset(list(args.data), split=args.split, views=args.views)
+    pad_action = None
+    if pad_noop:
+        meanings = episodes.meta.action_meanings
+        if "noop" not in meanings:
+            raise DatasetError(f"--pad-short-episodes pads under the 'noop' action, and these recordings have none "
+                               f"({', '.join(meanings)}); train without it")
+        pad_action = meanings.index("noop")
+    return WindowDataset(episodes, window=window, pad_action=pad_action)
 
 
 def transformer_flops(token_params: int, tokens: int, layers: int, width: int, frame_params: int = 0,
