@@ -96,6 +96,13 @@ python -m benchmarks.consistency --preset default --out benchmarks/results/consi
 #    BENCHMARKS.md from the saved results.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out genie_env/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
+#    The judge on the world model's frames: the held-out episodes re-played inside the default model (~8 min), the
+#    judge on them and on the model's one-step predictions of their success frames (experiments/LOG.md entry 19).
+for lvl in $LEVELS; do
+  genie-data dream --data "runs/data/test/$lvl" --out "runs/dream/test/$lvl" --quiet
+done
+python -m benchmarks.judge_on_dreams --judge default --recorded runs/data/test --dreamed runs/dream/test \
+  --out benchmarks/results/judge_on_dreams.json
 python -m benchmarks.model_card --model world_model/checkpoints/default --dyn-run runs/train/ft_mem_turns2 \
   --data runs/data/base/* --base-summary runs/candidates/v5/training_summary.json
 genie-bench report --results benchmarks/results --out BENCHMARKS.md
