@@ -198,8 +198,30 @@ def data_words(d: dict, where: str = "") -> str:
             f"{d['episodes_by_policy']}.")
 
 
+def judge_on_dreams_lines(r: dict) -> list[str]:
+    """What the judge says on this model's frames (benchmarks.judge_on_dreams), in sentences."""
+    rows = {x["episodes_from"]: x for x in r.get("rows", [])
+            if x["judge"] == "default" and x["levels"] == "all" and x["threshold"] == 0.5}
+    step = next((x for x in r.get("one_step", []) if x["judge"] == "default" and x["threshold"] == 0.5), None)
+    if "recorded" not in rows or "dreamed" not in rows:
+        return []
+    rec, dre = rows["recorded"], rows["dreamed"]
+    lines = [f"On this model's frames (`{r.get('command', 'python -m benchmarks.judge_on_dreams')}`: the held-out "
+             f"episodes re-played inside it under their recorded actions), the judge tells success frames from the "
+             f"rest at AUC {_fmt(dre.get('auc'), 2)} (recorded frames: {_fmt(rec.get('auc'), 2)}); it fires in "
+             f"{_fmt(dre['episodes']['fires_when_solved'], 2)} of the solved episodes and "
+             f"{_fmt(dre['episodes']['fires_when_unsolved'], 2)} of the unsolved ones (recorded: "
+             f"{_fmt(rec['episodes']['fires_when_solved'], 2)} / {_fmt(rec['episodes']['fires_when_unsolved'], 2)})."]
+    if step:
+        lines[0] += (f" Predicting a success frame one step ahead from the recorded frames before it, the model "
+                     f"draws one the judge fires on in {_fmt(step['fires_model_success'], 2)} of "
+                     f"{step['episodes']} episodes (on the recorded frame: {_fmt(step['fires_recorded_success'], 2)}"
+                     f"), {_fmt(step['psnr_success'], 1)} dB from the recorded frame.")
+    return lines + [""]
+
+
 def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None,
-           consistency: dict | None = None) -> str:
+           consistency: dict | None = None, judge_dreams: dict | None = None) -> str:
     config = json.loads((model / "config.json").read_text())
     ae, dyn, sampler = config["autoencoder"], config["dynamics"], config.get("sampler", {})
     d = summary["data"]
@@ -326,6 +348,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                   f"recall {_fmt(judge.get('recall'), 3)}, F1 {_fmt(judge.get('f1'), 3)} at threshold "
                   f"{judge.get('threshold')} on {judge.get('positives')} positive / {judge.get('negatives')} "
                   "negative held-out frames.", ""]
+        lines += judge_on_dreams_lines(judge_dreams) if judge_dreams else []
     lines += [
         "## Limitations",
         "",
@@ -338,7 +361,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         "it, hence the rows over the worlds that changed), and ΔPSNR with what a perfect dynamics model would show "
         "through the same autoencoder (the ceiling rows).",
         "- Only the 3D BabyAI world's look: prompts from other images are out of distribution.",
-        "- The judge's reward inside generated worlds inherits the generator's errors.",
+        "- The judge's reward inside generated worlds inherits the generator's errors"
+        + (" (its figures on this model's frames are above)." if judge_dreams else "."),
         "",
     ]
     return "\n".join(lines)
@@ -353,6 +377,7 @@ def main(argv=None) -> None:
     parser.add_argument("--fidelity", default="benchmarks/results/fidelity.json")
     parser.add_argument("--judge", default="benchmarks/results/judge.json")
     parser.add_argument("--consistency", default="benchmarks/results/consistency.json")
+    parser.add_argument("--judge-on-dreams", default="benchmarks/results/judge_on_dreams.json")
     parser.add_argument("--gpu-run", default=None,
                         help="OUT folder of the lent-GPU run (world_model/recipes/gpu_run.sh) that trained the "
                              "dynamics, instead of --dyn-run and --data (needs --base-summary for the autoencoder)")
@@ -381,7 +406,8 @@ def main(argv=None) -> None:
             print(f"wrote {summary_path}")
             return
     load = lambda p: json.loads(Path(p).read_text()) if p and Path(p).is_file() else None  # noqa: E731
-    text = render(model, summary, load(args.fidelity), load(args.judge), load(args.consistency))
+    text = render(model, summary, load(args.fidelity), load(args.judge), load(args.consistency),
+                  load(args.judge_on_dreams))
     out = model / "MODEL_CARD.md"
     write_text(out, text)
     print(f"wrote {out}")

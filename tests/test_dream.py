@@ -230,3 +230,18 @@ def test_one_step_frames_predict_from_the_frames_before(recording, tiny_world_mo
         assert episodes.success[first[i] + t] and not episodes.success[first[i]:first[i] + t].any()
         if t == 1:  # the frame before the success is the prompt itself
             np.testing.assert_array_equal(p["before"][i], episodes.frames[first[i]])
+
+
+def test_model_card_lines_of_the_judge_on_dreams():
+    from benchmarks.model_card import judge_on_dreams_lines
+
+    ep = {"fires_when_solved": 0.9, "fires_when_unsolved": 0.2}
+    rows = [{"judge": "default", "levels": "all", "threshold": 0.5, "episodes_from": "recorded", "auc": 0.99,
+             "episodes": ep},
+            {"judge": "default", "levels": "all", "threshold": 0.5, "episodes_from": "dreamed", "auc": 0.54,
+             "episodes": {"fires_when_solved": 0.05, "fires_when_unsolved": 0.08}}]
+    step = [{"judge": "default", "threshold": 0.5, "fires_model_success": 0.11, "fires_recorded_success": 0.86,
+             "episodes": 121, "psnr_success": 21.0}]
+    text = " ".join(judge_on_dreams_lines({"rows": rows, "one_step": step, "command": "CMD"}))
+    assert "AUC 0.54 (recorded frames: 0.99)" in text and "0.11 of 121 episodes" in text and "`CMD`" in text
+    assert judge_on_dreams_lines({"rows": rows[:1]}) == []
