@@ -34,43 +34,12 @@ import torch
 
 from benchmarks.machine import describe_machine, in_words
 from benchmarks.result_file import command_line, publish
-from genie_env.judge import JudgeWindows, SuccessJudge, episode_verdicts, judge_probabilities
+from genie_env.judge import JudgeWindows, SuccessJudge, judge_probabilities, judge_scores, roc_auc
 from world_model.dataset import EpisodeDataset
 from world_model.metrics import psnr
 
 HEADLINE_LEVELS = ("OpenRedDoor", "GoToRedBall")
 TABLE_THRESHOLD = 0.5
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Area under the ROC curve (ties count half); None without both classes."""
-    labels = np.asarray(labels, bool)
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if not pos or not neg:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    s = np.asarray(scores)[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def frame_scores(probs: np.ndarray, windows: JudgeWindows, threshold: float) -> dict:
-    """Frame-level precision / recall / F1 / AUC and episode-level verdicts of probabilities `probs` (N,)."""
-    predicted, truth = probs > threshold, windows.labels
-    tp, fp, fn = (int((predicted & truth).sum()), int((predicted & ~truth).sum()), int((~predicted & truth).sum()))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    return {"threshold": threshold, "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "auc": roc_auc(probs, truth), "positives": int(truth.sum()), "negatives": int((~truth).sum()),
-            "episodes": episode_verdicts(windows, predicted)}
 
 
 @torch.no_grad()
@@ -162,7 +131,7 @@ def evaluate(judges: list[str], recorded: str, dreamed: str, model: str = "defau
                 probs = judge_probabilities(judge, windows)
                 for thr in thresholds:
                     rows.append({"judge": judge_name, "episodes_from": set_name, "levels": group,
-                                 **frame_scores(probs, windows, thr)})
+                                 **judge_scores(probs, windows, thr)})
         windows = JudgeWindows(recorded_all.episodes, judge.config.frames)
         for thr in thresholds:
             steps.append({"judge": judge_name, **one_step(judge, windows, predicted, thr)})

@@ -444,10 +444,38 @@ def episode_verdicts(windows: JudgeWindows, predicted: np.ndarray) -> dict:
             "early_when_solved": share(early, n_solved), "fires_when_unsolved": share(false_fire, n_unsolved)}
 
 
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """Area under the ROC curve of `scores` for boolean `labels` (ties count half); None without both classes."""
+    labels = np.asarray(labels, bool)
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if not pos or not neg:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    s = np.asarray(scores)[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]  # first index of each run of equal scores
+    ends = np.r_[starts[1:], len(s)]
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)  # average 1-based rank of each run
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def judge_scores(probs: np.ndarray, windows: JudgeWindows, threshold: float) -> dict:
+    """Frame-level precision / recall / F1 / ROC AUC and episode-level verdicts (:func:`episode_verdicts`) of success
+    probabilities `probs` (N,) on `windows`, firing above `threshold`."""
+    predicted, truth = probs > threshold, windows.labels
+    tp, fp, fn = int((predicted & truth).sum()), int((predicted & ~truth).sum()), int((~predicted & truth).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "auc": roc_auc(probs, truth), "threshold": threshold,
+            "positives": int(truth.sum()), "negatives": int((~truth).sum()), "true_positives": tp,
+            "false_positives": fp, "episodes": episode_verdicts(windows, predicted)}
+
+
 def evaluate_judge(judge: SuccessJudge, data_dirs: str | Path | Sequence[str | Path], split: str | None = "test",
                    threshold: float | None = None, batch_size: int = 256) -> dict:
-    """Precision / recall / F1 of `judge` on every frame of the held-out episodes of `split`, and its episode-level
-    agreement with the verifier (``episodes``, see :func:`episode_verdicts`).
+    """Precision / recall / F1 / AUC of `judge` on every frame of the held-out episodes of `split`, and its
+    episode-level agreement with the verifier (``episodes``, see :func:`episode_verdicts`).
 
     A frame is positive when the verifier reported success there; the judge says positive when its probability
     exceeds `threshold` (default: the judge's own). Record held-out worlds with
@@ -456,17 +484,7 @@ def evaluate_judge(judge: SuccessJudge, data_dirs: str | Path | Sequence[str | P
     """
     threshold = judge.config.threshold if threshold is None else float(threshold)
     windows = JudgeWindows(EpisodeDataset(data_dirs, split=split), judge.config.frames)
-    predicted = judge_probabilities(judge, windows, batch_size) > threshold
-    truth = windows.labels
-    tp = int((predicted & truth).sum())
-    fp = int((predicted & ~truth).sum())
-    fn = int((~predicted & truth).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold,
-            "positives": int(truth.sum()), "negatives": int((~truth).sum()), "true_positives": tp,
-            "false_positives": fp, "split": split, "episodes": episode_verdicts(windows, predicted)}
+    return {**judge_scores(judge_probabilities(judge, windows, batch_size), windows, threshold), "split": split}
 
 
 # ---------------------------------------------------------------------------------------------- CLI

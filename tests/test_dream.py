@@ -179,13 +179,14 @@ def test_positive_weights_give_dreamed_frames_their_share():
 
 
 def test_roc_auc():
-    from benchmarks.judge_on_dreams import roc_auc
+    from genie_env.judge import roc_auc
 
     assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1], bool)) == 1.0
     assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1], bool)) == 0.0
     assert roc_auc(np.full(4, 0.5), np.array([0, 1, 0, 1], bool)) == 0.5  # ties count half
     assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool)) == 0.75
     assert roc_auc(np.ones(3), np.ones(3, bool)) is None
+    assert roc_auc(np.array([0.2, 0.2, 0.2, 0.9, 0.1]), np.array([1, 0, 0, 1, 0], bool)) == pytest.approx(5 / 6)
 
 
 def test_judge_on_dreams_end_to_end(recording, tmp_path, tiny_world_model, monkeypatch, capsys):
