@@ -172,10 +172,12 @@ def judge_section(r: dict) -> list[str]:
         "## Success judge (GenieWorld's reward)",
         "",
         "How well the learned success judge tells, from frames and the mission, that a mission is done, on held-out "
-        "(test-seed) episodes: as recorded in the ground truth, and re-played inside the default world model "
-        "(`genie-data dream`: the recorded prompt and actions, the model's frames, the verifier's success flags). "
-        "Per frame: precision / recall / F1; per episode, as GenieWorld uses the judge (an episode ends at its first "
-        "firing): the share of solved episodes where it fires at all and where it first fires at the verifier's "
+        "(test-seed) episodes"
+        + (": as recorded in the ground truth, and re-played inside the default world model (`genie-data dream`: the "
+           "recorded prompt and actions, the model's frames, the verifier's success flags)" if r.get("dreamed") else
+           ", as recorded in the ground truth")
+        + ". Per frame: precision / recall / F1; per episode, as GenieWorld uses the judge (an episode ends at its "
+        "first firing): the share of solved episodes where it fires at all and where it first fires at the verifier's "
         "success frame, and the share of unsolved episodes where it fires.",
         "",
         f"`{r.get('command', 'genie-train judge')}`. Machine: {machine}.",
