@@ -4,7 +4,7 @@
 # --pad-short-episodes (the bot's ~10-frame solved episodes, left out of every earlier phase, padded under noop), then
 # measured beside v6: the consistency suite (32 unseen worlds per view) and the judge on the held-out episodes dreamed
 # by it and on its one-step predictions of their success frames (benchmarks.judge_on_dreams).
-# Usage: bash experiments/pad_short.sh [train|export|suite|judge|all]
+# Usage: bash experiments/pad_short.sh [train|export|suite|judge|floors|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -32,4 +32,8 @@ if [[ $stage == judge || $stage == all ]]; then  # the held-out episodes dreamed
   done
   python -m benchmarks.judge_on_dreams --model runs/candidates/ft_pad --judge default --recorded runs/data/test \
     --dreamed runs/dream/test_ft_pad --out "$out/judge_on_dreams_ft_pad.json"
+fi
+if [[ $stage == floors || $stage == all ]]; then  # the 64 first-person worlds of the issue's floors
+  python -m benchmarks.consistency --model runs/candidates/ft_pad --preset default --worlds 64 --views first_person \
+    --threads 2 --out "$out/consistency_64_fp_ft_pad.json"
 fi
