@@ -161,7 +161,8 @@ def dream_episodes(wm, episodes: Sequence[Episode], seed: int, batch: int = 32) 
             start(done[:len(refill)], refill)
         leftover = done[len(refill):]
         if leftover:  # nothing left to start: drop the finished slots
-            keep = [k for k in range(len(slots)) if k not in set(leftover)]
+            gone = set(leftover)
+            keep = [k for k in range(len(slots)) if k not in gone]
             if keep:
                 state = state.select(keep)
             slots[:] = [slots[k] for k in keep]
@@ -191,8 +192,8 @@ def dream(data: str | Path, out_dir: str | Path, model="default", split: str | N
     if tuple(source.meta.frame_shape) != (size, size, 3):
         raise DreamError(f"{data} has {source.meta.frame_shape} frames but the world model makes {size}x{size}; "
                          f"record at --size {size} {size}")
-    manifest = DreamManifest(source=str(data), model=str(model) if not isinstance(model, WorldModel) else
-                             str(getattr(model, "source", "a WorldModel")), sampler=asdict(wm.config.sampler),
+    manifest = DreamManifest(source=str(data), model="a WorldModel object" if model is wm else str(model),
+                             sampler=asdict(wm.config.sampler),
                              split=split, policies=list(policies) if policies else None, max_episodes=max_episodes,
                              seed=int(seed), episodes_per_shard=int(episodes_per_shard),
                              episodes=chosen.tolist())
