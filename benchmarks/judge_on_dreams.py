@@ -111,28 +111,26 @@ def _folders(root: str) -> list[Path]:
 
 def evaluate(judges: list[str], recorded: str, dreamed: str, model: str = "default",
              thresholds=(0.1, 0.3, 0.5, 0.7), context: int = 8, seed: int = 0) -> dict:
-    sets = {}
+    data = {}  # (episodes_from, levels) -> EpisodeDataset, read once for every judge
     for name, root in (("recorded", recorded), ("dreamed", dreamed)):
         folders = _folders(root)
-        sets[name] = {"all": folders, **{lv: [p for p in folders if p.name == lv] for lv in HEADLINE_LEVELS}}
-    rows, steps = [], []
+        data[name, "all"] = EpisodeDataset(folders)
+        for lv in HEADLINE_LEVELS:
+            if any(p.name == lv for p in folders):
+                data[name, lv] = EpisodeDataset([p for p in folders if p.name == lv])
     from world_model.inference import WorldModel
 
-    wm = WorldModel.load(model)
-    recorded_all = JudgeWindows(EpisodeDataset(sets["recorded"]["all"]), 1)
-    predicted = one_step_frames(wm, recorded_all.episodes, context, seed)
+    predicted = one_step_frames(WorldModel.load(model), data["recorded", "all"], context, seed)
+    rows, steps = [], []
     for judge_name in judges:
         judge = SuccessJudge.load(judge_name)
-        for set_name, groups in sets.items():
-            for group, folders in groups.items():
-                if not folders:
-                    continue
-                windows = JudgeWindows(EpisodeDataset(folders), judge.config.frames)
-                probs = judge_probabilities(judge, windows)
-                for thr in thresholds:
-                    rows.append({"judge": judge_name, "episodes_from": set_name, "levels": group,
-                                 **judge_scores(probs, windows, thr)})
-        windows = JudgeWindows(recorded_all.episodes, judge.config.frames)
+        for (set_name, group), episodes in data.items():
+            windows = JudgeWindows(episodes, judge.config.frames)
+            probs = judge_probabilities(judge, windows)
+            for thr in thresholds:
+                rows.append({"judge": judge_name, "episodes_from": set_name, "levels": group,
+                             **judge_scores(probs, windows, thr)})
+        windows = JudgeWindows(data["recorded", "all"], judge.config.frames)
         for thr in thresholds:
             steps.append({"judge": judge_name, **one_step(judge, windows, predicted, thr)})
     return {"benchmark": "judge-on-dreams", "model": model, "recorded": recorded, "dreamed": dreamed,
