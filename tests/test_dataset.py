@@ -180,7 +180,7 @@ def test_short_episodes_padded_under_noop(folder):
     assert ds.num_short_episodes == 0 and ds.num_padded_episodes == 2
     assert len(ds) == len(WindowDataset(episodes, window=8)) + 2  # one window more per short episode
     assert ds.summary()["episodes_padded"] == 2
-    for i in np.flatnonzero(ds.window_offset < 0):
+    for i in np.flatnonzero(ds.window_padded):
         item = ds[i]
         uid = int(item["episode"])
         n = LENGTHS[uid]
@@ -201,7 +201,42 @@ def test_short_episodes_padded_under_noop(folder):
         assert batch.success[b, -1] and not batch.success[b, :-1].any()
     # a padded window is drawn `window` times as often as another
     counts = np.bincount(ds.draw(200_000, np.random.default_rng(1)), minlength=len(ds))
-    padded = ds.window_offset < 0
+    padded = ds.window_padded
     assert counts[padded].mean() / counts[~padded].mean() == pytest.approx(8, rel=0.1)
+    # or `pad_weight` times as often, as asked
+    light = WindowDataset(episodes, window=8, pad_action=0, pad_weight=2)
+    counts = np.bincount(light.draw(200_000, np.random.default_rng(1)), minlength=len(light))
+    assert counts[padded].mean() / counts[~padded].mean() == pytest.approx(2, rel=0.1)
+    assert light.summary()["padded_draw_share"] == pytest.approx(2 * 2 / (2 * 2 + (~padded).sum()))
+    with pytest.raises(DatasetError, match="pad_weight"):
+        WindowDataset(episodes, window=8, pad_action=0, pad_weight=0)
     with pytest.raises(DatasetError, match="pad_action 9"):
         WindowDataset(episodes, window=8, pad_action=9)
+
+
+def test_short_episodes_padded_at_the_end(folder):
+    """pad_at="end": the episode from its first frame (as a rollout from a prompt), then copies of its last frame, the
+    last recorded frame leading to them under noop; long episodes' windows are the same as without padding."""
+    episodes = EpisodeDataset(folder)
+    ds = WindowDataset(episodes, window=8, pad_action=0, pad_at="end")
+    front = WindowDataset(episodes, window=8, pad_action=0)
+    np.testing.assert_array_equal(ds.window_padded, front.window_padded)
+    np.testing.assert_array_equal(ds.window_start[~ds.window_padded], front.window_start[~front.window_padded])
+    assert ds.window_padded.sum() == 2
+    for i in np.flatnonzero(ds.window_padded):
+        item = ds[i]
+        uid = int(item["episode"])
+        n = LENGTHS[uid]
+        assert int(item["start"]) == 0
+        np.testing.assert_array_equal(item["frames"][:, 0, 0, 1].numpy(), np.minimum(np.arange(8), n - 1))
+        expected = np.r_[(3 * np.arange(n - 1) + uid) % 7, np.zeros(8 - n + 1, int)]  # recorded, then noop
+        np.testing.assert_array_equal(item["actions"].numpy(), expected)
+        np.testing.assert_array_equal(item["success"].numpy(), np.arange(8) == n - 1)  # copies are not successes
+        np.testing.assert_array_equal(item["rewards"].numpy(), (np.arange(8) == n - 1).astype(np.float32))
+    batch = ds.sample_batch(256, np.random.default_rng(0))
+    for b in np.flatnonzero(np.isin(batch.episode, [1, 5])):
+        n = LENGTHS[batch.episode[b]]
+        assert (batch.frames[b, :, 0, 0, 1] == np.minimum(np.arange(8), n - 1)).all()
+        assert (batch.actions[b, n - 1:] == 0).all() and batch.success[b, n - 1] and batch.success[b].sum() == 1
+    with pytest.raises(DatasetError, match="pad_at"):
+        WindowDataset(episodes, window=8, pad_action=0, pad_at="middle")

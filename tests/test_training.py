@@ -204,6 +204,18 @@ def test_cli_on_recorded_shards(tmp_path):
     assert "Diffusion Forcing vs noise augmentation" in render(out.parent)
 
 
+def test_pad_weight_is_a_setting_of_padding(tmp_path):
+    with pytest.raises(ValueError, match="add --pad-short-episodes"):
+        args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_weight=4.0)
+    with pytest.raises(ValueError, match="must be > 0"):
+        args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_short_episodes=True, pad_weight=0.0)
+    assert args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_short_episodes=True, pad_weight=4.0).pad_weight == 4.0
+    with pytest.raises(ValueError, match="add --pad-short-episodes"):
+        args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_at="end")
+    with pytest.raises(ValueError, match="front, end"):
+        args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_short_episodes=True, pad_at="middle")
+
+
 def test_cli_requires_autoencoder_for_dynamics(tmp_path, capsys):
     from world_model.train_cli import main
 

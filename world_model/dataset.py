@@ -46,6 +46,7 @@ from world_model.shards import Episode, ShardMeta, episode_of, list_shards, read
 
 #: The env id of a dreamed recording's shards (``genie_env.dream``) is this prefix + the source's env id.
 DREAMED_ENV_PREFIX = "dream:"
+PAD_AT = ("front", "end")  # where WindowDataset pads an episode shorter than its window
 
 
 class DatasetError(ValueError):
@@ -236,22 +237,33 @@ class WindowDataset(torch.utils.data.Dataset):
     """Windows of `window` consecutive frames of one episode, from an EpisodeDataset.
 
     An episode shorter than the window has none, unless ``pad_action`` is given (the index of an action under which
-    the world does not change, such as BabyAI's noop): then it has one window, ending at its last frame and starting
-    with copies of its first frame under that action, as if the agent had waited before acting. Short episodes are
-    where a bot's whole solution lies (a door opened, an object picked up), so padding keeps those events in training.
+    the world does not change, such as BabyAI's noop): then it has one window, padded with copies of one of its frames
+    under that action. ``pad_at="front"``: the window ends at the episode's last frame and starts with copies of its
+    first, as if the agent had waited before acting; ``pad_at="end"``: the window starts at the episode's first frame,
+    as a world model's rollout starts from its prompt, and ends with copies of its last, as if the agent waited after
+    it (a causal model's frames never see the copies after them). Short episodes are where a bot's whole solution
+    lies (a door opened, an object picked up), so padding keeps those events in training.
+    ``draw`` picks a padded window ``pad_weight`` times as often as another (default ``window``: every recorded frame
+    about equally likely, since a long episode's frame lies in up to ``window`` windows and a padded one's in one).
 
     ``len()`` is the number of valid window starts; ``dataset[i]`` is a dict of torch tensors
     (frames, actions, rewards, success) plus episode, start, mission and view; ``sample_batch`` draws
     a whole batch at once in numpy, which is what training loops should use.
     """
 
-    def __init__(self, episodes: EpisodeDataset, window: int, pad_action: int | None = None):
+    def __init__(self, episodes: EpisodeDataset, window: int, pad_action: int | None = None,
+                 pad_weight: float | None = None, pad_at: str = "front"):
         if window < 1:
             raise DatasetError(f"window must be >= 1 frame, got {window}")
+        if pad_weight is not None and not (np.isfinite(pad_weight) and pad_weight > 0):
+            raise DatasetError(f"pad_weight must be a positive number (how many times as often a padded window is "
+                               f"drawn as another), got {pad_weight}")
+        if pad_at not in PAD_AT:
+            raise DatasetError(f"pad_at must be one of {PAD_AT}, got {pad_at!r}")
         if pad_action is not None and not 0 <= pad_action < episodes.meta.num_actions:
             raise DatasetError(f"pad_action {pad_action} is not an action of these recordings "
                                f"({', '.join(episodes.meta.action_meanings)})")
-        self.episodes, self.window, self.pad_action = episodes, window, pad_action
+        self.episodes, self.window, self.pad_action, self.pad_at = episodes, window, pad_action, pad_at
         lengths = episodes.episode_lengths
         long_enough = lengths >= window
         kept = np.flatnonzero(long_enough if pad_action is None else lengths >= 1)  # episode ids with a window
@@ -263,43 +275,58 @@ class WindowDataset(torch.utils.data.Dataset):
         counts = np.maximum(lengths[kept] - window + 1, 1)  # windows per kept episode (a padded one has one)
         self.window_episode = np.repeat(kept, counts)  # (N,) episode of each window
         first = np.repeat(np.cumsum(counts) - counts, counts)
-        # (N,) start inside the episode; negative for the one window of a short episode, which ends at its last frame
-        self.window_offset = np.arange(counts.sum()) - first + np.minimum(lengths[self.window_episode] - window, 0)
+        self.window_padded = lengths[self.window_episode] < window  # (N,) the one window of a short episode
+        # (N,) start inside the episode; front padding: negative for a padded window, which ends at the last frame
+        self.window_offset = np.arange(counts.sum()) - first
+        if pad_at == "front":
+            self.window_offset += np.minimum(lengths[self.window_episode] - window, 0)
         self.window_start = episodes.episode_offsets[self.window_episode] + self.window_offset  # (N,) global
         self._steps = np.arange(window)
-        # a frame of a long episode lies in up to `window` windows, a padded episode's frames in one: its window is
-        # drawn `window` times as often, so that every recorded frame is about equally likely to be in a batch
-        padded = self.window_offset < 0
+        # a frame of a long episode lies in up to `window` windows, a padded episode's frames in one: by default its
+        # window is drawn `window` times as often, so that every recorded frame is about equally likely to be in a batch
+        padded = self.window_padded
+        self.pad_weight = float(window if pad_weight is None else pad_weight)
         self._draw_p = None
         if padded.any():
-            weights = np.where(padded, float(window), 1.0)
+            weights = np.where(padded, self.pad_weight, 1.0)
             self._draw_p = weights / weights.sum()
 
     def draw(self, n: int, generator: np.random.Generator) -> np.ndarray:
         """`n` window indices drawn with replacement: uniformly, or, with padded short episodes, each of their windows
-        `window` times as often as another (every recorded frame about equally likely to be drawn)."""
+        ``pad_weight`` times as often as another."""
         if self._draw_p is None:
             return generator.integers(len(self.window_start), size=n)
         return generator.choice(len(self.window_start), size=n, p=self._draw_p)
 
     def window_indices(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Global frame indices (B, T) of windows `pick` (B,) and where they are front padding (B, T) bool: a short
-        episode's window (with ``pad_action``) starts with copies of its first frame."""
+        """Global frame indices (B, T) of windows `pick` (B,) and where they are padding (B, T) bool: a short
+        episode's window (with ``pad_action``) starts with copies of its first frame or ends with copies of its
+        last (``pad_at``)."""
         raw = self.window_start[pick, None] + self._steps
-        first = self.episodes.episode_offsets[self.window_episode[pick]][:, None]
+        offsets = self.episodes.episode_offsets
+        if self.pad_at == "end":
+            last = offsets[self.window_episode[pick] + 1][:, None] - 1
+            return np.minimum(raw, last), raw > last
+        first = offsets[self.window_episode[pick]][:, None]
         return np.maximum(raw, first), raw < first
 
     def window_actions(self, idx: np.ndarray, pad: np.ndarray) -> np.ndarray:
         """Actions int64 (B, T) at frame indices `idx`, ``pad_action`` where `pad` holds (the padding copies of the
-        first frame lead to one another, then to it, under that action)."""
+        first frame lead to one another, then to it, under that action) and, with end padding, also at the last
+        recorded frame (which leads to its first copy)."""
         actions = self.episodes.actions[idx]
+        if self.pad_at == "end":
+            pad = pad.copy()
+            pad[..., :-1] |= pad[..., 1:]
         return np.where(pad, self.pad_action if self.pad_action is not None else -1, actions)
 
     @classmethod
     def from_folders(cls, folders: str | os.PathLike | Sequence[str | os.PathLike], window: int,
                      split: str | None = None, views: str | Sequence[str] | None = None,
-                     pad_action: int | None = None) -> "WindowDataset":
-        return cls(EpisodeDataset(folders, split=split, views=views), window, pad_action=pad_action)
+                     pad_action: int | None = None, pad_weight: float | None = None,
+                     pad_at: str = "front") -> "WindowDataset":
+        return cls(EpisodeDataset(folders, split=split, views=views), window, pad_action=pad_action,
+                   pad_weight=pad_weight, pad_at=pad_at)
 
     def __len__(self) -> int:
         return len(self.window_start)
@@ -341,4 +368,5 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def summary(self) -> dict:
         return {**self.episodes.summary(), "window": self.window, "windows": len(self),
-                "episodes_too_short": self.num_short_episodes, "episodes_padded": self.num_padded_episodes}
+                "episodes_too_short": self.num_short_episodes, "episodes_padded": self.num_padded_episodes,
+                "padded_draw_share": 0.0 if self._draw_p is None else float(self._draw_p[self.window_padded].sum())}

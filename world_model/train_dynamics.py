@@ -129,11 +129,26 @@ class DynamicsArgs(TrainArgs):
     under noop (WindowDataset's pad_action; the recordings must have a "noop" action under which nothing changes).
     Without it those episodes are left out, and with them most of a bot's solved episodes: the door it opens, the
     object it picks up."""
+    pad_weight: float | None = None
+    """With --pad-short-episodes: how many times as often a padded window is drawn as another; None: the window
+    length, so that every recorded frame is about equally likely to be trained on."""
+    pad_at: str = "front"
+    """With --pad-short-episodes: "front" (copies of the first frame, then the episode) or "end" (the episode from its
+    first frame, as a rollout from a prompt, then copies of its last frame)."""
 
     def __post_init__(self):
         super().__post_init__()
         if self.memory_turns_only and not self.memory:
             raise ValueError("--memory-turns-only is a setting of the memory input; add --memory")
+        if (self.pad_weight is not None or self.pad_at != "front") and not self.pad_short_episodes:
+            raise ValueError("--pad-weight and --pad-at are settings of the padding of short episodes; "
+                             "add --pad-short-episodes")
+        if self.pad_weight is not None and not self.pad_weight > 0:
+            raise ValueError(f"--pad-weight must be > 0, got {self.pad_weight}")
+        from .dataset import PAD_AT  # imported here, as open_windows does: importing the trainer stays cheap
+
+        if self.pad_at not in PAD_AT:
+            raise ValueError(f"--pad-at must be one of {', '.join(PAD_AT)}, got {self.pad_at!r}")
         cfg = self.diffusion_config  # validates the diffusion knobs (ValueError)
         window = self.window or self.presets[self.preset].context_frames + 1
         if cfg.unroll_steps > window - 2:
@@ -341,7 +356,8 @@ class DynamicsTrainer(Trainer):
         self.window = args.window or preset.context_frames + 1
         views = len(dyn_mod.VIEW_IDS) if args.view_conditioning else 0
         if self.data is None:
-            self.data = open_windows(args, window=self.window, pad_noop=args.pad_short_episodes)
+            self.data = open_windows(args, window=self.window, pad_noop=args.pad_short_episodes,
+                                     pad_weight=args.pad_weight, pad_at=args.pad_at)
             meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.latents, self.branch_latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)

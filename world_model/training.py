@@ -238,9 +238,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def open_windows(args: TrainArgs, window: int, pad_noop: bool = False):
+def open_windows(args: TrainArgs, window: int, pad_noop: bool = False, pad_weight: float | None = None,
+                 pad_at: str = "front"):
     """The recordings of args.data (split, views) as windows of `window` consecutive frames; with `pad_noop`,
-    episodes shorter than the window get one window padded in front under the recordings' "noop" action."""
+    episodes shorter than the window get one window padded (`pad_at`: in front or at the end) under the recordings'
+    "noop" action, drawn `pad_weight` times as often as another (WindowDataset)."""
     from .dataset import DatasetError, EpisodeDataset, WindowDataset  # imported here: importing the trainer stays cheap
 
     episodes = EpisodeDataset(list(args.data), split=args.split, views=args.views)
@@ -251,7 +253,7 @@ def open_windows(args: TrainArgs, window: int, pad_noop: bool = False):
             raise DatasetError(f"--pad-short-episodes pads under the 'noop' action, and these recordings have none "
                                f"({', '.join(meanings)}); train without it")
         pad_action = meanings.index("noop")
-    return WindowDataset(episodes, window=window, pad_action=pad_action)
+    return WindowDataset(episodes, window=window, pad_action=pad_action, pad_weight=pad_weight, pad_at=pad_at)
 
 
 def transformer_flops(token_params: int, tokens: int, layers: int, width: int, frame_params: int = 0,
