@@ -54,7 +54,10 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "memory": "v5 fine-tuned with and without the pose-keyed memory input (experiments/LOG.md entry "
                            "17; ft_mem_turns2_end is v6's weights)",
                  "cache_refresh": "the KV cache rebuilt from its latest 8 frames when full (experiments/LOG.md entry "
-                                  "18; v5_refresh8 is v5, end is v6's weights)"}
+                                  "18; v5_refresh8 is v5, end is v6's weights)",
+                 "pad_short": "v6 fine-tuned with short episodes padded in front (experiments/LOG.md entry 19)",
+                 "pad_variants": "v6 fine-tuned with short episodes padded at the end, or in front drawn less often "
+                                 "(experiments/LOG.md entry 20)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
