@@ -46,7 +46,7 @@ fi
 if [[ $stage == suite || $stage == all ]]; then
   for arm in "${arms[@]}"; do
     python -m benchmarks.consistency --model "runs/candidates/ft_pad_$arm" --preset default --threads 1 \
-      --out "$out/consistency_ft_pad_$arm.json" --sheets "runs/sheets/ft_pad_$arm" > "$out/suite_$arm.log" 2>&1 &
+      --out "$out/consistency_ft_pad_$arm.json" --sheets "runs/sheets/ft_pad_$arm" > "runs/sheets/suite_ft_pad_$arm.log" 2>&1 &
   done
   wait
 fi
