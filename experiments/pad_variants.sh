@@ -9,6 +9,7 @@
 #            instead of 17;
 #   control: no padding (phase 5's recipe continued): what fine-tuning v6 for 45 minutes does by itself;
 #   lr5e-5:  ft_pad's padding at a third of its peak learning rate.
+# The first-person-only arm ("fp", experiments/pad_views.py) is the command in experiments/LOG.md entry 20.
 # Usage: bash experiments/pad_variants.sh [train|export|suite|all] [ARM ...]   (default arms: end w4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
