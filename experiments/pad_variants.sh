@@ -15,13 +15,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
 shift || true
-arms=("${@:-end w4}")
-read -r -a arms <<< "${arms[*]}"
+arms=("$@")
+(( ${#arms[@]} )) || arms=(end w4)
+declare -A flags=([end]="--pad-short-episodes --pad-at end --lr 1.5e-4" [w4]="--pad-short-episodes --pad-weight 4 --lr 1.5e-4"
+                  [control]="--lr 1.5e-4" [lr5e-5]="--pad-short-episodes --lr 5e-5")
+for arm in "${arms[@]}"; do
+  [[ -v "flags[$arm]" ]] || { echo "unknown arm '$arm': choose from ${!flags[*]}" >&2; exit 2; }
+done
 export OMP_WAIT_POLICY=PASSIVE
 out=experiments/results/pad_variants
 mkdir -p "$out"
-declare -A flags=([end]="--pad-short-episodes --pad-at end --lr 1.5e-4" [w4]="--pad-short-episodes --pad-weight 4 --lr 1.5e-4"
-                  [control]="--lr 1.5e-4" [lr5e-5]="--pad-short-episodes --lr 5e-5")
 if [[ $stage == train || $stage == all ]]; then
   for arm in "${arms[@]}"; do
     mkdir -p "runs/train/ft_pad_$arm"
