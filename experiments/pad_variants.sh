@@ -9,7 +9,10 @@
 #            instead of 17;
 #   control: no padding (phase 5's recipe continued): what fine-tuning v6 for 45 minutes does by itself;
 #   lr5e-5:  ft_pad's padding at a third of its peak learning rate.
-# The first-person-only arm ("fp", experiments/pad_views.py) is the command in experiments/LOG.md entry 20.
+# First-person-only arms (experiments/pad_views.py: the top-down short episodes never drawn; LOG entries 20-21):
+#   fp_end:    --pad-at end, the first-person short episodes only;
+#   fp_end_w4: the same, each padded window drawn 4 times as often as another instead of 17.
+# (Entry 20's "fp" arm, front padding on two threads for 28 minutes, is the command in its LOG entry.)
 # Usage: bash experiments/pad_variants.sh [train|export|suite|all] [ARM ...]   (default arms: end w4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +21,9 @@ shift || true
 arms=("$@")
 (( ${#arms[@]} )) || arms=(end w4)
 declare -A flags=([end]="--pad-short-episodes --pad-at end --lr 1.5e-4" [w4]="--pad-short-episodes --pad-weight 4 --lr 1.5e-4"
-                  [control]="--lr 1.5e-4" [lr5e-5]="--pad-short-episodes --lr 5e-5")
+                  [control]="--lr 1.5e-4" [lr5e-5]="--pad-short-episodes --lr 5e-5"
+                  [fp_end]="--pad-short-episodes --pad-at end --lr 1.5e-4"
+                  [fp_end_w4]="--pad-short-episodes --pad-at end --pad-weight 4 --lr 1.5e-4")
 for arm in "${arms[@]}"; do
   [[ -v "flags[$arm]" ]] || { echo "unknown arm '$arm': choose from ${!flags[*]}" >&2; exit 2; }
 done
@@ -32,8 +37,10 @@ if [[ $stage == train || $stage == all ]]; then
     if [[ -f runs/train/ft_pad/latents.safetensors && ! -e runs/train/ft_pad_$arm/latents.safetensors ]]; then
       ln runs/train/ft_pad/latents.safetensors "runs/train/ft_pad_$arm/latents.safetensors"
     fi
+    train=(genie-train)
+    [[ $arm == fp_* ]] && train=(python -m experiments.pad_views --pad-views first_person --)
     # shellcheck disable=SC2086
-    genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
+    "${train[@]}" dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
       --init-from runs/candidates/v6 --preset default --out "runs/train/ft_pad_$arm" --steps 100000 \
       --time-budget-minutes 45 --batch-size 8 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 \
       --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 \
