@@ -255,3 +255,26 @@ def test_pad_views_experiment_draws_padded_windows_of_the_views_named(folder):
     draws = none.draw(10_000, np.random.default_rng(0))
     assert not none.window_padded[draws].any()
     assert len(np.unique(draws)) == (~none.window_padded).sum()
+
+
+def test_pad_views_pads_only_the_short_episodes_of_the_views_named(tmp_path):
+    lengths, views = [12, 3, 10, 5], ["first_person", "first_person", "top_down", "top_down"]
+    write_shard(tmp_path / shard_name(0), [labelled_episode(u, n, view=v) for u, (n, v) in
+                                           enumerate(zip(lengths, views))], META)
+    episodes = EpisodeDataset(tmp_path)
+    every = WindowDataset(episodes, window=8, pad_action=0)
+    fp = WindowDataset(episodes, window=8, pad_action=0, pad_views="first_person")
+    assert (every.num_padded_episodes, every.num_short_episodes) == (2, 0)
+    assert (fp.num_padded_episodes, fp.num_short_episodes) == (1, 1)  # the short top-down episode is left out
+    assert len(fp) == len(every) - 1 and fp.pad_views == ("first_person",)
+    assert sorted(set(fp.window_episode[fp.window_padded].tolist())) == [1]
+    assert 3 not in fp.sample_batch(512, np.random.default_rng(0)).episode
+    both = WindowDataset(episodes, window=8, pad_action=0, pad_views=["top_down", "first_person"])
+    np.testing.assert_array_equal(both.window_start, every.window_start)
+    assert fp.summary()["episodes_padded"] == 1 and fp.summary()["episodes_too_short"] == 1
+    with pytest.raises(DatasetError, match="pad_action"):
+        WindowDataset(episodes, window=8, pad_views="first_person")
+    with pytest.raises(DatasetError, match="empty"):
+        WindowDataset(episodes, window=8, pad_action=0, pad_views=[])
+    with pytest.raises(DatasetError, match="none of these episodes"):
+        WindowDataset(episodes, window=8, pad_action=0, pad_views="firstperson")

@@ -214,6 +214,26 @@ def test_pad_weight_is_a_setting_of_padding(tmp_path):
         args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_at="end")
     with pytest.raises(ValueError, match="front, end"):
         args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_short_episodes=True, pad_at="middle")
+    with pytest.raises(ValueError, match="add --pad-short-episodes"):
+        args("dynamics", tmp_path / "p", 1, autoencoder="ae", pad_views=("first_person",))
+
+
+def test_pad_views_reach_the_training_windows(tmp_path):
+    """--pad-short-episodes --pad-views first_person: only first-person short episodes get a padded window."""
+    from world_model.shards import Episode, ShardMeta, shard_name, write_shard
+    from world_model.training import open_windows
+
+    meta = ShardMeta(env_id="test/Fake-v0", frame_shape=(4, 4, 3), action_meanings=("noop", "forward"))
+    eps = [Episode(frames=np.zeros((n, 4, 4, 3), np.uint8), actions=np.append(np.ones(n - 1), -1).astype(np.int16),
+                   rewards=np.zeros(n, np.float32), success=np.zeros(n, bool), mission="m", level_seed=i,
+                   policy="bot", view=v, split="train")
+           for i, (n, v) in enumerate([(9, "first_person"), (3, "first_person"), (4, "top_down")])]
+    write_shard(tmp_path / shard_name(0), eps, meta)
+    a = args("dynamics", tmp_path / "p", 1, autoencoder="ae", data=(str(tmp_path),), pad_short_episodes=True,
+             pad_views=("first_person",))
+    windows = open_windows(a, window=6, pad_noop=True, pad_views=a.pad_views)
+    assert windows.num_padded_episodes == 1 and windows.num_short_episodes == 1
+    assert windows.window_episode[windows.window_padded].tolist() == [1]
 
 
 def test_cli_requires_autoencoder_for_dynamics(tmp_path, capsys):

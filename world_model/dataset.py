@@ -245,6 +245,8 @@ class WindowDataset(torch.utils.data.Dataset):
     lies (a door opened, an object picked up), so padding keeps those events in training.
     ``draw`` picks a padded window ``pad_weight`` times as often as another (default ``window``: every recorded frame
     about equally likely, since a long episode's frame lies in up to ``window`` windows and a padded one's in one).
+    ``pad_views``: pad only the short episodes rendered in these views (the others have no window, as without
+    padding); None pads every view's.
 
     ``len()`` is the number of valid window starts; ``dataset[i]`` is a dict of torch tensors
     (frames, actions, rewards, success) plus episode, start, mission and view; ``sample_batch`` draws
@@ -252,7 +254,8 @@ class WindowDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, episodes: EpisodeDataset, window: int, pad_action: int | None = None,
-                 pad_weight: float | None = None, pad_at: str = "front"):
+                 pad_weight: float | None = None, pad_at: str = "front",
+                 pad_views: str | Sequence[str] | None = None):
         if window < 1:
             raise DatasetError(f"window must be >= 1 frame, got {window}")
         if pad_weight is not None and not (np.isfinite(pad_weight) and pad_weight > 0):
@@ -263,12 +266,25 @@ class WindowDataset(torch.utils.data.Dataset):
         if pad_action is not None and not 0 <= pad_action < episodes.meta.num_actions:
             raise DatasetError(f"pad_action {pad_action} is not an action of these recordings "
                                f"({', '.join(episodes.meta.action_meanings)})")
+        self.pad_views = None if pad_views is None else tuple(_as_list(pad_views))
+        if self.pad_views is not None and pad_action is None:
+            raise DatasetError("pad_views names the views whose short episodes are padded; give pad_action too")
+        if self.pad_views is not None and not self.pad_views:
+            raise DatasetError("pad_views is empty: name the views whose short episodes are padded, or pass None to "
+                               "pad every view's")
+        unknown = sorted(set(self.pad_views or ()) - set(episodes.views.tolist()))
+        if unknown:
+            raise DatasetError(f"pad_views names {', '.join(unknown)}, a view none of these episodes is rendered in "
+                               f"(they are: {', '.join(sorted(set(episodes.views.tolist())))})")
         self.episodes, self.window, self.pad_action, self.pad_at = episodes, window, pad_action, pad_at
         lengths = episodes.episode_lengths
         long_enough = lengths >= window
-        kept = np.flatnonzero(long_enough if pad_action is None else lengths >= 1)  # episode ids with a window
-        self.num_short_episodes = int((~long_enough).sum()) if pad_action is None else 0
-        self.num_padded_episodes = int((~long_enough).sum()) if pad_action is not None else 0
+        padded_episode = ~long_enough & (lengths >= 1) & (pad_action is not None)  # (E,) short episodes padded
+        if self.pad_views is not None:
+            padded_episode &= np.isin(episodes.views, self.pad_views)
+        kept = np.flatnonzero(long_enough | padded_episode)  # episode ids with a window
+        self.num_short_episodes = int((~long_enough & ~padded_episode).sum())  # short and left out
+        self.num_padded_episodes = int(padded_episode.sum())
         if len(kept) == 0:
             raise DatasetError(f"no episode has {window} frames (longest: {int(lengths.max())}); "
                                f"use a shorter window or record longer episodes")
@@ -324,9 +340,9 @@ class WindowDataset(torch.utils.data.Dataset):
     def from_folders(cls, folders: str | os.PathLike | Sequence[str | os.PathLike], window: int,
                      split: str | None = None, views: str | Sequence[str] | None = None,
                      pad_action: int | None = None, pad_weight: float | None = None,
-                     pad_at: str = "front") -> "WindowDataset":
+                     pad_at: str = "front", pad_views: str | Sequence[str] | None = None) -> "WindowDataset":
         return cls(EpisodeDataset(folders, split=split, views=views), window, pad_action=pad_action,
-                   pad_weight=pad_weight, pad_at=pad_at)
+                   pad_weight=pad_weight, pad_at=pad_at, pad_views=pad_views)
 
     def __len__(self) -> int:
         return len(self.window_start)

@@ -136,12 +136,17 @@ class DynamicsArgs(TrainArgs):
     """With --pad-short-episodes: "front" (copies of the first frame, then the episode) or "end" (the episode from its
     first frame, as a rollout from a prompt, then copies of its last frame)."""
 
+    pad_views: tuple[str, ...] | None = None
+    """With --pad-short-episodes: pad only the short episodes rendered in these views (e.g. first_person; the others
+    are left out, as without padding); None pads every view's."""
+
     def __post_init__(self):
         super().__post_init__()
         if self.memory_turns_only and not self.memory:
             raise ValueError("--memory-turns-only is a setting of the memory input; add --memory")
-        if (self.pad_weight is not None or self.pad_at != "front") and not self.pad_short_episodes:
-            raise ValueError("--pad-weight and --pad-at are settings of the padding of short episodes; "
+        if ((self.pad_weight is not None or self.pad_at != "front" or self.pad_views is not None)
+                and not self.pad_short_episodes):
+            raise ValueError("--pad-weight, --pad-at and --pad-views are settings of the padding of short episodes; "
                              "add --pad-short-episodes")
         if self.pad_weight is not None and not self.pad_weight > 0:
             raise ValueError(f"--pad-weight must be > 0, got {self.pad_weight}")
@@ -357,7 +362,7 @@ class DynamicsTrainer(Trainer):
         views = len(dyn_mod.VIEW_IDS) if args.view_conditioning else 0
         if self.data is None:
             self.data = open_windows(args, window=self.window, pad_noop=args.pad_short_episodes,
-                                     pad_weight=args.pad_weight, pad_at=args.pad_at)
+                                     pad_weight=args.pad_weight, pad_at=args.pad_at, pad_views=args.pad_views)
             meanings = self.data.episodes.meta.action_meanings  # the recordings name their actions
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.latents, self.branch_latents = latent_cache(self.run_dir, self.data, self.ae, self.rt, args)

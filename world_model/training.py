@@ -42,7 +42,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -239,10 +239,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def open_windows(args: TrainArgs, window: int, pad_noop: bool = False, pad_weight: float | None = None,
-                 pad_at: str = "front"):
+                 pad_at: str = "front", pad_views: Sequence[str] | None = None):
     """The recordings of args.data (split, views) as windows of `window` consecutive frames; with `pad_noop`,
-    episodes shorter than the window get one window padded (`pad_at`: in front or at the end) under the recordings'
-    "noop" action, drawn `pad_weight` times as often as another (WindowDataset)."""
+    episodes shorter than the window (of `pad_views`, default every view) get one window padded (`pad_at`: in front
+    or at the end) under the recordings' "noop" action, drawn `pad_weight` times as often as another
+    (WindowDataset)."""
     from .dataset import DatasetError, EpisodeDataset, WindowDataset  # imported here: importing the trainer stays cheap
 
     episodes = EpisodeDataset(list(args.data), split=args.split, views=args.views)
@@ -253,7 +254,8 @@ def open_windows(args: TrainArgs, window: int, pad_noop: bool = False, pad_weigh
             raise DatasetError(f"--pad-short-episodes pads under the 'noop' action, and these recordings have none "
                                f"({', '.join(meanings)}); train without it")
         pad_action = meanings.index("noop")
-    return WindowDataset(episodes, window=window, pad_action=pad_action, pad_weight=pad_weight, pad_at=pad_at)
+    return WindowDataset(episodes, window=window, pad_action=pad_action, pad_weight=pad_weight, pad_at=pad_at,
+                         pad_views=pad_views)
 
 
 def transformer_flops(token_params: int, tokens: int, layers: int, width: int, frame_params: int = 0,
