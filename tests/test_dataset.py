@@ -242,21 +242,6 @@ def test_short_episodes_padded_at_the_end(folder):
         WindowDataset(episodes, window=8, pad_action=0, pad_at="middle")
 
 
-def test_pad_views_experiment_draws_padded_windows_of_the_views_named(folder):
-    """experiments/pad_views.py: padded windows of episodes outside the views named are never drawn."""
-    from experiments.pad_views import only_views
-
-    def open_windows():
-        return WindowDataset(EpisodeDataset(folder), window=8, pad_action=0)
-
-    kept = only_views(open_windows, ("first_person",))()  # both short episodes are first person
-    np.testing.assert_allclose(kept._draw_p, open_windows()._draw_p)
-    none = only_views(open_windows, ("top_down",))()
-    draws = none.draw(10_000, np.random.default_rng(0))
-    assert not none.window_padded[draws].any()
-    assert len(np.unique(draws)) == (~none.window_padded).sum()
-
-
 def test_pad_views_pads_only_the_short_episodes_of_the_views_named(tmp_path):
     lengths, views = [12, 3, 10, 5], ["first_person", "first_person", "top_down", "top_down"]
     write_shard(tmp_path / shard_name(0), [labelled_episode(u, n, view=v) for u, (n, v) in
