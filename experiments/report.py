@@ -57,7 +57,9 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                   "18; v5_refresh8 is v5, end is v6's weights)",
                  "pad_short": "v6 fine-tuned with short episodes padded in front (experiments/LOG.md entry 19)",
                  "pad_variants": "v6 fine-tuned with short episodes padded at the end, or in front drawn less often "
-                                 "(experiments/LOG.md entry 20)"}
+                                 "(experiments/LOG.md entry 20), only the first-person ones padded, and polished "
+                                 "without padding (entry 21; consistency_64_fp_*: the 64 first-person floor worlds, "
+                                 "consistency_td_*: the suite's 32 top-down worlds)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
