@@ -5,7 +5,9 @@
 # first-person floor worlds and the suite's 32 top-down worlds:
 #   fp:     from runs/candidates/ft_pad_fp (front padding; LOG entry 20's command);
 #   fp_end: from runs/candidates/ft_pad_fp_end (bash experiments/pad_variants.sh train export fp_end).
-# Usage: bash experiments/pad_polish.sh [train|export|floors|all] [ARM ...]   (default arms: fp fp_end)
+# Stage "judge" (not in "all"): the held-out episodes re-played inside the polished model and the shipped success judge
+# on them (as world_model/recipes/train_default.sh measures the shipped model: benchmarks/results/judge_on_dreams.json).
+# Usage: bash experiments/pad_polish.sh [train|export|floors|judge|all] [ARM ...]   (default arms: fp fp_end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -50,4 +52,14 @@ if [[ $stage == floors || $stage == all ]]; then
         >> "runs/sheets/floors_polish_$arm.log" 2>&1 ) &
   done
   wait
+fi
+if [[ $stage == judge ]]; then
+  for arm in "${arms[@]}"; do
+    for lvl in GoToLocal GoToObj GoToRedBall KeyCorridorS3R1 OpenDoor OpenRedDoor OpenTwoDoors PickupLoc PutNextLocal UnlockLocal; do
+      genie-data dream --data "runs/data/test/$lvl" --model "runs/candidates/polish_$arm" \
+        --out "runs/dream/test_polish_$arm/$lvl" --quiet
+    done
+    python -m benchmarks.judge_on_dreams --judge default --recorded runs/data/test --dreamed "runs/dream/test_polish_$arm" \
+      --out "$out/judge_on_dreams_polish_$arm.json"
+  done
 fi
