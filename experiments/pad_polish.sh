@@ -59,7 +59,7 @@ if [[ $stage == judge ]]; then
       genie-data dream --data "runs/data/test/$lvl" --model "runs/candidates/polish_$arm" \
         --out "runs/dream/test_polish_$arm/$lvl" --quiet
     done
-    python -m benchmarks.judge_on_dreams --judge default --recorded runs/data/test --dreamed "runs/dream/test_polish_$arm" \
-      --out "$out/judge_on_dreams_polish_$arm.json"
+    python -m benchmarks.judge_on_dreams --judge default --model "runs/candidates/polish_$arm" --recorded runs/data/test \
+      --dreamed "runs/dream/test_polish_$arm" --out "$out/judge_on_dreams_polish_$arm.json"
   done
 fi
