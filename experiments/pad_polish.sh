@@ -44,12 +44,7 @@ if [[ $stage == export || $stage == all ]]; then
 fi
 if [[ $stage == floors || $stage == all ]]; then
   for arm in "${arms[@]}"; do
-    ( python -m benchmarks.consistency --model "runs/candidates/polish_$arm" --preset default --worlds 64 \
-        --views first_person --threads 1 --out "$out/consistency_64_fp_polish_$arm.json" \
-        --sheets "runs/sheets/polish_${arm}_64" > "runs/sheets/floors_polish_$arm.log" 2>&1
-      python -m benchmarks.consistency --model "runs/candidates/polish_$arm" --preset default --views top_down \
-        --threads 1 --out "$out/consistency_td_polish_$arm.json" --sheets "runs/sheets/polish_${arm}_td" \
-        >> "runs/sheets/floors_polish_$arm.log" 2>&1 ) &
+    bash experiments/measure_floors.sh "runs/candidates/polish_$arm" "polish_$arm" "$out" &
   done
   wait
 fi

@@ -63,12 +63,7 @@ if [[ $stage == suite || $stage == all ]]; then
 fi
 if [[ $stage == floors ]]; then
   for arm in "${arms[@]}"; do
-    ( python -m benchmarks.consistency --model "runs/candidates/ft_pad_$arm" --preset default --worlds 64 \
-        --views first_person --threads 1 --out "$out/consistency_64_fp_ft_pad_$arm.json" \
-        --sheets "runs/sheets/ft_pad_${arm}_64" > "runs/sheets/floors_ft_pad_$arm.log" 2>&1
-      python -m benchmarks.consistency --model "runs/candidates/ft_pad_$arm" --preset default --views top_down \
-        --threads 1 --out "$out/consistency_td_ft_pad_$arm.json" --sheets "runs/sheets/ft_pad_${arm}_td" \
-        >> "runs/sheets/floors_ft_pad_$arm.log" 2>&1 ) &
+    bash experiments/measure_floors.sh "runs/candidates/ft_pad_$arm" "ft_pad_$arm" "$out" &
   done
   wait
 fi
