@@ -107,3 +107,21 @@ def test_sampler_sweep_tiny(model, tmp_path, capsys):
         with pytest.raises(SystemExit):
             sweep(["--model", str(model), *bad])
         assert "error" in capsys.readouterr().err
+
+
+def test_sampler_still_tiny(model, tmp_path, capsys):
+    """experiments.sampler_still: still@1/8/20 per sampler setting, appended as JSON lines with the rows each frame
+    costs; a bad setting is refused before any model runs."""
+    from experiments.sampler_still import main as probe
+
+    out = tmp_path / "still.jsonl"
+    probe(["--model", str(model), "--settings", "default", "rho=3,guidance_min_sigma=2,guidance=1.5",
+           "--worlds", "2", "--out", str(out)])
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["setting"] for x in lines] == ["default", "rho=3,guidance_min_sigma=2,guidance=1.5"]
+    assert lines[1]["sampler"]["rho"] == 3.0 and set(lines[1]["still"]) == {"1", "8", "20"}
+    # 3 steps 5 -> 1.28 -> 0.1 guided at sigma >= 2: only the first step runs two rows
+    assert lines[1]["rows_per_frame"] == lines[1]["sampler"]["num_steps"] + 1
+    with pytest.raises(ValueError, match="bad sampler setting"):
+        probe(["--model", str(model), "--settings", "steps=2", "--out", str(tmp_path / "bad.jsonl")])
+    assert not (tmp_path / "bad.jsonl").exists()
