@@ -22,6 +22,19 @@ from benchmarks.report import sampler_words
 from world_model.checkpoint import write_text
 
 
+def padding_words(args: dict) -> str | None:
+    """How a dynamics run padded episodes shorter than its window (`genie-train dynamics --pad-short-episodes`), in
+    words for the card; None when it did not."""
+    if not args.get("pad_short_episodes"):
+        return None
+    views = args.get("pad_views")
+    where = ("with copies of their last frame after it" if args.get("pad_at") == "end"
+             else "with copies of their first frame in front")
+    weight = args.get("pad_weight")
+    return (f"short episodes{' of the ' + ', '.join(v.replace('_', '-') for v in views) + ' view' if views else ''} "
+            f"padded to the window {where}, under noop" + (f" (drawn {weight:g}x as often as a window)" if weight else ""))
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -98,6 +111,7 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
             "schedule_steps": None if args.get("time_budget_minutes") else args.get("steps"),
             "time_budget_minutes": args.get("time_budget_minutes"),
             "memory": ("turns only" if args.get("memory_turns_only") else "every frame") if args.get("memory") else None,
+            "padding": padding_words(args),
             "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
             "sessions": len(session_ends(log)),
             "ema_decay": args.get("ema_decay"),
@@ -268,6 +282,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                 extra += f"; context noise drawn from {t['context_sigma_range']}"
             if t.get("memory"):
                 extra += f"; with the pose-keyed memory input ({t['memory']})"
+            if t.get("padding"):
+                extra += f"; {t['padding']}"
             if t.get("ema_decay"):
                 extra += f"; the weights are an EMA (decay {t['ema_decay']})"
             what = name.capitalize() if i == 0 else f"{name.capitalize()}, then fine-tuned"

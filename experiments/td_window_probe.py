@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from benchmarks.consistency import FORWARD, LEFT, RIGHT, counterfactual_scores, pad_context, branch
+from benchmarks.consistency import FORWARD, LEFT, RIGHT, branch, counterfactual_scores, pad_context
 from benchmarks.ground_truth import EVAL_LEVELS, draw_worlds
 from genie_env.babyai3d import BabyAI3DEnv
 from world_model.inference import WorldModel
@@ -48,8 +48,8 @@ def main(argv=None):
     wm = WorldModel.load(args.model)
     A, warmup = 7, 4
     out = {"model": args.model, "worlds_per_level": args.worlds, "cells": args.cells, "levels": {}}
-    for level in EVAL_LEVELS:
-        worlds = draw_worlds(args.worlds, seed=hash(level) % 1000, levels=(level,))
+    for i, level in enumerate(EVAL_LEVELS):
+        worlds = draw_worlds(args.worlds, seed=i, levels=(level,))
         row = {}
         for name, cells in (("whole", None), (f"window{args.cells}", args.cells)):
             rng = np.random.default_rng(20)

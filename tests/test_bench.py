@@ -309,6 +309,17 @@ def test_model_card_wall_time_across_resumes_and_render():
     text = render(DEFAULT_CHECKPOINT, tuned, fidelity, None)
     assert f"- Dynamics: {first['steps']} steps" in text and "- Dynamics, then fine-tuned: 100 steps" in text
     assert "context noise drawn from [0.01, 0.1]" in text
+    # a phase trained with padded short episodes says which and how (genie-train dynamics --pad-short-episodes)
+    from benchmarks.model_card import padding_words
+
+    words = padding_words({"pad_short_episodes": True, "pad_views": ["first_person"], "pad_at": "end"})
+    assert words == ("short episodes of the first-person view padded to the window with copies of their last frame "
+                     "after it, under noop")
+    assert padding_words({"pad_short_episodes": False, "pad_at": "end"}) is None
+    padded = {**tuned, "dynamics": {**tuned["dynamics"], "padding": words}}
+    line = next(x for x in render(DEFAULT_CHECKPOINT, padded, fidelity, None).splitlines()
+                if x.startswith("- Dynamics, then fine-tuned: 100 steps"))
+    assert f"; {words}; the weights are an EMA" in line
     assert f"- Dynamics in all: {first['steps'] + 100} steps, {round(first['wall_time_min'] + 10.0, 1)} min" in text
 
 
