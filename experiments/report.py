@@ -59,7 +59,11 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "pad_variants": "v6 fine-tuned with short episodes padded at the end, or in front drawn less often "
                                  "(experiments/LOG.md entry 20), only the first-person ones padded, and polished "
                                  "without padding (entry 21; consistency_64_fp_*: the 64 first-person floor worlds, "
-                                 "consistency_td_*: the suite's 32 top-down worlds)"}
+                                 "consistency_td_*: the suite's 32 top-down worlds)",
+                 "sampler_rho": "v6's weights under the sampler's noise-level spacing (rho 3) or 4 steps, and the "
+                                "polished padded model under rho 3, v7's weights (experiments/LOG.md entry 22; "
+                                "consistency_64_fp_*: the 64 first-person floor worlds, consistency_td_*: the suite's 32 "
+                                "top-down worlds)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
