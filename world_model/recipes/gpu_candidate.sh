@@ -50,7 +50,7 @@ genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* \
   --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --ema-decay 0.998 \
   --checkpoint-every 200 --log-every 20 --keep-checkpoints 3 --threads 2
 genie-train export --dynamics runs/train/ft_gpu1 --out runs/candidates/gpu1_ft --context-sigma 0.01 --num-steps 3 \
-  --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 4
+  --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
 python -m benchmarks.model_card --model runs/candidates/gpu1_ft --dyn-run runs/train/ft_gpu1 --data runs/data/base/* \
   --base-summary runs/candidates/gpu1/training_summary.json --recipe "bash world_model/recipes/gpu_candidate.sh" \
   --summary-only

@@ -76,10 +76,10 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> and --view-conditioning (the view as an embedding, like the action: experiments/LOG.md entry 14 found the
 # >>> GPU-trained models answering a top-down turn with a first-person room).
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 10"}
-# >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's (a full KV cache
-# >>> rebuilt from its latest 4 frames; 2 for a preset with fewer than 16 frames).
+# >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's (3 Euler steps 5 -> 1.28 -> 0.1,
+# >>> guidance on the first; a full KV cache rebuilt from its latest 4 frames, 2 for a preset with fewer than 16 frames).
 REFRESH=$([ "$PRESET" = default ] && echo 4 || echo 2)
-EXPORT_ARGS=${EXPORT_ARGS:-"--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh $REFRESH"}
+EXPORT_ARGS=${EXPORT_ARGS:-"--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh $REFRESH"}
 
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/runner.log") 2>&1

@@ -7,7 +7,7 @@
 #
 # Wall times on the 2-core AMD EPYC machine: recording ~5 min, autoencoder ~45 min, dynamics ~215 min in three
 # phases (+5-8 min to pre-encode the data per phase), then ~3 min of recording and two memory phases of 75 and 65
-# minutes (+2 min to encode), judge ~5 min. The studies that chose these settings are in
+# minutes (+2 min to encode), three more phases of 45, 30 and 45 minutes, judge ~5 min. The studies that chose these settings are in
 # experiments/LOG.md.
 set -euo pipefail
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
@@ -75,11 +75,12 @@ genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --auto
   --checkpoint-every 200 --log-every 20 --keep-checkpoints 2 --threads 1 --memory
 genie-train export --dynamics runs/train/ft_mem --out runs/candidates/ft_mem --context-sigma 0.01 --num-steps 3 \
   --sigma-min 0.1 --guidance-min-sigma 1.0
+python -m benchmarks.model_card --model runs/candidates/ft_mem --dyn-run runs/train/ft_mem --data runs/data/base/* \
+  --base-summary runs/candidates/v5/training_summary.json --summary-only
 
 # 7. Phase 5: 65 minutes more on one thread (~990 steps) with only frames the agent turned into given a memory frame
-#    (`--memory-turns-only`, the rule the model is sampled with), exported with the shipped sampler: phase 3's, with
-#    the KV cache rebuilt from its latest 4 frames whenever it is full (`--cache-refresh 4`, LOG entry 18), into the
-#    package; then measured on unseen worlds.
+#    (`--memory-turns-only`, the rule the model is sampled with), exported with phase 3's sampler and the KV cache
+#    rebuilt from its latest 4 frames whenever it is full (`--cache-refresh 4`, LOG entry 18).
 genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
   --init-from runs/candidates/ft_mem --preset default --out runs/train/ft_mem_turns2 --steps 100000 \
   --time-budget-minutes 65 --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 \
@@ -87,12 +88,47 @@ genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --auto
   --memory --memory-turns-only
 genie-train export --dynamics runs/train/ft_mem_turns2 --out runs/candidates/v6 --context-sigma 0.01 --num-steps 3 \
   --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 4
-cp runs/candidates/v6/config.json runs/candidates/v6/model.safetensors world_model/checkpoints/default/
+python -m benchmarks.model_card --model runs/candidates/v6 --dyn-run runs/train/ft_mem_turns2 --data runs/data/base/* \
+  --base-summary runs/candidates/ft_mem/training_summary.json --summary-only
+
+# 8. Phases 6-8 (LOG entries 21 and 22), each on one thread with phase 5's settings: 45 minutes (~700 steps) with the
+#    first-person episodes shorter than the window (the bot's, which open the doors and pick up the objects) padded to
+#    it with copies of their last frame (`--pad-short-episodes --pad-views first_person --pad-at end`), then 30 and 45
+#    minutes without padding (~470 and ~540 steps). Exported with 3 Euler steps 5 -> 1.28 -> 0.1 (`--rho 3`), action
+#    guidance on the first step only, the KV cache rebuilt from its latest 4 frames, into the package; then measured
+#    on unseen worlds.
+mkdir -p runs/train/ft_pad_fp_end runs/train/polish_fp_end runs/train/polish2_fp_end
+genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
+  --init-from runs/candidates/v6 --preset default --out runs/train/ft_pad_fp_end --steps 100000 \
+  --time-budget-minutes 45 --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 \
+  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1 \
+  --memory --memory-turns-only --pad-short-episodes --pad-views first_person --pad-at end
+genie-train export --dynamics runs/train/ft_pad_fp_end --out runs/candidates/ft_pad_fp_end --context-sigma 0.01 \
+  --num-steps 3 --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 4
+python -m benchmarks.model_card --model runs/candidates/ft_pad_fp_end --dyn-run runs/train/ft_pad_fp_end \
+  --data runs/data/base/* --base-summary runs/candidates/v6/training_summary.json --summary-only
+genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
+  --init-from runs/candidates/ft_pad_fp_end --preset default --out runs/train/polish_fp_end --steps 100000 \
+  --time-budget-minutes 30 --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 \
+  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1 \
+  --memory --memory-turns-only
+genie-train export --dynamics runs/train/polish_fp_end --out runs/candidates/polish_fp_end --context-sigma 0.01 \
+  --num-steps 3 --sigma-min 0.1 --guidance-min-sigma 1.0 --cache-refresh 4
+python -m benchmarks.model_card --model runs/candidates/polish_fp_end --dyn-run runs/train/polish_fp_end \
+  --data runs/data/base/* --base-summary runs/candidates/ft_pad_fp_end/training_summary.json --summary-only
+genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
+  --init-from runs/train/polish_fp_end --preset default --out runs/train/polish2_fp_end --steps 100000 \
+  --time-budget-minutes 45 --batch-size 8 --lr 1.5e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 \
+  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1 \
+  --memory --memory-turns-only
+genie-train export --dynamics runs/train/polish2_fp_end --out runs/candidates/v7 --context-sigma 0.01 --num-steps 3 \
+  --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
+cp runs/candidates/v7/config.json runs/candidates/v7/model.safetensors world_model/checkpoints/default/
 python -m benchmarks.fidelity --model default --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
 python -m benchmarks.consistency --preset default --out benchmarks/results/consistency.json --sheets docs/consistency
 
-# 8. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
+# 9. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
 #    BENCHMARKS.md from the saved results.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out genie_env/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
@@ -103,6 +139,6 @@ for lvl in $LEVELS; do
 done
 python -m benchmarks.judge_on_dreams --judge default --recorded runs/data/test --dreamed runs/dream/test \
   --out benchmarks/results/judge_on_dreams.json
-python -m benchmarks.model_card --model world_model/checkpoints/default --dyn-run runs/train/ft_mem_turns2 \
-  --data runs/data/base/* --base-summary runs/candidates/v5/training_summary.json
+python -m benchmarks.model_card --model world_model/checkpoints/default --dyn-run runs/train/polish2_fp_end \
+  --data runs/data/base/* --base-summary runs/candidates/polish_fp_end/training_summary.json
 genie-bench report --results benchmarks/results --out BENCHMARKS.md
