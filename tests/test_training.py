@@ -134,10 +134,10 @@ def test_dynamics_run_resumes_exactly_and_exports(autoencoder_run, tmp_path):
     assert exported.config.diffusion.context_sigma == 0.05 and wm.config.diffusion.context_sigma == 0.1
     assert exported.training_metadata["trained_context_sigma"] == 0.1
     assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "sm"), "--sigma-min", "0.3",
-                 "--num-steps", "3", "--guidance-min-sigma", "1.0", "--rho", "3"]) == 0
+                 "--num-steps", "3", "--guidance-min-sigma", "1.0", "--rho", "3", "--sigma-max", "8"]) == 0
     sm = WorldModel.load(tmp_path / "sm").config.sampler
-    assert (sm.sigma_min, sm.num_steps, sm.guidance_min_sigma, sm.rho) == (0.3, 3, 1.0, 3.0)
-    for bad in (["--sigma-min", "9"], ["--rho", "0"]):
+    assert (sm.sigma_min, sm.num_steps, sm.guidance_min_sigma, sm.rho, sm.sigma_max) == (0.3, 3, 1.0, 3.0, 8.0)
+    for bad in (["--sigma-min", "9"], ["--rho", "0"], ["--sigma-max", "0.2", "--sigma-min", "0.3"]):
         assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "bad"), *bad]) == 2
         assert not (tmp_path / "bad").exists()
     with pytest.raises(ValueError, match="context_sigma"):

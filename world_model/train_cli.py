@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--sampler", choices=("euler", "heun"), default=None, help="sampler default: solver")
     ex.add_argument("--sigma-min", type=float, default=None,
                     help="sampler default: the schedule's smallest noise level, in (0, sigma_max)")
+    ex.add_argument("--sigma-max", type=float, default=None,
+                    help="sampler default: the noise level each new frame starts from (> sigma_min)")
     ex.add_argument("--rho", type=float, default=None,
                     help="sampler default: how the schedule's noise levels are spaced between sigma_max and sigma_min "
                          "(> 0; EDM's rho: the larger, the more steps at low noise)")
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         from .train_dynamics import export
 
         sampler = {k: v for k, v in (("num_steps", args.num_steps), ("guidance", args.guidance),
-                                     ("solver", args.sampler), ("sigma_min", args.sigma_min), ("rho", args.rho),
+                                     ("solver", args.sampler), ("sigma_min", args.sigma_min),
+                                     ("sigma_max", args.sigma_max), ("rho", args.rho),
                                      ("guidance_min_sigma", args.guidance_min_sigma),
                                      ("cache_refresh", args.cache_refresh),
                                      ("context_sigma", args.context_sigma))
