@@ -61,7 +61,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                  "without padding (entry 21; consistency_64_fp_*: the 64 first-person floor worlds, "
                                  "consistency_td_*: the suite's 32 top-down worlds)",
                  "sampler_rho": "v6's weights under the sampler's noise-level spacing (rho 3) or 4 steps, and the "
-                                "polished padded model under rho 3, v7's weights (experiments/LOG.md entry 22; "
+                                "polished padded model under rho 3, v7's weights; v7_smax8: v7 with each frame started at sigma 8 instead "
+                                "of 5 (experiments/LOG.md entry 22; "
                                 "consistency_64_fp_*: the 64 first-person floor worlds, consistency_td_*: the suite's 32 "
                                 "top-down worlds)"}
 
