@@ -57,7 +57,9 @@ def main(argv=None):
             for lvl, s in worlds:
                 frames, prefix, nxt = truth_forks(lvl, s, cells, warmup, rng, A)
                 f, a = pad_context(frames, prefix, 9)
-                ctxs.append(f); ctx_as.append(a); gts.append(nxt)
+                ctxs.append(f)
+                ctx_as.append(a)
+                gts.append(nxt)
             ctx, ctx_a, gt = np.stack(ctxs), np.stack(ctx_as), np.stack(gts)
             rt = wm.decode(wm.encode(gt.reshape(-1, 64, 64, 3))).reshape(gt.shape)
             r = {"ae_ceiling": float(counterfactual_scores(rt, gt)["accuracy"].mean()),
