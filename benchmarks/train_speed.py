@@ -6,12 +6,12 @@ Layouts: frame_causal or factorised attention (world_model/dynamics.py) x 2x2 or
 tokens per 16x16 latent frame), at the default preset's width and depth, randomly initialised (speed does not
 depend on the weights).
 
-- training: one optimizer step of the EDM denoiser's loss (forward + backward under bf16 autocast, gradient
-  clipping, AdamW) on random latent windows of --batch x --window frames, as genie-train dynamics runs it.
+- training: one optimizer step of the EDM denoiser's loss (forward + backward under bf16 autocast where the CPU runs
+  it natively, gradient clipping, AdamW) on random latent windows of --batch x --window frames, as genie-train dynamics runs it.
   Reported as tokens/s and as window frames/s (a 4x4-patch frame is 16 tokens, a 2x2 one 64, so tokens/s
   compares compute per token and frames/s compares data seen per second).
 - inference: frames/s of one world stepped with the shipped checkpoint's sampler (its steps, solver and guidance),
-  bf16 runtime, KV cache full (context_frames cached), decoding included, as GenieWorld steps it.
+  bf16 runtime where native (fp32 elsewhere), KV cache full (context_frames cached), decoding included, as GenieWorld steps it.
 
 Every layout is timed once per round, in turn (interleaved), so a load change on a shared machine hits all of them
 alike; a figure is the median over rounds and each is also given as a ratio to frame_causal with 2x2 patches. The
@@ -35,6 +35,7 @@ from benchmarks.result_file import command_line, publish
 from world_model.checkpoint import read_config
 from world_model.diffusion import Denoiser, DiffusionConfig
 from world_model.dynamics import PRESETS, Dynamics
+from world_model.hardware import bf16_native
 from world_model.inference import DEFAULT_CHECKPOINT, WorldModel, WorldModelConfig
 
 LAYOUTS = (("frame_causal", 2), ("factorised", 2), ("frame_causal", 4), ("factorised", 4))
@@ -62,7 +63,7 @@ class TrainStep:
         self.frames = batch * window
 
     def __call__(self) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_native("cpu")):
             loss = self.denoiser.loss(self.y, self.actions, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,7 +132,7 @@ def table(result: dict) -> list[str]:
 def section(result: dict) -> list[str]:
     """BENCHMARKS.md's section of one result."""
     return ["## Dynamics layouts: training and inference speed", "",
-            "Tokens and frames per second of a training step (forward + backward + AdamW, bf16 autocast, batch "
+            "Tokens and frames per second of a training step (forward + backward + AdamW, bf16 autocast where native, batch "
             f"{result['batch']} windows of {result['window']} frames, the default width and depth, random weights) and "
             "frames per second of one world stepped with the shipped sampler, per attention layout and latent patch "
             "size, timed in interleaved rounds (medians, ratios to frame-causal attention over 2x2 patches).", "",
@@ -178,7 +179,7 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "train_speed", "command": command_line("benchmarks.train_speed", argv), "machine": machine,
         "torch_threads": torch.get_num_threads(), "preset": "default", "batch": args.batch, "window": args.window,
-        "bf16_autocast": True, "rounds": args.rounds, "train_steps_per_round": args.steps,
+        "bf16_autocast": bf16_native("cpu"), "rounds": args.rounds, "train_steps_per_round": args.steps,
         "world_steps_per_round": args.world_steps, "sampler": WorldModelConfig.from_dict(
             read_config(DEFAULT_CHECKPOINT)).sampler.to_dict(),
         "ratios_to": base, "layouts": layouts,

@@ -26,7 +26,7 @@ episode start repeat its first frame, as GenieWorld does for its first steps); t
 flag at that frame. Successes are rare (one frame per solved episode), so each batch draws ``positive_share`` of its
 windows from the successes and the rest uniformly from all frames; ``mismatch_share`` of the positives get another
 recorded mission instead of their own and the label 0, which forces the judge to read the mission. AdamW, bf16
-autocast, binary cross-entropy on the logit. Recordings dreamed by a world model (``genie-data dream``: recorded
+autocast where native, binary cross-entropy on the logit. Recordings dreamed by a world model (``genie-data dream``: recorded
 actions and verdicts, generated frames) train it alike; their successes are drawn so that dreamed frames are as
 common among the successes as among all frames (``balance_dreamed``), else the look of generated frames would itself
 predict success whenever the dreamed episodes are richer in successes than the recorded ones.
@@ -63,6 +63,7 @@ from world_model.checkpoint import (CONFIG_FILE, CheckpointError, load_into, rea
                                     save_model, write_json)
 from world_model.cli_arguments import add_arguments, from_namespace
 from world_model.dataset import DatasetError, EpisodeDataset
+from world_model.hardware import resolve_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -291,8 +292,9 @@ class JudgeArgs:
     a frame comes from then says nothing about its label (--no-balance-dreamed: draw them uniformly)"""
     seed: int = 0
     """seed of sampling and initialisation"""
-    bf16: bool = True
-    """train under bf16 autocast (--no-bf16: fp32)"""
+    bf16: bool | None = None
+    """train under bf16 autocast (--no-bf16: fp32); default: where the device runs bf16 natively
+    (world_model.hardware)"""
     device: str = "cpu"
     """torch device to train on"""
     log_every: int = 100
@@ -350,6 +352,7 @@ def train_judge(args: JudgeArgs) -> SuccessJudge:
     distinct_missions = np.unique(episodes.missions)
 
     device = torch.device(args.device)
+    args = replace(args, bf16=resolve_bf16(args.bf16, device))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     judge = SuccessJudge(config).to(device)

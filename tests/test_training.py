@@ -456,6 +456,9 @@ def test_cli_flags_are_the_fields_of_the_args_dataclasses():
                             "--no-bf16", "--context-sigma-min", "0.01"])
     a = from_namespace(DynamicsArgs, ns)
     assert a.data == ("a", "b") and a.split is None and a.bf16 is False and a.batch_size == 8
+    bare = from_namespace(DynamicsArgs, parser.parse_args(["dynamics", "--data", "a", "--out", "o", "--autoencoder",
+                                                           "ae"]))
+    assert bare.bf16 is None  # resolved by the trainer: bf16 where the device runs it natively (world_model.hardware)
     assert a.diffusion_config.context_sigma_min == 0.01  # a knob named like a DiffusionConfig field sets it
 
 

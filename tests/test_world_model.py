@@ -309,6 +309,26 @@ def test_bf16_autocast_close_to_fp32():
         assert np.abs(u.astype(float) - v.astype(float)).mean() < 8.0
 
 
+def test_autocast_default_follows_the_hardware(monkeypatch):
+    """autocast=None (the default) runs bf16 only where the device has it natively (emulated bf16 is several times
+    slower than fp32 on AVX2-only CPUs); an explicit choice wins, and changing it drops the bf16 copy."""
+    import world_model.hardware as hw
+
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_bf16": native})
+        assert hw.bf16_native("cpu") is native and hw.resolve_bf16(None) is native
+        assert hw.resolve_bf16(True) is True and hw.resolve_bf16(False) is False
+        wm = WorldModel.from_config(PRESETS["tiny"])
+        assert wm.autocast is native and wm._cache_dtype == (torch.bfloat16 if native else torch.float32)
+        assert wm.with_sampler(guidance=2.0).autocast is native  # a re-sampled model keeps the rule, not a value
+        assert WorldModel.from_config(PRESETS["tiny"], autocast=not native).autocast is (not native)
+    wm._runtime()
+    assert wm._bf16  # the bf16 copy of the native case
+    wm.autocast = False
+    assert not wm._bf16 and wm._runtime()[1] is wm.dynamics
+    assert hw.bf16_native("meta") is False
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 

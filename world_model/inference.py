@@ -37,6 +37,7 @@ from .checkpoint import (FORMAT_VERSION, FORMAT_WORLD_MODEL, CheckpointError, lo
                          read_tensors, resolve_checkpoint, save_model, sub_state)
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig, KVCache
+from .hardware import resolve_bf16
 from .sampler import SamplerConfig, check_solver, heun_gain, karras_sigmas, sample
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
@@ -131,30 +132,32 @@ class WorldModel(nn.Module):
     """Autoencoder + EDM denoiser over the dynamics transformer, with a KV-cached autoregressive sampler.
 
     autocast: run inference in bfloat16 (on a bf16 copy of the weights made once; the fp32 weights stay the
-    reference). About 2-4x faster on CPUs with AMX/AVX512-bf16; False runs everything in fp32.
+    reference): about 2-4x faster on CPUs with AMX / AVX512-BF16, several times slower than fp32 on CPUs without
+    (which emulate it). None (the default): on where the model's device runs bf16 natively
+    (world_model.hardware.bf16_native), fp32 elsewhere; False runs everything in fp32.
     """
 
     def __init__(self, config: WorldModelConfig, autoencoder: Autoencoder, dynamics: Dynamics,
-                 autocast: bool = True):
+                 autocast: bool | None = None):
         super().__init__()
         self.config = config
         self.autoencoder = autoencoder
         self.dynamics = dynamics
         self.denoiser = Denoiser(config.diffusion, dynamics)
-        self.autocast = autocast
+        self._autocast = autocast
         self._bf16 = []  # lazily built bf16 copy of (autoencoder, dynamics, denoiser) for the runtime
         self.eval()
 
     # ------------------------------------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(cls, config: WorldModelConfig, autocast: bool = True) -> "WorldModel":
+    def from_config(cls, config: WorldModelConfig, autocast: bool | None = None) -> "WorldModel":
         """Random weights (for tests and as a training starting point)."""
         return cls(config, Autoencoder(config.autoencoder), Dynamics(config.dynamics), autocast=autocast)
 
     @classmethod
     def load(cls, path: str | Path = "default", device: str | torch.device = "cpu",
-             autocast: bool = True) -> "WorldModel":
+             autocast: bool | None = None) -> "WorldModel":
         """Load a checkpoint folder (or a dynamics training run dir: its latest checkpoint); "default" is the
         checkpoint shipped in the package. Weights are loaded as fp32 with strict shape checks."""
         if str(path) == "default":
@@ -205,6 +208,16 @@ class WorldModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.dynamics.pos.device
+
+    @property
+    def autocast(self) -> bool:
+        """Whether inference runs in bf16: the constructor's choice, or (None) whether this device runs it natively."""
+        return resolve_bf16(self._autocast, self.device)
+
+    @autocast.setter
+    def autocast(self, value: bool | None) -> None:
+        self._autocast = value
+        self._bf16.clear()
 
     def _runtime(self) -> tuple[Autoencoder, Dynamics, Denoiser]:
         """The modules that run inference: the fp32 ones, or (autocast on) a bf16 copy made once, so that
@@ -417,6 +430,6 @@ class WorldModel(nn.Module):
                 raise ValueError(f"context_sigma must be > 0, got {context_sigma}")
             cfg = dc_replace(cfg, diffusion=dc_replace(cfg.diffusion, context_sigma=float(context_sigma),
                                                        context_sigma_min=None, context_sigma_max=None))
-        out = type(self)(cfg, self.autoencoder, self.dynamics, autocast=self.autocast)
+        out = type(self)(cfg, self.autoencoder, self.dynamics, autocast=self._autocast)
         out.training_metadata = getattr(self, "training_metadata", {})
         return out

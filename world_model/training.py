@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from .checkpoint import (CheckpointError, latest_checkpoint, load_into, load_training_state, prefixed, read_config,
                          read_tensors, save_training_checkpoint, sub_state, write_json)
+from .hardware import resolve_bf16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +88,9 @@ class TrainArgs:
     """AdamW weight decay (not applied to biases, norms and embeddings)."""
     grad_clip: float = 1.0
     """Max global gradient norm."""
-    bf16: bool = True
-    """bf16 autocast (CPU AMX / CUDA); weights and optimizer stay fp32."""
+    bf16: bool | None = None
+    """bf16 autocast; weights and optimizer stay fp32. None: on where the device runs bf16 natively (CUDA, CPUs with
+    AVX512-BF16 or AMX), off where PyTorch would emulate it (slower than fp32; world_model.hardware)."""
     ema_decay: float
     """Decay of the exponential moving average of the weights that checkpoints, evaluation and export use, in
     [0, 1) (0 = off; the raw weights are kept beside it for resuming)."""
@@ -316,10 +318,10 @@ class Trainer:
     """The checkpoint format its config.json declares (checkpoint.py)."""
 
     def __init__(self, args: TrainArgs, data=None):
-        self.args = args
         self.t_init = time.time()  # the time budget counts from here
         self.schedule_progress = 0.0  # time progress of the lr schedule at the checkpoint resumed from
         self.rt = setup_runtime(args)
+        self.args = args = replace(args, bf16=resolve_bf16(args.bf16, self.rt.device))
         self.run_dir = Path(args.out)
         self.data = data  # an object with sample_batch(batch_size, np.random.Generator), or None: from args.data
         self.stop_requested = False
