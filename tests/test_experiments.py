@@ -109,6 +109,29 @@ def test_sampler_sweep_tiny(model, tmp_path, capsys):
         assert "error" in capsys.readouterr().err
 
 
+def test_sampler_actions_tiny(model, tmp_path):
+    """experiments.sampler_actions: toggle / pickup shares and approach gains per (setting, noise seed) on worlds found
+    once; a bad setting or world count is refused before any model runs."""
+    from experiments.sampler_actions import main as probe
+
+    out = tmp_path / "actions.jsonl"
+    probe(["--model", str(model), "--settings", "default", "sigma_max=8,guidance=2.5", "--worlds", "2",
+           "--noise-seeds", "0", "1", "--out", str(out)])
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(x["setting"], x["noise_seed"]) for x in lines] == [("default", 0), ("default", 1),
+                                                               ("sigma_max=8,guidance=2.5", 0),
+                                                               ("sigma_max=8,guidance=2.5", 1)]
+    assert lines[2]["sampler"]["sigma_max"] == 8.0 and lines[2]["sampler"]["guidance"] == 2.5
+    for x in lines:
+        assert x["toggle"]["worlds"] == 2 and 0.0 <= x["toggle"]["share"] <= 1.0
+        assert x["approach"]["worlds"] == 2 and set(x["approach"]["gain"]) == {"1", "2", "3"}
+    with pytest.raises(ValueError, match="bad sampler setting"):
+        probe(["--model", str(model), "--settings", "steps=2", "--out", str(tmp_path / "bad.jsonl")])
+    with pytest.raises(SystemExit):
+        probe(["--model", str(model), "--worlds", "0", "--out", str(tmp_path / "bad.jsonl")])
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
 def test_sampler_still_tiny(model, tmp_path, capsys):
     """experiments.sampler_still: still@1/8/20 per sampler setting, appended as JSON lines with the rows each frame
     costs; a bad setting is refused before any model runs."""
