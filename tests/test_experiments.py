@@ -148,3 +148,46 @@ def test_sampler_still_tiny(model, tmp_path, capsys):
     with pytest.raises(ValueError, match="bad sampler setting"):
         probe(["--model", str(model), "--settings", "steps=2", "--out", str(tmp_path / "bad.jsonl")])
     assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_decoder_finetune_tiny(model, tmp_path):
+    """experiments.decoder_finetune: only the decoder changes (encoder, latent statistics and dynamics are kept, so the
+    dynamics' latents mean what they did); figures before / after per view; a second call continues the run."""
+    import torch
+
+    from experiments.decoder_finetune import detail_loss, local_contrast, main as finetune
+    from genie_env.recorder import record
+    from world_model import WorldModel
+
+    env = "genie_env/BabyAI3D-GoToLocal-v0"
+    record(env, tmp_path / "train", frames=24, policy="random", episodes_per_shard=4, max_episode_steps=6,
+           top_down_share=0.5, progress=False)
+    record(env, tmp_path / "test", frames=24, policy="random", episodes_per_shard=4, max_episode_steps=6,
+           top_down_share=0.5, env_kwargs={"worlds": "test"}, progress=False)
+    out = tmp_path / "dec"
+    args = ["--model", str(model), "--data", str(tmp_path / "train"), "--eval-data", str(tmp_path / "test"),
+            "--minutes", "0.02", "--batch-size", "4", "--eval-frames", "8", "--out", str(out)]
+    r = finetune(args)
+    assert r["steps"] >= 1 and set(r["before"]) == set(r["after"]) and r["before"]
+    for view, f in r["after"].items():
+        assert np.isfinite(f["frame_psnr"]) and f["detail_psnr"] <= f["frame_psnr"] + 20 and f["frames"] >= 1
+    old, new = WorldModel.load(model, autocast=False), WorldModel.load(out, autocast=False)
+
+    def same(a, b) -> bool:  # both stored as fp16
+        return all(torch.equal(u.half().float(), v.float()) for u, v in zip(a.state_dict().values(),
+                                                                            b.state_dict().values()))
+
+    assert same(old.autoencoder.encoder, new.autoencoder.encoder) and same(old.dynamics, new.dynamics)
+    assert torch.equal(old.autoencoder.latent_shift, new.autoencoder.latent_shift)
+    assert torch.equal(old.autoencoder.latent_scale, new.autoencoder.latent_scale)
+    assert not same(old.autoencoder.decoder, new.autoencoder.decoder)
+    assert new.training_metadata["decoder_finetune"]["steps"] == r["steps"]
+    assert finetune(args)["steps"] == r["steps"]  # the budget is spent: a second call continues, trains nothing more
+    # the loss: plain L1 + MSE at weight 0; the weight tilts it towards high-contrast pixels
+    x = torch.zeros(1, 3, 8, 8)
+    x[..., 4, 4] = 1.0
+    assert local_contrast(x)[0, 0, 4, 4] > local_contrast(x)[0, 0, 0, 0] == 0
+    miss = torch.zeros_like(x)
+    assert detail_loss(miss, x, 4.0) > detail_loss(miss, x, 0.0)
+    with pytest.raises(SystemExit):
+        finetune(args[:-2] + ["--out", str(tmp_path / "bad"), "--detail-weight", "-1"])
