@@ -191,3 +191,14 @@ def test_decoder_finetune_tiny(model, tmp_path):
     assert detail_loss(miss, x, 4.0) > detail_loss(miss, x, 0.0)
     with pytest.raises(SystemExit):
         finetune(args[:-2] + ["--out", str(tmp_path / "bad"), "--detail-weight", "-1"])
+
+
+def test_model_speed_runtimes_tiny(model):
+    """experiments.model_speed: every model under every runtime asked for, bf16 forced or off as named, ratios to the
+    first (model, runtime)."""
+    from experiments.model_speed import main as speed
+
+    r = speed(["--model", str(model), "--runtime", "fp32", "bf16", "--batch", "1", "--rounds", "1", "--repeats", "2"])
+    rows = {x["runtime"]: x for x in r["results"]}
+    assert set(rows) == {"fp32", "bf16"} and rows["fp32"]["bf16"] is False and rows["bf16"]["bf16"] is True
+    assert rows["fp32"]["vs_first"] == 1.0 and rows["bf16"]["env_steps_per_s"] > 0
