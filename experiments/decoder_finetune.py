@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from benchmarks.result_file import command_line
 from world_model import WorldModel
 from world_model.autoencoder import frames_to_pixels, pixels_to_frames
 from world_model.dataset import EpisodeDataset
@@ -125,7 +126,7 @@ def main(argv=None) -> dict:
     losses: list[float] = []
 
     def save() -> None:
-        record = {"command": "python -m experiments.decoder_finetune " + " ".join(argv or []), "model": a.model,
+        record = {"command": command_line("experiments.decoder_finetune", argv), "model": a.model,
                   "detail_weight": a.detail_weight, "lr": a.lr, "batch_size": a.batch_size, "minutes": a.minutes,
                   "steps": step, "seconds": round(spent, 1), "before": before,
                   "loss_last_100": round(float(np.mean(losses[-100:])), 5) if losses else None}
