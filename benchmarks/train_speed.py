@@ -7,11 +7,13 @@ tokens per 16x16 latent frame), at the default preset's width and depth, randoml
 depend on the weights).
 
 - training: one optimizer step of the EDM denoiser's loss (forward + backward under bf16 autocast where the CPU runs
-  it natively, gradient clipping, AdamW) on random latent windows of --batch x --window frames, as genie-train dynamics runs it.
+  it natively, gradient clipping, AdamW) on random latent windows of --batch x --window frames, as genie-train
+  dynamics runs it.
   Reported as tokens/s and as window frames/s (a 4x4-patch frame is 16 tokens, a 2x2 one 64, so tokens/s
   compares compute per token and frames/s compares data seen per second).
 - inference: frames/s of one world stepped with the shipped checkpoint's sampler (its steps, solver and guidance),
-  bf16 runtime where native (fp32 elsewhere), KV cache full (context_frames cached), decoding included, as GenieWorld steps it.
+  bf16 runtime where native (fp32 elsewhere), KV cache full (context_frames cached), decoding included, as
+  GenieWorld steps it.
 
 Every layout is timed once per round, in turn (interleaved), so a load change on a shared machine hits all of them
 alike; a figure is the median over rounds and each is also given as a ratio to frame_causal with 2x2 patches. The
@@ -132,7 +134,8 @@ def table(result: dict) -> list[str]:
 def section(result: dict) -> list[str]:
     """BENCHMARKS.md's section of one result."""
     return ["## Dynamics layouts: training and inference speed", "",
-            "Tokens and frames per second of a training step (forward + backward + AdamW, bf16 autocast where native, batch "
+            "Tokens and frames per second of a training step (forward + backward + AdamW, bf16 autocast where native, "
+            "batch "
             f"{result['batch']} windows of {result['window']} frames, the default width and depth, random weights) and "
             "frames per second of one world stepped with the shipped sampler, per attention layout and latent patch "
             "size, timed in interleaved rounds (medians, ratios to frame-causal attention over 2x2 patches).", "",

@@ -59,7 +59,8 @@ def main(argv=None) -> None:
                     t = time.perf_counter()
                     run = replace(cfg, seed=noise)
                     inter, _ = C.interaction(wm, truth, "first_person", run, found)
-                    line = {"model": model, "setting": spec, "noise_seed": noise, "sampler": wm.config.sampler.to_dict(),
+                    line = {"model": model, "setting": spec, "noise_seed": noise,
+                            "sampler": wm.config.sampler.to_dict(),
                             "context_sigma": wm.config.diffusion.context_sigma, "rows_per_frame": rows_per_frame(wm),
                             **{name: {"worlds": inter[name]["worlds"],
                                       "share": round(inter[name]["share"]["model"]["mean"], 4)

@@ -26,10 +26,10 @@ episode start repeat its first frame, as GenieWorld does for its first steps); t
 flag at that frame. Successes are rare (one frame per solved episode), so each batch draws ``positive_share`` of its
 windows from the successes and the rest uniformly from all frames; ``mismatch_share`` of the positives get another
 recorded mission instead of their own and the label 0, which forces the judge to read the mission. AdamW, bf16
-autocast where native, binary cross-entropy on the logit. Recordings dreamed by a world model (``genie-data dream``: recorded
-actions and verdicts, generated frames) train it alike; their successes are drawn so that dreamed frames are as
-common among the successes as among all frames (``balance_dreamed``), else the look of generated frames would itself
-predict success whenever the dreamed episodes are richer in successes than the recorded ones.
+autocast where native, binary cross-entropy on the logit. Recordings dreamed by a world model (``genie-data
+dream``: recorded actions and verdicts, generated frames) train it alike; their successes are drawn so that dreamed
+frames are as common among the successes as among all frames (``balance_dreamed``), else the look of generated
+frames would itself predict success whenever the dreamed episodes are richer in successes than the recorded ones.
 
 Checkpoint: a folder with ``config.json`` ({"format": "genie-success-judge", "format_version": 1, "config": ...,
 "training": ...}) and ``model.safetensors``, written atomically; nothing is ever unpickled.
