@@ -64,7 +64,12 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                 "polished padded model under rho 3, v7's weights; v7_smax8: v7 with each frame started at sigma 8 instead "
                                 "of 5 (experiments/LOG.md entry 22; "
                                 "consistency_64_fp_*: the 64 first-person floor worlds, consistency_td_*: the suite's 32 "
-                                "top-down worlds)"}
+                                "top-down worlds)",
+                 "sampler_start": "v7's weights started unguided at sigma 6.5 (v7_s65g1), and v7 trained 70 minutes "
+                                  "more (polish3), experiments/LOG.md entry 23 (consistency_64_fp_*: the 64 "
+                                  "first-person floor worlds, consistency_td_*: the suite's 32 top-down worlds)",
+                 "decoder": "v7 and v7 with its decoder fine-tuned towards fine detail (v7_dec_w4), 16 worlds per "
+                            "view (experiments/LOG.md entry 24)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file
