@@ -316,6 +316,7 @@ def test_autocast_default_follows_the_hardware(monkeypatch):
 
     for native in (False, True):
         monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_bf16": native})
+        hw._cpu_has_bf16.cache_clear()
         assert hw.bf16_native("cpu") is native and hw.resolve_bf16(None) is native
         assert hw.resolve_bf16(True) is True and hw.resolve_bf16(False) is False
         wm = WorldModel.from_config(PRESETS["tiny"])
@@ -327,6 +328,7 @@ def test_autocast_default_follows_the_hardware(monkeypatch):
     wm.autocast = False
     assert not wm._bf16 and wm._runtime()[1] is wm.dynamics
     assert hw.bf16_native("meta") is False
+    hw._cpu_has_bf16.cache_clear()  # this machine's own answer for the tests after this one
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints

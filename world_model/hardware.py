@@ -6,6 +6,8 @@ PyTorch runs bf16 matmuls natively on CUDA GPUs with bf16 support and on CPUs wi
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 
@@ -14,8 +16,12 @@ def bf16_native(device: str | torch.device = "cpu") -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _cpu_has_bf16()
+
+
+@lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    """The CPU's bf16 instructions, read once (~50 us a read, and the world model asks at every step)."""
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
