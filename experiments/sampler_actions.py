@@ -15,7 +15,6 @@ the wall seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 
 from benchmarks import consistency as C
 from benchmarks.ground_truth import GroundTruth, draw_worlds
-from experiments.sampler_still import rows_per_frame
+from experiments.sampler_still import append_line, setting_fields
 from world_model import WorldModel
 from world_model.sampler import parse_settings
 
@@ -59,9 +58,7 @@ def main(argv=None) -> None:
                     t = time.perf_counter()
                     run = replace(cfg, seed=noise)
                     inter, _ = C.interaction(wm, truth, "first_person", run, found)
-                    line = {"model": model, "setting": spec, "noise_seed": noise,
-                            "sampler": wm.config.sampler.to_dict(),
-                            "context_sigma": wm.config.diffusion.context_sigma, "rows_per_frame": rows_per_frame(wm),
+                    line = {**setting_fields(model, spec, wm), "noise_seed": noise,
                             **{name: {"worlds": inter[name]["worlds"],
                                       "share": round(inter[name]["share"]["model"]["mean"], 4)
                                       if inter[name]["worlds"] else None} for name in ("toggle", "pickup")}}
@@ -70,9 +67,7 @@ def main(argv=None) -> None:
                         line["approach"] = {"worlds": appr["worlds"],
                                             "gain": {k: round(v["gain"]["mean"], 3) for k, v in appr["steps"].items()}}
                     line["wall_s"] = round(time.perf_counter() - t, 1)
-                    print(json.dumps(line), flush=True)
-                    with open(a.out, "a") as f:
-                        f.write(json.dumps(line) + "\n")
+                    append_line(a.out, line)
     finally:
         truth.close()
 

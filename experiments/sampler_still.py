@@ -31,6 +31,19 @@ def rows_per_frame(wm) -> int:
     return sum(2 if sc.guides(s) else 1 for s in sigmas)
 
 
+def setting_fields(model: str, spec: str, wm) -> dict:
+    """The JSON line's head for one (model, setting): the sampler as run and the network rows each frame costs."""
+    return {"model": model, "setting": spec, "sampler": wm.config.sampler.to_dict(),
+            "context_sigma": wm.config.diffusion.context_sigma, "rows_per_frame": rows_per_frame(wm)}
+
+
+def append_line(path: str | Path, line: dict) -> None:
+    """Print one result line and append it to the JSON lines file `path`."""
+    print(json.dumps(line), flush=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", required=True, help="'default' or checkpoint folders")
@@ -52,13 +65,9 @@ def main(argv=None) -> None:
                 wm = WorldModel.load(model)
                 wm = wm.with_sampler(**settings) if settings else wm
                 r, _ = C.still(wm, truth, "first_person", cfg, worlds)
-                line = {"model": model, "setting": spec, "sampler": wm.config.sampler.to_dict(),
-                        "context_sigma": wm.config.diffusion.context_sigma, "rows_per_frame": rows_per_frame(wm),
-                        "worlds": a.worlds, "still": {k: round(v["model"]["mean"], 2) for k, v in r["steps"].items()},
-                        "wall_s": round(time.perf_counter() - t, 1)}
-                print(json.dumps(line), flush=True)
-                with open(a.out, "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                append_line(a.out, {**setting_fields(model, spec, wm), "worlds": a.worlds,
+                                     "still": {k: round(v["model"]["mean"], 2) for k, v in r["steps"].items()},
+                                     "wall_s": round(time.perf_counter() - t, 1)})
     finally:
         truth.close()
 
