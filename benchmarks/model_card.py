@@ -69,6 +69,10 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
         exported = json.loads((model / "config.json").read_text()).get("training", {})
         if exported.get("step") is not None:
             phase["steps"] = exported["step"]
+        if exported.get("init_from"):  # fine-tuned on the GPU from base's model: base's phases come first
+            phase["init_from"] = exported["init_from"]
+            phase["previous"] = dict(base["dynamics"])
+            phase["previous"].setdefault("data", base["data"])
         d = phase["data"]
         return {"data": {"folders": [], "env_ids": [f"genie_env/BabyAI3D-{lvl}-v0" for lvl in d["levels"]],
                          "frames": d["frames"], "episodes": None, "episodes_by_view": {}, "episodes_by_policy": {},
@@ -141,7 +145,7 @@ def gpu_run_phase(out: Path) -> dict:
     a, train = s["args"], s.get("train_run") or {}
     if not train:  # a summary written before the runner kept the trainer's settings: read its options
         flags = shlex.split(a.get("train_args", ""))
-        opt = {f[2:].replace("-", "_"): float(v) for f, v in zip(flags, flags[1:] + [""])
+        opt = {f[2:].replace("-", "_"): _number(v) for f, v in zip(flags, flags[1:] + [""])
                if f.startswith("--") and v and not v.startswith("--")}
         train = {"ema_decay": opt.get("ema_decay"), "context_sigma": opt.get("context_sigma"),
                  "context_sigma_min": opt.get("context_sigma_min")}
@@ -168,6 +172,10 @@ def gpu_run_phase(out: Path) -> dict:
     }
     if train.get("context_sigma_min") is not None:
         phase["context_sigma_range"] = [train["context_sigma_min"], train["context_sigma"]]
+    flags = shlex.split(a.get("train_args", ""))
+    if "--memory" in flags or train.get("memory"):
+        phase["memory"] = "turns only" if "--memory-turns-only" in flags or train.get("memory_turns_only") \
+            else "every frame"
     return phase
 
 
@@ -185,6 +193,14 @@ def compute_words(summary: dict) -> str:
     if cpu or not parts:
         parts.append(f"{round(cpu / 5) * 5:.0f} on 2 CPU cores")
     return "about " + " and ".join(parts).replace(" on", " minutes of dynamics training on", 1)
+
+
+def _number(text: str) -> float | str:
+    """A command-line option's value: a number where it reads as one (--lr 2e-4), else the text (--init-from PATH)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _fmt(x, digits=2) -> str:

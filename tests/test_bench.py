@@ -340,10 +340,16 @@ def test_model_card_of_a_lent_gpu_run_then_a_cpu_fine_tune(tmp_path):
             "train_args": "--lr 6e-4 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --log-every 10"}
     (out / "summary.json").write_text(json.dumps({"args": args, "batch": 256, "phases_s": {"record": 37.2},
                                                   "data": {"train_frames": 400_000}}))
+    scratch = tmp_path / "scratch"  # a model whose dynamics the GPU run trained from scratch
+    scratch.mkdir()
+    config = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())
+    config["training"].pop("init_from", None)
+    (scratch / "config.json").write_text(json.dumps(config))
     with pytest.raises(SystemExit, match="--base-summary"):
-        gather(DEFAULT_CHECKPOINT, Path("-"), Path("-"), [], None, gpu_run=out)
-    summary = gather(DEFAULT_CHECKPOINT, Path("-"), Path("-"), [], shipped, gpu_run=out)
+        gather(scratch, Path("-"), Path("-"), [], None, gpu_run=out)
+    summary = gather(scratch, Path("-"), Path("-"), [], shipped, gpu_run=out)
     dyn = summary["dynamics"]
+    assert "previous" not in dyn and "memory" not in dyn
     assert dyn["device"] == "NVIDIA H100 80GB HBM3" and dyn["batch_size"] == 256 and dyn["wall_time_min"] == 1.0
     assert dyn["ema_decay"] == 0.998 and dyn["context_sigma_range"] == [0.01, 0.1]
     assert summary["autoencoder"] == shipped["autoencoder"] and summary["data"]["frames"] == 400_000
@@ -359,6 +365,37 @@ def test_model_card_of_a_lent_gpu_run_then_a_cpu_fine_tune(tmp_path):
     assert f"wall time, {dyn['steps'] * 256 + shipped['dynamics']['steps'] * 8:,} training windows." in text
     assert compute_words(tuned) == ("about 1 minutes of dynamics training on a lent NVIDIA H100 80GB HBM3 and 60 on "
                                     "2 CPU cores")
+
+
+def test_model_card_of_a_lent_gpu_fine_tune_of_the_shipped_model(tmp_path):
+    """A lent-GPU run that fine-tuned the shipped model (--init-from in its TRAIN_ARGS, recorded in the exported
+    config) lists the shipped model's phases first, then the GPU phase with its memory input and data."""
+    from benchmarks.model_card import compute_words, gather, render
+    from world_model.inference import DEFAULT_CHECKPOINT
+
+    shipped = json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s, "elapsed_s": 6.0 * s}) + "\n"
+                                           for s in (10, 20, 30)))
+    (out / "runner.log").write_text("[gpu_run] GPU NVIDIA H200, 140 GiB, bf16 True\n")
+    args = {"preset": "default", "levels": "GoToLocal OpenDoor", "procs": 16, "data_args": "--policy mix",
+            "train_args": "--init-from world_model/checkpoints/default --lr 2e-4 --ema-decay 0.998 --memory "
+                          "--memory-turns-only"}
+    (out / "summary.json").write_text(json.dumps({"args": args, "batch": 256, "phases_s": {"record": 60.0},
+                                                  "data": {"train_frames": 400_000}}))
+    model = tmp_path / "model"
+    model.mkdir()
+    config = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())
+    config["training"].update(step=30, init_from={"path": "world_model/checkpoints/default", "step": 541})
+    (model / "config.json").write_text(json.dumps(config))
+    dyn = gather(model, Path("-"), Path("-"), [], shipped, gpu_run=out)["dynamics"]
+    assert dyn["init_from"]["path"] == "world_model/checkpoints/default" and dyn["memory"] == "turns only"
+    assert dyn["previous"]["steps"] == shipped["dynamics"]["steps"] and dyn["previous"]["data"] == shipped["data"]
+    text = render(model, {**shipped, "dynamics": dyn, "recipe": "bash y.sh"}, None, None)
+    assert "- Dynamics, then fine-tuned on a lent NVIDIA H200: 30 steps" in text
+    assert "with the pose-keyed memory input (turns only)" in text.split("then fine-tuned on a lent")[1]
+    assert compute_words({"dynamics": dyn}).startswith("about 3 minutes of dynamics training on a lent NVIDIA H200 and")
 
 
 def test_report_of_the_shipped_results_in_order_with_machines_in_words():
