@@ -156,6 +156,25 @@ def test_dynamics_run_resumes_exactly_and_exports(autoencoder_run, tmp_path):
     assert avg.training_metadata["averaged_checkpoints"] == ["ckpt-00000003", "ckpt-00000006"]
     with pytest.raises(CheckpointError, match="at least 99"):
         main(["export", "--dynamics", str(run), "--out", str(tmp_path / "x"), "--average-last", "99"])
+    # blending a fine-tune with the checkpoint it started from (WiSE-FT): (1 - W) x its weights + W x the other's
+    assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "blend"), "--blend-with",
+                 str(run / "ckpt-00000003"), "--blend-weight", "0.25", "--dtype", "float32"]) == 0
+    blend = WorldModel.load(tmp_path / "blend", autocast=False)
+    for k, v in blend.dynamics.state_dict().items():
+        torch.testing.assert_close(v, 0.75 * last_two[1][k] + 0.25 * last_two[0][k])
+    assert blend.training_metadata["blended_with"] == {"path": str(run / "ckpt-00000003"), "weight": 0.25,
+                                                       "step": 3}
+    assert main(["export", "--dynamics", str(run), "--out", str(tmp_path / "bad"), "--blend-with",
+                 str(run / "ckpt-00000003"), "--blend-weight", "1.5"]) == 2
+    assert not (tmp_path / "bad").exists()
+    other = tmp_path / "other_ae"  # the same layout over another autoencoder's weights: refused
+    wm.save(other, dtype=torch.float32)
+    ae = WorldModel.load(other, autocast=False)
+    with torch.no_grad():
+        next(ae.autoencoder.parameters()).add_(1.0)
+    ae.save(other, dtype=torch.float32)
+    with pytest.raises(CheckpointError, match="another autoencoder"):
+        main(["export", "--dynamics", str(run), "--out", str(tmp_path / "x"), "--blend-with", str(other)])
 
 
 def test_cli_on_recorded_shards(tmp_path):

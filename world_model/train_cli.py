@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="storage dtype of the weights (default: float16)")
     ex.add_argument("--average-last", type=int, default=1,
                     help="average the dynamics weights of the run's last K checkpoints (default: 1, the latest)")
+    ex.add_argument("--blend-with", default=None,
+                    help="a checkpoint with the same dynamics and autoencoder (the one --dynamics was fine-tuned "
+                         "from): export (1 - W) x these dynamics weights + W x its")
+    ex.add_argument("--blend-weight", type=float, default=0.5, help="W of --blend-with, in [0, 1] (default: 0.5)")
     ex.add_argument("--num-steps", type=int, default=None, help="sampler default: denoising steps per frame")
     ex.add_argument("--guidance", type=float, default=None, help="sampler default: classifier-free guidance weight")
     ex.add_argument("--sampler", choices=("euler", "heun"), default=None, help="sampler default: solver")
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                    if v is not None}
         try:
             path = export(args.dynamics, args.out, args.autoencoder, dtype=getattr(torch, args.dtype),
-                          sampler=sampler, average_last=args.average_last)
+                          sampler=sampler, average_last=args.average_last, blend_with=args.blend_with,
+                          blend_weight=args.blend_weight)
         except ValueError as e:  # a bad sampler default
             print(f"genie-train export: error: {e}", file=sys.stderr)
             return 2

@@ -568,14 +568,20 @@ class DynamicsTrainer(Trainer):
 
 
 def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None = None,
-           dtype: torch.dtype = torch.float16, sampler: dict | None = None, average_last: int = 1) -> Path:
+           dtype: torch.dtype = torch.float16, sampler: dict | None = None, average_last: int = 1,
+           blend_with: str | Path | None = None, blend_weight: float = 0.5) -> Path:
     """Write the compact inference checkpoint of a dynamics run (optionally with another autoencoder's weights,
     and other sampler defaults, e.g. sampler={"guidance": 1.0}).
 
     average_last: average the dynamics weights of the run's last K checkpoints (checkpoint averaging, a cheap
-    stand-in for an EMA of the weights: it smooths the noise of the last steps of SGD); 1 exports the latest."""
+    stand-in for an EMA of the weights: it smooths the noise of the last steps of SGD); 1 exports the latest.
+    blend_with: a checkpoint with the same dynamics and autoencoder, typically the one `dynamics` was fine-tuned
+    from; the exported dynamics weights are (1 - blend_weight) * dynamics' + blend_weight * its (interpolating a
+    fine-tune towards its start, as WiSE-FT does, keeps more of what the start could do)."""
     if average_last < 1:
         raise ValueError(f"average_last must be >= 1, got {average_last}")
+    if not 0.0 <= blend_weight <= 1.0:
+        raise ValueError(f"blend_weight must be in [0, 1], got {blend_weight}")
     wm = WorldModel.load(dynamics, autocast=False)
     training = dict(getattr(wm, "training_metadata", {}))
     if average_last > 1:
@@ -587,6 +593,20 @@ def export(dynamics: str | Path, out: str | Path, autoencoder: str | Path | None
         mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) for k, v in states[-1].items()}
         wm.dynamics.load_state_dict(mean, strict=True)
         training["averaged_checkpoints"] = [f.name for f in folders]
+    if blend_with is not None:
+        other = WorldModel.load(blend_with, autocast=False)
+        if (other.config.dynamics, other.config.autoencoder) != (wm.config.dynamics, wm.config.autoencoder):
+            raise CheckpointError(f"--blend-with {blend_with}: its dynamics or autoencoder differ from those of "
+                                  f"{dynamics}; blend a fine-tune with the checkpoint it started from")
+        if any(not torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5)  # fp16 and fp32 copies alike
+               for a, b in zip(other.autoencoder.state_dict().values(), wm.autoencoder.state_dict().values())):
+            raise CheckpointError(f"--blend-with {blend_with} holds another autoencoder's weights than {dynamics}: "
+                                  "their dynamics work on different latents and do not blend")
+        mine, theirs = wm.dynamics.state_dict(), other.dynamics.state_dict()
+        wm.dynamics.load_state_dict({k: (v.float().lerp(theirs[k].float(), blend_weight)).to(v.dtype)
+                                     if v.is_floating_point() else v for k, v in mine.items()}, strict=True)
+        training["blended_with"] = {"path": str(blend_with), "weight": blend_weight,
+                                    "step": other.training_metadata.get("step")}
     if sampler:
         if sampler.get("context_sigma") is not None and "trained_context_sigma" not in training:
             training["trained_context_sigma"] = wm.config.diffusion.trained_context_sigma
