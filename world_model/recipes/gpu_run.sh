@@ -9,11 +9,13 @@
 # with `.whl` carried and the device tool's $OUT: a smoke call, then the real one on the still-warm machine:
 #
 #   FRAMES_PER_PROC=2000 FINAL_MARGIN_S=20 bash world_model/recipes/gpu_run.sh $OUT 1.5
-#   RECORD_SHARE=0.2 FINAL_MARGIN_S=25 bash world_model/recipes/gpu_run.sh $OUT MINUTES   # the script ends by MINUTES + ~10 s
+#   RECORD_SHARE=0.15 FINAL_MARGIN_S=25 bash world_model/recipes/gpu_run.sh $OUT MINUTES   # ends by MINUTES + ~10 s
 #
 # Size MINUTES from the smoke call's reply: lease.budget_left_s less ~90 s (transfers, and the margin that keeps the
-# lease from running out mid-call), over 60. On the H100 of experiments/LOG.md entry 14 the machine's start took
-# ~6.5 minutes of the 15, the smoke call 70 s, so the real call got MINUTES=5.2 (3.85 of them training).
+# lease from running out mid-call), over 60, at most 9.3 (a call runs 10 minutes at most); issue it at once (the
+# machine goes back after 30 s idle). On the H100 of experiments/LOG.md entry 14 the machine's start took ~6.5
+# minutes of the 15 and the real call got MINUTES=5.2; on the H200 of entry 25 the start and the smoke call together
+# took ~1.8 minutes and the real call got MINUTES=9.3 (7.4 of them training: 2,579 steps of 256 windows).
 #
 # Phases (the minutes count from the start of this script):
 #   1. set-up: installs the wheels in .whl into /tmp/site if gymnasium or minigrid is missing, uses the repository
@@ -64,18 +66,26 @@ WORK=${WORK:-$(mktemp -d /tmp/gpu_run.XXXXXX)}   # scratch: recordings, run dire
 # >>> DATA_ARGS: genie-data record options of every recorder (the policy mix, the top-down share, counterfactual
 # >>> branches with --branch-every N); the default is the shipped model's data.
 DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 128"}
+# >>> INIT_FROM: the checkpoint whose dynamics the run fine-tunes (its autoencoder must be AUTOENCODER's); the default,
+# >>> for PRESET=default, is the shipped model (experiments/LOG.md entry 25: the shipped model was trained so, from
+# >>> the CPU-trained v7, which `INIT_FROM=runs/candidates/v7` with `runs/candidates/v7` carried reproduces); empty
+# >>> ("INIT_FROM=") trains from scratch (entry 14: 3.5 minutes from scratch only reached the CPU-trained model).
+INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/checkpoints/default" || true)}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
 # >>> layout: see genie-train dynamics --help); the default is the shipped model's recipe (Diffusion Forcing, context
-# >>> noise drawn from [0.01, 0.1], EMA) from scratch on the shipped autoencoder, peak lr raised for the larger batch,
-# >>> plus the pose-keyed memory input on turns (--memory --memory-turns-only: experiments/LOG.md entry 17, +5.7 dB
-# >>> first-person look-back and +0.17 counterfactual accuracy over the same fine-tune without it).
+# >>> noise drawn from [0.01, 0.1], EMA) on the shipped autoencoder with the pose-keyed memory input on turns
+# >>> (--memory --memory-turns-only: experiments/LOG.md entry 17, +5.7 dB first-person look-back and +0.17
+# >>> counterfactual accuracy over the same fine-tune without it); peak lr 2e-4 fine-tuning INIT_FROM at batch 256
+# >>> (entry 25), 6e-4 from scratch (entry 14). --init-from INIT_FROM is added to it.
 # >>> The recipe ablation that 20 CPU-minutes per arm could not separate (experiments/LOG.md entry 12) adds to it:
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
 # >>> and --view-conditioning (the view as an embedding, like the action: experiments/LOG.md entry 14 found the
 # >>> GPU-trained models answering a top-down turn with a first-person room).
-TRAIN_ARGS=${TRAIN_ARGS:-"--lr 6e-4 --warmup 100 --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 10"}
+LR=$([ -n "$INIT_FROM" ] && echo "--lr 2e-4 --warmup 50" || echo "--lr 6e-4 --warmup 100")
+TRAIN_ARGS=${TRAIN_ARGS:-"$LR --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 20"}
+TRAIN_ARGS="$TRAIN_ARGS${INIT_FROM:+ --init-from $INIT_FROM}"
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's (3 Euler steps 5 -> 1.28 -> 0.1,
 # >>> guidance on the first; a full KV cache rebuilt from its latest 4 frames, 2 for a preset with fewer than 16 frames).
 REFRESH=$([ "$PRESET" = default ] && echo 4 || echo 2)
