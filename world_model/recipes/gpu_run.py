@@ -140,7 +140,8 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
     that a recorder cut off by the deadline still leaves a held-out set).
 
     At `deadline` the recorders stop (SIGTERM: their whole shards stay, the one being written goes), except a
-    train recorder with no shard yet, which may go on until `latest` to finish one."""
+    train recorder with no shard yet, which may go on until `latest` to finish one; a slot whose held-out recorder
+    ran to the deadline (a slow or shared machine) still starts its train recorder for that one shard."""
     levels = args.levels.split()
     env = {**child_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [args.python, "-m", "genie_env.data_cli", "record", *shlex.split(args.data_args), "--quiet"]
@@ -150,7 +151,7 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
         cmds = []
         if p < len(levels) and args.test_frames > 0:
             test = work / "data" / "test" / level
-            cmds.append((test, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "test", "--frames",
+            cmds.append((None, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "test", "--frames",
                                 str(args.test_frames), "--seed", str(100 + p), "--episodes-per-shard", "16",
                                 "--out", str(test)]))
         cmds.append((out, [*base, "--env", f"genie_env/BabyAI3D-{level}-v0", "--worlds", "train", "--frames",
@@ -163,8 +164,8 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
 
     def run_slot(cmds):
         for must_have, cmd in cmds:  # must_have: a folder that needs one shard before its recorder may stop
-            if time.time() >= deadline:
-                return
+            if time.time() >= (deadline if must_have is None else latest):
+                continue
             proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, text=True)
             try:
@@ -341,8 +342,8 @@ def run(args) -> int:
         raise SystemExit(f"gpu_run: {work}/run exists; give a fresh --work folder (a run never resumes another)")
     summary = {"args": vars(args), "phases_s": {}}
     t = time.time()
-    data = record(args, work, start + 60 * args.minutes * args.record_share,
-                  latest=deadline - args.final_margin_s - args.startup_s)
+    record_until = start + 60 * args.minutes * args.record_share
+    data = record(args, work, record_until, latest=max(record_until, deadline - args.final_margin_s - args.startup_s))
     summary["phases_s"]["record"] = round(time.time() - t, 1)
     data["train_frames"] = count_frames(data["train"])
     data["test_frames"] = count_frames(data["test"])
