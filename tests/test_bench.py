@@ -303,7 +303,7 @@ def test_model_card_wall_time_across_resumes_and_render():
     assert row.split(" | ")[2] == "n/a (n/a)"  # the top-down cell; first person keeps its figures
     assert "n/a" not in row.split(" | ")[1]
     # a fine-tuned model (genie-train dynamics --init-from): each phase on its own line, and the total
-    first = {k: v for k, v in summary["dynamics"].items() if k != "previous"}  # one phase
+    first = {k: v for k, v in summary["dynamics"].items() if k not in ("previous", "device")}  # one CPU phase
     tuned = {**summary, "dynamics": {**first, "steps": 100, "wall_time_min": 10.0,
                                      "context_sigma_range": [0.01, 0.1], "previous": first}}
     text = render(DEFAULT_CHECKPOINT, tuned, fidelity, None)
@@ -323,13 +323,22 @@ def test_model_card_wall_time_across_resumes_and_render():
     assert f"- Dynamics in all: {first['steps'] + 100} steps, {round(first['wall_time_min'] + 10.0, 1)} min" in text
 
 
+def cpu_trained(summary: dict) -> dict:
+    """The shipped training summary cut to its newest CPU-trained dynamics phase (a base for the GPU-phase tests,
+    whatever the shipped model's last phase was)."""
+    dyn = summary["dynamics"]
+    while dyn.get("device"):
+        dyn = dyn["previous"]
+    return {**summary, "dynamics": dyn, "data": dyn.get("data", summary["data"])}
+
+
 def test_model_card_of_a_lent_gpu_run_then_a_cpu_fine_tune(tmp_path):
     """A lent-GPU run's OUT folder (world_model/recipes/gpu_run.sh) becomes a dynamics phase with its device, batch,
     data and the machine; a CPU fine-tune of it lists both phases and splits the compute by machine."""
     from benchmarks.model_card import compute_words, gather, render
     from world_model.inference import DEFAULT_CHECKPOINT
 
-    shipped = json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text())
+    shipped = cpu_trained(json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text()))
     out = tmp_path / "out"
     out.mkdir()
     (out / "log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s, "elapsed_s": 2.0 * s}) + "\n"
@@ -373,7 +382,7 @@ def test_model_card_of_a_lent_gpu_fine_tune_of_the_shipped_model(tmp_path):
     from benchmarks.model_card import compute_words, gather, render
     from world_model.inference import DEFAULT_CHECKPOINT
 
-    shipped = json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text())
+    shipped = cpu_trained(json.loads((DEFAULT_CHECKPOINT / "training_summary.json").read_text()))
     out = tmp_path / "out"
     out.mkdir()
     (out / "log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s, "elapsed_s": 6.0 * s}) + "\n"

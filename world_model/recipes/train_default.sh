@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Trains the shipped default world model (world_model/checkpoints/default) and success judge from scratch, on the
-# 3D BabyAI world's train seeds, on a 2-core CPU, then measures them (benchmarks/results/, the model card and
+# 3D BabyAI world's train seeds, on a 2-core CPU and, for the last dynamics phase, a lent GPU, then measures them (benchmarks/results/, the model card and
 # BENCHMARKS.md). Every step resumes if re-run after a kill.
 #
 #   bash world_model/recipes/train_default.sh            # from the repository root, in the project's venv
 #
 # Wall times on the 2-core AMD EPYC machine: recording ~5 min, autoencoder ~45 min, dynamics ~215 min in three
 # phases (+5-8 min to pre-encode the data per phase), then ~3 min of recording and two memory phases of 75 and 65
-# minutes (+2 min to encode), three more phases of 45, 30 and 45 minutes, judge ~5 min. The studies that chose these settings are in
-# experiments/LOG.md.
+# minutes (+2 min to encode), three more phases of 45, 30 and 45 minutes, then ~9 minutes on a lent GPU machine
+# (phase 9: that step alone needs one), judge ~5 min. The studies that chose these settings are in experiments/LOG.md.
 set -euo pipefail
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
 
@@ -95,8 +95,7 @@ python -m benchmarks.model_card --model runs/candidates/v6 --dyn-run runs/train/
 #    first-person episodes shorter than the window (the bot's, which open the doors and pick up the objects) padded to
 #    it with copies of their last frame (`--pad-short-episodes --pad-views first_person --pad-at end`), then 30 and 45
 #    minutes without padding (~470 and ~540 steps). Exported with 3 Euler steps 5 -> 1.28 -> 0.1 (`--rho 3`), action
-#    guidance on the first step only, the KV cache rebuilt from its latest 4 frames, into the package; then measured
-#    on unseen worlds.
+#    guidance on the first step only, the KV cache rebuilt from its latest 4 frames ("v7").
 mkdir -p runs/train/ft_pad_fp_end runs/train/polish_fp_end runs/train/polish2_fp_end
 genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --autoencoder runs/candidates/v5 \
   --init-from runs/candidates/v6 --preset default --out runs/train/ft_pad_fp_end --steps 100000 \
@@ -123,12 +122,27 @@ genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* --auto
   --memory --memory-turns-only
 genie-train export --dynamics runs/train/polish2_fp_end --out runs/candidates/v7 --context-sigma 0.01 --num-steps 3 \
   --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
-cp runs/candidates/v7/config.json runs/candidates/v7/model.safetensors world_model/checkpoints/default/
+python -m benchmarks.model_card --model runs/candidates/v7 --dyn-run runs/train/polish2_fp_end \
+  --data runs/data/base/* --base-summary runs/candidates/polish_fp_end/training_summary.json --summary-only
+
+# 9. Phase 9 (LOG entry 25), on a lent GPU machine (the device tool, DEVELOPERS.md): v7 fine-tuned for 7.4 minutes
+#    at batch 256 (2,579 steps, peak lr 2e-4) on 400k frames of the same mixed play recorded there by 16 processes,
+#    with phase 5's settings, exported with v7's sampler. With `.whl` and runs/candidates/v7 carried, a smoke call
+#    (world_model/recipes/gpu_run.sh's header), then on the warm machine
+#
+#      INIT_FROM=runs/candidates/v7 RECORD_SHARE=0.15 FINAL_MARGIN_S=25 bash world_model/recipes/gpu_run.sh $OUT 9.3
+#
+#    and the returned OUT folder here as runs/gpu/run2; then this script again. Into the package, then measured on
+#    unseen worlds.
+[ -f runs/gpu/run2/model/config.json ] || { echo "phase 9 runs on a lent GPU machine (see above): put its OUT" \
+  "folder in runs/gpu/run2 and run this script again" >&2; exit 1; }
+[ -f runs/gpu/run2/model/model.safetensors ] || python world_model/recipes/gpu_run.py join runs/gpu/run2/model
+cp runs/gpu/run2/model/config.json runs/gpu/run2/model/model.safetensors world_model/checkpoints/default/
 python -m benchmarks.fidelity --model default --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
 python -m benchmarks.consistency --preset default --out benchmarks/results/consistency.json --sheets docs/consistency
 
-# 9. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
+# 10. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
 #    BENCHMARKS.md from the saved results.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out genie_env/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
@@ -139,6 +153,6 @@ for lvl in $LEVELS; do
 done
 python -m benchmarks.judge_on_dreams --judge default --recorded runs/data/test --dreamed runs/dream/test \
   --out benchmarks/results/judge_on_dreams.json
-python -m benchmarks.model_card --model world_model/checkpoints/default --dyn-run runs/train/polish2_fp_end \
-  --data runs/data/base/* --base-summary runs/candidates/polish_fp_end/training_summary.json
+python -m benchmarks.model_card --model world_model/checkpoints/default --gpu-run runs/gpu/run2 \
+  --base-summary runs/candidates/v7/training_summary.json
 genie-bench report --results benchmarks/results --out BENCHMARKS.md
