@@ -69,17 +69,19 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
         exported = json.loads((model / "config.json").read_text()).get("training", {})
         if exported.get("step") is not None:
             phase["steps"] = exported["step"]
+        earlier = {}
         if exported.get("init_from"):  # fine-tuned on the GPU from base's model: base's phases come first
             phase["init_from"] = exported["init_from"]
             phase["previous"] = dict(base["dynamics"])
             phase["previous"].setdefault("data", base["data"])
+            earlier = {"earlier_machine": base.get("earlier_machine") or base.get("machine")}
         d = phase["data"]
         return {"data": {"folders": [], "env_ids": [f"genie_env/BabyAI3D-{lvl}-v0" for lvl in d["levels"]],
                          "frames": d["frames"], "episodes": None, "episodes_by_view": {}, "episodes_by_policy": {},
                          "options": d["options"]},
                 "machine": json.loads((gpu_run / "summary.json").read_text()).get("machine") or {
                     "cpu": "unknown CPU", "cores_usable": d["recorders"], "gpu": phase["device"]},
-                "autoencoder": base["autoencoder"], "dynamics": phase}
+                **earlier, "autoencoder": base["autoencoder"], "dynamics": phase}
     from benchmarks.machine import describe_machine
     from genie_env.data_cli import recording_summary
 
@@ -321,7 +323,9 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
             lines.append(f"- {name.capitalize()} in all: {sum(t['steps'] for t in phases)} steps, "
                          f"{round(sum(t['wall_time_min'] for t in phases), 1)} min wall time{windows}.")
     lines += [
-        f"- Machine: {in_words(m)}; bf16 autocast.",
+        (f"- Machines: the autoencoder and the earlier phases on {in_words(summary['earlier_machine'])}; the last "
+         f"phase on {in_words(m)}; bf16 autocast where native." if summary.get("earlier_machine")
+         else f"- Machine: {in_words(m)}; bf16 autocast."),
         f"- Recipe: `{summary.get('recipe', 'bash world_model/recipes/train_default.sh')}`.",
         "",
     ]

@@ -329,7 +329,9 @@ def cpu_trained(summary: dict) -> dict:
     dyn = summary["dynamics"]
     while dyn.get("device"):
         dyn = dyn["previous"]
-    return {**summary, "dynamics": dyn, "data": dyn.get("data", summary["data"])}
+    cpu = {k: v for k, v in summary.items() if k != "earlier_machine"}
+    return {**cpu, "dynamics": dyn, "data": dyn.get("data", summary["data"]),
+            "machine": summary.get("earlier_machine", summary["machine"])}
 
 
 def test_model_card_of_a_lent_gpu_run_then_a_cpu_fine_tune(tmp_path):
@@ -401,8 +403,11 @@ def test_model_card_of_a_lent_gpu_fine_tune_of_the_shipped_model(tmp_path):
     dyn = gather(model, Path("-"), Path("-"), [], shipped, gpu_run=out)["dynamics"]
     assert dyn["init_from"]["path"] == "world_model/checkpoints/default" and dyn["memory"] == "turns only"
     assert dyn["previous"]["steps"] == shipped["dynamics"]["steps"] and dyn["previous"]["data"] == shipped["data"]
-    text = render(model, {**shipped, "dynamics": dyn, "recipe": "bash y.sh"}, None, None)
+    summary = gather(model, Path("-"), Path("-"), [], shipped, gpu_run=out)
+    assert summary["earlier_machine"] == shipped["machine"]
+    text = render(model, {**summary, "recipe": "bash y.sh"}, None, None)
     assert "- Dynamics, then fine-tuned on a lent NVIDIA H200: 30 steps" in text
+    assert "- Machines: the autoencoder and the earlier phases on " in text and "; the last phase on " in text
     assert "with the pose-keyed memory input (turns only)" in text.split("then fine-tuned on a lent")[1]
     assert compute_words({"dynamics": dyn}).startswith("about 3 minutes of dynamics training on a lent NVIDIA H200 and")
 
