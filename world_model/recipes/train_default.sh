@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the shipped default world model (world_model/checkpoints/default) and success judge from scratch, on the
-# 3D BabyAI world's train seeds, on a 2-core CPU and, for the last dynamics phase, a lent GPU, then measures them (benchmarks/results/, the model card and
-# BENCHMARKS.md). Every step resumes if re-run after a kill.
+# 3D BabyAI world's train seeds, on a 2-core CPU and, for the last dynamics phase, a lent GPU, then measures them
+# (benchmarks/results/, the model card and BENCHMARKS.md). Every step resumes if re-run after a kill.
 #
 #   bash world_model/recipes/train_default.sh            # from the repository root, in the project's venv
 #
