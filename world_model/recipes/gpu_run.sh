@@ -76,7 +76,7 @@ INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/check
 # >>> noise drawn from [0.01, 0.1], EMA) on the shipped autoencoder with the pose-keyed memory input on turns
 # >>> (--memory --memory-turns-only: experiments/LOG.md entry 17, +5.7 dB first-person look-back and +0.17
 # >>> counterfactual accuracy over the same fine-tune without it); peak lr 2e-4 fine-tuning INIT_FROM at batch 256
-# >>> (entry 25), 6e-4 from scratch (entry 14). --init-from INIT_FROM is added to it.
+# >>> (entry 25), 6e-4 from scratch (entry 14). --init-from INIT_FROM is added to it unless it has its own.
 # >>> The recipe ablation that 20 CPU-minutes per arm could not separate (experiments/LOG.md entry 12) adds to it:
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
@@ -85,7 +85,10 @@ INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/check
 # >>> GPU-trained models answering a top-down turn with a first-person room).
 LR=$([ -n "$INIT_FROM" ] && echo "--lr 2e-4 --warmup 50" || echo "--lr 6e-4 --warmup 100")
 TRAIN_ARGS=${TRAIN_ARGS:-"$LR --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 20"}
-TRAIN_ARGS="$TRAIN_ARGS${INIT_FROM:+ --init-from $INIT_FROM}"
+case " $TRAIN_ARGS " in  # an --init-from of TRAIN_ARGS wins over INIT_FROM
+  *" --init-from "*) ;;
+  *) TRAIN_ARGS="$TRAIN_ARGS${INIT_FROM:+ --init-from $INIT_FROM}" ;;
+esac
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's (3 Euler steps 5 -> 1.28 -> 0.1,
 # >>> guidance on the first; a full KV cache rebuilt from its latest 4 frames, 2 for a preset with fewer than 16 frames).
 REFRESH=$([ "$PRESET" = default ] && echo 4 || echo 2)
