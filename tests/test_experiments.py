@@ -202,3 +202,42 @@ def test_model_speed_runtimes_tiny(model):
     rows = {x["runtime"]: x for x in r["results"]}
     assert set(rows) == {"fp32", "bf16"} and rows["fp32"]["bf16"] is False and rows["bf16"]["bf16"] is True
     assert rows["fp32"]["vs_first"] == 1.0 and rows["bf16"]["env_steps_per_s"] > 0
+
+
+def test_one_step_tiny(model, tmp_path):
+    """experiments.one_step: per view, context length and action, the model's PSNR beside holding the last context
+    frame, and sharpness; a contact sheet per view; bad context lengths are refused before any model runs."""
+    from experiments.one_step import PLAYED, agent_crop, main as probe
+
+    out, sheet = tmp_path / "one_step.json", tmp_path / "sheets"
+    r = probe(["--model", str(model), "--context", "1", "3", "--worlds", "2", "--threads", "1",
+               "--out", str(out), "--sheet", str(sheet)])
+    assert json.loads(out.read_text())["views"].keys() == {"first_person", "top_down"}
+    fig = r["views"]["top_down"]["3"]
+    assert len(fig["per_action"]) == 7 and fig["per_action"]["noop"]["hold"] >= 59.9  # holding is exact under noop
+    assert (sheet / "first_person_k1.png").exists()
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[8:16, 8:16] = 255  # the agent's cell (1, 1) of an 8 x 8 grid
+    crop = agent_crop(frame, (1, 1), 8, out=48)
+    assert crop.shape == (48, 48, 3) and crop[16:32, 16:32].min() == 255 and crop[:16].max() == 0
+    assert agent_crop(frame, (0, 0), 10, out=48).shape == (48, 48, 3)  # 6-pixel cells, cut at the grid's edge
+    with pytest.raises(SystemExit):
+        probe(["--model", str(model), "--context", str(PLAYED + 2), "--out", str(tmp_path / "bad.json")])
+    with pytest.raises(SystemExit):  # the tiny model's window is 4 frames
+        probe(["--model", str(model), "--context", "5", "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_denoise_probe_tiny(model, tmp_path):
+    """experiments.denoise_probe: per noise level, the counterfactual accuracy of the noisy true latents decoded and of
+    one denoiser evaluation on them, on top-down worlds whose cells the autoencoder can keep."""
+    from experiments.denoise_probe import main as probe
+
+    r = probe(["--model", str(model), "--worlds", "2", "--sigmas", "0.5", "4", "--threads", "1",
+               "--out", str(tmp_path / "probe.json")])
+    assert [row["sigma"] for row in r["rows"]] == [0.5, 4.0] and r["worlds"] == 2
+    assert all(0 <= row["denoiser"] <= 1 and len(row["denoiser_per_action"]) == 7 for row in r["rows"])
+    assert json.loads((tmp_path / "probe.json").read_text())["view"] == "top_down"
+    with pytest.raises(SystemExit):
+        probe(["--model", str(model), "--sigmas", "0", "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()

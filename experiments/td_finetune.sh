@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Study (experiments/LOG.md entry 26): does top-down action control (issue 16's top-down counterfactual floor, 0.9;
+# v8 0.44) come from training signal? The shipped model (v8) draws the top-down agent as a heading-less blob under
+# every action, noop included, although its autoencoder keeps the heading on the small grids. Two arms fine-tune v8
+# for the same wall-clock budget, side by side, one thread each, on the same recording: mixed play with 40% top-down
+# episodes (v8's data had 20%) and counterfactual branches at one state in 4:
+#   td_plain   v8's own recipe (Diffusion Forcing, context noise log-uniform in [0.01, 0.1], memory on turns, EMA);
+#   td_branch  the same plus counterfactual branch rows (a quarter of each batch, weight 8): same context, every
+#              action, each its own target.
+# Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
+# From the repository root, in the project's venv:
+#   bash experiments/td_finetune.sh data | train | export | measure [ARM ...]   (or `all`)
+# MINUTES (default 50) sets each arm's budget. Results: experiments/results/td_finetune/.
+set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE
+LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
+MINUTES=${MINUTES:-50}
+R=experiments/results/td_finetune
+STAGE=${1:-all}; shift || true
+ARMS=${*:-td_plain td_branch}
+mkdir -p "$R" runs/logs
+
+if [[ $STAGE == data || $STAGE == all ]]; then
+  # 5,000 frames per level, two recorders at a time (~4 minutes on 2 cores).
+  i=0
+  for lvl in $LEVELS; do
+    i=$((i+1))
+    OMP_NUM_THREADS=1 genie-data record --env "genie_env/BabyAI3D-$lvl-v0" --frames 5000 --policy mix --branch-every 4 \
+      --top-down-share 0.4 --max-episode-steps 128 --seed "$((500+i))" --out "runs/data/td/$lvl" --quiet &
+    (( i % 2 == 0 )) && wait
+  done
+  wait
+  for lvl in $LEVELS; do genie-data info --data "runs/data/td/$lvl"; done > "$R/data_info.txt"
+fi
+
+COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --init-from world_model/checkpoints/default
+  --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01
+  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1
+  --memory --memory-turns-only"
+declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8")
+
+if [[ $STAGE == train || $STAGE == all ]]; then
+  # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.
+  [ -f runs/train/td_encode/latents.safetensors ] || genie-train dynamics $COMMON --out runs/train/td_encode \
+    --time-budget-minutes 0.2 --threads 2 > runs/logs/td_encode.log 2>&1
+  for arm in $ARMS; do
+    mkdir -p "runs/train/$arm"
+    [ -f "runs/train/$arm/latents.safetensors" ] || cp runs/train/td_encode/latents.safetensors "runs/train/$arm/"
+    OMP_NUM_THREADS=1 genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
+      --time-budget-minutes "$MINUTES" > "runs/logs/$arm.log" 2>&1 &
+  done
+  wait
+fi
+
+if [[ $STAGE == export || $STAGE == all ]]; then
+  for arm in $ARMS; do
+    genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" --context-sigma 0.01 --num-steps 3 \
+      --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
+  done
+fi
+
+if [[ $STAGE == measure || $STAGE == all ]]; then
+  # Top-down: the suite's 32 worlds (the shipped result's worlds and seeds); first person: the floors' 64 worlds.
+  for arm in $ARMS; do
+    python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default --views top_down --threads 2 \
+      --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null
+    python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default --worlds 64 \
+      --views first_person --threads 2 --out "$R/consistency_64_fp_$arm.json" > /dev/null
+  done
+fi
