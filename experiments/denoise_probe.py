@@ -8,7 +8,9 @@ worlds whose top-down cells are >= 6 pixels (the autoencoder keeps the agent's h
 two ways per noise level sigma:
 - ``autoencoder``: each action's true next latent plus N(0, sigma^2) noise, decoded: what the latent space keeps;
 - ``denoiser``: one evaluation of the action-conditioned denoiser D(x; sigma) on that same noisy latent, unguided,
-  decoded: whether the model, handed the right frame under noise, returns it or the frame of another action.
+  decoded: whether the model, handed the right frame under noise, returns it or the frame of another action;
+- ``from_previous``: the same evaluation on the last context frame's latent plus that noise (a sampler that starts
+  from the previous frame, as SDEdit starts from a guide image): whether the action alone moves the frame there.
 A sampler starting at sigma_max has to settle each action's outcome at the levels where ``denoiser`` is high.
 """
 from __future__ import annotations
@@ -65,17 +67,22 @@ def main(argv=None) -> dict:
     state = wm.reset(ctx, prompt_actions=ctx_a, generator=g, view=a.view)
     z = wm.encode(gt.reshape(N * A, *gt.shape[2:]))
     z = z.reshape(N, A, *z.shape[1:])  # (N, A, C, h, w)
+    z_prev = wm.encode(ctx[:, -1])  # (N, C, h, w)
     rows = []
     for sigma in a.sigmas:
         noisy = z + sigma * torch.randn(z.shape, generator=g)
         decoded = wm.decode(noisy.reshape(N * A, *z.shape[2:])).reshape(gt.shape)
-        denoised = np.zeros_like(gt)
+        prev = z_prev + sigma * torch.randn(z_prev.shape, generator=g)
+        denoised, from_prev = np.zeros_like(gt), np.zeros_like(gt)
         for act in range(A):
             den = wm._cached_denoiser(wm.fork(state), torch.full((N, 1), act), 1.0)
             denoised[:, act] = wm.decode(den(noisy[:, act], torch.tensor(sigma)))
+            from_prev[:, act] = wm.decode(den(prev, torch.tensor(sigma)))
         ae, dn = C.counterfactual_scores(decoded, gt), C.counterfactual_scores(denoised, gt)
+        fp = C.counterfactual_scores(from_prev, gt)
         rows.append({"sigma": sigma, "autoencoder": round(float(ae["accuracy"].mean()), 3),
                      "denoiser": round(float(dn["accuracy"].mean()), 3),
+                     "from_previous": round(float(fp["accuracy"].mean()), 3),
                      "denoiser_per_action": [round(float(x), 3) for x in dn["right"].mean(0)],
                      "chance": round(float(dn["chance"].mean()), 3)})
         print(json.dumps(rows[-1]), flush=True)
