@@ -69,7 +69,11 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                   "more (polish3), experiments/LOG.md entry 23 (consistency_64_fp_*: the 64 "
                                   "first-person floor worlds, consistency_td_*: the suite's 32 top-down worlds)",
                  "decoder": "v7 and v7 with its decoder fine-tuned towards fine detail (v7_dec_w4), 16 worlds per "
-                            "view (experiments/LOG.md entry 24)"}
+                            "view (experiments/LOG.md entry 24)",
+                 "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
+                                "branch rows (experiments/LOG.md entry 26; consistency_td_*: the suite's 32 top-down "
+                                "worlds, consistency_64_fp_*: the 64 first-person floor worlds; v8 rerun on this "
+                                "machine beside them)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file

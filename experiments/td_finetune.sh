@@ -6,15 +6,18 @@
 # episodes (v8's data had 20%) and counterfactual branches at one state in 4:
 #   td_plain   v8's own recipe (Diffusion Forcing, context noise log-uniform in [0.01, 0.1], memory on turns, EMA);
 #   td_branch  the same plus counterfactual branch rows (a quarter of each batch, weight 8): same context, every
-#              action, each its own target.
+#              action, each its own target;
+#   td_only    (a follow-up, run alone on both cores: `MINUTES=30 THREADS=2 bash experiments/td_finetune.sh train
+#              td_only`) v8's recipe on the top-down episodes only: does undiluted top-down signal move the agent?
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
-#   bash experiments/td_finetune.sh data | train | export | measure [ARM ...]   (or `all`)
-# MINUTES (default 50) sets each arm's budget. Results: experiments/results/td_finetune/.
+#   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
+# MINUTES (default 50) sets each arm's budget, THREADS (default 1) its torch threads. Results: experiments/results/td_finetune/.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
 MINUTES=${MINUTES:-50}
+THREADS=${THREADS:-1}
 R=experiments/results/td_finetune
 STAGE=${1:-all}; shift || true
 ARMS=${*:-td_plain td_branch}
@@ -35,9 +38,9 @@ fi
 
 COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --init-from world_model/checkpoints/default
   --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01
-  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --threads 1
+  --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2
   --memory --memory-turns-only"
-declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8")
+declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.
@@ -46,8 +49,8 @@ if [[ $STAGE == train || $STAGE == all ]]; then
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
     [ -f "runs/train/$arm/latents.safetensors" ] || cp runs/train/td_encode/latents.safetensors "runs/train/$arm/"
-    OMP_NUM_THREADS=1 genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
-      --time-budget-minutes "$MINUTES" > "runs/logs/$arm.log" 2>&1 &
+    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
+      --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done
   wait
 fi
@@ -59,12 +62,25 @@ if [[ $STAGE == export || $STAGE == all ]]; then
   done
 fi
 
-if [[ $STAGE == measure || $STAGE == all ]]; then
-  # Top-down: the suite's 32 worlds (the shipped result's worlds and seeds); first person: the floors' 64 worlds.
+if [[ $STAGE == measure_td || $STAGE == measure || $STAGE == all ]]; then
+  # Top-down: the suite's 32 worlds (the shipped result's worlds and seeds), the arms side by side, one thread each;
+  # and the noise-level probe (experiments/LOG.md entry 26).
   for arm in $ARMS; do
-    python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default --views top_down --threads 2 \
-      --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null
-    python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default --worlds 64 \
-      --views first_person --threads 2 --out "$R/consistency_64_fp_$arm.json" > /dev/null
+    OMP_NUM_THREADS=1 python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
+      --views top_down --threads 1 --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null &
   done
+  wait
+  for arm in $ARMS; do
+    python -m experiments.denoise_probe --model "runs/candidates/$arm" --worlds 16 --threads 2 \
+      --out "$R/denoise_probe_td_$arm.json"
+  done
+fi
+
+if [[ $STAGE == measure_fp || $STAGE == measure || $STAGE == all ]]; then
+  # First person: issue 16's floors on 64 worlds (benchmarks/results and LOG entry 25 hold v8's on the same worlds).
+  for arm in $ARMS; do
+    OMP_NUM_THREADS=1 python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default --worlds 64 \
+      --views first_person --threads 1 --out "$R/consistency_64_fp_$arm.json" > /dev/null &
+  done
+  wait
 fi
