@@ -48,6 +48,8 @@ class PlayArgs:
     steps: int | None = field(default=None, metadata={"help": "steps to play headless (default: len(--actions) or 100)"})
     actions: str | None = field(default=None, metadata={"help": "headless actions as letters, e.g. 'wwaddwe' "
                                                                 "(w a d s/. e f q; repeated to --steps)"})
+    look_around: bool = field(default=False, metadata={"help": "show the model the prompt world's four turns in place "
+                                                                "before play (GenieWorldConfig.look_around)"})
     seed: int = field(default=0, metadata={"help": "seed of the prompt world, the sampling noise and random actions"})
     num_steps: int | None = field(default=None, metadata={"help": "denoising steps per frame (default: checkpoint's)"})
     guidance: float | None = field(default=None, metadata={"help": "action guidance weight (default: checkpoint's)"})
@@ -122,7 +124,7 @@ def make_env(args: PlayArgs):
     from genie_env.genie_world import GenieWorldEnv
 
     return GenieWorldEnv(model=args.model, num_steps=args.num_steps, guidance=args.guidance, sampler=args.sampler,
-                         level=args.level, judge=args.judge)
+                         level=args.level, judge=args.judge, look_around=args.look_around)
 
 
 def play_headless(env, args: PlayArgs, recorder: VideoRecorder | None) -> dict[str, Any]:

@@ -377,3 +377,31 @@ def test_human_render_mode(wm, monkeypatch):
     env.step(3)
     assert env.render() is None
     env.close()
+
+
+def test_look_around_prompt(wm):
+    """look_around=True: a 3D BabyAI prompt world starts after the model has been shown its four turns in place
+    (5 frames in the model's context, the first observation the same frame); an image prompt has none to show."""
+    from genie_env.genie_world import LOOK_AROUND, GenieWorldConfig
+
+    env, plain = make(wm, look_around=True), make(wm)
+    obs, info = env.reset(seed=5)
+    obs_plain, info_plain = plain.reset(seed=5)
+    assert info["level_seed"] == info_plain["level_seed"]
+    np.testing.assert_array_equal(obs, obs_plain)  # a full turn ends on the start view
+    worlds = env.unwrapped._worlds
+    assert worlds.state.time.tolist() == [1 + len(LOOK_AROUND)] and worlds.steps.tolist() == [0]
+    frames = [env.step(a)[0] for a in (3, 1, 0)]
+    assert all(f.shape == obs.shape for f in frames)
+    other = env.unwrapped.fork()
+    other.reset(seed=6)
+    assert other._worlds.state.time.tolist() == [1 + len(LOOK_AROUND)]
+    env.reset(seed=5, options={"prompt_image": np.full((64, 64, 3), 90, np.uint8)})
+    assert worlds.state.time.tolist() == [1]
+    vec = gym.make_vec(GENIE_WORLD_ID, num_envs=2, model=wm, look_around=True)
+    vec.reset(seed=3)
+    vec.step(np.array([1, 3]))
+    assert vec.unwrapped._worlds.state.time.tolist() == [2 + len(LOOK_AROUND)] * 2
+    vec.close()
+    with pytest.raises(TypeError, match="look_around must be True or False"):
+        GenieWorldConfig(look_around="yes")

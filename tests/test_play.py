@@ -40,6 +40,8 @@ def test_headless_records_one_frame_per_step(checkpoint, tmp_path, capsys):
     assert "genie-play: 100%" in err and "9/9" in err  # the progress bar
     assert main(["--headless", "--steps", "2", "--model", str(checkpoint), "--quiet"]) == 0
     assert "genie-play" not in capsys.readouterr().err
+    assert main(["--headless", "--steps", "2", "--model", str(checkpoint), "--quiet", "--look-around"]) == 0
+    assert "steps=2" in capsys.readouterr().out
 
 
 def test_headless_prompt_image_and_text(checkpoint, tmp_path, capsys):

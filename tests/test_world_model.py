@@ -487,3 +487,28 @@ def test_sampler_config_of_an_older_checkpoint_guides_every_step():
     assert SamplerConfig.from_dict(old).guidance_min_sigma == 0.0
     new = SamplerConfig()
     assert new.guidance_min_sigma > 0 and SamplerConfig.from_dict(new.to_dict()) == new
+
+
+def test_observe_continues_as_a_longer_prompt():
+    """observe(frames, actions) after a one-frame reset gives the world the context a reset on all the frames gives
+    (the same cached keys up to float error, the same next frames), advances its time, and a bad call changes
+    nothing."""
+    wm = tiny_model(context_frames=6)
+    frames, acts = prompt(1, 3, seed=4), np.array([[1, 3]])
+    longer = wm.reset(frames, prompt_actions=acts, generator=gen(0))
+    g = gen(0)
+    observed = wm.observe(wm.reset(frames[:, :1], generator=g), frames[:, 1:], acts, generator=g)
+    assert observed.time.tolist() == longer.time.tolist() == [3]
+    S, N = wm.config.dynamics.context_frames, wm.config.dynamics.tokens_per_frame  # slots; scratch space after
+    assert torch.equal(observed.cache.valid, longer.cache.valid)
+    for k_obs, k_long in zip(observed.cache.k, longer.cache.k):
+        torch.testing.assert_close(k_obs[:, :, :S * N], k_long[:, :, :S * N], atol=1e-4, rtol=1e-4)
+    for u, v in zip(rollout(wm, observed, [[2], [3]], seed=5), rollout(wm, longer, [[2], [3]], seed=5)):
+        assert np.abs(u.astype(int) - v.astype(int)).max() <= 1
+    before = observed.fork()
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        wm.observe(observed, prompt(2, 1), [[1], [1]])  # two worlds' frames for a one-world state
+    with pytest.raises(ValueError, match="actions must be in"):
+        wm.observe(observed, prompt(1, 1), [[9]])
+    assert observed.time.tolist() == before.time.tolist()
+    assert all(torch.equal(a, b) for a, b in zip(observed.cache.k, before.cache.k))

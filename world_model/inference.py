@@ -5,6 +5,7 @@
     g = torch.Generator().manual_seed(0)
     frames, state = wm.step(state, actions, generator=g)   # actions int (B,) -> frames uint8 numpy (B, H, W, 3)
     other = state.fork()                                # independent copy, for counterfactual rollouts
+    state = wm.observe(state, true_frames, actions)     # real frames (B, n, H, W, 3) seen under actions (B, n)
 
 `step` updates `state` in place (its KV cache is a preallocated ring buffer, so memory stays bounded however long
 the rollout) and returns it; fork first to branch. Each step: draw x ~ N(0, sigma_max^2), run the sampler whose
@@ -289,6 +290,32 @@ class WorldModel(nn.Module):
         state = WorldState(KVCache.empty(cfg, B, self.device, self._cache_dtype, views=views),
                            torch.zeros(B, dtype=torch.long, device=self.device))
         self._commit(state, y, cond, generator)
+        return state
+
+    @torch.no_grad()
+    def observe(self, state: WorldState, frames, actions, generator: torch.Generator | None = None) -> WorldState:
+        """Append real frames to every world's context, as if `step` had generated them (teacher forcing): frames
+        uint8 (B, n, H, W, 3) (or (B, H, W, 3), n = 1), actions int (B, n), actions[:, i] leading to frames[:, i].
+        Each frame is committed as `step` commits its own (context noise, KV cache, a full cache rebuilt first under
+        the sampler's cache_refresh), so the next `step` continues after the last one. Updates `state` in place and
+        returns it. Use it for a prompt clip seen under known actions, e.g. a look-around before play."""
+        x = np.asarray(frames)
+        if x.ndim == 4:
+            x = x[:, None]
+        size = self.config.autoencoder.image_size
+        B = state.batch_size
+        if x.ndim != 5 or x.shape[0] != B or x.shape[2:] != (size, size, 3) or x.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 ({B}, n, {size}, {size}, 3) or ({B}, {size}, {size}, 3) for "
+                             f"this state's {B} worlds; got {x.dtype} {x.shape}")
+        n = x.shape[1]
+        a = self._actions(actions, (B, n))  # checked before anything changes
+        y = self.encode(x.reshape(B * n, size, size, 3))
+        y = y.view(B, n, *y.shape[1:])  # (B, n, C, h, w)
+        keep = self.config.sampler.cache_refresh
+        for i in range(n):
+            if keep:
+                self.refresh(state, keep)
+            self._commit(state, y[:, i:i + 1], a[:, i:i + 1], generator)
         return state
 
     def fork(self, state: WorldState) -> WorldState:
