@@ -71,9 +71,9 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "decoder": "v7 and v7 with its decoder fine-tuned towards fine detail (v7_dec_w4), 16 worlds per "
                             "view (experiments/LOG.md entry 24)",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
-                                "branch rows (experiments/LOG.md entry 26; consistency_td_*: the suite's 32 top-down "
-                                "worlds, consistency_64_fp_*: the 64 first-person floor worlds; v8 rerun on this "
-                                "machine beside them)"}
+                                "branch rows, and on its top-down episodes only (experiments/LOG.md entry 26; "
+                                "consistency_td_*: the suite's 32 top-down worlds, v8 rerun beside them; "
+                                "consistency_64_fp_*: the 64 first-person floor worlds, v8's in the gpu table)"}
 
 def consistency_table(results: list[tuple[Path, dict]], title: str = "candidate models") -> list[str]:
     """The candidates' consistency headline figures, one table per view, a row per result file

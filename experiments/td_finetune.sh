@@ -63,11 +63,11 @@ if [[ $STAGE == export || $STAGE == all ]]; then
 fi
 
 if [[ $STAGE == measure_td || $STAGE == measure || $STAGE == all ]]; then
-  # Top-down: the suite's 32 worlds (the shipped result's worlds and seeds), the arms side by side, one thread each;
+  # Top-down: the suite's 32 worlds (the shipped result's worlds and seeds), the arms side by side, THREADS each;
   # and the noise-level probe (experiments/LOG.md entry 26).
   for arm in $ARMS; do
-    OMP_NUM_THREADS=1 python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
-      --views top_down --threads 1 --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null &
+    OMP_NUM_THREADS=$THREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
+      --views top_down --threads "$THREADS" --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null &
   done
   wait
   for arm in $ARMS; do
@@ -79,8 +79,8 @@ fi
 if [[ $STAGE == measure_fp || $STAGE == measure || $STAGE == all ]]; then
   # First person: issue 16's floors on 64 worlds (benchmarks/results and LOG entry 25 hold v8's on the same worlds).
   for arm in $ARMS; do
-    OMP_NUM_THREADS=1 python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default --worlds 64 \
-      --views first_person --threads 1 --out "$R/consistency_64_fp_$arm.json" > /dev/null &
+    OMP_NUM_THREADS=$THREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
+      --worlds 64 --views first_person --threads "$THREADS" --out "$R/consistency_64_fp_$arm.json" > /dev/null &
   done
   wait
 fi
