@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from benchmarks import consistency as C
 from benchmarks.ground_truth import GroundTruth, draw_worlds
 from benchmarks.machine import describe_machine
 from world_model import WorldModel
+from world_model.checkpoint import write_json
 
 
 def main(argv=None) -> dict:
@@ -89,8 +89,7 @@ def main(argv=None) -> dict:
     report = {"study": "denoise_probe", "model": a.model, "view": a.view, "worlds": N, "rows": rows,
               "machine": describe_machine()}
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(a.out, report)
     return report
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from benchmarks.ground_truth import GroundTruth, draw_worlds, random_actions
 from benchmarks.machine import describe_machine
 from genie_env.babyai3d import ACTION_MEANINGS
 from world_model import WorldModel
+from world_model.checkpoint import write_json
 from world_model.metrics import psnr
 from world_model.sampler import parse_settings
 
@@ -141,8 +141,7 @@ def main(argv=None) -> dict:
         truth.close()
     report["wall_s"] = round(time.perf_counter() - start, 1)
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(a.out, report)
     return report
 
 

@@ -4,15 +4,15 @@
 
 The consistency suite's rollout scenario (benchmarks.consistency.rollout: the suite's worlds, seed 0, random play of
 the evaluation policy) from two prompts of the same state: the first frame alone, as GenieWorld prompts today, and
-the truth's 5 frames of four left turns in place (a full turn, ending where it started, so the true rollout that
-follows is the same), which shows the model every direction before play. Per prompt and step: PSNR against the truth
+the first frame followed by the truth's 4 frames of four left turns in place, observed as GenieWorld's look_around
+does (`WorldModel.observe`; a full turn ends where it started, so the true rollout that follows is the same), which
+shows the model every direction before play. Per prompt and step: PSNR against the truth
 and sharpness (Laplacian variance over the truth's), beside holding the first frame.
 """
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,11 +20,26 @@ import torch
 from benchmarks import consistency as C
 from benchmarks.ground_truth import GroundTruth, draw_worlds, random_actions
 from benchmarks.machine import describe_machine
+from genie_env.genie_world import LOOK_AROUND
 from world_model import WorldModel
+from world_model.checkpoint import write_json
 from world_model.metrics import psnr
 
-LOOK_AROUND = [C.LEFT] * 4
-"""The look-around prompt's actions: four left turns in place, back to the start heading."""
+def rollout(wm, first: np.ndarray, seen: np.ndarray | None, actions: np.ndarray, seed: int, batch: int,
+            view: str) -> np.ndarray:
+    """Model frames uint8 (N, T, S, S, 3) under actions (N, T) from first frames (N, S, S, 3), after the frames
+    `seen` (N, len(LOOK_AROUND), S, S, 3) under LOOK_AROUND are observed (WorldModel.observe, as GenieWorld's
+    look_around does), or none; `batch` worlds at a time, each chunk with its own seeded generator."""
+    out = []
+    for lo in range(0, len(first), batch):
+        sl = slice(lo, lo + batch)
+        g = torch.Generator().manual_seed(seed * 100_003 + lo)
+        state = wm.reset(first[sl], generator=g, view=view)
+        if seen is not None:
+            n = len(first[sl])
+            wm.observe(state, seen[sl], np.tile(np.array(LOOK_AROUND), (n, 1)), generator=g)
+        out.append(np.stack([wm.step(state, actions[sl, t], generator=g)[0] for t in range(actions.shape[1])], 1))
+    return np.concatenate(out)
 
 
 def main(argv=None) -> dict:
@@ -43,7 +58,7 @@ def main(argv=None) -> dict:
     wm = WorldModel.load(a.model)
     truth = GroundTruth(64)
     H = a.steps[-1]
-    report = {"study": "prompt_context", "model": a.model, "worlds": a.worlds, "look_around": LOOK_AROUND,
+    report = {"study": "prompt_context", "model": a.model, "worlds": a.worlds, "look_around": list(LOOK_AROUND),
               "machine": describe_machine(), "views": {}}
     try:
         worlds = draw_worlds(a.worlds, 0)
@@ -52,11 +67,9 @@ def main(argv=None) -> dict:
             actions = np.stack([random_actions(rng, H) for _ in worlds])
             gt = np.stack([truth.play(lvl, s, view, actions[i]) for i, (lvl, s) in enumerate(worlds)])
             around = np.stack([truth.play(lvl, s, view, LOOK_AROUND) for lvl, s in worlds])  # (N, 5, S, S, 3)
-            prompts = {"prompt": (gt[:, :1], None),
-                       "look_around": (around, np.tile(np.array(LOOK_AROUND), (len(worlds), 1)))}
             report["views"][view] = {}
-            for name, (ctx, ctx_a) in prompts.items():
-                model = C.generate(wm, ctx, ctx_a, actions, 51, a.batch, view)  # (N, H, S, S, 3)
+            for name, seen in (("prompt", None), ("look_around", around[:, 1:])):
+                model = rollout(wm, gt[:, 0], seen, actions, 51, a.batch, view)  # (N, H, S, S, 3)
                 rows = {}
                 for t in a.steps:
                     m, g = model[:, t - 1], gt[:, t]
@@ -69,8 +82,7 @@ def main(argv=None) -> dict:
     finally:
         truth.close()
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(a.out, report)
     return report
 
 

@@ -241,3 +241,19 @@ def test_denoise_probe_tiny(model, tmp_path):
     with pytest.raises(SystemExit):
         probe(["--model", str(model), "--sigmas", "0", "--out", str(tmp_path / "bad.json")])
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_prompt_context_tiny(model, tmp_path):
+    """experiments.prompt_context: random-play rollouts from the prompt alone and from the look-around prompt, the
+    same truth for both (a full turn in place ends where it started), with holding the prompt beside them."""
+    from experiments.prompt_context import main as probe
+
+    r = probe(["--model", str(model), "--worlds", "2", "--steps", "1", "3", "--threads", "1",
+               "--out", str(tmp_path / "context.json")])
+    fp = r["views"]["first_person"]
+    assert set(fp) == {"prompt", "look_around"} and set(fp["prompt"]) == {"1", "3"}
+    assert fp["prompt"]["3"]["hold"] == fp["look_around"]["3"]["hold"]
+    assert json.loads((tmp_path / "context.json").read_text())["look_around"] == [1, 1, 1, 1]
+    with pytest.raises(SystemExit):
+        probe(["--model", str(model), "--steps", "3", "1", "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()
