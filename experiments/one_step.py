@@ -61,7 +61,8 @@ def measure(wm, cases, k: int, view: str, seed: int, batch: int) -> tuple[dict, 
     p = psnr(flat(model), flat(gt)).reshape(N, A)
     hold = psnr(flat(np.repeat(ctx[:, -1:], A, axis=1)), flat(gt)).reshape(N, A)
     sharp = (C.laplacian_variance(flat(model)) / np.maximum(C.laplacian_variance(flat(gt)), 1e-6)).reshape(N, A)
-    per_action = {ACTION_MEANINGS[a]: {"psnr": round(float(p[:, a].mean()), 2), "hold": round(float(hold[:, a].mean()), 2),
+    per_action = {ACTION_MEANINGS[a]: {"psnr": round(float(p[:, a].mean()), 2),
+                                       "hold": round(float(hold[:, a].mean()), 2),
                                        "sharpness": round(float(np.median(sharp[:, a])), 3)} for a in range(A)}
     return {"psnr": round(float(p.mean()), 2), "hold": round(float(hold.mean()), 2),
             "sharpness": round(float(np.median(sharp)), 3), "per_action": per_action}, model
@@ -102,7 +103,8 @@ def write_sheet(path: Path, cases, model: np.ndarray, k: int, view: str, rows: i
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="'default' or a checkpoint folder")
-    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"], choices=["first_person", "top_down"])
+    parser.add_argument("--views", nargs="+", default=["first_person", "top_down"],
+                        choices=["first_person", "top_down"])
     parser.add_argument("--context", nargs="+", type=int, default=[1, 2, 4, 8],
                         help=f"true context frames before the branch, each in [1, {PLAYED + 1}]")
     parser.add_argument("--worlds", type=int, default=24)
@@ -132,7 +134,8 @@ def main(argv=None) -> dict:
             for k in sorted(a.context):
                 figures, model = measure(wm, cases, k, view, 11, a.batch)
                 report["views"][view][str(k)] = figures
-                print(f"{view} k={k}: psnr {figures['psnr']} (hold {figures['hold']}), sharpness {figures['sharpness']}; "
+                print(f"{view} k={k}: psnr {figures['psnr']} (hold {figures['hold']}), "
+                      f"sharpness {figures['sharpness']}; "
                       + " ".join(f"{m}={v['psnr']}/{v['sharpness']}" for m, v in figures["per_action"].items()),
                       flush=True)
                 if a.sheet and k == min(a.context):

@@ -1,6 +1,7 @@
 """Random-play rollouts from the prompt alone against rollouts from a look-around prompt (experiments/LOG.md entry 26).
 
-    python -m experiments.prompt_context --model default --worlds 32 --out experiments/results/one_step/prompt_context_v8.json
+    python -m experiments.prompt_context --model default --worlds 32 \
+        --out experiments/results/one_step/prompt_context_v8.json
 
 The consistency suite's rollout scenario (benchmarks.consistency.rollout: the suite's worlds, seed 0, random play of
 the evaluation policy) from two prompts of the same state: the first frame alone, as GenieWorld prompts today, and

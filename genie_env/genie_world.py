@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from genie_env.babyai3d import LEVELS, TEST_SEEDS, BabyAI3DEnv
+from genie_env.babyai3d import ACTION_MEANINGS, LEVELS, TEST_SEEDS, BabyAI3DEnv
 from genie_env.mission import MAX_MISSION_WORDS, VOCABULARY, encode_mission
 from genie_env.prompts import load_prompt_image
 from world_model.inference import DEFAULT_CHECKPOINT, WorldModel, WorldState
@@ -232,7 +232,7 @@ class Prompt:
 
 
 #: The look-around of GenieWorldConfig.look_around: four left turns in place, back to the start view.
-LOOK_AROUND = (1, 1, 1, 1)
+LOOK_AROUND = (ACTION_MEANINGS.index("turn_left"),) * 4
 
 
 class PromptSource:
@@ -530,8 +530,8 @@ class GenieWorldEnv(gym.Env):
     checkpoint folder or a ``WorldModel``), ``num_steps``, ``guidance``, ``sampler`` (None keeps the checkpoint's),
     ``level`` (whose test worlds supply default prompts), ``reward_fn`` (see Rewards), ``judge``,
     ``judge_threshold``, ``mission_observation``, ``look_around`` (prompts from 3D BabyAI worlds start after the
-    model has been shown the world's four turns in place), ``num_threads`` (torch threads of this process; None: 1 inside a
-    worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
+    model has been shown the world's four turns in place), ``num_threads`` (torch threads of this process; None: 1
+    inside a worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
     To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v6", num_envs=N)`` (one
     process, one forward pass for all N worlds); in ``AsyncVectorEnv`` / ``SubprocVecEnv`` workers each env takes
     one thread (for W workers on C cores, ``num_threads=C // W`` may be faster).
