@@ -172,7 +172,7 @@ class GenieWorldConfig:
     """Prompts from the 3D BabyAI worlds (no prompt_image / prompt_text): show the model the world's four left
     turns in place (LOOK_AROUND; 5 frames, back to the start view) before play, so every direction has been seen
     (the first observation is the same frame). On 32 unseen first-person worlds under random play the default model
-    then scores 34.6 dB against the truth after one step instead of 26.4, and 22.1 after 16 instead of 20.2 (holding
+    then scores 34.5 dB against the truth after one step instead of 26.4, and 22.1 after 16 instead of 20.2 (holding
     the prompt: 29.5 / 21.8; experiments/LOG.md entry 26)."""
     num_threads: int | None = None
     """Torch threads of this process, >= 1 (torch's setting is per process: the last env made wins). None: 1 inside
