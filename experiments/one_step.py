@@ -79,7 +79,7 @@ def agent_crop(frame: np.ndarray, pos: tuple[int, int], width: int, out: int = 1
     return crop[idx][:, idx]
 
 
-def write_sheet(path: Path, cases, model: np.ndarray, k: int, view: str, rows: int = 6) -> None:
+def write_sheet(path: Path, cases, model: np.ndarray, view: str, rows: int = 6) -> None:
     """Truth over model for `rows` worlds: the last context frame, then every action's next frame."""
     pad = lambda im: np.pad(im, ((2, 2), (2, 2), (0, 0)), constant_values=255)  # noqa: E731
     if view == "top_down":
@@ -139,7 +139,7 @@ def main(argv=None) -> dict:
                       + " ".join(f"{m}={v['psnr']}/{v['sharpness']}" for m, v in figures["per_action"].items()),
                       flush=True)
                 if a.sheet and k == min(a.context):
-                    write_sheet(Path(a.sheet) / f"{view}_k{k}.png", cases, model, k, view)
+                    write_sheet(Path(a.sheet) / f"{view}_k{k}.png", cases, model, view)
     finally:
         truth.close()
     report["wall_s"] = round(time.perf_counter() - start, 1)
