@@ -26,6 +26,7 @@ from world_model import WorldModel
 from world_model.checkpoint import write_json
 from world_model.metrics import psnr
 
+
 def rollout(wm, first: np.ndarray, seen: np.ndarray | None, actions: np.ndarray, seed: int, batch: int,
             view: str) -> np.ndarray:
     """Model frames uint8 (N, T, S, S, 3) under actions (N, T) from first frames (N, S, S, 3), after the frames

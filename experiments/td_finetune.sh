@@ -12,7 +12,8 @@
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
-# MINUTES (default 50) sets each arm's budget, THREADS (default 1) its torch threads. Results: experiments/results/td_finetune/.
+# MINUTES (default 50) sets each arm's budget, THREADS (default 1) its torch threads.
+# Results: experiments/results/td_finetune/.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
