@@ -9,6 +9,8 @@
 #              action, each its own target;
 #   td_only    (a follow-up, run alone on both cores: `MINUTES=30 THREADS=2 bash experiments/td_finetune.sh train
 #              td_only`) v8's recipe on the top-down episodes only: does undiluted top-down signal move the agent?
+#   td_only_cw (a second follow-up, run as td_only) td_only with the loss weighted towards the latent positions an
+#              action changes (`--change-weight 4`): is the top-down agent's few-pixel change drowned by the grid?
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -41,7 +43,8 @@ COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --in
   --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01
   --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2
   --memory --memory-turns-only"
-declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down")
+declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down"
+  [td_only_cw]="--views top_down --change-weight 4")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

@@ -69,6 +69,7 @@ def test_suite_runs_end_to_end_on_a_tiny_model(tiny_world_model, tmp_path):
         assert set(cf["per_action"]) == set(cons.ACTION_MEANINGS)
         assert 0 < cf["overall"]["chance"] <= 0.5  # noop and at least one turn differ
         assert cf["overall"]["copy_last"]["mean"] == pytest.approx(cf["overall"]["chance"])
+        assert 0 <= cf["overall"]["autoencoder"]["mean"] <= 1  # the tiny model's random autoencoder
         assert v["approach"]["worlds"] >= 1 and set(v["approach"]["steps"]) == {"1", "2", "3"}
         for name in ("toggle", "pickup"):
             assert v["interaction"][name]["worlds"] >= 1
@@ -94,6 +95,41 @@ def test_do_nothing_model_scores_the_baselines(tmp_path):
         assert v["gain"]["mean"] == pytest.approx(0.0)
     lb = r["look_back"]["turn_around_left"]
     assert lb["return_vs_own"]["mean"] == PSNR_CAP == lb["return_vs_truth"]["model"]["mean"]
+
+
+class Lossless(CopyLast):
+    """CopyLast with an autoencoder that keeps every pixel (float frames as the latents)."""
+
+    def encode(self, frames):
+        import torch
+        return torch.as_tensor(np.asarray(frames), dtype=torch.float32)
+
+    def decode(self, latents):
+        return latents.numpy().astype(np.uint8)
+
+
+class Blind(Lossless):
+    """An autoencoder that keeps nothing: every frame decodes to grey."""
+
+    def decode(self, latents):
+        return np.full(latents.shape, 128, dtype=np.uint8)
+
+
+def test_counterfactual_ceiling_is_what_the_autoencoder_keeps():
+    cfg = ConsistencyConfig(worlds=2, views=("top_down",), rollout_steps=(1,), sheet_worlds=1)
+    truth = GroundTruth(64)
+    try:
+        lossless, _ = cons.counterfactual(Lossless(), truth, "top_down", cfg, draw_worlds(2, cfg.seed))
+        blind, _ = cons.counterfactual(Blind(), truth, "top_down", cfg, draw_worlds(2, cfg.seed))
+    finally:
+        truth.close()
+    assert lossless["overall"]["autoencoder"]["mean"] == 1.0
+    # one grey frame for every action is right for one class at most: at or below chance
+    assert blind["overall"]["autoencoder"]["mean"] <= blind["overall"]["chance"] < 1.0
+    for r in (lossless, blind):
+        assert r["overall"]["model"]["mean"] == pytest.approx(r["overall"]["chance"])  # the model still copies
+    assert "autoencoder" not in evaluate(CopyLast(), cfg, progress=False)["views"]["top_down"]["counterfactual"][
+        "overall"]
 
 
 def _true_branches(view="first_person", n=3):
