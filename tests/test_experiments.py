@@ -257,3 +257,66 @@ def test_prompt_context_tiny(model, tmp_path):
     with pytest.raises(SystemExit):
         probe(["--model", str(model), "--steps", "3", "1", "--out", str(tmp_path / "bad.json")])
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_wide_latent_tiny(model, tmp_path, tiny_world_model):
+    """experiments.wide_latent: widening keeps the autoencoder's reconstructions; `train --keep-old` leaves the old
+    channels (encoder and statistics) as they were; `widen-model` gives a world model whose dynamics predict the old
+    channels exactly as before and the new ones as zero at first, which genie-train reads; `measure` writes figures
+    and ceilings."""
+    import torch
+
+    from experiments.wide_latent import load_any, main as wide, widen
+    from genie_env.recorder import record
+    from world_model import WorldModel
+    from world_model.autoencoder import frames_to_pixels
+
+    env = "genie_env/BabyAI3D-GoToLocal-v0"
+    record(env, tmp_path / "train", frames=24, policy="random", episodes_per_shard=4, max_episode_steps=6,
+           top_down_share=0.5, progress=False)
+    record(env, tmp_path / "test", frames=24, policy="random", episodes_per_shard=4, max_episode_steps=6,
+           top_down_share=0.5, env_kwargs={"worlds": "test"}, progress=False)
+    old = load_any(str(model))
+    px = frames_to_pixels(torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8))
+    wider = widen(old, old.config.latent_channels + 2)
+    with torch.no_grad():
+        assert torch.equal(wider(px), old(px))  # the new channels are read with zero weights
+    with pytest.raises(ValueError, match="channels"):
+        widen(old, old.config.latent_channels - 1)
+
+    ae_dir = tmp_path / "ae"
+    channels = old.config.latent_channels + 2
+    r = wide(["train", "--model", str(model), "--channels", str(channels), "--data", str(tmp_path / "train"),
+              "--eval-data", str(tmp_path / "test"), "--minutes", "0.02", "--batch-size", "4", "--eval-frames", "8",
+              "--warmup", "1", "--lr", "1e-2", "--threads", "1", "--out", str(ae_dir)])
+    assert r["steps"] >= 1 and r["keep_old"] and r["channels"] == channels
+    ae = load_any(str(ae_dir))
+    k = old.config.latent_channels
+    with torch.no_grad():
+        assert torch.allclose(ae.encode(px)[:, :k], old.encode(px), atol=1e-5)  # the old latents, unchanged
+        assert not torch.equal(ae.decoder.conv_in.weight[:, k:], torch.zeros_like(ae.decoder.conv_in.weight[:, k:]))
+    assert torch.equal(ae.latent_shift[:k], old.latent_shift) and torch.equal(ae.latent_scale[:k], old.latent_scale)
+
+    wm_dir = tmp_path / "wm_wide"
+    wide(["widen-model", "--model", str(model), "--autoencoder", str(ae_dir), "--out", str(wm_dir), "--threads", "1"])
+    a, b = WorldModel.load(model, autocast=False), WorldModel.load(wm_dir, autocast=False)
+    assert b.config.dynamics.latent_channels == channels
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, k, *old.config.latent_size * np.ones(2, int), generator=g)
+    xw = torch.cat([x, torch.randn(2, 3, channels - k, *x.shape[-2:], generator=g)], 2)
+    c, acts, pos = torch.rand(2, 3, generator=g), torch.randint(0, 7, (2, 3), generator=g), torch.arange(3).expand(2, 3)
+    with torch.no_grad():
+        fa, fb = a.dynamics(x, c, acts, pos), b.dynamics(xw, c, acts, pos)
+    assert torch.allclose(fb[:, :, :k], fa, atol=1e-3) and not fb[:, :, k:].any()
+    other = tmp_path / "other"
+    tiny_world_model(seed=1).save(other)  # another autoencoder: its channels are not this model's latents
+    with pytest.raises(ValueError, match="widened with --keep-old"):
+        wide(["widen-model", "--model", str(other), "--autoencoder", str(ae_dir), "--out", str(tmp_path / "x")])
+
+    res = wide(["measure", "--autoencoder", str(model), str(ae_dir), "--eval-data", str(tmp_path / "test"),
+                "--worlds", "2", "--eval-frames", "4", "--sheet-frames", "2", "--threads", "1",
+                "--out", str(tmp_path / "m.json"), "--sheet", str(tmp_path / "m.png")])
+    for r in res["autoencoders"].values():
+        for v in ("top_down", "first_person"):
+            assert 0 <= r["counterfactual_ceiling"][v]["overall"] <= 1 and r["counterfactual_ceiling"][v]["worlds"] == 2
+    assert json.loads((tmp_path / "m.json").read_text())["worlds"] == 2 and (tmp_path / "m.png").is_file()

@@ -1,0 +1,329 @@
+"""A wider latent for the autoencoder: does it keep what the 16 x 16 x 4 latent loses (experiments/LOG.md entry 27)?
+
+    python -m experiments.wide_latent train --model default --channels 8 --data runs/data/td/* \
+        --eval-data runs/data/td_test/* --minutes 35 --out runs/candidates/ae8
+    python -m experiments.wide_latent measure --autoencoder default runs/candidates/ae8 --worlds 64 \
+        --eval-data runs/data/td_test/* --out experiments/results/wide_latent/measure.json \
+        --sheet experiments/results/wide_latent/reconstructions.png
+
+The shipped autoencoder sets a ceiling on what any dynamics model can show: on the consistency suite's 22 x 22
+top-down grids (2.9 pixels per cell) the true next frames under every action, encoded and decoded, tell the
+agent's headings apart in about half the worlds (the counterfactual ceiling, `benchmarks.consistency`), and the
+README demo's far objects come out as blobs (entry 24: the latent, not the decoder, loses them).
+
+``train`` widens a world model's (or autoencoder checkpoint's) autoencoder to ``--channels`` latent channels
+without changing what it computes (Net2Net-style: the first channels are the old ones, the decoder's weights on the
+new channels start at zero, the encoder's new output filters at a tenth of their default initialisation), then
+trains it for a wall-clock budget on recorded frames (the train split) with the
+autoencoder's own loss, L1 + MSE, weighted per pixel towards fine detail as experiments/decoder_finetune.py does
+(``--detail-weight``; 0: the plain loss), AdamW, cosine learning rate, bf16 autocast where native. By default
+(``--keep-old``) only the decoder and the encoder's new output filters learn, and the old channels keep their
+statistics: the old channels stay exactly the latents the world model's dynamics reads and predicts, so that
+dynamics can be widened the same way (`widen_dynamics`). It writes an
+autoencoder checkpoint (format "genie-autoencoder", the latent statistics fitted on held-out frames) that
+``genie-train dynamics --autoencoder`` reads, every ``--save-minutes`` and at the end; a run whose --out holds one
+continues from it (the same budget in all).
+
+``measure`` reports, per autoencoder: frame and detail PSNR per view on held-out frames (the test split of
+--eval-data, experiments/decoder_finetune.py's figures), and the counterfactual ceiling on the suite's worlds per
+view and per level (the suite's own scenario and rule: the true frames after a look-around, every action, through
+the autoencoder). ``--sheet`` draws held-out frames of both views: truth over each autoencoder's reconstruction.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from benchmarks import consistency as C
+from benchmarks.ground_truth import GroundTruth, draw_worlds
+from benchmarks.machine import describe_machine
+from benchmarks.result_file import command_line
+from experiments.decoder_finetune import detail_loss, figures, held_out, reconstruct
+from world_model import WorldModel
+from world_model.autoencoder import Autoencoder, frames_to_pixels
+from world_model.checkpoint import FORMAT_AUTOENCODER, FORMAT_VERSION, prefixed, read_config, save_model, write_json
+from world_model.dataset import EpisodeDataset
+from world_model.hardware import resolve_bf16
+from world_model.train_dynamics import load_autoencoder
+
+STATE = "wide_latent.json"
+
+
+def load_any(path: str) -> Autoencoder:
+    """The autoencoder of a world model ('default' or a folder) or of an autoencoder checkpoint, fp32, eval mode."""
+    if path == "default" or read_config(path, formats=("genie-world-model", FORMAT_AUTOENCODER))["format"] \
+            != FORMAT_AUTOENCODER:
+        ae = copy.deepcopy(WorldModel.load(path, autocast=False).autoencoder)
+    else:
+        ae = load_autoencoder(path)
+    return ae.float().eval()
+
+
+@torch.no_grad()
+def widen(ae: Autoencoder, channels: int, seed: int = 0) -> Autoencoder:
+    """`ae` with `channels` (>= its own) latent channels, computing the same reconstructions: old channels first,
+    the decoder's input weights on the new ones zero, the encoder's new output filters small."""
+    old = ae.config.latent_channels
+    if channels < old:
+        raise ValueError(f"--channels must be >= the autoencoder's {old} latent channels, got {channels}")
+    torch.manual_seed(seed)
+    wide = Autoencoder(replace(ae.config, latent_channels=channels))
+    src, dst = ae.state_dict(), wide.state_dict()
+    for k, t in dst.items():
+        s = src[k]
+        if s.shape == t.shape:
+            t.copy_(s)
+        elif k in ("encoder.conv_out.weight", "encoder.conv_out.bias"):
+            t.mul_(0.1)
+            t[:old].copy_(s)
+        elif k == "decoder.conv_in.weight":
+            t.zero_()
+            t[:, :old].copy_(s)
+        elif k in ("latent_shift", "latent_scale"):
+            t[:old].copy_(s)
+        else:
+            raise RuntimeError(f"unexpected shape change in {k}: {tuple(s.shape)} -> {tuple(t.shape)}")
+    return wide.eval()
+
+
+def keep_old_channels(ae: Autoencoder, old: int) -> list[torch.nn.Parameter]:
+    """Freeze what computes the first `old` latent channels (the encoder but its new output filters), so that they
+    stay the latents an existing dynamics model reads; returns the parameters left to train."""
+    for q in ae.encoder.parameters():
+        q.requires_grad_(False)
+    conv = ae.encoder.conv_out
+    for q in (conv.weight, conv.bias):
+        q.requires_grad_(True)
+        q.register_hook(lambda g: torch.cat([torch.zeros_like(g[:old]), g[old:]]))
+    return [q for q in ae.parameters() if q.requires_grad]
+
+
+def save(ae: Autoencoder, out: Path, eval_frames: np.ndarray, record: dict, keep: int = 0) -> None:
+    """Fit the latent statistics on held-out frames (all but the first `keep` channels') and write a
+    "genie-autoencoder" checkpoint with `record`."""
+    ae.eval()
+    shift, scale = ae.latent_shift[:keep].clone(), ae.latent_scale[:keep].clone()
+    ae.fit_latent_stats(frames_to_pixels(torch.from_numpy(eval_frames)))
+    ae.latent_shift[:keep], ae.latent_scale[:keep] = shift, scale
+    cfg = {"format": FORMAT_AUTOENCODER, "format_version": FORMAT_VERSION, "autoencoder": ae.config.to_dict(),
+           "latent_shift": ae.latent_shift.tolist(), "latent_scale": ae.latent_scale.tolist(),
+           "training": {"wide_latent": record}}
+    save_model(out, cfg, prefixed("autoencoder", ae))
+    write_json(out / STATE, record)
+
+
+def train(a, argv) -> dict:
+    out = Path(a.out)
+    resumed = (out / STATE).is_file()
+    state = json.loads((out / STATE).read_text()) if resumed else {}
+    base = load_any(a.model)
+    ae = load_any(str(out)) if resumed else widen(base, a.channels, a.seed)
+    keep = base.config.latent_channels if a.keep_old else 0
+    params = keep_old_channels(ae, keep) if keep else list(ae.parameters())
+    frames = EpisodeDataset(a.data, split="train").frames
+    evals = held_out(a.eval_data, a.eval_frames, a.seed)
+    eval_all = np.concatenate(list(evals.values()))
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
+    budget, spent, step = 60.0 * a.minutes, float(state.get("seconds", 0.0)), int(state.get("steps", 0))
+    rng = np.random.default_rng(a.seed + step)
+    losses: list[float] = list(state.get("loss_tail", []))
+    bf16 = resolve_bf16(a.bf16)
+
+    def record() -> dict:
+        return {"command": command_line("experiments.wide_latent", argv), "model": a.model,
+                "channels": ae.config.latent_channels, "keep_old": bool(keep), "detail_weight": a.detail_weight,
+                "lr": a.lr, "warmup": a.warmup,
+                "batch_size": a.batch_size, "minutes": a.minutes, "bf16": bool(bf16), "steps": step,
+                "seconds": round(spent, 1), "loss_tail": [round(x, 5) for x in losses[-100:]],
+                "machine": describe_machine()}
+
+    bar = tqdm(total=int(budget), initial=int(spent), unit="s", desc=f"autoencoder x{ae.config.latent_channels}")
+    last_save = spent
+    ae.train()
+    while spent < budget:
+        t0 = time.perf_counter()
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * min(spent / budget, 1.0)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        px = frames_to_pixels(torch.from_numpy(frames[rng.integers(len(frames), size=a.batch_size)]))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            recon = ae(px)
+        loss = detail_loss(recon.float(), px, a.detail_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        spent += time.perf_counter() - t0
+        bar.update(int(spent) - bar.n)
+        bar.set_postfix(step=step, loss=f"{np.mean(losses[-50:]):.4f}")
+        if spent - last_save >= 60.0 * a.save_minutes or spent >= budget:
+            save(ae, out, eval_all, record(), keep)
+            ae.train()
+            last_save = spent
+    bar.close()
+    if not (out / STATE).is_file():  # a budget spent before the first step
+        save(ae, out, eval_all, record(), keep)
+    ae.eval()
+    result = {**record(), "figures": {v: figures(ae, f) for v, f in evals.items()}}
+    print(json.dumps({k: result[k] for k in ("steps", "seconds", "figures")}), flush=True)
+    return result
+
+
+def ceiling(ae: Autoencoder, view: str, worlds, seed: int) -> dict:
+    """The suite's counterfactual scenario (consistency.counterfactual's worlds, moves and rule) through `ae`:
+    mean accuracy overall and per level of the true next frames encoded and decoded."""
+    truth = GroundTruth(64)
+    rng = np.random.default_rng(seed + 20)  # as consistency.counterfactual draws its warm-up moves
+    per = collections.defaultdict(list)
+    try:
+        for lvl, s in worlds:
+            prefix = [int(x) for x in rng.choice([C.FORWARD, C.LEFT, C.RIGHT], p=[0.5, 0.25, 0.25],
+                                                  size=C.ConsistencyConfig().warmup)] + [C.LEFT] * 4
+            env, _ = truth.env(lvl, s, view, prefix)
+            gt = np.stack([copy.deepcopy(env).step(act)[0] for act in range(len(C.ACTION_MEANINGS))])
+            per[lvl].append(float(C.counterfactual_scores(reconstruct(ae, gt)[None], gt[None])["accuracy"][0]))
+    finally:
+        truth.close()
+    every = [x for v in per.values() for x in v]
+    return {"overall": round(float(np.mean(every)), 4), "worlds": len(every),
+            "per_level": {k: round(float(np.mean(v)), 4) for k, v in sorted(per.items())}}
+
+
+def same_first_channels(a: Autoencoder, b: Autoencoder, k: int) -> bool:
+    """Whether b's encoder computes a's first k latent channels, with a's statistics (compared in fp16, as stored)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    for key, t in sa.items():
+        if not (key.startswith("encoder.") or key.startswith("latent_")):
+            continue
+        if key.startswith("encoder.conv_out.") or key.startswith("latent_"):
+            t, u = t[:k], sb[key][:k]
+        else:
+            u = sb[key]
+        if t.shape != u.shape or not torch.equal(t.half(), u.half()):
+            return False
+    return True
+
+
+@torch.no_grad()
+def widen_model(model: str, ae: Autoencoder) -> WorldModel:
+    """World model `model` with autoencoder `ae` (made by `widen` from its own with --keep-old, more channels) and its
+    dynamics widened to match: the patch embedding's weights on the new channels of every input (frame, previous
+    frame, memory) and the output's rows for them start at zero, so the old channels' predictions are the old
+    model's and the new channels are learnt by training it further (genie-train dynamics --init-from)."""
+    wm = WorldModel.load(model, autocast=False)
+    old, new = wm.config.autoencoder.latent_channels, ae.config.latent_channels
+    if new < old or not same_first_channels(wm.autoencoder, ae, old):
+        raise ValueError("the autoencoder must be this model's own widened with --keep-old (same first channels)")
+    cfg = replace(wm.config, autoencoder=ae.config, dynamics=replace(wm.config.dynamics, latent_channels=new))
+    out = WorldModel.from_config(cfg, autocast=False)
+    out.autoencoder.load_state_dict(ae.state_dict())
+    pp = wm.config.dynamics.patch_size ** 2
+    src, dst = wm.dynamics.state_dict(), out.dynamics.state_dict()
+    for k, t in dst.items():
+        s = src[k]
+        if s.shape == t.shape:
+            t.copy_(s)
+        elif k == "patch_in.weight":  # columns [frame, prev, memory] blocks of C * p * p, channel-major
+            t.zero_()
+            for b in range(s.shape[1] // (old * pp)):
+                t[:, b * new * pp:b * new * pp + old * pp] = s[:, b * old * pp:(b + 1) * old * pp]
+        elif k in ("patch_out.weight", "patch_out.bias"):
+            t.zero_()
+            t[:old * pp] = s
+        else:
+            raise RuntimeError(f"unexpected shape change in dynamics.{k}: {tuple(s.shape)} -> {tuple(t.shape)}")
+    out.dynamics.load_state_dict(dst)
+    out.training_metadata = {"widened_from": model, "latent_channels": [old, new]}
+    return out.eval()
+
+
+def measure(a, argv) -> dict:
+    evals = held_out(a.eval_data, a.eval_frames, a.seed)
+    worlds = draw_worlds(a.worlds, 0, C.ConsistencyConfig().levels)
+    result = {"study": "wide_latent", "command": command_line("experiments.wide_latent", argv),
+              "worlds": a.worlds, "machine": describe_machine(), "autoencoders": {}}
+    rows = {v: [(f"{v} truth", list(f[:a.sheet_frames]))] for v, f in evals.items()}
+    for path in a.autoencoder:
+        ae = load_any(path)
+        r = {"latent_channels": ae.config.latent_channels,
+             "figures": {v: figures(ae, f) for v, f in evals.items()},
+             "counterfactual_ceiling": {v: ceiling(ae, v, worlds, 0) for v in a.views}}
+        result["autoencoders"][path] = r
+        print(json.dumps({path: r}), flush=True)
+        for v, f in evals.items():
+            name = f"{Path(path).name} x{ae.config.latent_channels}"
+            rows[v].append((name, list(reconstruct(ae, f[:a.sheet_frames]))))
+    if a.out:
+        write_json(a.out, result)
+    if a.sheet:
+        C.contact_sheet([r for v in sorted(rows) for r in rows[v]], [str(i) for i in range(a.sheet_frames)], a.sheet)
+    return result
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="widen an autoencoder's latent and train it")
+    t.add_argument("--model", default="default", help="'default', a world-model or an autoencoder checkpoint folder")
+    t.add_argument("--channels", type=int, default=8, help="latent channels of the widened autoencoder")
+    t.add_argument("--data", nargs="+", required=True, help="recording folders (their train split is used)")
+    t.add_argument("--eval-data", nargs="+", required=True, help="recording folders (their test split is used)")
+    t.add_argument("--out", required=True, help="autoencoder checkpoint folder to write (resumed if it exists)")
+    t.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of the training (> 0)")
+    t.add_argument("--detail-weight", type=float, default=4.0, help=">= 0; 0: plain L1 + MSE")
+    t.add_argument("--keep-old", action=argparse.BooleanOptionalAction, default=True,
+                   help="freeze the encoder but its new output filters, and the old channels' statistics, so the old "
+                        "channels stay the latents the model's dynamics reads (default); --no-keep-old trains all")
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--warmup", type=int, default=100, help="linear warm-up steps, then cosine decay over the budget")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--eval-frames", type=int, default=256, help="held-out frames per view")
+    t.add_argument("--save-minutes", type=float, default=5.0)
+    t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: where the CPU runs it natively)")
+    w = sub.add_parser("widen-model", help="a world model with a widened autoencoder, its dynamics widened to match")
+    w.add_argument("--model", default="default", help="'default' or a world-model checkpoint folder")
+    w.add_argument("--autoencoder", required=True, help="the model's autoencoder widened by `train` (--keep-old)")
+    w.add_argument("--out", required=True, help="world-model checkpoint folder to write")
+    m = sub.add_parser("measure", help="reconstruction figures and counterfactual ceilings of autoencoders")
+    m.add_argument("--autoencoder", nargs="+", required=True,
+                   help="'default', world-model or autoencoder checkpoint folders")
+    m.add_argument("--eval-data", nargs="+", required=True, help="recording folders (their test split is used)")
+    m.add_argument("--worlds", type=int, default=64, help="the suite's worlds per view for the ceiling")
+    m.add_argument("--views", nargs="+", default=["top_down", "first_person"], choices=["top_down", "first_person"])
+    m.add_argument("--eval-frames", type=int, default=256, help="held-out frames per view")
+    m.add_argument("--sheet-frames", type=int, default=8)
+    m.add_argument("--out", help="JSON file to write")
+    m.add_argument("--sheet", help="PNG contact sheet to write")
+    for q in (t, m, w):
+        q.add_argument("--threads", type=int, default=2)
+        q.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.cmd == "train" and (a.minutes <= 0 or a.detail_weight < 0 or a.batch_size < 1 or a.lr <= 0
+                             or a.channels < 1 or a.warmup < 1):
+        p.error("--minutes, --lr and --channels must be > 0, --detail-weight >= 0, --batch-size and --warmup >= 1")
+    if a.cmd == "measure" and a.worlds < 1:
+        p.error("--worlds must be >= 1")
+    torch.set_num_threads(a.threads)
+    if a.cmd == "widen-model":
+        wm = widen_model(a.model, load_any(a.autoencoder))
+        wm.save(a.out, training=wm.training_metadata)
+        print(f"wrote {a.out}")
+        return {"out": a.out}
+    return train(a, argv) if a.cmd == "train" else measure(a, argv)
+
+
+if __name__ == "__main__":
+    main()
