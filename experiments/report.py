@@ -22,7 +22,8 @@ from world_model.checkpoint import write_text
 #: Study result kinds: benchmark key -> the module whose ``section(result, images)`` renders it.
 STUDIES = {"genie-bench-objective": "experiments.objective",
            "genie-bench-context-sigma": "experiments.context_sigma",
-           "genie-bench-sampler-sweep": "experiments.sampler_sweep"}
+           "genie-bench-sampler-sweep": "experiments.sampler_sweep",
+           "wide_latent": "experiments.wide_latent"}
 
 
 def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:
@@ -73,7 +74,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "one_step": "v8 under action guidance 3 at every noise level, top-down (experiments/LOG.md entry "
                              "26: guidance does not teach the top-down agent its heading)",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
-                                "branch rows, and on its top-down episodes only (experiments/LOG.md entry 26; "
+                                "branch rows, and on its top-down episodes only, without and with the loss "
+                                "weighted towards what changes (td_only_cw; experiments/LOG.md entries 26-27; "
                                 "consistency_td_*: the suite's 32 top-down worlds, v8 rerun beside them; "
                                 "consistency_64_fp_*: the 64 first-person floor worlds, v8's in the gpu table)"}
 

@@ -36,6 +36,7 @@ import collections
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -252,7 +253,7 @@ def widen_model(model: str, ae: Autoencoder) -> WorldModel:
 def measure(a, argv) -> dict:
     evals = held_out(a.eval_data, a.eval_frames, a.seed)
     worlds = draw_worlds(a.worlds, 0, C.ConsistencyConfig().levels)
-    result = {"study": "wide_latent", "command": command_line("experiments.wide_latent", argv),
+    result = {"benchmark": "wide_latent", "command": command_line("experiments.wide_latent", argv),
               "worlds": a.worlds, "machine": describe_machine(), "autoencoders": {}}
     rows = {v: [(f"{v} truth", list(f[:a.sheet_frames]))] for v, f in evals.items()}
     for path in a.autoencoder:
@@ -268,8 +269,44 @@ def measure(a, argv) -> dict:
     if a.out:
         write_json(a.out, result)
     if a.sheet:
+        if a.out:  # the sheet beside the JSON file is linked from RESULTS.md
+            result["figures"] = {"held-out frames: truth over each autoencoder": os.path.relpath(a.sheet,
+                                                                                               Path(a.out).parent)}
+            write_json(a.out, result)
         C.contact_sheet([r for v in sorted(rows) for r in rows[v]], [str(i) for i in range(a.sheet_frames)], a.sheet)
     return result
+
+
+def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
+    """Markdown section (experiments.report): a row per autoencoder."""
+    from benchmarks.machine import in_words
+
+    views = sorted({v for x in r["autoencoders"].values() for v in x["figures"]})
+    cviews = sorted({v for x in r["autoencoders"].values() for v in x["counterfactual_ceiling"]})
+    head = (["autoencoder", "latent channels"] + [f"{v.replace('_', ' ')} frame / detail PSNR (dB)" for v in views]
+            + [f"{v.replace('_', ' ')} counterfactual ceiling" for v in cviews])
+    lines = [f"## Autoencoders with a wider latent: {r['worlds']} suite worlds per view", "",
+             f"`{r['command']}` (experiments/LOG.md entry 27): reconstruction PSNR of held-out frames (detail: the "
+             "10% of each frame's pixels with the highest local contrast), and the consistency suite's "
+             "counterfactual accuracy of the true next frames through each autoencoder, the ceiling of any dynamics "
+             f"model on it. Machine: {in_words(r['machine'])}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for path, x in r["autoencoders"].items():
+        cells = [f"`{path}`", str(x["latent_channels"])]
+        cells += [f"{x['figures'][v]['frame_psnr']:.2f} / {x['figures'][v]['detail_psnr']:.2f}" for v in views]
+        cells += [f"{x['counterfactual_ceiling'][v]['overall']:.3f}" for v in cviews]
+        lines.append("| " + " | ".join(cells) + " |")
+    levels = sorted({lvl for x in r["autoencoders"].values()
+                     for lvl in x["counterfactual_ceiling"].get("top_down", {}).get("per_level", {})})
+    if levels:
+        lines += ["", "Top-down counterfactual ceiling per level:", "",
+                  "| autoencoder | " + " | ".join(levels) + " |", "|---|" + "---:|" * len(levels)]
+        for path, x in r["autoencoders"].items():
+            per = x["counterfactual_ceiling"]["top_down"]["per_level"]
+            lines.append(f"| `{path}` | " + " | ".join(f"{per.get(lvl, float('nan')):.2f}" for lvl in levels) + " |")
+    for title, img in (images or {}).items():
+        lines += ["", f"![{title}]({img})"]
+    return lines + [""]
 
 
 def main(argv=None) -> dict:

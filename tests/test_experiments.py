@@ -320,3 +320,6 @@ def test_wide_latent_tiny(model, tmp_path, tiny_world_model):
         for v in ("top_down", "first_person"):
             assert 0 <= r["counterfactual_ceiling"][v]["overall"] <= 1 and r["counterfactual_ceiling"][v]["worlds"] == 2
     assert json.loads((tmp_path / "m.json").read_text())["worlds"] == 2 and (tmp_path / "m.png").is_file()
+    md = render(tmp_path, tmp_path)
+    assert "Autoencoders with a wider latent: 2 suite worlds" in md and "(m.png)" in md
+    assert md.count(f"| `{ae_dir}` | {channels} |") == 1
