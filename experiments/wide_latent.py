@@ -255,7 +255,9 @@ def measure(a, argv) -> dict:
     worlds = draw_worlds(a.worlds, 0, C.ConsistencyConfig().levels)
     result = {"benchmark": "wide_latent", "command": command_line("experiments.wide_latent", argv),
               "worlds": a.worlds, "machine": describe_machine(), "autoencoders": {}}
-    rows = {v: [(f"{v} truth", list(f[:a.sheet_frames]))] for v, f in evals.items()}
+    shown = {v: f[np.linspace(0, len(f) - 1, min(a.sheet_frames, len(f))).round().astype(int)]
+             for v, f in evals.items()}  # spread over the held-out episodes (levels)
+    rows = {v: [(f"truth ({''.join(w[0] for w in v.split('_'))})", list(f))] for v, f in shown.items()}
     for path in a.autoencoder:
         ae = load_any(path)
         r = {"latent_channels": ae.config.latent_channels,
@@ -263,9 +265,8 @@ def measure(a, argv) -> dict:
              "counterfactual_ceiling": {v: ceiling(ae, v, worlds, 0) for v in a.views}}
         result["autoencoders"][path] = r
         print(json.dumps({path: r}), flush=True)
-        for v, f in evals.items():
-            name = f"{Path(path).name} x{ae.config.latent_channels}"
-            rows[v].append((name, list(reconstruct(ae, f[:a.sheet_frames]))))
+        for v, f in shown.items():
+            rows[v].append((f"{Path(path).name} x{ae.config.latent_channels}", list(reconstruct(ae, f))))
     if a.out:
         write_json(a.out, result)
     if a.sheet:
@@ -273,7 +274,7 @@ def measure(a, argv) -> dict:
             result["figures"] = {"held-out frames: truth over each autoencoder": os.path.relpath(a.sheet,
                                                                                                Path(a.out).parent)}
             write_json(a.out, result)
-        C.contact_sheet([r for v in sorted(rows) for r in rows[v]], [str(i) for i in range(a.sheet_frames)], a.sheet)
+        C.contact_sheet([r for v in sorted(rows) for r in rows[v]], [""] * len(next(iter(shown.values()))), a.sheet)
     return result
 
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Study (experiments/LOG.md entry 27): a wider latent (8 channels instead of 4) for the shipped autoencoder, then the
+# shipped model's dynamics widened to read and predict it and fine-tuned on this CPU. The autoencoder keeps its 4 old
+# channels exactly (--keep-old), so the widened model starts as v8 on them.
+# From the repository root, in the project's venv, after `bash experiments/td_finetune.sh data` (runs/data/td):
+#   bash experiments/wide_latent.sh data | ae | measure | widen | train | export | measure_td | measure_fp   (or `all`)
+# AE_MINUTES (default 33) and MINUTES (default 35) set the budgets, THREADS (default 2) the torch threads.
+# Results: experiments/results/wide_latent/.
+set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE
+AE_MINUTES=${AE_MINUTES:-33}
+MINUTES=${MINUTES:-35}
+THREADS=${THREADS:-2}
+R=experiments/results/wide_latent
+STAGE=${1:-all}
+mkdir -p "$R" runs/logs
+
+if [[ $STAGE == data || $STAGE == all ]]; then
+  # held-out frames (test worlds, half top-down) for the autoencoder's figures and latent statistics (~1 minute)
+  i=0
+  for lvl in GoToLocal OpenDoor UnlockLocal PickupLoc OpenTwoDoors KeyCorridorS3R1; do
+    i=$((i+1))
+    OMP_NUM_THREADS=1 genie-data record --env "genie_env/BabyAI3D-$lvl-v0" --frames 600 --policy mix \
+      --top-down-share 0.5 --max-episode-steps 128 --worlds test --seed "$((900+i))" --out "runs/data/td_test/$lvl" \
+      --quiet &
+    (( i % 2 == 0 )) && wait
+  done
+  wait
+fi
+
+if [[ $STAGE == ae || $STAGE == all ]]; then
+  python -m experiments.wide_latent train --model default --channels 8 --data runs/data/td/* \
+    --eval-data runs/data/td_test/* --minutes "$AE_MINUTES" --threads "$THREADS" --out runs/candidates/ae8 \
+    > runs/logs/ae8.log 2>&1
+fi
+
+if [[ $STAGE == measure || $STAGE == all ]]; then
+  python -m experiments.wide_latent measure --autoencoder default runs/candidates/ae8 --eval-data runs/data/td_test/* \
+    --worlds 64 --threads "$THREADS" --out "$R/measure.json" --sheet "$R/reconstructions.png"
+fi
+
+if [[ $STAGE == widen || $STAGE == all ]]; then
+  python -m experiments.wide_latent widen-model --model default --autoencoder runs/candidates/ae8 \
+    --out runs/candidates/v8w8
+fi
+
+if [[ $STAGE == train || $STAGE == all ]]; then
+  # td_finetune.sh's td_plain recipe (v8's own), from the widened v8, on the same recording
+  OMP_NUM_THREADS=$THREADS genie-train dynamics --data runs/data/td/* --autoencoder runs/candidates/v8w8 \
+    --init-from runs/candidates/v8w8 --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
+    --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 \
+    --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --out runs/train/w8_plain \
+    --time-budget-minutes "$MINUTES" --threads "$THREADS" > runs/logs/w8_plain.log 2>&1
+fi
+
+if [[ $STAGE == export || $STAGE == all ]]; then
+  genie-train export --dynamics runs/train/w8_plain --out runs/candidates/w8_plain --context-sigma 0.01 \
+    --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
+fi
+
+if [[ $STAGE == measure_td || $STAGE == all ]]; then
+  python -m benchmarks.consistency --model runs/candidates/w8_plain --preset default --views top_down \
+    --threads "$THREADS" --out "$R/consistency_td_w8_plain.json" --sheets runs/sheets/w8_plain > /dev/null
+  python -m experiments.denoise_probe --model runs/candidates/w8_plain --worlds 16 --threads "$THREADS" \
+    --out "$R/denoise_probe_td_w8_plain.json"
+fi
+
+if [[ $STAGE == measure_fp || $STAGE == all ]]; then
+  # the 64 first-person floor worlds, as experiments/td_finetune.sh measure_fp
+  python -m benchmarks.consistency --model runs/candidates/w8_plain --preset default --views first_person \
+    --worlds 64 --threads "$THREADS" --out "$R/consistency_64_fp_w8_plain.json" --sheets runs/sheets/w8_plain \
+    > /dev/null
+fi
