@@ -71,6 +71,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                   "first-person floor worlds, consistency_td_*: the suite's 32 top-down worlds)",
                  "decoder": "v7 and v7 with its decoder fine-tuned towards fine detail (v7_dec_w4), 16 worlds per "
                             "view (experiments/LOG.md entry 24)",
+                 "wide_latent": "v8 widened to an 8-channel autoencoder and fine-tuned 35 minutes (w8_plain, "
+                                "experiments/LOG.md entry 27; the suite's 32 top-down worlds)",
                  "one_step": "v8 under action guidance 3 at every noise level, top-down (experiments/LOG.md entry "
                              "26: guidance does not teach the top-down agent its heading)",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
