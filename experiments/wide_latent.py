@@ -52,7 +52,8 @@ from benchmarks.result_file import command_line
 from experiments.decoder_finetune import detail_loss, figures, held_out, reconstruct
 from world_model import WorldModel
 from world_model.autoencoder import Autoencoder, frames_to_pixels
-from world_model.checkpoint import FORMAT_AUTOENCODER, FORMAT_VERSION, prefixed, read_config, save_model, write_json
+from world_model.checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_WORLD_MODEL, prefixed, read_config,
+                                    save_model, write_json)
 from world_model.dataset import EpisodeDataset
 from world_model.hardware import resolve_bf16
 from world_model.train_dynamics import load_autoencoder
@@ -62,7 +63,7 @@ STATE = "wide_latent.json"
 
 def load_any(path: str) -> Autoencoder:
     """The autoencoder of a world model ('default' or a folder) or of an autoencoder checkpoint, fp32, eval mode."""
-    if path == "default" or read_config(path, formats=("genie-world-model", FORMAT_AUTOENCODER))["format"] \
+    if path == "default" or read_config(path, formats=(FORMAT_WORLD_MODEL, FORMAT_AUTOENCODER))["format"] \
             != FORMAT_AUTOENCODER:
         ae = copy.deepcopy(WorldModel.load(path, autocast=False).autoencoder)
     else:
