@@ -11,6 +11,9 @@
 #              td_only`) v8's recipe on the top-down episodes only: does undiluted top-down signal move the agent?
 #   td_only_cw (a second follow-up, run as td_only) td_only with the loss weighted towards the latent positions an
 #              action changes (`--change-weight 4`): is the top-down agent's few-pixel change drowned by the grid?
+#   td_only_ww (a third follow-up, run as td_only) the same weight by window (`--change-scope window`): each position
+#              weighs by its largest change anywhere in the window, on every frame, so the agent's cells weigh as much
+#              under noop as under a turn (td_only_cw's weight, by the frame's own change, drew change where none was).
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -44,7 +47,7 @@ COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --in
   --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2
   --memory --memory-turns-only"
 declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down"
-  [td_only_cw]="--views top_down --change-weight 4")
+  [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

@@ -378,6 +378,17 @@ def test_change_weights_favour_what_the_action_changed():
     assert float(w[:, 0].max()) == pytest.approx(1 / 3)  # first frame: no predecessor
     assert float(w[0, 1, 5, 7]) == pytest.approx((1 + 2 * 10) / 3)  # capped at change_cap
     assert float(w[0, 1, 0, 0]) == pytest.approx(1 / 3) and float(w[1, 2, 0, 0]) > 1 / 3
+    # "window": every frame of a window weighs a position by its largest change in the window (the first frame too)
+    win = Denoiser(DiffusionConfig(change_weight=2.0, change_scope="window"), Dynamics(PRESETS["tiny"]))
+    ww = win.change_weights(y)[:, :, 0]
+    torch.testing.assert_close(ww, ((1 + 2 * m) / 3).amax(dim=1, keepdim=True).expand_as(ww))
+    assert float(ww[0, 0, 5, 7]) == pytest.approx((1 + 2 * 10) / 3) and float(ww[0, 2, 0, 0]) == pytest.approx(1 / 3)
+    # a change next to padding (frame_valid False) is no change
+    valid = torch.tensor([[False, True, True], [True, True, True]])
+    wv = den.change_weights(y, valid)[:, :, 0]
+    assert float(wv[0, 1, 5, 7]) == pytest.approx(1 / 3) and float(wv[1, 1, 5, 7]) > 1
+    with pytest.raises(ValueError, match="change_scope"):
+        DiffusionConfig(change_scope="episode")
 
     class Exact(torch.nn.Module):  # the exact F-space target, plus an error of 1 at one latent position
         config = PRESETS["tiny"]

@@ -56,6 +56,7 @@ from .sampler import SamplerConfig, karras_sigmas, sample
 
 OBJECTIVES = ("forcing", "augment")
 CONTEXT_SIGMA_DRAWS = ("log_uniform", "uniform")
+CHANGE_SCOPES = ("frame", "window")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,10 @@ class DiffusionConfig:
     frames that change, at the cost of a biased denoiser. A reasonable range is [0, 2]."""
     change_cap: float = 10.0
     """Training: the largest relative change m (> 0) that `change_weight` counts."""
+    change_scope: str = "frame"
+    """Training: where `change_weight` looks for change: "frame" (each frame's own change from its predecessor) or
+    "window" (a position's largest change anywhere in its window, the same weight on every frame of the window: the
+    places where things move, whatever this frame's action did there)."""
     unroll_steps: int = 0
     """Training: frames (>= 0) of an unrolled window that are the model's own predictions, generated
     autoregressively (`Denoiser.rollout`); 0 = no unroll. The window needs at least unroll_steps + 2 frames."""
@@ -125,6 +130,8 @@ class DiffusionConfig:
         if not (self.change_weight >= 0 and self.change_cap > 0):
             raise ValueError(f"need change_weight >= 0 and change_cap > 0, got change_weight={self.change_weight}, "
                              f"change_cap={self.change_cap}")
+        if self.change_scope not in CHANGE_SCOPES:
+            raise ValueError(f"change_scope must be one of {CHANGE_SCOPES}, got {self.change_scope!r}")
         if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
             raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
                              f"{self.context_sigma_min}")
@@ -379,18 +386,25 @@ class Denoiser(nn.Module):
                 commit(frame[:, None], t)
         return torch.stack(out, 1)
 
-    def change_weights(self, y: torch.Tensor) -> torch.Tensor:
-        """Loss weights (B, T, 1, h, w) of clean latents y (B, T, C, h, w) that favour what the action changed.
+    def change_weights(self, y: torch.Tensor, frame_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Loss weights (B, T, 1, h, w) of clean latents y (B, T, C, h, w) that favour what moves.
 
         m = ||y_t - y_{t-1}||^2 per latent position (mean over channels), divided by its mean over the batch;
-        weight = (1 + lambda min(m, cap)) / (1 + lambda); the first frame of a window (no predecessor) has m = 0.
-        Where an action changes a small part of the frame, uniform weights let copying the last frame earn most
-        of the loss. The weight depends on the target, so it tilts the optimum towards frames that change
-        (D -> E[w y | x] / E[w | x]); `change_cap` bounds that tilt."""
+        weight = (1 + lambda min(m, cap)) / (1 + lambda); the first frame of a window (no predecessor) has m = 0, as
+        has a frame next to padding (frame_valid False). Where an action changes a small part of the frame, uniform
+        weights let copying the last frame earn most of the loss. With change_scope "frame" the weight depends on
+        the target's own change, so it tilts the optimum towards frames that change (D -> E[w y | x] / E[w | x]);
+        `change_cap` bounds that tilt. With "window" every frame of a window gets, at each position, the largest m
+        of the window: the agent's cells weigh alike whether this frame's action moved it or not."""
         cfg = self.config
         change = torch.zeros_like(y[:, :, :1], dtype=torch.float32)  # (B, T, 1, h, w)
         change[:, 1:] = (y[:, 1:].float() - y[:, :-1].float()).pow(2).mean(dim=2, keepdim=True)
+        if frame_valid is not None:
+            both = frame_valid[:, 1:] & frame_valid[:, :-1]  # (B, T - 1)
+            change[:, 1:] = change[:, 1:] * both[..., None, None, None].float()
         m = (change / change.mean().clamp_min(1e-12)).clamp(max=cfg.change_cap)
+        if cfg.change_scope == "window":
+            m = m.amax(dim=1, keepdim=True).expand_as(m)
         return (1 + cfg.change_weight * m) / (1 + cfg.change_weight)
 
     def loss(self, y: torch.Tensor, actions: torch.Tensor, generator: torch.Generator,
@@ -472,7 +486,7 @@ class Denoiser(nn.Module):
         target = cs.network_target(y, x)
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
-            err = err * self.change_weights(y)
+            err = err * self.change_weights(y, frame_valid)
         per_frame = err.mean(dim=(2, 3, 4))  # (B, T)
         weight = (~is_context).float()
         if frame_valid is not None:

@@ -91,6 +91,9 @@ class DynamicsArgs(TrainArgs):
     change_weight: float = 0.0
     """Extra loss weight (>= 0) on latent positions that change from the previous frame (0 = uniform; see
     DiffusionConfig.change_weight)."""
+    change_scope: str = "frame"
+    """Where --change-weight looks for change: "frame" (each frame's own change) or "window" (a position's largest
+    change anywhere in its window, on every frame of it; DiffusionConfig.change_scope)."""
     context_sigma_max: float | None = None
     """Upper end (> context_sigma) of the training context levels, drawn from [context_sigma_min or context_sigma,
     context_sigma_max], while the sampler keeps caching past frames at context_sigma (context-noise augmentation,
