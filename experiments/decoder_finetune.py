@@ -25,31 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from benchmarks.result_file import command_line
 from world_model import WorldModel
-from world_model.autoencoder import frames_to_pixels, pixels_to_frames
+from world_model.autoencoder import frames_to_pixels, local_contrast, pixels_to_frames, reconstruction_loss
 from world_model.dataset import EpisodeDataset
 
 DETAIL_SHARE = 0.10
 
 
-def local_contrast(pixels: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W): mean over RGB of |x - its 3x3 box average| (replicate padding)."""
-    blur = F.avg_pool2d(F.pad(pixels, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    return (pixels - blur).abs().mean(dim=1, keepdim=True)
-
-
 def detail_loss(recon: torch.Tensor, target: torch.Tensor, detail_weight: float) -> torch.Tensor:
-    """(L1 + MSE) per pixel, weighted by 1 + detail_weight x local contrast / its batch mean."""
-    per_px = ((recon - target).abs() + (recon - target) ** 2).mean(dim=1, keepdim=True)
-    if detail_weight <= 0:
-        return per_px.mean()
-    c = local_contrast(target)
-    w = 1.0 + detail_weight * c / c.mean().clamp_min(1e-6)
-    return (per_px * w).sum() / w.sum()
+    """(L1 + MSE) per pixel, weighted by 1 + detail_weight x local contrast / its batch mean (the autoencoder
+    trainer's `--detail-weight` loss)."""
+    return reconstruction_loss(recon, target, detail_weight)
 
 
 @torch.no_grad()

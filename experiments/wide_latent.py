@@ -38,7 +38,6 @@ import json
 import math
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +56,7 @@ from world_model.checkpoint import (FORMAT_AUTOENCODER, FORMAT_VERSION, FORMAT_W
 from world_model.dataset import EpisodeDataset
 from world_model.hardware import resolve_bf16
 from world_model.train_dynamics import load_autoencoder
+from world_model.widen import OldChannels, widen_autoencoder, widen_world_model
 
 STATE = "wide_latent.json"
 
@@ -71,42 +71,14 @@ def load_any(path: str) -> Autoencoder:
     return ae.float().eval()
 
 
-@torch.no_grad()
-def widen(ae: Autoencoder, channels: int, seed: int = 0) -> Autoencoder:
-    """`ae` with `channels` (>= its own) latent channels, computing the same reconstructions: old channels first,
-    the decoder's input weights on the new ones zero, the encoder's new output filters small."""
-    old = ae.config.latent_channels
-    if channels < old:
-        raise ValueError(f"--channels must be >= the autoencoder's {old} latent channels, got {channels}")
-    torch.manual_seed(seed)
-    wide = Autoencoder(replace(ae.config, latent_channels=channels))
-    src, dst = ae.state_dict(), wide.state_dict()
-    for k, t in dst.items():
-        s = src[k]
-        if s.shape == t.shape:
-            t.copy_(s)
-        elif k in ("encoder.conv_out.weight", "encoder.conv_out.bias"):
-            t.mul_(0.1)
-            t[:old].copy_(s)
-        elif k == "decoder.conv_in.weight":
-            t.zero_()
-            t[:, :old].copy_(s)
-        elif k in ("latent_shift", "latent_scale"):
-            t[:old].copy_(s)
-        else:
-            raise RuntimeError(f"unexpected shape change in {k}: {tuple(s.shape)} -> {tuple(t.shape)}")
-    return wide.eval()
+widen = widen_autoencoder  # the old channels first, computing the same reconstructions (world_model/widen.py)
 
 
 def keep_old_channels(ae: Autoencoder, old: int) -> list[torch.nn.Parameter]:
     """Freeze what computes the first `old` latent channels (the encoder but its new output filters), so that they
-    stay the latents an existing dynamics model reads; returns the parameters left to train."""
-    for q in ae.encoder.parameters():
-        q.requires_grad_(False)
-    conv = ae.encoder.conv_out
-    for q in (conv.weight, conv.bias):
-        q.requires_grad_(True)
-        q.register_hook(lambda g: torch.cat([torch.zeros_like(g[:old]), g[old:]]))
+    stay the latents an existing dynamics model reads; returns the parameters left to train (AdamW without weight
+    decay here, so the old filters, whose gradient is zero, stay as they are)."""
+    OldChannels(ae, old)
     return [q for q in ae.parameters() if q.requires_grad]
 
 
@@ -203,52 +175,10 @@ def ceiling(ae: Autoencoder, view: str, worlds, seed: int) -> dict:
             "per_level": {k: round(float(np.mean(v)), 4) for k, v in sorted(per.items())}}
 
 
-def same_first_channels(a: Autoencoder, b: Autoencoder, k: int) -> bool:
-    """Whether b's encoder computes a's first k latent channels, with a's statistics (compared in fp16, as stored)."""
-    sa, sb = a.state_dict(), b.state_dict()
-    for key, t in sa.items():
-        if not (key.startswith("encoder.") or key.startswith("latent_")):
-            continue
-        if key.startswith("encoder.conv_out.") or key.startswith("latent_"):
-            t, u = t[:k], sb[key][:k]
-        else:
-            u = sb[key]
-        if t.shape != u.shape or not torch.equal(t.half(), u.half()):
-            return False
-    return True
-
-
-@torch.no_grad()
 def widen_model(model: str, ae: Autoencoder) -> WorldModel:
-    """World model `model` with autoencoder `ae` (made by `widen` from its own with --keep-old, more channels) and its
-    dynamics widened to match: the patch embedding's weights on the new channels of every input (frame, previous
-    frame, memory) and the output's rows for them start at zero, so the old channels' predictions are the old
-    model's and the new channels are learnt by training it further (genie-train dynamics --init-from)."""
-    wm = WorldModel.load(model, autocast=False)
-    old, new = wm.config.autoencoder.latent_channels, ae.config.latent_channels
-    if new < old or not same_first_channels(wm.autoencoder, ae, old):
-        raise ValueError("the autoencoder must be this model's own widened with --keep-old (same first channels)")
-    cfg = replace(wm.config, autoencoder=ae.config, dynamics=replace(wm.config.dynamics, latent_channels=new))
-    out = WorldModel.from_config(cfg, autocast=False)
-    out.autoencoder.load_state_dict(ae.state_dict())
-    pp = wm.config.dynamics.patch_size ** 2
-    src, dst = wm.dynamics.state_dict(), out.dynamics.state_dict()
-    for k, t in dst.items():
-        s = src[k]
-        if s.shape == t.shape:
-            t.copy_(s)
-        elif k == "patch_in.weight":  # columns [frame, prev, memory] blocks of C * p * p, channel-major
-            t.zero_()
-            for b in range(s.shape[1] // (old * pp)):
-                t[:, b * new * pp:b * new * pp + old * pp] = s[:, b * old * pp:(b + 1) * old * pp]
-        elif k in ("patch_out.weight", "patch_out.bias"):
-            t.zero_()
-            t[:old * pp] = s
-        else:
-            raise RuntimeError(f"unexpected shape change in dynamics.{k}: {tuple(s.shape)} -> {tuple(t.shape)}")
-    out.dynamics.load_state_dict(dst)
-    out.training_metadata = {"widened_from": model, "latent_channels": [old, new]}
-    return out.eval()
+    """World model `model` with autoencoder `ae` (its own widened by `train` with --keep-old) and its dynamics
+    widened to match (world_model/widen.py's `widen_world_model`)."""
+    return widen_world_model(WorldModel.load(model, autocast=False), ae)
 
 
 def measure(a, argv) -> dict:

@@ -310,7 +310,7 @@ def test_wide_latent_tiny(model, tmp_path, tiny_world_model):
     assert torch.allclose(fb[:, :, :k], fa, atol=1e-3) and not fb[:, :, k:].any()
     other = tmp_path / "other"
     tiny_world_model(seed=1).save(other)  # another autoencoder: its channels are not this model's latents
-    with pytest.raises(ValueError, match="widened with --keep-old"):
+    with pytest.raises(ValueError, match="widened with its old channels kept"):
         wide(["widen-model", "--model", str(other), "--autoencoder", str(ae_dir), "--out", str(tmp_path / "x")])
 
     res = wide(["measure", "--autoencoder", str(model), str(ae_dir), "--eval-data", str(tmp_path / "test"),

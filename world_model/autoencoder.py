@@ -127,6 +127,23 @@ class Decoder(nn.Module):
         return self.unpatch(self.conv_out(F.silu(self.norm_out(x))))  # (B, 3, H, W)
 
 
+def local_contrast(pixels: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W): mean over RGB of |x - its 3x3 box average| (replicate padding)."""
+    blur = F.avg_pool2d(F.pad(pixels, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return (pixels - blur).abs().mean(dim=1, keepdim=True)
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, detail_weight: float = 0.0) -> torch.Tensor:
+    """L1 + MSE of pixels (B, 3, H, W); with detail_weight > 0 each pixel's weighs 1 + detail_weight x its local
+    contrast in the target over the batch's mean, so edges and small objects count more."""
+    if detail_weight <= 0:
+        return F.l1_loss(recon, target) + F.mse_loss(recon, target)
+    per_px = ((recon - target).abs() + (recon - target) ** 2).mean(dim=1, keepdim=True)
+    c = local_contrast(target)
+    w = 1.0 + detail_weight * c / c.mean().clamp_min(1e-6)
+    return (per_px * w).sum() / w.sum()
+
+
 def frames_to_pixels(frames: torch.Tensor) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
     return frames.movedim(-1, -3).float().div(127.5).sub(1.0)
@@ -170,8 +187,7 @@ class Autoencoder(nn.Module):
     def loss(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training loss: reconstruction L1 + MSE of pixels (B, 3, H, W) in [-1, 1]; deterministic (the generator,
         which the training loop passes to every loss, is unused)."""
-        recon = self(pixels).float()
-        return F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels)
+        return reconstruction_loss(self(pixels).float(), pixels)
 
     @torch.no_grad()
     def fit_latent_stats(self, pixels: torch.Tensor, batch_size: int = 256) -> None:

@@ -4,6 +4,13 @@
     genie-train dynamics --data data/recordings --autoencoder runs/ae --preset default --out runs/dyn --steps 20000
     genie-train export --dynamics runs/dyn --out world_model/checkpoints/default
 
+A wider latent from a trained model (world_model/widen.py): the autoencoder widened and trained with its old
+channels kept, then the model's dynamics widened to match, then trained further on the new latents:
+
+    genie-train autoencoder --data ... --init-from default --latent-channels 8 --keep-old-channels --out runs/ae8 ...
+    genie-train widen --model default --autoencoder runs/ae8 --out runs/wide
+    genie-train dynamics --data ... --autoencoder runs/wide --init-from runs/wide --out runs/dyn_wide ...
+
 Re-running a training command with the same --out resumes it. Multi-process / multi-GPU:
 
     torchrun --nproc_per_node 2 -m world_model.train_cli dynamics --data ... --out runs/dyn ...
@@ -36,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments(sub.add_parser(kind, help=helps[kind]), cls)
     sub.add_parser("judge", help="train the success judge of genie_env/judge.py (see `genie-train judge --help`)",
                    add_help=False)
+    wi = sub.add_parser("widen", help="a world model's dynamics widened to the latent channels of its own autoencoder "
+                                      "widened by `genie-train autoencoder --keep-old-channels`")
+    wi.add_argument("--model", required=True, help='world-model checkpoint folder, or "default" (the shipped model)')
+    wi.add_argument("--autoencoder", required=True,
+                    help="autoencoder run directory or checkpoint: --model's own, widened with its channels kept")
+    wi.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
     ex.add_argument("--dynamics", required=True, help="dynamics run directory or checkpoint folder")
     ex.add_argument("--autoencoder", default=None,
@@ -77,6 +90,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return judge_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "widen":
+        import torch
+
+        from .checkpoint import CheckpointError
+        from .inference import WorldModel
+        from .train_dynamics import load_autoencoder
+        from .widen import widen_world_model
+
+        try:
+            wm = widen_world_model(WorldModel.load(args.model, autocast=False), load_autoencoder(args.autoencoder))
+        except (ValueError, CheckpointError) as e:  # CheckpointError: a folder that is not a checkpoint
+            print(f"genie-train widen: error: {e}", file=sys.stderr)
+            return 2
+        path = wm.save(args.out, dtype=torch.float32, training=wm.training_metadata)
+        print(f"[genie-train] wrote {path}: latent channels {wm.config.autoencoder.latent_channels}")
+        return 0
     if args.command == "export":
         import torch
 

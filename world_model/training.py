@@ -367,6 +367,10 @@ class Trainer:
     def on_resume(self, checkpoint: Path) -> None:
         """Restore what the kind keeps in its checkpoints besides weights (nothing by default)."""
 
+    def after_step(self) -> None:
+        """Called after every optimizer step, before the EMA update (nothing by default): a kind that keeps some
+        weights fixed puts them back here."""
+
     def tokens_per_example(self) -> int | None:
         """Tokens one training example feeds the model (for tokens/s in the log), or None if the kind has no
         tokens."""
@@ -552,6 +556,7 @@ class Trainer:
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), args.grad_clip)
                 self.optimizer.step()
+                self.after_step()
                 self.step += 1
                 if self.ema is not None:
                     self._update_ema()
