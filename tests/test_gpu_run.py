@@ -192,6 +192,32 @@ def test_runner_on_the_cpu_leaves_a_loadable_checkpoint_and_log(tmp_path):
     assert len(summary["data"]["train"]) == 1 and len(summary["data"]["test"]) == 1
 
 
+def test_runner_widens_the_latent_then_fine_tunes_the_widened_model(tmp_path, tiny_world_model):
+    """WIDEN_LATENT: the autoencoder widened and trained with its old channels kept, the model's dynamics widened to
+    match (genie-train widen) and fine-tuned: the checkpoint that comes back reads and predicts the wider latent."""
+    base = tmp_path / "base"
+    wm = tiny_world_model(seed=0)
+    wm.save(base)
+    channels = wm.config.autoencoder.latent_channels + 2
+    out = tmp_path / "out"
+    res = run_runner(out, 1.2, tmp_path / "work", PROCS="1", LEVELS="GoToLocal", FRAMES_PER_PROC="150",
+                     TEST_FRAMES="40", RECORD_SHARE="0.3", FINAL_MARGIN_S="8", EXPORT_MINUTES="0.2",
+                     AUTOENCODER=str(base), INIT_FROM=str(base), WIDEN_LATENT=str(channels), WIDEN_MINUTES="0.1",
+                     WIDEN_ARGS="--batch-size 4 --lr 1e-3 --warmup 2 --detail-weight 4 --log-every 2")
+    summary = check_out(out, res)
+    assert summary["widen"]["latent_channels"] == channels and summary["widen"]["old_channels_kept"]
+    assert "eval_psnr" in summary["widen"]["autoencoder_eval"] and summary["phases_s"]["widen"] > 0
+    got = WorldModel.load(out / "model")
+    assert got.config.autoencoder.latent_channels == got.config.dynamics.latent_channels == channels
+    assert summary["train_run"]["init_from"].endswith("widened")
+
+
+def test_runner_refuses_init_from_in_the_train_args(tmp_path):
+    res = run_runner(tmp_path / "out", 1.0, tmp_path / "work", PROCS="1", LEVELS="GoToLocal",
+                     TRAIN_ARGS="--lr 1e-3 --init-from somewhere")
+    assert res.returncode != 0 and "INIT_FROM" in res.stdout + res.stderr
+
+
 @pytest.mark.slow
 def test_runner_one_minute_budget(tmp_path):
     out = tmp_path / "out"

@@ -7,6 +7,11 @@ A script, not a module of the package: it runs the repository's commands (`pytho
 `python -m world_model.train_cli dynamics / export`) as subprocesses (it imports world_model only to count the
 recorded frames), so a crash of one phase cannot take the exports already written with it.
 
+With --widen-latent N (gpu_run.sh's WIDEN_LATENT), a phase between recording and training widens the latent first
+(world_model/widen.py): `genie-train autoencoder --init-from AUTOENCODER --latent-channels N` trains the widened
+autoencoder on the recordings for --widen-minutes (its old channels kept when there is a model to widen), `genie-train
+widen` gives --init-from's dynamics the new channels, and the dynamics train on the widened model's latents.
+
 Deadline: every phase is bounded by the wall clock of the whole run, counted from --start (the moment gpu_run.sh
 began): recording gets --record-share of it, training the rest less --final-margin-s, which the last export and
 the report use. The trainer stops itself at its --time-budget-minutes with a checkpoint; a watchdog sends it
@@ -258,9 +263,68 @@ class Exporter:
         self.export()
 
 
-def train(args, data: dict, work: Path, deadline: float) -> tuple[Path, int]:
-    """Phases 3 + 4: encode the recordings with the shipped autoencoder (the latents stay in GPU memory) and
-    train the dynamics until the budget leaves --final-margin-s, exporting in the background."""
+def wait_for(proc: subprocess.Popen, ends: float, grace_s: float, what: str) -> None:
+    """Wait for a trainer that stops itself at its budget (`ends`); grace_s past it, SIGTERM (it checkpoints at its
+    next step), and grace_s later SIGKILL."""
+    try:
+        proc.wait(timeout=max(1.0, ends - time.time() + grace_s))
+    except subprocess.TimeoutExpired:
+        log(f"the {what} trainer overran its budget: SIGTERM (it checkpoints at the next step)")
+        stop(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=max(1.0, grace_s))
+        except subprocess.TimeoutExpired:
+            log(f"the {what} trainer did not stop: SIGKILL (its last checkpoint is used)")
+            stop(proc, signal.SIGKILL)
+            proc.wait()
+
+
+def widen(args, data: dict, work: Path, deadline: float) -> dict:
+    """Phase 3a (with --widen-latent): the autoencoder (--autoencoder) widened to --widen-latent channels and trained
+    on the recordings for --widen-minutes (its old channels kept when --init-from names dynamics to widen), then
+    --init-from's dynamics widened to read and predict them (`genie-train widen`). Returns the autoencoder and
+    init-from the dynamics phase uses, and what the summary records."""
+    ae_run = work / "widen_ae"
+    minutes = min(args.widen_minutes, (deadline - time.time() - 2 * args.startup_s) / 60)
+    if minutes < 0.1:
+        raise SystemExit(f"gpu_run: recording left {minutes:.2f} min before training; too little to widen the "
+                         "latent (a longer budget, a smaller --record-share or --widen-minutes)")
+    keep = ["--keep-old-channels"] if args.init_from else []
+    cmd = [args.python, "-m", "world_model.train_cli", "autoencoder", "--data", *data["train"],
+           *(["--eval-data", *data["test"]] if data["test"] else []), "--init-from", args.autoencoder,
+           "--latent-channels", str(args.widen_latent), *keep, "--out", str(ae_run), "--steps", "100000000",
+           "--time-budget-minutes", f"{minutes:.3f}", "--checkpoint-every", "100000000",
+           "--checkpoint-minutes", "1000", "--keep-checkpoints", "1", "--device", "cuda" if args.cuda else "cpu",
+           *shlex.split(args.widen_args)]
+    log(f"widening the latent to {args.widen_latent} channels: {minutes:.2f} min: {shlex.join(cmd[3:])}")
+    ends = time.time() + args.startup_s + 60 * minutes
+    proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True)
+    try:
+        wait_for(proc, ends, args.final_margin_s / 3, "autoencoder")
+    finally:
+        stop(proc, signal.SIGKILL)
+    rows = [json.loads(x) for x in (ae_run / "eval.jsonl").read_text().splitlines() if x.strip()] \
+        if (ae_run / "eval.jsonl").is_file() else []
+    if not rows:
+        raise SystemExit("gpu_run: the widened autoencoder wrote no checkpoint; see its log above")
+    out = {"latent_channels": args.widen_latent, "minutes": round(minutes, 3), "autoencoder_eval": rows[-1],
+           "old_channels_kept": bool(keep)}
+    log(f"widened autoencoder: {rows[-1]}")
+    if not args.init_from:
+        return {**out, "autoencoder": str(ae_run), "init_from": ""}
+    model = work / "widened"
+    res = subprocess.run([args.python, "-m", "world_model.train_cli", "widen", "--model", args.init_from,
+                          "--autoencoder", str(ae_run), "--out", str(model)], env=child_env(), capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"gpu_run: genie-train widen failed (exit {res.returncode}): {res.stderr.strip()[-800:]}")
+    log(res.stdout.strip())
+    return {**out, "autoencoder": str(model), "init_from": str(model)}
+
+
+def train(args, data: dict, work: Path, deadline: float, autoencoder: str, init_from: str) -> tuple[Path, int]:
+    """Phases 3 + 4: encode the recordings with `autoencoder` (the latents stay in GPU memory) and train the
+    dynamics (from `init_from`, if any) until the budget leaves --final-margin-s, exporting in the background."""
     run = work / "run"
     # the trainer's budget counts from its start, after Python, torch and CUDA have started: allow for that
     minutes = (deadline - time.time() - args.startup_s) / 60
@@ -270,28 +334,18 @@ def train(args, data: dict, work: Path, deadline: float) -> tuple[Path, int]:
     ends = max(deadline, time.time() + args.startup_s + 60 * minutes)  # when the trainer should have stopped
     batch = args.batch or (256 if args.cuda else 8)
     cmd = [args.python, "-m", "world_model.train_cli", "dynamics", "--data", *data["train"],
-           *(["--eval-data", *data["test"]] if data["test"] else []), "--autoencoder", args.autoencoder,
+           *(["--eval-data", *data["test"]] if data["test"] else []), "--autoencoder", autoencoder,
            "--preset", args.preset, "--out", str(run), "--batch-size", str(batch), "--steps", "100000000",
            "--time-budget-minutes", f"{minutes:.3f}", "--checkpoint-every", "100000000",
            "--checkpoint-minutes", str(args.export_minutes), "--keep-checkpoints", "3",
-           "--device", "cuda" if args.cuda else "cpu", *shlex.split(args.train_args)]
+           "--device", "cuda" if args.cuda else "cpu", *(["--init-from", init_from] if init_from else []),
+           *shlex.split(args.train_args)]
     log(f"training: {minutes:.2f} min, preset {args.preset}, batch {batch}: {shlex.join(cmd[3:])}")
     exporter = Exporter(args, run, work)
     exporter.start()
     proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True)
     try:
-        # the trainer stops itself at its budget; past it, SIGTERM (checkpoint at the next step), then SIGKILL
-        try:
-            proc.wait(timeout=max(1.0, ends - time.time() + args.final_margin_s / 3))
-        except subprocess.TimeoutExpired:
-            log("the trainer overran its budget: SIGTERM (it checkpoints at the next step)")
-            stop(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=max(1.0, args.final_margin_s / 3))
-            except subprocess.TimeoutExpired:
-                log("the trainer did not stop: SIGKILL (its last checkpoint is exported)")
-                stop(proc, signal.SIGKILL)
-                proc.wait()
+        wait_for(proc, ends, args.final_margin_s / 3, "dynamics")
     finally:
         stop(proc, signal.SIGKILL)
         exporter.finish()
@@ -340,6 +394,9 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if (work / "run").exists():
         raise SystemExit(f"gpu_run: {work}/run exists; give a fresh --work folder (a run never resumes another)")
+    if " --init-from " in f" {args.train_args} ":
+        raise SystemExit("gpu_run: give the checkpoint to fine-tune as --init-from (gpu_run.sh: INIT_FROM), not in "
+                         "--train-args (TRAIN_ARGS)")
     summary = {"args": vars(args), "phases_s": {}}
     t = time.time()
     record_until = start + 60 * args.minutes * args.record_share
@@ -352,8 +409,14 @@ def run(args) -> int:
     summary["eval_source"] = "test worlds" if data["test"] else "training episodes (no test-world frames recorded)"
     log(f"recorded {data['train_frames']} train-world frames in {len(data['train'])} folders and "
         f"{data['test_frames']} held-out frames in {summary['phases_s']['record']} s")
+    autoencoder, init_from = args.autoencoder, args.init_from
+    if args.widen_latent:
+        t = time.time()
+        summary["widen"] = widened = widen(args, data, work, deadline - args.final_margin_s)
+        summary["phases_s"]["widen"] = round(time.time() - t, 1)
+        autoencoder, init_from = widened["autoencoder"], widened["init_from"]
     t = time.time()
-    run_dir, batch = train(args, data, work, deadline - args.final_margin_s)
+    run_dir, batch = train(args, data, work, deadline - args.final_margin_s, autoencoder, init_from)
     summary["phases_s"]["train_and_export"] = round(time.time() - t, 1)
     summary["batch"] = batch
     summary.update(report(args, run_dir))
@@ -388,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--test-frames", type=int, default=600, help="held-out frames per level (one recorder each)")
     r.add_argument("--record-share", type=float, default=0.25, help="share of the budget recording may use")
     r.add_argument("--autoencoder", required=True, help="the frozen autoencoder (a world-model checkpoint)")
+    r.add_argument("--init-from", default="", help="the checkpoint whose dynamics the run fine-tunes ('': from scratch)")
+    r.add_argument("--widen-latent", type=int, default=0,
+                   help="widen --autoencoder to this many latent channels first, and --init-from's dynamics with it "
+                        "(0: no)")
+    r.add_argument("--widen-minutes", type=float, default=1.0, help="the widened autoencoder's training budget")
+    r.add_argument("--widen-args", default="", help="more genie-train autoencoder options for the widened one")
     r.add_argument("--preset", default="default", help="dynamics preset")
     r.add_argument("--batch", type=int, default=0, help="windows per step (0: 256 on CUDA, 8 on CPU)")
     r.add_argument("--train-args", default="", help="more genie-train dynamics options (the recipe)")

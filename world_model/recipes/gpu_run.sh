@@ -23,7 +23,9 @@
 #   2. records fresh ground truth: one `genie-data record` process per CPU core (nproc), train worlds only, levels
 #      and seeds split across them, each up to FRAMES_PER_PROC frames, for at most RECORD_SHARE of the budget; the
 #      first processes also record TEST_FRAMES held-out (test-world) frames of one level each for the held-out curve;
-#   3. encodes the recordings with the shipped autoencoder (AUTOENCODER) on the GPU, the latents kept in GPU memory;
+#   3. (WIDEN_LATENT only) trains the autoencoder widened to WIDEN_LATENT channels for WIDEN_MINUTES and widens
+#      INIT_FROM's dynamics to match; then encodes the recordings with the shipped autoencoder (AUTOENCODER), or the
+#      widened one, on the GPU, the latents kept in GPU memory;
 #   4. trains the dynamics (PRESET) with bf16 autocast, BATCH windows a step, for the rest of the budget less
 #      FINAL_MARGIN_S (genie-train dynamics --time-budget-minutes: the lr cosine ends with the budget), checkpointing
 #      every EXPORT_MINUTES; a background loop exports the newest checkpoint (genie-train export EXPORT_ARGS) into
@@ -72,23 +74,28 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> ("INIT_FROM=") trains from scratch (entry 14: 3.5 minutes from scratch only reached the CPU-trained model).
 INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/checkpoints/default" || true)}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
-# >>> layout: see genie-train dynamics --help); the default is the shipped model's recipe (Diffusion Forcing, context
-# >>> noise drawn from [0.01, 0.1], EMA) on the shipped autoencoder with the pose-keyed memory input on turns
+# >>> layout: see genie-train dynamics --help; not --init-from, which INIT_FROM sets); the default is the shipped
+# >>> model's recipe (Diffusion Forcing, context noise drawn from [0.01, 0.1], EMA) on the shipped autoencoder with the pose-keyed memory input on turns
 # >>> (--memory --memory-turns-only: experiments/LOG.md entry 17, +5.7 dB first-person look-back and +0.17
 # >>> counterfactual accuracy over the same fine-tune without it); peak lr 2e-4 fine-tuning INIT_FROM at batch 256
-# >>> (entry 25), 6e-4 from scratch (entry 14). --init-from INIT_FROM is added to it unless it has its own.
+# >>> (entry 25), 6e-4 from scratch (entry 14).
 # >>> The recipe ablation that 20 CPU-minutes per arm could not separate (experiments/LOG.md entry 12) adds to it:
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
 # >>> and --view-conditioning (the view as an embedding, like the action: experiments/LOG.md entry 14 found the
 # >>> GPU-trained models answering a top-down turn with a first-person room).
+# >>> WIDEN_LATENT: latent channels to widen AUTOENCODER to before training (0: none; experiments/LOG.md entry 27:
+# >>> 8 channels keep the top-down agent's heading that 4 lose, the top-down counterfactual ceiling 0.89 -> 0.95).
+# >>> A phase after recording trains the widened autoencoder for WIDEN_MINUTES (genie-train autoencoder --init-from
+# >>> AUTOENCODER --latent-channels WIDEN_LATENT, with --keep-old-channels when INIT_FROM is set, and WIDEN_ARGS),
+# >>> then widens INIT_FROM's dynamics to match (genie-train widen; world_model/widen.py) and fine-tunes that; with
+# >>> INIT_FROM empty the dynamics train from scratch on the widened latents. AUTOENCODER must be INIT_FROM's own.
+WIDEN_LATENT=${WIDEN_LATENT:-0}
+WIDEN_MINUTES=${WIDEN_MINUTES:-1}
+WIDEN_ARGS=${WIDEN_ARGS:-"--batch-size 128 --lr 2e-4 --warmup 100 --detail-weight 4 --ema-decay 0 --log-every 50"}
 LR=$([ -n "$INIT_FROM" ] && echo "--lr 2e-4 --warmup 50" || echo "--lr 6e-4 --warmup 100")
 TRAIN_ARGS=${TRAIN_ARGS:-"$LR --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 20"}
-case " $TRAIN_ARGS " in  # an --init-from of TRAIN_ARGS wins over INIT_FROM
-  *" --init-from "*) ;;
-  *) TRAIN_ARGS="$TRAIN_ARGS${INIT_FROM:+ --init-from $INIT_FROM}" ;;
-esac
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's (3 Euler steps 5 -> 1.28 -> 0.1,
 # >>> guidance on the first; a full KV cache rebuilt from its latest 4 frames, 2 for a preset with fewer than 16 frames).
 REFRESH=$([ "$PRESET" = default ] && echo 4 || echo 2)
@@ -131,5 +138,6 @@ EOF
 exec "$PYTHON" "$REPO/world_model/recipes/gpu_run.py" run --out "$OUT" --minutes "$MINUTES" --start "$START" \
   --work "$WORK" --python "$PYTHON" $CUDA --procs "$PROCS" --levels "$LEVELS" --data-args "$DATA_ARGS" \
   --frames-per-proc "$FRAMES_PER_PROC" --test-frames "$TEST_FRAMES" --record-share "$RECORD_SHARE" \
-  --autoencoder "$AUTOENCODER" --preset "$PRESET" --batch "$BATCH" --train-args "$TRAIN_ARGS" \
+  --autoencoder "$AUTOENCODER" --init-from "$INIT_FROM" --widen-latent "$WIDEN_LATENT" \
+  --widen-minutes "$WIDEN_MINUTES" --widen-args "$WIDEN_ARGS" --preset "$PRESET" --batch "$BATCH" --train-args "$TRAIN_ARGS" \
   --export-args "$EXPORT_ARGS" --export-minutes "$EXPORT_MINUTES" --final-margin-s "$FINAL_MARGIN_S"
