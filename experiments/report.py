@@ -77,7 +77,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                              "26: guidance does not teach the top-down agent its heading)",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
                                 "branch rows, and on its top-down episodes only, without and with the loss "
-                                "weighted towards what changes (td_only_cw; experiments/LOG.md entries 26-27; "
+                                "weighted towards what changes, by frame (td_only_cw) or by window (td_only_ww); "
+                                "experiments/LOG.md entries 26-28; "
                                 "consistency_td_*: the suite's 32 top-down worlds, v8 rerun beside them; "
                                 "consistency_64_fp_*: the 64 first-person floor worlds, v8's in the gpu table)"}
 

@@ -14,9 +14,6 @@
 #   td_only_ww (a third follow-up, run as td_only) the same weight by window (`--change-scope window`): each position
 #              weighs by its largest change anywhere in the window, on every frame, so the agent's cells weigh as much
 #              under noop as under a turn (td_only_cw's weight, by the frame's own change, drew change where none was).
-#   mix_plain, mix_ww (a fourth follow-up, side by side, one thread each: `MINUTES=40 bash experiments/td_finetune.sh
-#              train mix_plain mix_ww`) v8's recipe on the mixed recording, without and with td_only_ww's window
-#              weight: does the weight that moved top-down actions keep the first person?
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -50,8 +47,7 @@ COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --in
   --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2
   --memory --memory-turns-only"
 declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down"
-  [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window"
-  [mix_plain]="" [mix_ww]="--change-weight 4 --change-scope window")
+  [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.
