@@ -203,6 +203,11 @@ def record(args, work: Path, deadline: float, latest: float) -> dict:
     return {"train": [str(d) for d in train], "test": [str(d) for d in test], "failures": failures}
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines log (a trainer's log.jsonl or eval.jsonl); [] when it is not there yet."""
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
 def count_frames(folders: list[str]) -> int:
     """Frames in the recordings (from the manifests' shard indexes, without loading frames)."""
     sys.path.insert(0, str(REPO))
@@ -303,8 +308,7 @@ def widen(args, data: dict, work: Path, deadline: float) -> dict:
         wait_for(proc, ends, args.final_margin_s / 3, "autoencoder")
     finally:
         stop(proc, signal.SIGKILL)
-    rows = [json.loads(x) for x in (ae_run / "eval.jsonl").read_text().splitlines() if x.strip()] \
-        if (ae_run / "eval.jsonl").is_file() else []
+    rows = read_jsonl(ae_run / "eval.jsonl")
     if not rows:
         raise SystemExit("gpu_run: the widened autoencoder wrote no checkpoint; see its log above")
     out = {"latent_channels": args.widen_latent, "minutes": round(minutes, 3), "autoencoder_eval": rows[-1],
@@ -354,10 +358,7 @@ def train(args, data: dict, work: Path, deadline: float, autoencoder: str, init_
 
 def report(args, run: Path) -> dict:
     """Phase 5: throughput and the curves, printed and returned."""
-    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()] \
-        if (run / "log.jsonl").is_file() else []
-    evals = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines() if x.strip()] \
-        if (run / "eval.jsonl").is_file() else []
+    rows, evals = read_jsonl(run / "log.jsonl"), read_jsonl(run / "eval.jsonl")
     steady = rows[len(rows) // 5:] or rows  # the first fifth includes warm-up
     out = {"steps": rows[-1]["step"] if rows else 0}
     for key in ("examples_per_s", "tokens_per_s", "tflops"):
@@ -394,7 +395,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if (work / "run").exists():
         raise SystemExit(f"gpu_run: {work}/run exists; give a fresh --work folder (a run never resumes another)")
-    if " --init-from " in f" {args.train_args} ":
+    if any(t == "--init-from" or t.startswith("--init-from=") for t in shlex.split(args.train_args)):
         raise SystemExit("gpu_run: give the checkpoint to fine-tune as --init-from (gpu_run.sh: INIT_FROM), not in "
                          "--train-args (TRAIN_ARGS)")
     summary = {"args": vars(args), "phases_s": {}}
