@@ -14,6 +14,13 @@
 #   td_only_ww (a third follow-up, run as td_only) the same weight by window (`--change-scope window`): each position
 #              weighs by its largest change anywhere in the window, on every frame, so the agent's cells weigh as much
 #              under noop as under a turn (td_only_cw's weight, by the frame's own change, drew change where none was).
+#   mix_plain  (entry 29) td_plain rerun beside mix_ww on one machine, its control:
+#              `MINUTES=45 bash experiments/td_finetune.sh train mix_plain mix_ww`;
+#   mix_ww     td_plain with td_only_ww's window-weighted loss, on the mixed recording: does the weight that moved
+#              the top-down agent keep the first person's floors (still@20 above all)?
+#   mix_vc     (a follow-up, run as mix_plain, beside another one-thread job) td_plain with `--view-conditioning`
+#              (entry 15: the view as an embedding, zero-initialised): does the GPU recipe's view flag keep v8's
+#              figures at ~800 CPU steps?
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -47,7 +54,9 @@ COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --in
   --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2
   --memory --memory-turns-only"
 declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down"
-  [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window")
+  [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window"
+  [mix_plain]="" [mix_ww]="--change-weight 4 --change-scope window"
+  [mix_vc]="--view-conditioning")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.
