@@ -175,10 +175,25 @@ def ceiling(ae: Autoencoder, view: str, worlds, seed: int) -> dict:
             "per_level": {k: round(float(np.mean(v)), 4) for k, v in sorted(per.items())}}
 
 
-def widen_model(model: str, ae: Autoencoder) -> WorldModel:
+def widen_model(model: str, ae: Autoencoder, new_input_std: float = 0.0, seed: int = 0) -> WorldModel:
     """World model `model` with autoencoder `ae` (its own widened by `train` with --keep-old) and its dynamics
-    widened to match (world_model/widen.py's `widen_world_model`)."""
-    return widen_world_model(WorldModel.load(model, autocast=False), ae)
+    widened to match (world_model/widen.py's `widen_world_model`: the patch embedding's columns for the new channels
+    and the output rows for them zero). `new_input_std` > 0 draws those input columns instead from a normal
+    distribution with that fraction of the old columns' standard deviation (the output rows stay zero), so the trunk
+    sees the new channels from the first step (experiments/LOG.md entry 29)."""
+    wm = widen_world_model(WorldModel.load(model, autocast=False), ae)
+    if new_input_std > 0:
+        old, new = wm.training_metadata["widened"]["latent_channels"]
+        pp = wm.config.dynamics.patch_size ** 2
+        w = wm.dynamics.patch_in.weight
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for b in range(w.shape[1] // (new * pp)):
+                o = w[:, b * new * pp:b * new * pp + old * pp]
+                cols = slice(b * new * pp + old * pp, (b + 1) * new * pp)
+                w[:, cols] = torch.randn(w[:, cols].shape, generator=g) * float(o.std()) * new_input_std
+        wm.training_metadata["widened"]["new_input_std"] = new_input_std
+    return wm
 
 
 def measure(a, argv) -> dict:
@@ -266,6 +281,8 @@ def main(argv=None) -> dict:
     w.add_argument("--model", default="default", help="'default' or a world-model checkpoint folder")
     w.add_argument("--autoencoder", required=True, help="the model's autoencoder widened by `train` (--keep-old)")
     w.add_argument("--out", required=True, help="world-model checkpoint folder to write")
+    w.add_argument("--new-input-std", type=float, default=0.0,
+                   help="> 0: the new channels' input columns drawn at this fraction of the old columns' std")
     m = sub.add_parser("measure", help="reconstruction figures and counterfactual ceilings of autoencoders")
     m.add_argument("--autoencoder", nargs="+", required=True,
                    help="'default', world-model or autoencoder checkpoint folders")
@@ -287,7 +304,7 @@ def main(argv=None) -> dict:
         p.error("--worlds must be >= 1")
     torch.set_num_threads(a.threads)
     if a.cmd == "widen-model":
-        wm = widen_model(a.model, load_any(a.autoencoder))
+        wm = widen_model(a.model, load_any(a.autoencoder), a.new_input_std, a.seed)
         wm.save(a.out, training=wm.training_metadata)
         print(f"wrote {a.out}")
         return {"out": a.out}

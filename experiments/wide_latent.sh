@@ -5,12 +5,18 @@
 # From the repository root, in the project's venv, after `bash experiments/td_finetune.sh data` (runs/data/td):
 #   bash experiments/wide_latent.sh data | ae | measure | widen | train | export | measure_td | measure_fp   (or `all`)
 # AE_MINUTES (default 33) and MINUTES (default 35) set the budgets, THREADS (default 2) the torch threads.
+# `init` (entry 29): the widened v8 twice from the autoencoder AE (default runs/candidates/ae8), its new channels'
+# input columns zero (w8_zero, world_model/widen.py's start) or drawn at a tenth of the old columns' std (w8_rand),
+# each fine-tuned as `train` for INIT_MINUTES (default 12), side by side, one thread each: does the trunk learn
+# the new channels faster when it sees them from the first step? (their logs: runs/train/w8_{zero,rand}/log.jsonl)
 # Results: experiments/results/wide_latent/.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 AE_MINUTES=${AE_MINUTES:-33}
 MINUTES=${MINUTES:-35}
 THREADS=${THREADS:-2}
+INIT_MINUTES=${INIT_MINUTES:-12}
+AE=${AE:-runs/candidates/ae8}
 R=experiments/results/wide_latent
 STAGE=${1:-all}
 mkdir -p "$R" runs/logs
@@ -70,4 +76,18 @@ if [[ $STAGE == measure_fp || $STAGE == all ]]; then
   python -m benchmarks.consistency --model runs/candidates/w8_plain --preset default --views first_person \
     --worlds 64 --threads "$THREADS" --out "$R/consistency_64_fp_w8_plain.json" --sheets runs/sheets/w8_plain \
     > /dev/null
+fi
+
+if [[ $STAGE == init ]]; then
+  python -m experiments.wide_latent widen-model --model default --autoencoder "$AE" --out runs/candidates/v8w8_zero
+  python -m experiments.wide_latent widen-model --model default --autoencoder "$AE" --new-input-std 0.1 \
+    --out runs/candidates/v8w8_rand
+  for arm in zero rand; do
+    OMP_NUM_THREADS=1 genie-train dynamics --data runs/data/td/* --autoencoder "runs/candidates/v8w8_$arm" \
+      --init-from "runs/candidates/v8w8_$arm" --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
+      --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --log-every 10 \
+      --keep-checkpoints 1 --memory --memory-turns-only --out "runs/train/w8_$arm" --time-budget-minutes "$INIT_MINUTES" \
+      --threads 1 > "runs/logs/w8_$arm.log" 2>&1 &
+  done
+  wait
 fi
