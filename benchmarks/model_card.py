@@ -118,6 +118,7 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
             "time_budget_minutes": args.get("time_budget_minutes"),
             "memory": ("turns only" if args.get("memory_turns_only") else "every frame") if args.get("memory") else None,
             "padding": padding_words(args),
+            "view_conditioning": bool(args.get("view_conditioning")),
             "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
             "sessions": len(session_ends(log)),
             "ema_decay": args.get("ema_decay"),
@@ -277,6 +278,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
         + ("a pose-keyed memory input (the latest earlier frame seen from the same dead-reckoned heading"
            + (", given to frames the agent turned into" if dyn.get("memory_turns_only") else "") + "), "
            if dyn.get("memory") else "")
+        + ("the view each world is rendered in (an embedding added to the action's), " if dyn.get("views") else "")
         + "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
         f"- Default sampler: {sampler_words(sampler)}; past frames are cached at noise level "
         f"{config.get('diffusion', {}).get('context_sigma')}"
@@ -302,6 +304,8 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                 extra += f"; with the pose-keyed memory input ({t['memory']})"
             if t.get("padding"):
                 extra += f"; {t['padding']}"
+            if t.get("view_conditioning"):
+                extra += "; conditioned on the view"
             if t.get("ema_decay"):
                 extra += f"; the weights are an EMA (decay {t['ema_decay']})"
             what = name.capitalize() if i == 0 else f"{name.capitalize()}, then fine-tuned"

@@ -303,7 +303,8 @@ def test_model_card_wall_time_across_resumes_and_render():
     assert row.split(" | ")[2] == "n/a (n/a)"  # the top-down cell; first person keeps its figures
     assert "n/a" not in row.split(" | ")[1]
     # a fine-tuned model (genie-train dynamics --init-from): each phase on its own line, and the total
-    first = {k: v for k, v in summary["dynamics"].items() if k not in ("previous", "device")}  # one CPU phase
+    first = {k: v for k, v in summary["dynamics"].items()
+             if k not in ("previous", "device", "view_conditioning")}  # one CPU phase
     tuned = {**summary, "dynamics": {**first, "steps": 100, "wall_time_min": 10.0,
                                      "context_sigma_range": [0.01, 0.1], "previous": first}}
     text = render(DEFAULT_CHECKPOINT, tuned, fidelity, None)
@@ -320,15 +321,22 @@ def test_model_card_wall_time_across_resumes_and_render():
     line = next(x for x in render(DEFAULT_CHECKPOINT, padded, fidelity, None).splitlines()
                 if x.startswith("- Dynamics, then fine-tuned: 100 steps"))
     assert f"; {words}; the weights are an EMA" in line
+    # a phase conditioned on the view (genie-train dynamics --view-conditioning) says so
+    viewed = {**tuned, "dynamics": {**tuned["dynamics"], "view_conditioning": True}}
+    line = next(x for x in render(DEFAULT_CHECKPOINT, viewed, fidelity, None).splitlines()
+                if x.startswith("- Dynamics, then fine-tuned: 100 steps"))
+    assert "; conditioned on the view; the weights are an EMA" in line
     assert f"- Dynamics in all: {first['steps'] + 100} steps, {round(first['wall_time_min'] + 10.0, 1)} min" in text
 
 
 def cpu_trained(summary: dict) -> dict:
-    """The shipped training summary cut to its newest CPU-trained dynamics phase (a base for the GPU-phase tests,
-    whatever the shipped model's last phase was)."""
-    dyn = summary["dynamics"]
-    while dyn.get("device"):
-        dyn = dyn["previous"]
+    """The shipped training summary cut to its newest dynamics phase with no GPU-trained phase in its history (a
+    base for the GPU-phase tests, whatever the shipped model's last phases were)."""
+    chain, dyn = [], summary["dynamics"]
+    while dyn:
+        chain.append(dyn)
+        dyn = dyn.get("previous")
+    dyn = chain[max((i for i, d in enumerate(chain) if d.get("device")), default=-1) + 1]
     cpu = {k: v for k, v in summary.items() if k != "earlier_machine"}
     return {**cpu, "dynamics": dyn, "data": dyn.get("data", summary["data"]),
             "machine": summary.get("earlier_machine", summary["machine"])}

@@ -167,10 +167,10 @@ def test_view_conditioned_training_exports_and_starts_from_an_unconditioned_mode
     torch.testing.assert_close(fine.dyn(x, c, a, pos, view=torch.tensor([0, 1])), plain.dynamics(x, c, a, pos))
     fine.run()
     assert json.loads((tmp_path / "fine" / "ckpt-00000001" / "config.json").read_text())["dynamics"]["views"] == 2
-    # the other way round (a view-conditioned checkpoint into an unconditioned run) is refused
+    # the other way round (a view-conditioned checkpoint into an unconditioned run) is refused, saying what to pass
     from world_model.checkpoint import CheckpointError
 
-    with pytest.raises(CheckpointError, match="pick the preset"):
+    with pytest.raises(CheckpointError, match="pass --view-conditioning"):
         args("dynamics", tmp_path / "back", 1, data=(str(data),), autoencoder=str(tmp_path / "ae"), window=5,
              init_from=str(tmp_path / "export")).trainer()
 

@@ -422,6 +422,9 @@ class DynamicsTrainer(Trainer):
         # what this run changes of the checkpoint's model: inputs it adds (each starting closed, so the same function
         # at step 0), or the memory's rule of which frames get a memory frame
         added = {}
+        if other.views and not dyn_cfg.views:
+            raise CheckpointError(f"--init-from {path} is conditioned on the view; pass --view-conditioning to keep "
+                                  "training it (its recordings must be of known views)")
         if dyn_cfg.views and not other.views:
             added["views"] = 0
         if dyn_cfg.memory and not other.memory:

@@ -47,7 +47,7 @@ done
 genie-train dynamics --data runs/data/base/* --eval-data runs/data/test/* \
   --autoencoder world_model/checkpoints/default --init-from runs/candidates/gpu1 --preset default \
   --out runs/train/ft_gpu1 --steps 100000 --time-budget-minutes 60 --batch-size 8 --lr 1.5e-4 --warmup 50 \
-  --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --ema-decay 0.998 \
+  --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --view-conditioning --ema-decay 0.998 \
   --checkpoint-every 200 --log-every 20 --keep-checkpoints 3 --threads 2
 genie-train export --dynamics runs/train/ft_gpu1 --out runs/candidates/gpu1_ft --context-sigma 0.01 --num-steps 3 \
   --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4

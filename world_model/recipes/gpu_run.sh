@@ -75,7 +75,7 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/checkpoints/default" || true)}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
 # >>> layout: see genie-train dynamics --help; not --init-from, which INIT_FROM sets); the default is the shipped
-# >>> model's recipe (Diffusion Forcing, context noise drawn from [0.01, 0.1], EMA) on the shipped autoencoder with the pose-keyed memory input on turns
+# >>> model's recipe (Diffusion Forcing, context noise drawn from [0.01, 0.1], EMA, conditioned on the view: entry 29) on the shipped autoencoder with the pose-keyed memory input on turns
 # >>> (--memory --memory-turns-only: experiments/LOG.md entry 17, +5.7 dB first-person look-back and +0.17
 # >>> counterfactual accuracy over the same fine-tune without it); peak lr 2e-4 fine-tuning INIT_FROM at batch 256
 # >>> (entry 25), 6e-4 from scratch (entry 14).
@@ -83,8 +83,6 @@ INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/check
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
-# >>> and --view-conditioning (the view as an embedding, like the action: experiments/LOG.md entry 14 found the
-# >>> GPU-trained models answering a top-down turn with a first-person room).
 # >>> WIDEN_LATENT: latent channels to widen AUTOENCODER to before training (0: none; experiments/LOG.md entry 27:
 # >>> 8 channels keep the top-down agent's heading that 4 lose, the top-down counterfactual ceiling 0.89 -> 0.95).
 # >>> A phase after recording trains the widened autoencoder for WIDEN_MINUTES (genie-train autoencoder --init-from
@@ -95,7 +93,7 @@ WIDEN_LATENT=${WIDEN_LATENT:-0}
 WIDEN_MINUTES=${WIDEN_MINUTES:-1}
 WIDEN_ARGS=${WIDEN_ARGS:-"--batch-size 128 --lr 2e-4 --warmup 100 --detail-weight 4 --ema-decay 0 --log-every 50"}
 LR=$([ -n "$INIT_FROM" ] && echo "--lr 2e-4 --warmup 50" || echo "--lr 6e-4 --warmup 100")
-TRAIN_ARGS=${TRAIN_ARGS:-"$LR --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --log-every 20"}
+TRAIN_ARGS=${TRAIN_ARGS:-"$LR --ema-decay 0.998 --context-sigma 0.1 --context-sigma-min 0.01 --memory --memory-turns-only --view-conditioning --log-every 20"}
 # >>> EXPORT_ARGS: the sampler defaults written into the exported checkpoint: the shipped model's (3 Euler steps 5 -> 1.28 -> 0.1,
 # >>> guidance on the first; a full KV cache rebuilt from its latest 4 frames, 2 for a preset with fewer than 16 frames).
 REFRESH=$([ "$PRESET" = default ] && echo 4 || echo 2)
