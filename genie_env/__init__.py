@@ -16,7 +16,7 @@ __all__ = ["ACTION_MEANINGS", "LEVELS", "SEED_RANGES", "TEST_SEEDS", "TRAIN_SEED
 #: Every registered 3D BabyAI id, e.g. ``genie_env/BabyAI3D-OpenRedDoor-v0``.
 BABYAI3D_IDS = tuple(f"genie_env/BabyAI3D-{level}-v0" for level in LEVELS)
 #: The world-model environment; ``gym.make_vec`` on it returns the batched GenieWorldVectorEnv.
-GENIE_WORLD_ID = "genie_env/GenieWorld-v6"
+GENIE_WORLD_ID = "genie_env/GenieWorld-v7"
 
 for _level, _id in zip(LEVELS, BABYAI3D_IDS):
     register(id=_id, entry_point="genie_env.babyai3d:BabyAI3DEnv", kwargs={"level": _level})

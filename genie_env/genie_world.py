@@ -523,7 +523,7 @@ class GenieWorldEnv(gym.Env):
 
     ## Episode End
     Terminated when ``reward_fn`` or the judge says so; truncated by Gymnasium's TimeLimit (200 steps when made
-    with ``gym.make("genie_env/GenieWorld-v6")``). Memory does not grow with the episode length.
+    with ``gym.make("genie_env/GenieWorld-v7")``). Memory does not grow with the episode length.
 
     ## Arguments
     ``config``, a :class:`GenieWorldConfig`, or its fields as keyword arguments: ``model`` ("default", a
@@ -532,7 +532,7 @@ class GenieWorldEnv(gym.Env):
     ``judge_threshold``, ``mission_observation``, ``look_around`` (prompts from 3D BabyAI worlds start after the
     model has been shown the world's four turns in place), ``num_threads`` (torch threads of this process; None: 1
     inside a worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
-    To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v6", num_envs=N)`` (one
+    To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v7", num_envs=N)`` (one
     process, one forward pass for all N worlds); in ``AsyncVectorEnv`` / ``SubprocVecEnv`` workers each env takes
     one thread (for W workers on C cores, ``num_threads=C // W`` may be faster).
 

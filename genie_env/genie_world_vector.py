@@ -19,7 +19,7 @@ class GenieWorldVectorEnv(VectorEnv):
     ## Description
     The natively batched form of :class:`genie_env.genie_world.GenieWorldEnv` (as ``CartPoleVectorEnv`` is of
     CartPole): the world model steps a batch of B = N worlds per forward pass, which is several times faster than
-    N separate envs. ``gym.make_vec("genie_env/GenieWorld-v6", num_envs=N, ...)`` returns it.
+    N separate envs. ``gym.make_vec("genie_env/GenieWorld-v7", num_envs=N, ...)`` returns it.
 
     ## Action Space
     ``MultiDiscrete([7] * N)``; ``single_action_space`` is ``Discrete(7)``.

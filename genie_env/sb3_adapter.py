@@ -1,6 +1,6 @@
 """SB3VecEnv: a Gymnasium VectorEnv (GenieWorldVectorEnv) seen as a stable-baselines3 VecEnv.
 
-    venv = gym.make_vec("genie_env/GenieWorld-v6", num_envs=8, judge="default")
+    venv = gym.make_vec("genie_env/GenieWorld-v7", num_envs=8, judge="default")
     model = PPO("CnnPolicy", VecMonitor(SB3VecEnv(venv)), n_steps=128).learn(100_000)
 
 (``VecMonitor`` from ``stable_baselines3.common.vec_env`` adds the episode returns and lengths SB3 logs.)

@@ -8,7 +8,8 @@
 # Wall times on the 2-core AMD EPYC machine: recording ~5 min, autoencoder ~45 min, dynamics ~215 min in three
 # phases (+5-8 min to pre-encode the data per phase), then ~3 min of recording and two memory phases of 75 and 65
 # minutes (+2 min to encode), three more phases of 45, 30 and 45 minutes, then ~9 minutes on a lent GPU machine
-# (phase 9: that step alone needs one), judge ~5 min. The studies that chose these settings are in experiments/LOG.md.
+# (phase 9: that step alone needs one), then ~4 min of recording and a 45-minute phase (10), judge ~5 min. The
+# studies that chose these settings are in experiments/LOG.md.
 set -euo pipefail
 LEVELS="GoToLocal OpenDoor OpenRedDoor OpenTwoDoors GoToRedBall GoToObj PickupLoc UnlockLocal PutNextLocal KeyCorridorS3R1"
 
@@ -137,12 +138,38 @@ python -m benchmarks.model_card --model runs/candidates/v7 --dyn-run runs/train/
 [ -f runs/gpu/run2/model/config.json ] || { echo "phase 9 runs on a lent GPU machine (see above): put its OUT" \
   "folder in runs/gpu/run2 and run this script again" >&2; exit 1; }
 [ -f runs/gpu/run2/model/model.safetensors ] || python world_model/recipes/gpu_run.py join runs/gpu/run2/model
-cp runs/gpu/run2/model/config.json runs/gpu/run2/model/model.safetensors world_model/checkpoints/default/
+mkdir -p runs/candidates/v8
+cp runs/gpu/run2/model/config.json runs/gpu/run2/model/model.safetensors runs/candidates/v8/
+python -m benchmarks.model_card --model runs/candidates/v8 --gpu-run runs/gpu/run2 \
+  --base-summary runs/candidates/v7/training_summary.json --summary-only
+
+# 10. Phase 10 (LOG entry 29): v8 fine-tuned on this CPU with the view each episode is rendered in as an input
+#    (--view-conditioning: an embedding added to the conditioning, zero-initialised, so it starts as v8), 45 minutes
+#    on one thread (787 steps of 8, beside another one-thread job), on fresh mixed play with 40% top-down episodes;
+#    exported with v8's sampler. It keeps the top-down grid top-down where v8 answered a top-down action with a
+#    first-person room. Then into the package and measured on unseen worlds.
+i=0
+for lvl in $LEVELS; do
+  i=$((i+1))
+  genie-data record --env "genie_env/BabyAI3D-$lvl-v0" --frames 5000 --policy mix --branch-every 4 \
+    --top-down-share 0.4 --max-episode-steps 128 --seed "$((500+i))" --out "runs/data/td/$lvl" --quiet
+done
+genie-train dynamics --data runs/data/td/* --autoencoder runs/candidates/v8 --init-from runs/candidates/v8 \
+  --preset default --out runs/train/view_ft --steps 100000 --time-budget-minutes 45 --batch-size 8 --lr 1e-4 \
+  --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 \
+  --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning \
+  --threads 1
+genie-train export --dynamics runs/train/view_ft --out runs/candidates/v9 --context-sigma 0.01 --num-steps 3 \
+  --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
+python -m benchmarks.model_card --model runs/candidates/v9 --dyn-run runs/train/view_ft --data runs/data/td/* \
+  --base-summary runs/candidates/v8/training_summary.json --summary-only
+cp runs/candidates/v9/config.json runs/candidates/v9/model.safetensors runs/candidates/v9/training_summary.json \
+  world_model/checkpoints/default/
 python -m benchmarks.fidelity --model default --episodes 16 --horizon 64 --guidance 1.0 1.5 3.0 \
   --out benchmarks/results/fidelity.json
 python -m benchmarks.consistency --preset default --out benchmarks/results/consistency.json --sheets docs/consistency
 
-# 10. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
+# 11. Success judge (GenieWorld's reward), its precision / recall on held-out episodes, then the model card and
 #    BENCHMARKS.md from the saved results.
 genie-train judge --data runs/data/train/* --eval-data runs/data/test/* --out genie_env/checkpoints/judge \
   --steps "${JUDGE_STEPS:-4000}" --report benchmarks/results/judge.json
@@ -153,6 +180,5 @@ for lvl in $LEVELS; do
 done
 python -m benchmarks.judge_on_dreams --judge default --recorded runs/data/test --dreamed runs/dream/test \
   --out benchmarks/results/judge_on_dreams.json
-python -m benchmarks.model_card --model world_model/checkpoints/default --gpu-run runs/gpu/run2 \
-  --base-summary runs/candidates/v7/training_summary.json
+python -m benchmarks.model_card --render-only
 genie-bench report --results benchmarks/results --out BENCHMARKS.md
