@@ -329,7 +329,9 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
     lines += [
         (f"- Machines: the autoencoder and the earlier phases on {in_words(summary['earlier_machine'])}; the last "
          f"phase on {in_words(m)}; bf16 autocast where native." if summary.get("earlier_machine")
-         else f"- Machine: {in_words(m)}; bf16 autocast."),
+         else f"- Machine: {in_words(m)}"
+         + ("; the phases marked above as on a lent GPU ran there; bf16 autocast where native."
+            if any(t.get("device") for t in phases) else "; bf16 autocast.")),
         f"- Recipe: `{summary.get('recipe', 'bash world_model/recipes/train_default.sh')}`.",
         "",
     ]

@@ -321,6 +321,12 @@ def test_model_card_wall_time_across_resumes_and_render():
     line = next(x for x in render(DEFAULT_CHECKPOINT, padded, fidelity, None).splitlines()
                 if x.startswith("- Dynamics, then fine-tuned: 100 steps"))
     assert f"; {words}; the weights are an EMA" in line
+    # a CPU phase on top of a lent-GPU phase: the machine line points at the phase that names its GPU
+    on_gpu = {**tuned, "dynamics": {**tuned["dynamics"], "previous": {**first, "device": "NVIDIA H200"}}}
+    on_gpu.pop("earlier_machine", None)
+    assert "the phases marked above as on a lent GPU ran there" in render(DEFAULT_CHECKPOINT, on_gpu, fidelity, None)
+    assert "the phases marked above" not in render(DEFAULT_CHECKPOINT, {**tuned, "earlier_machine": None},
+                                                   fidelity, None)
     # a phase conditioned on the view (genie-train dynamics --view-conditioning) says so
     viewed = {**tuned, "dynamics": {**tuned["dynamics"], "view_conditioning": True}}
     line = next(x for x in render(DEFAULT_CHECKPOINT, viewed, fidelity, None).splitlines()
