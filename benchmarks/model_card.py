@@ -253,6 +253,14 @@ def judge_on_dreams_lines(r: dict) -> list[str]:
     return lines + [""]
 
 
+def phase_chain(phase: dict) -> list[dict]:
+    """A training phase and the phases it was fine-tuned from (its "previous" chain), oldest first."""
+    phases = [phase]
+    while phases[0].get("previous"):
+        phases.insert(0, phases[0]["previous"])
+    return phases
+
+
 def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None,
            consistency: dict | None = None, judge_dreams: dict | None = None) -> str:
     config = json.loads((model / "config.json").read_text())
@@ -291,9 +299,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                    if _earlier_data(summary) else ""),
     ]
     for name in ("autoencoder", "dynamics"):
-        phases = [summary[name]]
-        while phases[0].get("previous"):  # a fine-tuned model: its earlier training phases, oldest first
-            phases.insert(0, phases[0]["previous"])
+        phases = phase_chain(summary[name])
         for i, t in enumerate(phases):
             extra = ""
             if t.get("sessions", 1) > 1:
@@ -331,7 +337,7 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
          f"phase on {in_words(m)}; bf16 autocast where native." if summary.get("earlier_machine")
          else f"- Machine: {in_words(m)}"
          + ("; the phases marked above as on a lent GPU ran there; bf16 autocast where native."
-            if any(t.get("device") for t in phases) else "; bf16 autocast.")),
+            if any(t.get("device") for t in phase_chain(summary["dynamics"])) else "; bf16 autocast.")),
         f"- Recipe: `{summary.get('recipe', 'bash world_model/recipes/train_default.sh')}`.",
         "",
     ]

@@ -78,7 +78,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
                                 "branch rows, and on its top-down episodes only, without and with the loss "
                                 "weighted towards what changes, by frame (td_only_cw) or by window (td_only_ww); "
-                                "experiments/LOG.md entries 26-28; "
+                                "experiments/LOG.md entries 26-28; mix_plain, mix_ww and mix_vc: mixed play without and with "
+                                "that weight or the view as an input, entry 29; "
                                 "consistency_td_*: the suite's 32 top-down worlds, v8 rerun beside them; "
                                 "consistency_64_fp_*: the 64 first-person floor worlds, v8's in the gpu table)"}
 
