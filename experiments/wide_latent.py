@@ -177,23 +177,10 @@ def ceiling(ae: Autoencoder, view: str, worlds, seed: int) -> dict:
 
 def widen_model(model: str, ae: Autoencoder, new_input_std: float = 0.0, seed: int = 0) -> WorldModel:
     """World model `model` with autoencoder `ae` (its own widened by `train` with --keep-old) and its dynamics
-    widened to match (world_model/widen.py's `widen_world_model`: the patch embedding's columns for the new channels
-    and the output rows for them zero). `new_input_std` > 0 draws those input columns instead from a normal
-    distribution with that fraction of the old columns' standard deviation (the output rows stay zero), so the trunk
-    sees the new channels from the first step (experiments/LOG.md entry 29)."""
-    wm = widen_world_model(WorldModel.load(model, autocast=False), ae)
-    if new_input_std > 0:
-        old, new = wm.training_metadata["widened"]["latent_channels"]
-        pp = wm.config.dynamics.patch_size ** 2
-        w = wm.dynamics.patch_in.weight
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for b in range(w.shape[1] // (new * pp)):
-                o = w[:, b * new * pp:b * new * pp + old * pp]
-                cols = slice(b * new * pp + old * pp, (b + 1) * new * pp)
-                w[:, cols] = torch.randn(w[:, cols].shape, generator=g) * float(o.std()) * new_input_std
-        wm.training_metadata["widened"]["new_input_std"] = new_input_std
-    return wm
+    widened to match (world_model/widen.py's `widen_world_model`: the output rows for the new channels zero, their
+    input columns zero or, with `new_input_std` > 0, drawn at that fraction of the old columns' std;
+    experiments/LOG.md entries 29-30)."""
+    return widen_world_model(WorldModel.load(model, autocast=False), ae, new_input_std, seed)
 
 
 def measure(a, argv) -> dict:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Study (experiments/LOG.md entry 27): a wider latent (8 channels instead of 4) for the shipped autoencoder, then the
 # shipped model's dynamics widened to read and predict it and fine-tuned on this CPU. The autoencoder keeps its 4 old
-# channels exactly (--keep-old), so the widened model starts as v8 on them.
+# channels exactly (--keep-old), so the widened model starts as the shipped one on them. Entry 27 widened v8; the
+# shipped model is now v9, view-conditioned, so `train` and `init` pass --view-conditioning (VIEW_FLAG= with v8's
+# weights in world_model/checkpoints/default, `git show 652a755:...`, reruns entry 27 as it was).
 # From the repository root, in the project's venv, after `bash experiments/td_finetune.sh data` (runs/data/td):
 #   bash experiments/wide_latent.sh data | ae | measure | widen | train | export | measure_td | measure_fp   (or `all`)
 # AE_MINUTES (default 33) and MINUTES (default 35) set the budgets, THREADS (default 2) the torch threads.
-# `init` (entry 29): the widened v8 twice from the autoencoder AE (default runs/candidates/ae8), its new channels'
-# input columns zero (w8_zero, world_model/widen.py's start) or drawn at a tenth of the old columns' std (w8_rand),
-# each fine-tuned as `train` for INIT_MINUTES (default 12), side by side, one thread each: does the trunk learn
+# `init` (entries 29-30): the widened shipped model twice from the autoencoder AE (default runs/candidates/ae8),
+# its new channels' input columns zero (w8_zero, world_model/widen.py's start) or drawn at a tenth of the old columns' std (w8_rand),
+# each fine-tuned as `train` for INIT_MINUTES (default 30), side by side, one thread each: does the trunk learn
 # the new channels faster when it sees them from the first step? (their logs: runs/train/w8_{zero,rand}/log.jsonl)
 # Results: experiments/results/wide_latent/.
 set -euo pipefail
@@ -15,7 +17,8 @@ export OMP_WAIT_POLICY=PASSIVE
 AE_MINUTES=${AE_MINUTES:-33}
 MINUTES=${MINUTES:-35}
 THREADS=${THREADS:-2}
-INIT_MINUTES=${INIT_MINUTES:-12}
+INIT_MINUTES=${INIT_MINUTES:-30}
+VIEW_FLAG=${VIEW_FLAG---view-conditioning}
 AE=${AE:-runs/candidates/ae8}
 R=experiments/results/wide_latent
 STAGE=${1:-all}
@@ -55,7 +58,7 @@ if [[ $STAGE == train || $STAGE == all ]]; then
   OMP_NUM_THREADS=$THREADS genie-train dynamics --data runs/data/td/* --autoencoder runs/candidates/v8w8 \
     --init-from runs/candidates/v8w8 --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
     --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 \
-    --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --out runs/train/w8_plain \
+    --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only $VIEW_FLAG --out runs/train/w8_plain \
     --time-budget-minutes "$MINUTES" --threads "$THREADS" > runs/logs/w8_plain.log 2>&1
 fi
 
@@ -79,15 +82,15 @@ if [[ $STAGE == measure_fp || $STAGE == all ]]; then
 fi
 
 if [[ $STAGE == init ]]; then
-  python -m experiments.wide_latent widen-model --model default --autoencoder "$AE" --out runs/candidates/v8w8_zero
+  python -m experiments.wide_latent widen-model --model default --autoencoder "$AE" --out runs/candidates/w8init_zero
   python -m experiments.wide_latent widen-model --model default --autoencoder "$AE" --new-input-std 0.1 \
-    --out runs/candidates/v8w8_rand
+    --out runs/candidates/w8init_rand
   for arm in zero rand; do
-    OMP_NUM_THREADS=1 genie-train dynamics --data runs/data/td/* --autoencoder "runs/candidates/v8w8_$arm" \
-      --init-from "runs/candidates/v8w8_$arm" --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
+    OMP_NUM_THREADS=1 genie-train dynamics --data runs/data/td/* --autoencoder "runs/candidates/w8init_$arm" \
+      --init-from "runs/candidates/w8init_$arm" --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
       --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --log-every 10 \
-      --keep-checkpoints 1 --memory --memory-turns-only --out "runs/train/w8_$arm" --time-budget-minutes "$INIT_MINUTES" \
-      --threads 1 > "runs/logs/w8_$arm.log" 2>&1 &
+      --keep-checkpoints 1 --memory --memory-turns-only $VIEW_FLAG --out "runs/train/w8_$arm" \
+      --time-budget-minutes "$INIT_MINUTES" --threads 1 > "runs/logs/w8_$arm.log" 2>&1 &
   done
   wait
 fi
