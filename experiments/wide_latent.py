@@ -5,6 +5,8 @@
     python -m experiments.wide_latent measure --autoencoder default runs/candidates/ae8 --worlds 64 \
         --eval-data runs/data/td_test/* --out experiments/results/wide_latent/measure.json \
         --sheet experiments/results/wide_latent/reconstructions.png
+    python -m experiments.wide_latent curves --runs runs/train/w8_zero runs/train/w8_rand \
+        --out experiments/results/wide_latent/init_curves.json --plot experiments/results/wide_latent/init_curves.png
 
 The shipped autoencoder sets a ceiling on what any dynamics model can show: on the consistency suite's 22 x 22
 top-down grids (2.9 pixels per cell) the true next frames under every action, encoded and decoded, tell the
@@ -28,6 +30,11 @@ continues from it (the same budget in all).
 --eval-data, experiments/decoder_finetune.py's figures), and the counterfactual ceiling on the suite's worlds per
 view and per level (the suite's own scenario and rule: the true frames after a look-around, every action, through
 the autoencoder). ``--sheet`` draws held-out frames of both views: truth over each autoencoder's reconstruction.
+
+``curves`` compares the training losses of dynamics runs (their log.jsonl) step by step: runs from the same data,
+seed and batch size see the same windows at each step, so the losses compare directly (entry 30: the widened
+dynamics with their new input columns zero or drawn small). Per run, the mean loss over consecutive blocks of
+``--block`` steps up to the last step every run reached, and their mean difference to the first run's.
 """
 from __future__ import annotations
 
@@ -211,9 +218,84 @@ def measure(a, argv) -> dict:
     return result
 
 
-def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
-    """Markdown section (experiments.report): a row per autoencoder."""
+def read_log(run: Path) -> list[dict]:
+    """The rows of a training run's log.jsonl (step, loss, ...)."""
+    path = Path(run) / "log.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"wide_latent curves: {path} is missing; pass training run folders (genie-train --out)")
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def curves(a, argv) -> dict:
+    """Training losses of `a.runs` compared step by step (module docstring, ``curves``)."""
+    logs = {str(r): read_log(r) for r in a.runs}
+    last = min(max((row["step"] for row in rows), default=0) for rows in logs.values())
+    if last < a.block:
+        raise SystemExit(f"wide_latent curves: the shortest run reached step {last}, less than one --block "
+                         f"({a.block}); train longer or pass a smaller --block")
+    edges = list(range(0, last - last % a.block + 1, a.block))
+    runs = {}
+    for name, rows in logs.items():
+        blocks = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            xs = [row["loss"] for row in rows if lo < row["step"] <= hi]
+            blocks.append(round(float(np.mean(xs)), 5))
+        runs[name] = {"steps": [row["step"] for row in rows], "loss": [round(row["loss"], 5) for row in rows],
+                      "block_mean": blocks, "last_step": rows[-1]["step"],
+                      "elapsed_s": round(float(rows[-1].get("elapsed_s", float("nan"))), 1)}
+    first = runs[str(a.runs[0])]["block_mean"]
+    for r in runs.values():
+        r["mean_diff_to_first"] = round(float(np.mean(np.subtract(r["block_mean"], first))), 5)
+    result = {"benchmark": "wide_latent", "curves": runs, "block": a.block, "blocks": [[lo, hi] for lo, hi in
+              zip(edges[:-1], edges[1:])], "command": command_line("experiments.wide_latent", argv),
+              "machine": describe_machine()}
+    if a.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for name, r in runs.items():
+            ax.plot(r["steps"], r["loss"], label=Path(name).name, lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.legend()
+        fig.tight_layout()
+        Path(a.plot).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(a.plot, dpi=120)
+        plt.close(fig)
+        result["figures"] = {"training loss": Path(a.plot).name}
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(a.out, result)
+    print(json.dumps({k: {"block_mean": v["block_mean"], "mean_diff_to_first": v["mean_diff_to_first"]}
+                      for k, v in runs.items()}, indent=1))
+    return result
+
+
+def curves_section(r: dict, images: dict[str, str] | None = None) -> list[str]:
+    """Markdown section of a ``curves`` result: the mean loss per block of steps, a row per run."""
     from benchmarks.machine import in_words
+
+    head = ["run"] + [f"steps {lo + 1}-{hi}" for lo, hi in r["blocks"]] + ["mean difference to the first run"]
+    lines = ["## Training losses of widened dynamics runs, step by step", "",
+             f"`{r['command']}` (experiments/LOG.md entry 30): mean training loss per block of {r['block']} steps "
+             f"(the runs see the same windows at each step). Machine: {in_words(r['machine'])}.", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name, x in r["curves"].items():
+        lines.append(f"| `{name}` | " + " | ".join(f"{v:.4f}" for v in x["block_mean"])
+                     + f" | {x['mean_diff_to_first']:+.4f} |")
+    for title, img in (images or {}).items():
+        lines += ["", f"![{title}]({img})"]
+    return lines + [""]
+
+
+def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
+    """Markdown section (experiments.report): a row per autoencoder (``measure``), or a ``curves`` result's."""
+    from benchmarks.machine import in_words
+
+    if "curves" in r:
+        return curves_section(r, images)
 
     views = sorted({v for x in r["autoencoders"].values() for v in x["figures"]})
     cviews = sorted({v for x in r["autoencoders"].values() for v in x["counterfactual_ceiling"]})
@@ -280,7 +362,13 @@ def main(argv=None) -> dict:
     m.add_argument("--sheet-frames", type=int, default=8)
     m.add_argument("--out", help="JSON file to write")
     m.add_argument("--sheet", help="PNG contact sheet to write")
-    for q in (t, m, w):
+    c = sub.add_parser("curves", help="training losses of dynamics runs compared step by step")
+    c.add_argument("--runs", nargs="+", required=True, help="training run folders (their log.jsonl); the first is "
+                                                           "the reference")
+    c.add_argument("--block", type=int, default=100, help="steps per block of the table (>= 1)")
+    c.add_argument("--out", help="JSON file to write")
+    c.add_argument("--plot", help="PNG of the losses to write")
+    for q in (t, m, w, c):
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
@@ -289,7 +377,11 @@ def main(argv=None) -> dict:
         p.error("--minutes, --lr and --channels must be > 0, --detail-weight >= 0, --batch-size and --warmup >= 1")
     if a.cmd == "measure" and a.worlds < 1:
         p.error("--worlds must be >= 1")
+    if a.cmd == "curves" and a.block < 1:
+        p.error("--block must be >= 1")
     torch.set_num_threads(a.threads)
+    if a.cmd == "curves":
+        return curves(a, argv)
     if a.cmd == "widen-model":
         wm = widen_model(a.model, load_any(a.autoencoder), a.new_input_std, a.seed)
         wm.save(a.out, training=wm.training_metadata)

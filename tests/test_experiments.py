@@ -323,3 +323,31 @@ def test_wide_latent_tiny(model, tmp_path, tiny_world_model):
     md = render(tmp_path, tmp_path)
     assert "Autoencoders with a wider latent: 2 suite worlds" in md and "(m.png)" in md
     assert md.count(f"| `{ae_dir}` | {channels} |") == 1
+
+
+def test_wide_latent_curves(tmp_path):
+    """experiments.wide_latent curves: block means up to the step every run reached, the difference to the first run;
+    a run without a log, or shorter than one block, is a clear error and writes nothing."""
+    from experiments.wide_latent import main as wide
+
+    for name, offset in (("a", 0.0), ("b", 0.1)):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"step": s, "loss": 1.0 / s + offset, "elapsed_s": 2.0 * s} for s in range(10, 60 if name == "a"
+                                                                                            else 45, 10)]
+        (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "curves" / "c.json"
+    r = wide(["curves", "--runs", str(tmp_path / "a"), str(tmp_path / "b"), "--block", "20", "--out", str(out),
+              "--plot", str(tmp_path / "curves" / "c.png")])
+    a, b = r["curves"][str(tmp_path / "a")], r["curves"][str(tmp_path / "b")]
+    assert r["blocks"] == [[0, 20], [20, 40]]  # b stopped at step 40
+    assert a["block_mean"] == pytest.approx([(1 / 10 + 1 / 20) / 2, (1 / 30 + 1 / 40) / 2], abs=1e-5)
+    assert b["mean_diff_to_first"] == pytest.approx(0.1, abs=1e-5) and a["mean_diff_to_first"] == 0
+    assert json.loads(out.read_text())["block"] == 20 and (tmp_path / "curves" / "c.png").is_file()
+    md = render(tmp_path / "curves", tmp_path / "curves")
+    assert "Training losses of widened dynamics runs" in md and "| +0.1000 |" in md and "(c.png)" in md
+    with pytest.raises(SystemExit, match="log.jsonl is missing"):
+        wide(["curves", "--runs", str(tmp_path / "a"), str(tmp_path / "none"), "--out", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit, match="less than one --block"):
+        wide(["curves", "--runs", str(tmp_path / "a"), "--block", "100", "--out", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
