@@ -5,6 +5,8 @@
     python -m experiments.wide_latent measure --autoencoder default runs/candidates/ae8 --worlds 64 \
         --eval-data runs/data/td_test/* --out experiments/results/wide_latent/measure.json \
         --sheet experiments/results/wide_latent/reconstructions.png
+    python -m experiments.wide_latent fit-head --model runs/candidates/w8init_zero --data runs/data/td/* \
+        --out runs/candidates/w8init_fit_zero --report experiments/results/wide_latent/fit_head_zero.json
     python -m experiments.wide_latent curves --runs runs/train/w8_zero runs/train/w8_rand \
         --out experiments/results/wide_latent/init_curves.json --plot experiments/results/wide_latent/init_curves.png
 
@@ -30,6 +32,9 @@ continues from it (the same budget in all).
 --eval-data, experiments/decoder_finetune.py's figures), and the counterfactual ceiling on the suite's worlds per
 view and per level (the suite's own scenario and rule: the true frames after a look-around, every action, through
 the autoencoder). ``--sheet`` draws held-out frames of both views: truth over each autoencoder's reconstruction.
+
+``fit-head`` fits the new channels' output rows of a widened world model by ridge regression on training batches
+instead of starting them at zero (the rest of the network fixed; see `fit_head`).
 
 ``curves`` compares the training losses of dynamics runs (their log.jsonl) step by step: runs from the same data,
 seed and batch size see the same windows at each step, so the losses compare directly (entry 30: the widened
@@ -184,10 +189,23 @@ def ceiling(ae: Autoencoder, view: str, worlds, seed: int) -> dict:
 
 def widen_model(model: str, ae: Autoencoder, new_input_std: float = 0.0, seed: int = 0) -> WorldModel:
     """World model `model` with autoencoder `ae` (its own widened by `train` with --keep-old) and its dynamics
-    widened to match (world_model/widen.py's `widen_world_model`: the output rows for the new channels zero, their
-    input columns zero or, with `new_input_std` > 0, drawn at that fraction of the old columns' std;
-    experiments/LOG.md entries 29-30)."""
-    return widen_world_model(WorldModel.load(model, autocast=False), ae, new_input_std, seed)
+    widened to match (world_model/widen.py's `widen_world_model`: the patch embedding's columns for the new channels
+    and the output rows for them zero). `new_input_std` > 0 draws those input columns instead from a normal
+    distribution with that fraction of the old columns' standard deviation (the output rows stay zero), so the trunk
+    sees the new channels from the first step (experiments/LOG.md entries 29-30)."""
+    wm = widen_world_model(WorldModel.load(model, autocast=False), ae)
+    if new_input_std > 0:
+        old, new = wm.training_metadata["widened"]["latent_channels"]
+        pp = wm.config.dynamics.patch_size ** 2
+        w = wm.dynamics.patch_in.weight
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for b in range(w.shape[1] // (new * pp)):
+                o = w[:, b * new * pp:b * new * pp + old * pp]
+                cols = slice(b * new * pp + old * pp, (b + 1) * new * pp)
+                w[:, cols] = torch.randn(w[:, cols].shape, generator=g) * float(o.std()) * new_input_std
+        wm.training_metadata["widened"]["new_input_std"] = new_input_std
+    return wm
 
 
 def measure(a, argv) -> dict:
@@ -224,6 +242,112 @@ def read_log(run: Path) -> list[dict]:
     if not path.is_file():
         raise SystemExit(f"wide_latent curves: {path} is missing; pass training run folders (genie-train --out)")
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+@torch.no_grad()
+def fit_head(model: str, data, out: str, batches: int = 64, ridge: float = 1e-3, min_sigma: float = 0.15,
+             batch_size: int = 8, seed: int = 0, preset: str = "default") -> dict:
+    """The output rows for the new channels of a widened world model (`widen-model`) fitted by ridge regression
+    instead of starting at zero: on `batches` training batches of `data` (drawn as genie-train dynamics draws them
+    from --init-from `model` of preset `preset`, with `seed`), the features the output layer reads for every token of every frame
+    noised to sigma >= `min_sigma` (the training targets; context frames sit at 0.01-0.1), against the network
+    target F = (y - c_skip x) / c_out of the new channels (the loss is ||F(x) - target||^2 in F-space, so the fit
+    minimises it over those rows, the rest of the network fixed). The old channels' rows are untouched. Writes the
+    model to `out`; returns the new channels' loss on the fitting batches before and after, and on as many
+    held-out batches (other seeds), and the old channels' loss over all of them (what the new input columns cost
+    the old predictions)."""
+    from world_model.diffusion import Conditioners
+    from world_model.dynamics import patchify
+    from world_model.train_dynamics import DynamicsArgs
+    from world_model.training import step_generators
+
+    wm = WorldModel.load(model, autocast=False)
+    widened = (wm.training_metadata or {}).get("widened", {}).get("latent_channels")
+    if not widened:
+        raise SystemExit(f"wide_latent fit-head: {model} is not a widened model (experiments.wide_latent widen-model)")
+    old, new = widened
+    run = Path(out + ".run")
+    args = DynamicsArgs(data=tuple(data), out=str(run), autoencoder=model, init_from=model, preset=preset,
+                        batch_size=batch_size, steps=1, memory=wm.config.dynamics.memory,
+                        memory_turns_only=wm.config.dynamics.memory_turns_only,
+                        view_conditioning=bool(wm.config.dynamics.views),
+                        seed=seed, threads=torch.get_num_threads(), context_sigma=0.1, context_sigma_min=0.01)
+    trainer = args.trainer()
+    dyn = trainer.dyn
+    pp = dyn.config.patch_size ** 2
+    rows = slice(old * pp, new * pp)
+    seen: dict = {}
+    target_of = Conditioners.network_target
+
+    def keep_target(self, y, x):
+        t = target_of(self, y, x)
+        seen["target"], seen["c_out"] = t, self.c_out
+        return t
+
+    def keep_features(_module, inputs):
+        seen["z"] = inputs[0].float()
+
+    def draw(step: int):
+        """The features (M, D + 1) and the new channels' targets (M, new - old) of one batch's target frames."""
+        np_gen, gen = step_generators(args, trainer.rt, step)
+        batch = trainer.batch(np_gen)
+        with trainer.autocast():
+            trainer.objective.loss(*batch, gen)
+        sd = trainer.wm_config.diffusion.sigma_data
+        c_out = seen["c_out"].float()
+        sigma = c_out * sd / (sd ** 2 - c_out ** 2).clamp_min(1e-12).sqrt()  # c_out = sigma sd / sqrt(sigma^2 + sd^2)
+        target = patchify(seen["target"].float(), dyn.config.patch_size)  # (B, T, N, new * pp)
+        z = seen["z"]  # (B, T, N, D)
+        pick = sigma >= min_sigma  # (B, T)
+        zf = z[pick].reshape(-1, z.shape[-1])
+        Z = torch.cat([zf, torch.ones(len(zf), 1)], 1).double()
+        target = target[pick].reshape(-1, target.shape[-1]).double()
+        old_err["sum"] += float((Z @ W_old - target[:, :old * pp]).pow(2).sum())
+        old_err["n"] += target[:, :old * pp].numel()
+        return Z, target[:, rows]
+
+    W_old = torch.cat([dyn.patch_out.weight[:old * pp].T, dyn.patch_out.bias[:old * pp][None]]).double()
+    old_err = {"sum": 0.0, "n": 0}  # the old channels' loss on every batch drawn (their rows are not refitted)
+    hook = dyn.patch_out.register_forward_pre_hook(keep_features)
+    Conditioners.network_target = keep_target
+    try:
+        D = dyn.patch_out.in_features
+        A = torch.zeros(D + 1, D + 1, dtype=torch.float64)
+        Bm = torch.zeros(D + 1, (new - old) * pp, dtype=torch.float64)
+        W0 = torch.cat([dyn.patch_out.weight[rows].T, dyn.patch_out.bias[rows][None]]).double()
+        fit_err0 = fit_err = 0.0
+        count = 0
+        kept = []
+        for step in tqdm(range(batches), desc="fit-head features"):
+            Z, Y = draw(step)
+            A += Z.T @ Z
+            Bm += Z.T @ Y
+            count += Y.numel()
+            kept.append((Z, Y))
+        reg = ridge * (count / Y.shape[1]) * (torch.arange(D + 1) < D).double()  # per token, the bias unpenalised
+        W = torch.linalg.solve(A + reg.diag(), Bm)
+        for Z, Y in kept:
+            fit_err0 += float((Z @ W0 - Y).pow(2).sum())
+            fit_err += float((Z @ W - Y).pow(2).sum())
+        held0 = held = 0.0
+        held_n = 0
+        for step in range(batches, 2 * batches):  # other steps: other windows, noise and levels
+            Z, Y = draw(10_000_000 + step)
+            held0 += float((Z @ W0 - Y).pow(2).sum())
+            held += float((Z @ W - Y).pow(2).sum())
+            held_n += Y.numel()
+    finally:
+        hook.remove()
+        Conditioners.network_target = target_of
+    wm.dynamics.patch_out.weight[rows] = W[:D].T.to(wm.dynamics.patch_out.weight.dtype)
+    wm.dynamics.patch_out.bias[rows] = W[D].to(wm.dynamics.patch_out.bias.dtype)
+    wm.training_metadata["widened"]["fitted_head"] = {"batches": batches, "ridge": ridge, "min_sigma": min_sigma}
+    wm.save(out, training=wm.training_metadata)
+    result = {"new_channel_loss": {"fit_batches": {"before": fit_err0 / count, "after": fit_err / count},
+                                   "held_out_batches": {"before": held0 / held_n, "after": held / held_n}},
+              "old_channel_loss": old_err["sum"] / old_err["n"], "tokens": count // Y.shape[1], "out": out}
+    print(json.dumps(result, indent=1))
+    return result
 
 
 def curves(a, argv) -> dict:
@@ -362,13 +486,21 @@ def main(argv=None) -> dict:
     m.add_argument("--sheet-frames", type=int, default=8)
     m.add_argument("--out", help="JSON file to write")
     m.add_argument("--sheet", help="PNG contact sheet to write")
+    f = sub.add_parser("fit-head", help="the new channels' output rows of a widened model fitted by ridge regression")
+    f.add_argument("--model", required=True, help="a widened world model (widen-model)")
+    f.add_argument("--data", nargs="+", required=True, help="recording folders (genie-train dynamics --data)")
+    f.add_argument("--out", required=True, help="world-model checkpoint folder to write")
+    f.add_argument("--batches", type=int, default=64, help="training batches to fit on (and as many to check)")
+    f.add_argument("--ridge", type=float, default=1e-3)
+    f.add_argument("--preset", default="default", help="the model's dynamics preset (genie-train dynamics --preset)")
+    f.add_argument("--report", help="JSON file to write the losses to")
     c = sub.add_parser("curves", help="training losses of dynamics runs compared step by step")
     c.add_argument("--runs", nargs="+", required=True, help="training run folders (their log.jsonl); the first is "
                                                            "the reference")
     c.add_argument("--block", type=int, default=100, help="steps per block of the table (>= 1)")
     c.add_argument("--out", help="JSON file to write")
     c.add_argument("--plot", help="PNG of the losses to write")
-    for q in (t, m, w, c):
+    for q in (t, m, w, c, f):
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
@@ -382,6 +514,14 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     if a.cmd == "curves":
         return curves(a, argv)
+    if a.cmd == "fit-head":
+        r = fit_head(a.model, a.data, a.out, a.batches, a.ridge, seed=a.seed, preset=a.preset)
+        if a.report:
+            r.update(benchmark="wide_latent_fit_head", model=a.model,
+                     command=command_line("experiments.wide_latent", argv), machine=describe_machine())
+            Path(a.report).parent.mkdir(parents=True, exist_ok=True)
+            write_json(a.report, r)
+        return r
     if a.cmd == "widen-model":
         wm = widen_model(a.model, load_any(a.autoencoder), a.new_input_std, a.seed)
         wm.save(a.out, training=wm.training_metadata)

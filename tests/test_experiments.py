@@ -351,3 +351,37 @@ def test_wide_latent_curves(tmp_path):
     with pytest.raises(SystemExit, match="less than one --block"):
         wide(["curves", "--runs", str(tmp_path / "a"), "--block", "100", "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+
+
+def test_wide_latent_fit_head(model, tmp_path):
+    """experiments.wide_latent fit-head: the new channels' output rows of a widened model fitted by ridge
+    regression lower their loss on the batches fitted, leave the old rows as they were, and write the model and a
+    report; a model that is not widened is a clear error."""
+    import torch
+
+    from experiments.wide_latent import main as wide
+    from genie_env.recorder import record
+    from world_model import WorldModel
+    from world_model.widen import widen_autoencoder, widen_world_model
+
+    record("genie_env/BabyAI3D-GoToLocal-v0", tmp_path / "data", frames=48, policy="random", episodes_per_shard=4,
+           max_episode_steps=16, progress=False)
+    base = WorldModel.load(model, autocast=False)
+    k = base.config.autoencoder.latent_channels
+    wide_wm = widen_world_model(base, widen_autoencoder(base.autoencoder, k + 2))
+    wide_wm.save(tmp_path / "wide", training=wide_wm.training_metadata)
+    r = wide(["fit-head", "--model", str(tmp_path / "wide"), "--data", str(tmp_path / "data"), "--out",
+              str(tmp_path / "fit"), "--batches", "3", "--preset", "tiny", "--threads", "1",
+              "--report", str(tmp_path / "fit.json")])
+    loss = r["new_channel_loss"]
+    assert loss["fit_batches"]["after"] < loss["fit_batches"]["before"] and r["old_channel_loss"] > 0
+    fitted = WorldModel.load(tmp_path / "fit", autocast=False).dynamics.patch_out
+    pp = base.config.dynamics.patch_size ** 2
+    assert torch.allclose(fitted.weight[:k * pp], wide_wm.dynamics.patch_out.weight[:k * pp], atol=1e-3)
+    assert fitted.weight[k * pp:].abs().sum() > 0  # the new rows, zero before, now fitted
+    saved = json.loads((tmp_path / "fit.json").read_text())
+    assert saved["benchmark"] == "wide_latent_fit_head" and "fit-head" in saved["command"]
+    with pytest.raises(SystemExit, match="not a widened model"):
+        wide(["fit-head", "--model", str(model), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"),
+              "--preset", "tiny", "--threads", "1"])
+    assert not (tmp_path / "x").exists()

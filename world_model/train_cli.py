@@ -49,11 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     wi.add_argument("--autoencoder", required=True,
                     help="autoencoder run directory or checkpoint: --model's own, widened with its channels kept")
     wi.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
-    wi.add_argument("--new-input-std", type=float, default=0.0,
-                    help="the dynamics' input weights on the new channels: 0 (default) starts them at zero; > 0 draws "
-                         "them at this fraction of the old channels' weights' std, so the trunk sees the new channels "
-                         "from the first step")
-    wi.add_argument("--seed", type=int, default=0, help="seed of --new-input-std's draw (default: 0)")
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
     ex.add_argument("--dynamics", required=True, help="dynamics run directory or checkpoint folder")
     ex.add_argument("--autoencoder", default=None,
@@ -104,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         from .widen import widen_world_model
 
         try:
-            wm = widen_world_model(WorldModel.load(args.model, autocast=False), load_autoencoder(args.autoencoder),
-                                   new_input_std=args.new_input_std, seed=args.seed)
+            wm = widen_world_model(WorldModel.load(args.model, autocast=False), load_autoencoder(args.autoencoder))
         except (ValueError, CheckpointError) as e:  # CheckpointError: a folder that is not a checkpoint
             print(f"genie-train widen: error: {e}", file=sys.stderr)
             return 2

@@ -108,20 +108,14 @@ def same_first_channels(a: Autoencoder, b: Autoencoder, k: int) -> bool:
 
 
 @torch.no_grad()
-def widen_world_model(wm, ae: Autoencoder, new_input_std: float = 0.0, seed: int = 0):
+def widen_world_model(wm, ae: Autoencoder):
     """A copy of world model `wm` (world_model.WorldModel) with autoencoder `ae` (`wm`'s own widened by
     `widen_autoencoder` and trained with `OldChannels`: the same first channels) and its dynamics widened to match:
-    the output's rows for the new channels start at zero, and so do the patch embedding's weights on the new channels
-    of every input (frame, previous frame, memory), so the old channels' predictions are `wm`'s and the new channels
-    are learnt by training it further (genie-train dynamics --init-from).
-
-    `new_input_std` > 0 draws those input weights instead from a normal distribution (seeded) with that fraction of
-    the old channels' weights' standard deviation, per input: the trunk sees the new channels from the first step.
-    The output rows stay zero, so the old channels' predictions still start close to `wm`'s, not equal."""
+    the patch embedding's weights on the new channels of every input (frame, previous frame, memory) and the output's
+    rows for them start at zero, so the old channels' predictions are `wm`'s and the new channels are learnt by
+    training it further (genie-train dynamics --init-from)."""
     from .inference import WorldModel
 
-    if not new_input_std >= 0:
-        raise ValueError(f"new_input_std must be >= 0 (0: zero weights), got {new_input_std}")
     old, new = wm.config.autoencoder.latent_channels, ae.config.latent_channels
     if new < old or not same_first_channels(wm.autoencoder, ae, old):
         raise ValueError("the autoencoder must be this world model's own widened with its old channels kept "
@@ -137,13 +131,8 @@ def widen_world_model(wm, ae: Autoencoder, new_input_std: float = 0.0, seed: int
             t.copy_(s)
         elif k == "patch_in.weight":  # columns [frame, prev, memory] blocks of C * p * p, channel-major
             t.zero_()
-            g = torch.Generator().manual_seed(seed)
             for b in range(s.shape[1] // (old * pp)):
-                kept = s[:, b * old * pp:(b + 1) * old * pp]
-                t[:, b * new * pp:b * new * pp + old * pp] = kept
-                if new_input_std > 0:
-                    fresh = t[:, b * new * pp + old * pp:(b + 1) * new * pp]
-                    fresh.copy_(torch.randn(fresh.shape, generator=g) * float(kept.std()) * new_input_std)
+                t[:, b * new * pp:b * new * pp + old * pp] = s[:, b * old * pp:(b + 1) * old * pp]
         elif k in ("patch_out.weight", "patch_out.bias"):
             t.zero_()
             t[:old * pp] = s
@@ -151,5 +140,5 @@ def widen_world_model(wm, ae: Autoencoder, new_input_std: float = 0.0, seed: int
             raise RuntimeError(f"unexpected shape change in dynamics.{k}: {tuple(s.shape)} -> {tuple(t.shape)}")
     out.dynamics.load_state_dict(dst)
     out.training_metadata = {**(getattr(wm, "training_metadata", None) or {}),
-                             "widened": {"latent_channels": [old, new], "new_input_std": float(new_input_std)}}
+                             "widened": {"latent_channels": [old, new]}}
     return out.eval()
