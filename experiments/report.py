@@ -23,7 +23,7 @@ from world_model.checkpoint import write_text
 STUDIES = {"genie-bench-objective": "experiments.objective",
            "genie-bench-context-sigma": "experiments.context_sigma",
            "genie-bench-sampler-sweep": "experiments.sampler_sweep",
-           "wide_latent": "experiments.wide_latent"}
+           "wide_latent": "experiments.wide_latent", "wide_latent_fit_head": "experiments.wide_latent"}
 
 
 def section_for(r: dict, json_path: Path, out_dir: Path) -> list[str]:

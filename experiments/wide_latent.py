@@ -414,12 +414,30 @@ def curves_section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     return lines + [""]
 
 
+def fit_head_section(r: dict) -> list[str]:
+    """Markdown section of a ``fit-head`` report: the new channels' loss before and after the fit."""
+    from benchmarks.machine import in_words
+
+    loss = r["new_channel_loss"]
+    return [f"## The new output rows of `{r['model']}` fitted by ridge regression", "",
+            f"`{r['command']}` (experiments/LOG.md entry 30): the training loss (F-space) on the new latent channels "
+            f"with their output rows at zero and fitted, over {r['tokens']:,} tokens of the fitting batches and as "
+            f"many other batches; the old channels' loss (their rows not refitted). Machine: "
+            f"{in_words(r['machine'])}.", "",
+            "| batches | new channels, rows zero | new channels, rows fitted | old channels |", "|---|---:|---:|---:|",
+            f"| fitted on | {loss['fit_batches']['before']:.4f} | {loss['fit_batches']['after']:.4f} | "
+            f"{r['old_channel_loss']:.4f} |",
+            f"| held out | {loss['held_out_batches']['before']:.4f} | {loss['held_out_batches']['after']:.4f} | |", ""]
+
+
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
     """Markdown section (experiments.report): a row per autoencoder (``measure``), or a ``curves`` result's."""
     from benchmarks.machine import in_words
 
     if "curves" in r:
         return curves_section(r, images)
+    if r.get("benchmark") == "wide_latent_fit_head":
+        return fit_head_section(r)
 
     views = sorted({v for x in r["autoencoders"].values() for v in x["figures"]})
     cviews = sorted({v for x in r["autoencoders"].values() for v in x["counterfactual_ceiling"]})

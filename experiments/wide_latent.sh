@@ -6,7 +6,9 @@
 # weights in world_model/checkpoints/default, `git show 652a755:...`, reruns entry 27 as it was).
 # From the repository root, in the project's venv, after `bash experiments/td_finetune.sh data` (runs/data/td):
 #   bash experiments/wide_latent.sh data | ae | measure | widen | train | export | measure_td | measure_fp   (or `all`)
-# AE_MINUTES (default 33) and MINUTES (default 35) set the budgets, THREADS (default 2) the torch threads.
+# AE_MINUTES (default 33) and MINUTES (default 35) set the budgets, THREADS (default 2) the torch threads; `widen`
+# widens the shipped model with the autoencoder AE (default runs/candidates/ae8, the `ae` stage's), and `widen` to
+# `measure_fp` name their model, run and results NAME (default w8_plain, entry 27's; entry 30's is w8vc).
 # `init` (entries 29-30): the widened shipped model twice from the autoencoder AE (default runs/candidates/ae8),
 # its new channels' input columns zero (w8_zero, world_model/widen.py's start) or drawn at a tenth of the old columns' std (w8_rand),
 # each fine-tuned as `train` for INIT_MINUTES (default 30), side by side, one thread each: does the trunk learn
@@ -20,6 +22,7 @@ THREADS=${THREADS:-2}
 INIT_MINUTES=${INIT_MINUTES:-30}
 VIEW_FLAG=${VIEW_FLAG---view-conditioning}
 AE=${AE:-runs/candidates/ae8}
+NAME=${NAME:-w8_plain}
 R=experiments/results/wide_latent
 STAGE=${1:-all}
 mkdir -p "$R" runs/logs
@@ -49,35 +52,34 @@ if [[ $STAGE == measure || $STAGE == all ]]; then
 fi
 
 if [[ $STAGE == widen || $STAGE == all ]]; then
-  python -m experiments.wide_latent widen-model --model default --autoencoder runs/candidates/ae8 \
-    --out runs/candidates/v8w8
+  python -m experiments.wide_latent widen-model --model default --autoencoder "$AE" --out "runs/candidates/${NAME}_start"
 fi
 
 if [[ $STAGE == train || $STAGE == all ]]; then
-  # td_finetune.sh's td_plain recipe (v8's own), from the widened v8, on the same recording
-  OMP_NUM_THREADS=$THREADS genie-train dynamics --data runs/data/td/* --autoencoder runs/candidates/v8w8 \
-    --init-from runs/candidates/v8w8 --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
+  # td_finetune.sh's td_plain recipe, from the widened shipped model, on the same recording
+  OMP_NUM_THREADS=$THREADS genie-train dynamics --data runs/data/td/* --autoencoder "runs/candidates/${NAME}_start" \
+    --init-from "runs/candidates/${NAME}_start" --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 \
     --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 \
-    --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only $VIEW_FLAG --out runs/train/w8_plain \
-    --time-budget-minutes "$MINUTES" --threads "$THREADS" > runs/logs/w8_plain.log 2>&1
+    --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only $VIEW_FLAG --out "runs/train/$NAME" \
+    --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$NAME.log" 2>&1
 fi
 
 if [[ $STAGE == export || $STAGE == all ]]; then
-  genie-train export --dynamics runs/train/w8_plain --out runs/candidates/w8_plain --context-sigma 0.01 \
+  genie-train export --dynamics "runs/train/$NAME" --out "runs/candidates/$NAME" --context-sigma 0.01 \
     --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
 fi
 
 if [[ $STAGE == measure_td || $STAGE == all ]]; then
-  python -m benchmarks.consistency --model runs/candidates/w8_plain --preset default --views top_down \
-    --threads "$THREADS" --out "$R/consistency_td_w8_plain.json" --sheets runs/sheets/w8_plain > /dev/null
-  python -m experiments.denoise_probe --model runs/candidates/w8_plain --worlds 16 --threads "$THREADS" \
-    --out "$R/denoise_probe_td_w8_plain.json"
+  python -m benchmarks.consistency --model "runs/candidates/$NAME" --preset default --views top_down \
+    --threads "$THREADS" --out "$R/consistency_td_$NAME.json" --sheets "runs/sheets/$NAME" > /dev/null
+  python -m experiments.denoise_probe --model "runs/candidates/$NAME" --worlds 16 --threads "$THREADS" \
+    --out "$R/denoise_probe_td_$NAME.json"
 fi
 
 if [[ $STAGE == measure_fp || $STAGE == all ]]; then
   # the 64 first-person floor worlds, as experiments/td_finetune.sh measure_fp
-  python -m benchmarks.consistency --model runs/candidates/w8_plain --preset default --views first_person \
-    --worlds 64 --threads "$THREADS" --out "$R/consistency_64_fp_w8_plain.json" --sheets runs/sheets/w8_plain \
+  python -m benchmarks.consistency --model "runs/candidates/$NAME" --preset default --views first_person \
+    --worlds 64 --threads "$THREADS" --out "$R/consistency_64_fp_$NAME.json" --sheets "runs/sheets/$NAME" \
     > /dev/null
 fi
 

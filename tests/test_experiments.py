@@ -381,6 +381,7 @@ def test_wide_latent_fit_head(model, tmp_path):
     assert fitted.weight[k * pp:].abs().sum() > 0  # the new rows, zero before, now fitted
     saved = json.loads((tmp_path / "fit.json").read_text())
     assert saved["benchmark"] == "wide_latent_fit_head" and "fit-head" in saved["command"]
+    assert "new output rows of" in render(tmp_path, tmp_path)
     with pytest.raises(SystemExit, match="not a widened model"):
         wide(["fit-head", "--model", str(model), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"),
               "--preset", "tiny", "--threads", "1"])
