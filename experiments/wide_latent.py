@@ -249,13 +249,13 @@ def fit_head(model: str, data, out: str, batches: int = 64, ridge: float = 1e-3,
              batch_size: int = 8, seed: int = 0, preset: str = "default") -> dict:
     """The output rows for the new channels of a widened world model (`widen-model`) fitted by ridge regression
     instead of starting at zero: on `batches` training batches of `data` (drawn as genie-train dynamics draws them
-    from --init-from `model` of preset `preset`, with `seed`), the features the output layer reads for every token of every frame
-    noised to sigma >= `min_sigma` (the training targets; context frames sit at 0.01-0.1), against the network
-    target F = (y - c_skip x) / c_out of the new channels (the loss is ||F(x) - target||^2 in F-space, so the fit
-    minimises it over those rows, the rest of the network fixed). The old channels' rows are untouched. Writes the
-    model to `out`; returns the new channels' loss on the fitting batches before and after, and on as many
-    held-out batches (other seeds), and the old channels' loss over all of them (what the new input columns cost
-    the old predictions)."""
+    from --init-from `model` of preset `preset`, with `seed`; its run folder, with the data's latent cache, is
+    OUT.run), the features the output layer reads for every token of every frame noised to sigma >= `min_sigma`
+    (the training targets; context frames sit at 0.01-0.1), against the network target F = (y - c_skip x) / c_out
+    of the new channels (the loss is ||F(x) - target||^2 in F-space, so the fit minimises it over those rows, the
+    rest of the network fixed). The old channels' rows are untouched. Writes the model to `out`; returns the new
+    channels' loss on the fitting batches before and after, and on as many other batches (later steps of the same
+    stream), and the old channels' loss over all of them (what the new input columns cost the old predictions)."""
     from world_model.diffusion import Conditioners
     from world_model.dynamics import patchify
     from world_model.train_dynamics import DynamicsArgs
@@ -431,7 +431,8 @@ def fit_head_section(r: dict) -> list[str]:
 
 
 def section(r: dict, images: dict[str, str] | None = None) -> list[str]:
-    """Markdown section (experiments.report): a row per autoencoder (``measure``), or a ``curves`` result's."""
+    """Markdown section (experiments.report): a row per autoencoder (``measure``), or a ``curves`` or ``fit-head``
+    result's."""
     from benchmarks.machine import in_words
 
     if "curves" in r:
