@@ -72,7 +72,9 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "decoder": "v7 and v7 with its decoder fine-tuned towards fine detail (v7_dec_w4), 16 worlds per "
                             "view (experiments/LOG.md entry 24)",
                  "wide_latent": "v8 widened to an 8-channel autoencoder and fine-tuned 35 minutes (w8_plain, "
-                                "experiments/LOG.md entry 27; the suite's 32 top-down worlds)",
+                                "experiments/LOG.md entry 27), and v9 widened the same way and fine-tuned 65 minutes "
+                                "with its view input (w8vc, entry 30); consistency_td_*: the suite's 32 top-down "
+                                "worlds, consistency_64_fp_*: the 64 first-person floor worlds",
                  "one_step": "v8 under action guidance 3 at every noise level, top-down (experiments/LOG.md entry "
                              "26: guidance does not teach the top-down agent its heading)",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
