@@ -11,8 +11,9 @@
 # `measure_fp` name their model, run and results NAME (default w8_plain, entry 27's; entry 30's is w8vc).
 # `init` (entries 29-30): the widened shipped model twice from the autoencoder AE (default runs/candidates/ae8),
 # its new channels' input columns zero (w8_zero, world_model/widen.py's start) or drawn at a tenth of the old
-# columns' std (w8_rand), each fine-tuned as `train` for INIT_MINUTES (default 30), side by side, one thread each: does the trunk learn
-# the new channels faster when it sees them from the first step? (their logs: runs/train/w8_{zero,rand}/log.jsonl)
+# columns' std (w8_rand), each fine-tuned as `train` for INIT_MINUTES (default 30), side by side, one thread each:
+# does the trunk learn the new channels faster when it sees them from the first step? (their logs:
+# runs/train/w8_{zero,rand}/log.jsonl)
 # Results: experiments/results/wide_latent/.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
