@@ -315,20 +315,20 @@ def fit_head(model: str, data, out: str, batches: int = 64, ridge: float = 1e-3,
         A = torch.zeros(D + 1, D + 1, dtype=torch.float64)
         Bm = torch.zeros(D + 1, (new - old) * pp, dtype=torch.float64)
         W0 = torch.cat([dyn.patch_out.weight[rows].T, dyn.patch_out.bias[rows][None]]).double()
-        fit_err0 = fit_err = 0.0
-        count = 0
-        kept = []
+        yy, count = 0.0, 0
         for step in tqdm(range(batches), desc="fit-head features"):
             Z, Y = draw(step)
             A += Z.T @ Z
             Bm += Z.T @ Y
+            yy += float(Y.pow(2).sum())
             count += Y.numel()
-            kept.append((Z, Y))
         reg = ridge * (count / Y.shape[1]) * (torch.arange(D + 1) < D).double()  # per token, the bias unpenalised
         W = torch.linalg.solve(A + reg.diag(), Bm)
-        for Z, Y in kept:
-            fit_err0 += float((Z @ W0 - Y).pow(2).sum())
-            fit_err += float((Z @ W - Y).pow(2).sum())
+
+        def fit_error(V: torch.Tensor) -> float:  # ||Z V - Y||^2 over the fitting batches, from their moments
+            return float((V * (A @ V)).sum() - 2 * (V * Bm).sum()) + yy
+
+        fit_err0, fit_err = fit_error(W0), fit_error(W)
         held0 = held = 0.0
         held_n = 0
         for step in range(batches, 2 * batches):  # other steps: other windows, noise and levels
