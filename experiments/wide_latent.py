@@ -293,12 +293,9 @@ def fit_head(model: str, data, out: str, batches: int = 64, ridge: float = 1e-3,
         batch = trainer.batch(np_gen)
         with trainer.autocast():
             trainer.objective.loss(*batch, gen)
-        sd = trainer.wm_config.diffusion.sigma_data
-        c_out = seen["c_out"].float()
-        sigma = c_out * sd / (sd ** 2 - c_out ** 2).clamp_min(1e-12).sqrt()  # c_out = sigma sd / sqrt(sigma^2 + sd^2)
         target = patchify(seen["target"].float(), dyn.config.patch_size)  # (B, T, N, new * pp)
         z = seen["z"]  # (B, T, N, D)
-        pick = sigma >= min_sigma  # (B, T)
+        pick = seen["c_out"] >= c_out_min  # (B, T): c_out grows with sigma
         zf = z[pick].reshape(-1, z.shape[-1])
         Z = torch.cat([zf, torch.ones(len(zf), 1)], 1).double()
         target = target[pick].reshape(-1, target.shape[-1]).double()
@@ -306,6 +303,7 @@ def fit_head(model: str, data, out: str, batches: int = 64, ridge: float = 1e-3,
         old_err["n"] += target[:, :old * pp].numel()
         return Z, target[:, rows]
 
+    c_out_min = float(trainer.denoiser.compute_conditioners(torch.tensor(min_sigma)).c_out)
     W_old = torch.cat([dyn.patch_out.weight[:old * pp].T, dyn.patch_out.bias[:old * pp][None]]).double()
     old_err = {"sum": 0.0, "n": 0}  # the old channels' loss on every batch drawn (their rows are not refitted)
     hook = dyn.patch_out.register_forward_pre_hook(keep_features)
