@@ -21,6 +21,11 @@
 #   mix_vc     (a follow-up, run as mix_plain, beside another one-thread job) td_plain with `--view-conditioning`
 #              (entry 15: the view as an embedding, zero-initialised): does the GPU recipe's view flag keep v8's
 #              figures at ~800 CPU steps?
+#   vc_td      (entry 31; from v9, which is mix_vc: `MINUTES=45 bash experiments/td_finetune.sh train vc_td vc_td_ww`)
+#              v9 fine-tuned on the top-down episodes only, with its view input (never dropped to "unknown", so
+#              prompts of unknown view keep v9's answer): does the view input keep the first person while the
+#              top-down view trains alone (td_only, without it, lost two first-person floors)?
+#   vc_td_ww   vc_td with td_only_ww's window-weighted loss, the one loss that moved the top-down agent (entry 28).
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -56,7 +61,8 @@ COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --in
 declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down"
   [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window"
   [mix_plain]="" [mix_ww]="--change-weight 4 --change-scope window"
-  [mix_vc]="--view-conditioning")
+  [mix_vc]="--view-conditioning" [vc_td]="--views top_down --view-conditioning --view-dropout 0"
+  [vc_td_ww]="--views top_down --view-conditioning --view-dropout 0 --change-weight 4 --change-scope window")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

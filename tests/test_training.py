@@ -389,6 +389,16 @@ def test_change_weights_favour_what_the_action_changed():
     assert float(wv[0, 1, 5, 7]) == pytest.approx(1 / 3) and float(wv[1, 1, 5, 7]) > 1
     with pytest.raises(ValueError, match="change_scope"):
         DiffusionConfig(change_scope="episode")
+    # change_norm "window": each window's change against its own mean, so a window that changes little (window 1's
+    # extra change is 100x smaller) weighs its changed positions as a window that changes a lot
+    y2 = y.clone()
+    y2[1] *= 0.1
+    per = Denoiser(DiffusionConfig(change_weight=2.0, change_norm="window"), Dynamics(PRESETS["tiny"]))
+    wp = per.change_weights(y2)[:, :, 0]
+    torch.testing.assert_close(wp[1], per.change_weights(y)[:, :, 0][1])  # scale-free per window
+    assert float(den.change_weights(y2)[:, :, 0][1].max()) < float(wp[1].max())  # "batch": the small one loses
+    with pytest.raises(ValueError, match="change_norm"):
+        DiffusionConfig(change_norm="episode")
 
     class Exact(torch.nn.Module):  # the exact F-space target, plus an error of 1 at one latent position
         config = PRESETS["tiny"]
@@ -510,6 +520,17 @@ def test_attention_layout_and_patch_size_override_the_preset(autoencoder_run, tm
     # resuming with another layout is refused, as any other change of the model
     with pytest.raises(Exception, match="attention"):
         Trainer(args("dynamics", run, 2, autoencoder=str(autoencoder_run), window=4, patch_size=4), data=data).run()
+
+
+def test_context_frames_override_the_preset_and_set_the_default_window(autoencoder_run, tmp_path):
+    with pytest.raises(ValueError, match="--context-frames must be >= 1"):
+        args("dynamics", tmp_path / "c0", 1, autoencoder="ae", context_frames=0)
+    data = MovingSquares(3)
+    run = tmp_path / "ctx"
+    t = Trainer(args("dynamics", run, 1, autoencoder=str(autoencoder_run), context_frames=3), data=data)
+    assert t.window == 4  # context + the target frame
+    t.run()
+    assert WorldModel.load(run, autocast=False).config.dynamics.context_frames == 3
 
 
 @pytest.mark.parametrize("env, expected", [("1", 1), ("3", 3), (None, "cores"), ("zero", "cores"), ("0", "cores")])

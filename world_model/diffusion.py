@@ -57,6 +57,7 @@ from .sampler import SamplerConfig, karras_sigmas, sample
 OBJECTIVES = ("forcing", "augment")
 CONTEXT_SIGMA_DRAWS = ("log_uniform", "uniform")
 CHANGE_SCOPES = ("frame", "window")
+CHANGE_NORMS = ("batch", "window")
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class DiffusionConfig:
     """Training: where `change_weight` looks for change: "frame" (each frame's own change from its predecessor) or
     "window" (a position's largest change anywhere in its window, the same weight on every frame of the window: the
     places where things move, whatever this frame's action did there)."""
+    change_norm: str = "batch"
+    """Training: what a position's change is measured against in `change_weight`: "batch" (the batch's mean change)
+    or "window" (its own window's mean change). With "batch", a window whose actions change little of the frame (the
+    top-down view: a turn moves ~1% as much latent as a first-person turn) gets no extra weight where it changes
+    when the batch also holds windows that change a lot; with "window" its changed positions weigh as much as
+    another window's."""
     unroll_steps: int = 0
     """Training: frames (>= 0) of an unrolled window that are the model's own predictions, generated
     autoregressively (`Denoiser.rollout`); 0 = no unroll. The window needs at least unroll_steps + 2 frames."""
@@ -132,6 +139,8 @@ class DiffusionConfig:
                              f"change_cap={self.change_cap}")
         if self.change_scope not in CHANGE_SCOPES:
             raise ValueError(f"change_scope must be one of {CHANGE_SCOPES}, got {self.change_scope!r}")
+        if self.change_norm not in CHANGE_NORMS:
+            raise ValueError(f"change_norm must be one of {CHANGE_NORMS}, got {self.change_norm!r}")
         if self.context_sigma_min is not None and not 0 < self.context_sigma_min < self.context_sigma:
             raise ValueError(f"context_sigma_min must be in (0, context_sigma={self.context_sigma}), got "
                              f"{self.context_sigma_min}")
@@ -389,7 +398,8 @@ class Denoiser(nn.Module):
     def change_weights(self, y: torch.Tensor, frame_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Loss weights (B, T, 1, h, w) of clean latents y (B, T, C, h, w) that favour what moves.
 
-        m = ||y_t - y_{t-1}||^2 per latent position (mean over channels), divided by its mean over the batch;
+        m = ||y_t - y_{t-1}||^2 per latent position (mean over channels), divided by its mean over the batch
+        (change_norm "batch") or over the position's own window ("window");
         weight = (1 + lambda min(m, cap)) / (1 + lambda); the first frame of a window (no predecessor) has m = 0, as
         has a frame next to padding (frame_valid False). Where an action changes a small part of the frame, uniform
         weights let copying the last frame earn most of the loss. With change_scope "frame" the weight depends on
@@ -402,7 +412,8 @@ class Denoiser(nn.Module):
         if frame_valid is not None:
             both = frame_valid[:, 1:] & frame_valid[:, :-1]  # (B, T - 1)
             change[:, 1:] = change[:, 1:] * both[..., None, None, None].float()
-        m = (change / change.mean().clamp_min(1e-12)).clamp(max=cfg.change_cap)
+        mean = change.mean() if cfg.change_norm == "batch" else change.mean(dim=(1, 2, 3, 4), keepdim=True)
+        m = (change / mean.clamp_min(1e-12)).clamp(max=cfg.change_cap)
         if cfg.change_scope == "window":
             m = m.amax(dim=1, keepdim=True).expand_as(m)
         return (1 + cfg.change_weight * m) / (1 + cfg.change_weight)

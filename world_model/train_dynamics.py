@@ -71,6 +71,9 @@ class DynamicsArgs(TrainArgs):
     """Attention layout, overriding the preset's: "frame_causal" (every token attends to every token of its own
     and earlier frames) or "factorised" (spatial within a frame, then causal over time per position, as Genie's
     ST-transformer); see DynamicsConfig.attention."""
+    context_frames: int | None = None
+    """Frames of context the model attends to, overriding the preset's (the default window is this + 1). A model
+    of a fully observed view (top-down) needs few; the cost of attention grows with it."""
     patch_size: int | None = None
     """Side of the square latent patch that becomes one token, overriding the preset's (2: 64 tokens per 16x16
     latent frame; 4: 16 tokens)."""
@@ -94,6 +97,10 @@ class DynamicsArgs(TrainArgs):
     change_scope: str = "frame"
     """Where --change-weight looks for change: "frame" (each frame's own change) or "window" (a position's largest
     change anywhere in its window, on every frame of it; DiffusionConfig.change_scope)."""
+    change_norm: str = "batch"
+    """What --change-weight measures a position's change against: "batch" (the batch's mean change) or "window" (its
+    own window's, so that windows of a view whose actions change little, top-down, weigh their changes as much;
+    DiffusionConfig.change_norm)."""
     context_sigma_max: float | None = None
     """Upper end (> context_sigma) of the training context levels, drawn from [context_sigma_min or context_sigma,
     context_sigma_max], while the sampler keeps caching past frames at context_sigma (context-noise augmentation,
@@ -145,6 +152,8 @@ class DynamicsArgs(TrainArgs):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.context_frames is not None and self.context_frames < 1:
+            raise ValueError(f"--context-frames must be >= 1, got {self.context_frames}")
         if self.memory_turns_only and not self.memory:
             raise ValueError("--memory-turns-only is a setting of the memory input; add --memory")
         if ((self.pad_weight is not None or self.pad_at != "front" or self.pad_views is not None)
@@ -158,7 +167,7 @@ class DynamicsArgs(TrainArgs):
         if self.pad_at not in PAD_AT:
             raise ValueError(f"--pad-at must be one of {', '.join(PAD_AT)}, got {self.pad_at!r}")
         cfg = self.diffusion_config  # validates the diffusion knobs (ValueError)
-        window = self.window or self.presets[self.preset].context_frames + 1
+        window = self.window or (self.context_frames or self.presets[self.preset].context_frames) + 1
         if cfg.unroll_steps > window - 2:
             raise ValueError(f"unroll_steps={cfg.unroll_steps} needs windows of at least unroll_steps + 2 frames; "
                              f"--window is {window}")
@@ -361,7 +370,7 @@ class DynamicsTrainer(Trainer):
             p.requires_grad_(False)
         ae_cfg = self.ae.config
         preset = args.presets[args.preset]
-        self.window = args.window or preset.context_frames + 1
+        self.window = args.window or (args.context_frames or preset.context_frames) + 1
         views = len(dyn_mod.VIEW_IDS) if args.view_conditioning else 0
         if self.data is None:
             self.data = open_windows(args, window=self.window, pad_noop=args.pad_short_episodes,
@@ -375,7 +384,7 @@ class DynamicsTrainer(Trainer):
         else:
             meanings = ()  # a custom data object: generic action names, the preset's number of actions
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
-        layout = {k: getattr(args, k) for k in ("attention", "patch_size") if getattr(args, k) is not None}
+        layout = {k: getattr(args, k) for k in ("attention", "patch_size", "context_frames") if getattr(args, k) is not None}
         if args.memory:
             layout.update(memory=True, memory_turns_only=args.memory_turns_only, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
