@@ -10,6 +10,11 @@ transition, the squared change of the normalised latent from the frame before, p
 - ``max_position_change``: the largest change of one position (summed over channels).
 A dynamics model that ignores the action pays, in loss, about what its frames' ``mean_sq_change`` is; where that is
 small the uniform diffusion loss barely asks for the action's effect.
+
+``weights`` (with ``--batches N``): the loss weights of ``--change-weight 4 --change-scope window`` (the trainer's
+``Denoiser.change_weights``) on N mixed batches of 8 windows of 17 frames, ``--top-down-windows`` of them top-down,
+under each ``change_norm``: per view, the mean weight of the positions that change in their window (summed over
+channels > 0.01, as ``share_changed``) and of those that do not.
 """
 from __future__ import annotations
 
@@ -46,12 +51,43 @@ def measure(wm: WorldModel, data, view: str, episodes: int, seed: int = 0) -> di
     return out
 
 
+def batch_weights(wm: WorldModel, data, batches: int, top_down_windows: int, window: int = 17, seed: int = 0) -> dict:
+    """Per change_norm and view: mean change weight on positions that change in their window and on the rest."""
+    from world_model.diffusion import Denoiser, DiffusionConfig
+
+    sets = {v: EpisodeDataset(data, views=v) for v in ("first_person", "top_down")}
+    longs = {v: [e for e in range(ds.num_episodes) if ds.episode_lengths[e] >= window] for v, ds in sets.items()}
+    rng = np.random.default_rng(seed)
+    sums = {}
+    for _ in range(batches):
+        views = ["top_down"] * top_down_windows + ["first_person"] * (8 - top_down_windows)
+        ys = []
+        for v in views:
+            ep = sets[v].episode(int(rng.choice(longs[v])))
+            t0 = int(rng.integers(ep.num_frames - window + 1))
+            ys.append(wm.encode(ep.frames[t0:t0 + window]))
+        y = torch.stack(ys)  # (B, T, C, h, w)
+        # (B, h, w): positions that change somewhere in the window (summed over channels > 0.01, as share_changed)
+        moved = (y[:, 1:] - y[:, :-1]).pow(2).sum(2).amax(1) > 0.01
+        for norm in ("batch", "window"):
+            den = Denoiser(DiffusionConfig(change_weight=4.0, change_scope="window", change_norm=norm), wm.dynamics)
+            w = den.change_weights(y)[:, 0, 0]  # (B, h, w): the same on every frame of a window
+            for b, v in enumerate(views):
+                for part, mask in (("changed", moved[b]), ("unchanged", ~moved[b])):
+                    if mask.any():
+                        sums.setdefault((norm, v, part), []).append(float(w[b][mask].mean()))
+    return {norm: {v: {part: float(np.mean(sums[(norm, v, part)])) for part in ("changed", "unchanged")
+                       if (norm, v, part) in sums} for v in ("first_person", "top_down")} for norm in ("batch", "window")}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="'default' or a checkpoint folder (its autoencoder)")
     parser.add_argument("--data", nargs="+", required=True, help="recording folders")
     parser.add_argument("--views", nargs="+", default=["first_person", "top_down"])
     parser.add_argument("--episodes", type=int, default=60, help="episodes per view")
+    parser.add_argument("--batches", type=int, default=0, help="mixed batches for the change weights (0: none)")
+    parser.add_argument("--top-down-windows", type=int, default=2, help="top-down windows of each batch's 8")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="JSON file to write")
     a = parser.parse_args(argv)
@@ -63,6 +99,13 @@ def main(argv=None) -> dict:
         for name, r in per.items():
             print(f"{view:13s} {name:10s} n={r['transitions']:4d}  mean sq change {r['mean_sq_change']:.4f}  "
                   f"positions changed {r['share_changed']:.3f}  largest position change {r['max_position_change']:.2f}")
+    if a.batches:
+        result["weights"] = batch_weights(wm, a.data, a.batches, a.top_down_windows)
+        result["weights_setting"] = {"change_weight": 4.0, "change_scope": "window", "batches": a.batches,
+                                     "windows": 8, "frames": 17, "top_down_windows": a.top_down_windows}
+        for norm, per in result["weights"].items():
+            for view, r in per.items():
+                print(f"change_norm {norm:6s} {view:13s} " + "  ".join(f"{k} {v:.2f}" for k, v in r.items()))
     if a.out:
         write_json(a.out, result)
     return result

@@ -26,6 +26,11 @@
 #              prompts of unknown view keep v9's answer): does the view input keep the first person while the
 #              top-down view trains alone (td_only, without it, lost two first-person floors)?
 #   vc_td_ww   vc_td with td_only_ww's window-weighted loss, the one loss that moved the top-down agent (entry 28).
+#   v9_more    (entry 31; from v9: `MINUTES=40 bash experiments/td_finetune.sh train v9_more v9_wn`) v9's own recipe
+#              (mix_vc's) for 40 more minutes on the mixed recording: the control of v9_wn;
+#   v9_wn      v9_more with the window-weighted loss measured against each window's own change (`--change-norm
+#              window`): mix_ww's weight, measured against the batch's mean, gave the top-down agent's cells little,
+#              as the first-person windows set that mean.
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -62,7 +67,8 @@ declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight
   [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window"
   [mix_plain]="" [mix_ww]="--change-weight 4 --change-scope window"
   [mix_vc]="--view-conditioning" [vc_td]="--views top_down --view-conditioning --view-dropout 0"
-  [vc_td_ww]="--views top_down --view-conditioning --view-dropout 0 --change-weight 4 --change-scope window")
+  [vc_td_ww]="--views top_down --view-conditioning --view-dropout 0 --change-weight 4 --change-scope window"
+  [v9_more]="--view-conditioning" [v9_wn]="--view-conditioning --change-weight 4 --change-scope window --change-norm window")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

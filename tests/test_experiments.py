@@ -386,3 +386,26 @@ def test_wide_latent_fit_head(model, tmp_path):
         wide(["fit-head", "--model", str(model), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x"),
               "--preset", "tiny", "--threads", "1"])
     assert not (tmp_path / "x").exists()
+
+
+def test_latent_change_tiny(model, tmp_path, capsys):
+    """experiments.latent_change: per view and action, how much latent an action moves (noop: nothing), and the
+    change weights of mixed batches under each change_norm, written as JSON."""
+    from experiments.latent_change import main as latent_change
+    from genie_env.recorder import record
+
+    for view, share in (("fp", 0.0), ("td", 1.0)):
+        record("genie_env/BabyAI3D-GoToLocal-v0", tmp_path / view, frames=60, policy="random", top_down_share=share,
+               max_episode_steps=24, episodes_per_shard=4, progress=False)
+    r = latent_change(["--model", str(model), "--data", str(tmp_path / "fp"), str(tmp_path / "td"), "--episodes", "3",
+                       "--batches", "1", "--out", str(tmp_path / "lc.json")])
+    for view in ("first_person", "top_down"):
+        per = r["views"][view]
+        assert per and all(v["transitions"] > 0 and v["mean_sq_change"] >= 0 for v in per.values())
+        if "noop" in per:
+            assert per["noop"]["mean_sq_change"] == 0.0  # the ground truth does not move under noop
+    for norm in ("batch", "window"):
+        for view in ("first_person", "top_down"):
+            assert all(w >= 0.2 - 1e-6 for w in r["weights"][norm][view].values())  # 1 / (1 + 4) at the least
+    assert json.loads((tmp_path / "lc.json").read_text())["experiment"] == "latent_change"
+    assert "change_norm window" in capsys.readouterr().out
