@@ -167,10 +167,15 @@ class DynamicsArgs(TrainArgs):
         if self.pad_at not in PAD_AT:
             raise ValueError(f"--pad-at must be one of {', '.join(PAD_AT)}, got {self.pad_at!r}")
         cfg = self.diffusion_config  # validates the diffusion knobs (ValueError)
-        window = self.window or (self.context_frames or self.presets[self.preset].context_frames) + 1
+        window = self.train_window
         if cfg.unroll_steps > window - 2:
             raise ValueError(f"unroll_steps={cfg.unroll_steps} needs windows of at least unroll_steps + 2 frames; "
                              f"--window is {window}")
+
+    @property
+    def train_window(self) -> int:
+        """Frames per training window: --window, else the context (--context-frames or the preset's) + 1."""
+        return self.window or (self.context_frames or self.presets[self.preset].context_frames) + 1
 
     @property
     def diffusion_config(self) -> DiffusionConfig:
@@ -370,7 +375,7 @@ class DynamicsTrainer(Trainer):
             p.requires_grad_(False)
         ae_cfg = self.ae.config
         preset = args.presets[args.preset]
-        self.window = args.window or (args.context_frames or preset.context_frames) + 1
+        self.window = args.train_window
         views = len(dyn_mod.VIEW_IDS) if args.view_conditioning else 0
         if self.data is None:
             self.data = open_windows(args, window=self.window, pad_noop=args.pad_short_episodes,
@@ -384,7 +389,8 @@ class DynamicsTrainer(Trainer):
         else:
             meanings = ()  # a custom data object: generic action names, the preset's number of actions
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
-        layout = {k: getattr(args, k) for k in ("attention", "patch_size", "context_frames") if getattr(args, k) is not None}
+        layout = {k: getattr(args, k) for k in ("attention", "patch_size", "context_frames")
+                  if getattr(args, k) is not None}
         if args.memory:
             layout.update(memory=True, memory_turns_only=args.memory_turns_only, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
