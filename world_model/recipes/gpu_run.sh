@@ -83,6 +83,8 @@ INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/check
 # >>>   --context-sigma 0.01 --context-sigma-max 0.7 --context-sigma-draw uniform   (and EXPORT_ARGS --context-sigma 0.1)
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
+# >>> and for the top-down view's actions, ~1% of the uniform loss (entry 31; the next lent GPU's call adds it):
+# >>>   --change-weight 4 --change-scope window --change-norm window
 # >>> WIDEN_LATENT: latent channels to widen AUTOENCODER to before training (0: none; experiments/LOG.md entry 27:
 # >>> 8 channels keep the top-down agent's heading that 4 lose, the top-down counterfactual ceiling 0.89 -> 0.95).
 # >>> A phase after recording trains the widened autoencoder for WIDEN_MINUTES (genie-train autoencoder --init-from
