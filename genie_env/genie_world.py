@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from genie_env.babyai3d import ACTION_MEANINGS, LEVELS, TEST_SEEDS, BabyAI3DEnv
+from genie_env.babyai3d import ACTION_MEANINGS, LEVELS, TEST_SEEDS, VIEWS, BabyAI3DEnv
 from genie_env.mission import MAX_MISSION_WORDS, VOCABULARY, encode_mission
 from genie_env.prompts import load_prompt_image
 from world_model.inference import DEFAULT_CHECKPOINT, WorldModel, WorldState
@@ -34,9 +34,15 @@ RewardFn = Callable[[np.ndarray, int, str], "tuple[float, bool]"]
 #: How many recent frames a reward_fn sees (a judge sees its own k).
 HISTORY_FRAMES = 4
 #: The reset options GenieWorld understands.
-RESET_OPTIONS = ("prompt_image", "prompt_text", "mission", "level_seed")
+RESET_OPTIONS = ("prompt_image", "prompt_text", "mission", "level_seed", "view")
 
 _MODEL_CACHE: dict[tuple, WorldModel] = {}
+
+
+def check_view(view, what: str) -> None:
+    """Raise unless `view` is None or one of VIEWS; `what` names it in the message."""
+    if view is not None and (not isinstance(view, str) or view not in VIEWS):
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, VIEWS))} or None, got {view!r}")
 
 #: True in a process forked (os.fork, multiprocessing's "fork" start method) after this module was imported:
 #: the parent's torch may have started its OpenMP thread pool, which does not survive a fork (a second thread
@@ -174,6 +180,11 @@ class GenieWorldConfig:
     (the first observation is the same frame). On 32 unseen first-person worlds under random play the default model
     then scores 34.5 dB against the truth after one step instead of 26.4, and 22.1 after 16 instead of 20.2 (holding
     the prompt: 29.5 / 21.8; experiments/LOG.md entry 26)."""
+    view: str | None = None
+    """The view the worlds are seen in: "first_person" or "top_down" (``genie_env.babyai3d.VIEWS``). Prompts from
+    the 3D BabyAI worlds are rendered in it, and the model is told it for every prompt. None: ground-truth prompts
+    in first person, and the model told each prompt's own view (first person for ground-truth and text prompts,
+    unknown for a prompt image). The reset option ``view`` replaces it for one reset."""
     num_threads: int | None = None
     """Torch threads of this process, >= 1 (torch's setting is per process: the last env made wins). None: 1 inside
     a worker process (AsyncVectorEnv, SB3's SubprocVecEnv), torch's default (every core) otherwise."""
@@ -188,6 +199,7 @@ class GenieWorldConfig:
                             f"terminated), got {type(self.reward_fn).__name__}")
         if not isinstance(self.look_around, (bool, np.bool_)):
             raise TypeError(f"look_around must be True or False, got {self.look_around!r}")
+        check_view(self.view, "view")
         if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(
                 self.num_threads, (int, np.integer)) or self.num_threads < 1):
             raise ValueError(f"num_threads must be an int >= 1 (torch threads of this process) or None (one thread "
@@ -238,25 +250,34 @@ LOOK_AROUND = (ACTION_MEANINGS.index("turn_left"),) * 4
 class PromptSource:
     """Prompts from reset options, or the first frames of unseen 3D BabyAI worlds (:data:`TEST_SEEDS`)."""
 
-    def __init__(self, level: str, size: int, look_around: bool = False):
+    def __init__(self, level: str, size: int, look_around: bool = False, view: str | None = None):
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
-        self.level, self.size, self.look_around = level, int(size), bool(look_around)
-        self._ground_truth: BabyAI3DEnv | None = None
+        check_view(view, "view")
+        self.level, self.size, self.look_around, self.view = level, int(size), bool(look_around), view
+        self._ground_truth: dict[str, BabyAI3DEnv] = {}  # one per view
 
-    def ground_truth(self, rng: np.random.Generator, level_seed: int | None = None) -> Prompt:
-        """The first frame and mission of a test world: `level_seed`, or one drawn with `rng`; with look_around,
-        also its frames under LOOK_AROUND."""
+    def copy(self) -> "PromptSource":
+        """A source with the same settings and no ground-truth env of its own yet."""
+        return PromptSource(self.level, self.size, self.look_around, self.view)
+
+    def ground_truth(self, rng: np.random.Generator, level_seed: int | None = None,
+                     view: str | None = None) -> Prompt:
+        """The first frame and mission of a test world: `level_seed`, or one drawn with `rng`, rendered in `view`
+        (None: first person); with look_around, also its frames under LOOK_AROUND."""
         if level_seed is None:
             level_seed = TEST_SEEDS.start + int(rng.integers(TEST_SEEDS.size))
-        if self._ground_truth is None:
-            self._ground_truth = BabyAI3DEnv(level=self.level, size=(self.size, self.size), worlds="test")
-        frame, info = self._ground_truth.reset(options={"level_seed": int(level_seed)})
+        view = view or "first_person"
+        if view not in self._ground_truth:
+            self._ground_truth[view] = BabyAI3DEnv(level=self.level, size=(self.size, self.size), view=view,
+                                                   worlds="test")
+        world = self._ground_truth[view]
+        frame, info = world.reset(options={"level_seed": int(level_seed)})
         observed = None
         if self.look_around:
-            frames = [self._ground_truth.step(a)[0] for a in LOOK_AROUND]
+            frames = [world.step(a)[0] for a in LOOK_AROUND]
             observed = (np.stack(frames), np.array(LOOK_AROUND, dtype=np.int64))
-        return Prompt(frame, str(info["mission"]), int(level_seed), "babyai3d", self._ground_truth.view, observed)
+        return Prompt(frame, str(info["mission"]), int(level_seed), "babyai3d", world.view, observed)
 
     def check(self, options: dict) -> dict:
         """One world's reset options, checked, with a prompt image loaded as a model-sized frame; raises before
@@ -279,13 +300,19 @@ class PromptSource:
         mission = options.get("mission")
         if mission is not None and not isinstance(mission, str):
             raise TypeError(f"options['mission'] must be a str, got {type(mission).__name__}")
+        check_view(options.get("view"), "options['view']")
+        if options.get("prompt_text") is not None and (options.get("view") or self.view) not in (None,
+                                                                                                "first_person"):
+            raise ValueError("a text prompt is rendered as a first-person room; pass view='first_person' (or no "
+                             "view) with prompt_text, or a prompt_image / level_seed for a top-down world")
         return checked
 
     def from_options(self, options: dict, rng: np.random.Generator) -> Prompt:
         """The prompt one world's reset options describe (see GenieWorldEnv's docstring); `options` as `check`
         returned them (validated once, at reset: an autoreset reuses them without reloading the image)."""
+        view = options.get("view") or self.view
         if options.get("prompt_image") is not None:
-            prompt = Prompt(options["prompt_image"], "")
+            prompt = Prompt(options["prompt_image"], "", view=view)  # None: the model is told the view is unknown
         elif options.get("prompt_text") is not None:
             from genie_env.text_prompt import from_text
 
@@ -293,18 +320,18 @@ class PromptSource:
                                        seed=int(rng.integers(2**31)))
             prompt = Prompt(frame, mission, -1, "text", "first_person")  # from_text renders a first-person room
         elif options.get("level_seed") is not None:
-            prompt = self.ground_truth(rng, int(options["level_seed"]))
+            prompt = self.ground_truth(rng, int(options["level_seed"]), view)
         else:
-            prompt = self.ground_truth(rng)
+            prompt = self.ground_truth(rng, view=view)
         mission = options.get("mission")
         if mission is not None:
             prompt = dataclasses.replace(prompt, mission=mission)
         return prompt
 
     def close(self) -> None:
-        if self._ground_truth is not None:
-            self._ground_truth.close()
-            self._ground_truth = None
+        for world in self._ground_truth.values():
+            world.close()
+        self._ground_truth = {}
 
 
 class TaskReward:
@@ -440,7 +467,7 @@ class GenieWorlds:
         """World i's info dict (see GenieWorldEnv's docstring)."""
         prompt = self.prompts[i]
         info = {"mission": prompt.mission, "level_seed": prompt.level_seed, "prompt": prompt.source,
-                "step": int(self.steps[i])}
+                "view": prompt.view, "step": int(self.steps[i])}
         if self.reward.judge is not None:
             p = float(self.probs[i])
             info["success_probability"] = p
@@ -476,8 +503,8 @@ class WorldParts:
         image = spaces.Box(0, 255, (size, size, 3), np.uint8)
         observation_space = (spaces.Dict({"image": image, "mission": mission_space()})
                              if config.mission_observation else image)
-        return cls(wm, judge, worlds, PromptSource(config.level, size, config.look_around), observation_space,
-                   spaces.Discrete(wm.num_actions))
+        prompts = PromptSource(config.level, size, config.look_around, config.view)
+        return cls(wm, judge, worlds, prompts, observation_space, spaces.Discrete(wm.num_actions))
 
 
 # ---------------------------------------------------------------------------------------------- the env
@@ -520,6 +547,9 @@ class GenieWorldEnv(gym.Env):
     - ``prompt_text``: a description, "a room with a red door and a blue ball" (:mod:`genie_env.text_prompt`).
     - ``level_seed``: the 3D BabyAI world of ``level`` to start from.
     - ``mission``: the task text (else the ground-truth world's or the text prompt's mission, or "").
+    - ``view``: "first_person" or "top_down", the view of this world (replaces the ``view`` argument for this
+      reset): a 3D BabyAI prompt is rendered in it, and the model is told it; for a ``prompt_image``, the view the
+      image shows (default: unknown). A text prompt is first person only.
 
     ## Episode End
     Terminated when ``reward_fn`` or the judge says so; truncated by Gymnasium's TimeLimit (200 steps when made
@@ -530,7 +560,8 @@ class GenieWorldEnv(gym.Env):
     checkpoint folder or a ``WorldModel``), ``num_steps``, ``guidance``, ``sampler`` (None keeps the checkpoint's),
     ``level`` (whose test worlds supply default prompts), ``reward_fn`` (see Rewards), ``judge``,
     ``judge_threshold``, ``mission_observation``, ``look_around`` (prompts from 3D BabyAI worlds start after the
-    model has been shown the world's four turns in place), ``num_threads`` (torch threads of this process; None: 1
+    model has been shown the world's four turns in place), ``view`` ("first_person" or "top_down": the view of the
+    worlds; None: first-person ground-truth prompts, prompt images of unknown view), ``num_threads`` (torch threads of this process; None: 1
     inside a worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
     To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v7", num_envs=N)`` (one
     process, one forward pass for all N worlds); in ``AsyncVectorEnv`` / ``SubprocVecEnv`` workers each env takes
@@ -538,9 +569,16 @@ class GenieWorldEnv(gym.Env):
 
     ## Info
     ``mission``, ``level_seed`` (-1 unless the world is a 3D BabyAI one), ``prompt`` ("babyai3d", "image" or
-    "text"), ``step`` (frames generated since reset); with a judge also ``success_probability`` and ``success``.
+    "text"), ``view`` (the view the model was told: "first_person", "top_down" or None, unknown), ``step`` (frames generated since reset); with a judge also ``success_probability`` and ``success``.
 
     ## Version History
+    - v7: default world model v9: v8 fine-tuned 45 CPU minutes with the view each world is rendered in as an
+      input (the env tells the model each prompt's view). Top-down, 32 unseen worlds: rollouts 28.5 dB against the
+      truth at 64 random steps, was 22.3 (the large grids no longer turn into a first-person room); a view turned
+      back to 32.2 dB against the truth, was 29.4. First person, 64 unseen worlds: every floor of v8 kept (PSNR after
+      20 noops 37.3 dB, one step nearest its own action's true frame for 85% of the distinct outcomes, forward x3
+      +2.3 dB over holding the prompt); a toggled door opens in 86% of worlds, was 94% (experiments/LOG.md entry
+      29). The ``view`` argument and reset option (default: as before) came later in v7's life.
     - v6: default world model v8: v7 fine-tuned 7 minutes on a lent NVIDIA H200 (2,579 steps of 256 windows on
       400k fresh frames: 9x the training windows of all its CPU phases), same recipe, sampler and speed. First
       person, 32 unseen worlds: PSNR after 20 noops 36.7 dB against the prompt, was 34.6; a view turned back to
@@ -672,7 +710,7 @@ class GenieWorldEnv(gym.Env):
         other = copy.copy(self)
         other._worlds = self._worlds.fork(seed)
         other._np_random = copy.deepcopy(self.np_random)
-        other._prompts = PromptSource(self.level, self._prompts.size, self._prompts.look_around)
+        other._prompts = self._prompts.copy()
         other._window = None
         return other
 

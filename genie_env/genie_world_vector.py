@@ -48,7 +48,7 @@ class GenieWorldVectorEnv(VectorEnv):
     ``num_envs`` (N), ``max_episode_steps`` (default 200), ``render_mode`` ("rgb_array": ``render()`` returns a
     tuple of N frames), and GenieWorldEnv's: a :class:`genie_env.genie_world.GenieWorldConfig` as ``config`` or its
     fields as keyword arguments (``model``, ``num_steps``, ``guidance``, ``sampler``, ``level``, ``reward_fn``,
-    ``judge``, ``judge_threshold``, ``mission_observation``, ``num_threads``).
+    ``judge``, ``judge_threshold``, ``mission_observation``, ``look_around``, ``view``, ``num_threads``).
 
     ## Version History
     - v0: initial release.

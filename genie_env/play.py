@@ -3,6 +3,7 @@
     genie-play                                       # an unseen 3D BabyAI world, the shipped model
     genie-play --prompt photo.png --record run.mp4   # any image of any size
     genie-play --text "a room with a red door and a blue ball"
+    genie-play --view top_down                       # an unseen world seen from above (MiniGrid's rendering)
     genie-play --headless --steps 100 --actions wwaddwe --record out.mp4 --model CKPT   # scripts and tests
 
 Controls: W / Up forward, A / Left turn left, D / Right turn right, S / Down / Space wait (noop), E toggle (open a
@@ -50,6 +51,8 @@ class PlayArgs:
                                                                 "(w a d s/. e f q; repeated to --steps)"})
     look_around: bool = field(default=False, metadata={"help": "show the model the prompt world's four turns in place "
                                                                 "before play (GenieWorldConfig.look_around)"})
+    view: str | None = field(default=None, metadata={"help": "'first_person' or 'top_down': the view of the prompt "
+                                                             "world, and what the model is told of a --prompt image"})
     seed: int = field(default=0, metadata={"help": "seed of the prompt world, the sampling noise and random actions"})
     num_steps: int | None = field(default=None, metadata={"help": "denoising steps per frame (default: checkpoint's)"})
     guidance: float | None = field(default=None, metadata={"help": "action guidance weight (default: checkpoint's)"})
@@ -73,6 +76,10 @@ def parse_args(argv: Sequence[str] | None = None) -> PlayArgs:
     args = PlayArgs(**vars(parser.parse_args(argv)))
     if args.prompt is not None and args.text is not None:
         parser.error("pass --prompt or --text, not both")
+    if args.view is not None and args.view not in ("first_person", "top_down"):
+        parser.error(f"--view must be first_person or top_down, got {args.view!r}")
+    if args.text is not None and args.view == "top_down":
+        parser.error("--text describes a first-person room; drop --view top_down or pass --prompt instead")
     if args.steps is not None and args.steps < 0:
         parser.error("--steps must be >= 0")
     if args.scale < 1 or args.fps <= 0:
@@ -124,7 +131,7 @@ def make_env(args: PlayArgs):
     from genie_env.genie_world import GenieWorldEnv
 
     return GenieWorldEnv(model=args.model, num_steps=args.num_steps, guidance=args.guidance, sampler=args.sampler,
-                         level=args.level, judge=args.judge, look_around=args.look_around)
+                         level=args.level, judge=args.judge, look_around=args.look_around, view=args.view)
 
 
 def play_headless(env, args: PlayArgs, recorder: VideoRecorder | None) -> dict[str, Any]:

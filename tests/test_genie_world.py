@@ -273,7 +273,7 @@ def test_judge_rewards(wm):
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(3)
     assert (reward, terminated, info["success"]) == (0.0, False, False)
-    assert make(wm).reset(seed=0)[1].keys() == {"mission", "level_seed", "prompt", "step"}
+    assert make(wm).reset(seed=0)[1].keys() == {"mission", "level_seed", "prompt", "view", "step"}
 
 
 def test_judge_from_folder(wm, tmp_path):
@@ -405,3 +405,55 @@ def test_look_around_prompt(wm):
     vec.close()
     with pytest.raises(TypeError, match="look_around must be True or False"):
         GenieWorldConfig(look_around="yes")
+
+
+def test_top_down_view(tiny_world_model):
+    """view="top_down": the prompts are the test worlds' overhead frames, and a view-conditioned model is told the
+    view of every world (the reset option replaces the argument for one reset; an image's view is unknown unless
+    given; a text prompt is first person only, and asking otherwise fails before anything changes)."""
+    from genie_env.genie_world import GenieWorldConfig
+    from world_model import WorldModel
+    from world_model.dynamics import VIEW_IDS
+
+    base = tiny_world_model()
+    config = dataclasses.replace(base.config, dynamics=dataclasses.replace(base.config.dynamics, views=len(VIEW_IDS)))
+    wm = WorldModel.from_config(config)
+    wm.load_state_dict(base.state_dict(), strict=False)  # the view embedding stays as initialised
+    env = make(wm, level="GoToRedBall", view="top_down")
+    obs, info = env.reset(seed=5)
+    truth = BabyAI3DEnv(level="GoToRedBall", view="top_down", worlds="test")
+    frame, truth_info = truth.reset(options={"level_seed": info["level_seed"]})
+    np.testing.assert_array_equal(obs, frame)
+    assert info["view"] == "top_down" and info["mission"] == truth_info["mission"]
+    views = lambda e: e.unwrapped._worlds.state.cache.views.tolist()  # noqa: E731
+    assert views(env) == [VIEW_IDS["top_down"]]
+    assert env.step(1)[0].shape == (64, 64, 3)
+    obs, info = env.reset(seed=5, options={"view": "first_person"})
+    np.testing.assert_array_equal(obs, BabyAI3DEnv(level="GoToRedBall", worlds="test").reset(
+        options={"level_seed": info["level_seed"]})[0])
+    assert info["view"] == "first_person" and views(env) == [VIEW_IDS["first_person"]]
+    image = np.full((64, 64, 3), 90, np.uint8)
+    _, info = env.reset(seed=0, options={"prompt_image": image})
+    assert info["view"] == "top_down" and views(env) == [VIEW_IDS["top_down"]]  # the env's view
+    plain = make(wm)
+    _, info = plain.reset(seed=0, options={"prompt_image": image})
+    assert info["view"] is None and views(plain) == [wm.config.dynamics.unknown_view]
+    _, info = plain.reset(seed=0, options={"prompt_image": image, "view": "top_down"})
+    assert info["view"] == "top_down"
+    frame = env.unwrapped.frame
+    with pytest.raises(ValueError, match="text prompt is rendered as a first-person room"):
+        env.reset(seed=1, options={"prompt_text": "a red door"})
+    with pytest.raises(ValueError, match="options\\['view'\\] must be one of"):
+        env.reset(seed=1, options={"view": "side"})
+    np.testing.assert_array_equal(env.unwrapped.frame, frame)
+    with pytest.raises(ValueError, match="view must be one of"):
+        GenieWorldConfig(view="overhead")
+    vec = gym.make_vec(GENIE_WORLD_ID, num_envs=2, model=wm, view="top_down")
+    _, infos = vec.reset(seed=3, options={"view": ["top_down", "first_person"]})
+    assert list(infos["view"]) == ["top_down", "first_person"]
+    assert vec.unwrapped._worlds.state.cache.views.tolist() == [VIEW_IDS["top_down"], VIEW_IDS["first_person"]]
+    vec.step(np.array([1, 3]))
+    vec.close()
+    other = env.unwrapped.fork()
+    _, info = other.reset(seed=2)
+    assert info["view"] == "top_down"

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from genie_env.babyai3d import BabyAI3DEnv
 from genie_env.play import PlayArgs, VideoRecorder, main, make_env, play_window
 from world_model.inference import PRESETS, WorldModel
 
@@ -42,6 +43,16 @@ def test_headless_records_one_frame_per_step(checkpoint, tmp_path, capsys):
     assert "genie-play" not in capsys.readouterr().err
     assert main(["--headless", "--steps", "2", "--model", str(checkpoint), "--quiet", "--look-around"]) == 0
     assert "steps=2" in capsys.readouterr().out
+    top = tmp_path / "top.mp4"
+    assert main(["--headless", "--steps", "2", "--model", str(checkpoint), "--quiet", "--view", "top_down",
+                 "--record", str(top), "--seed", "3"]) == 0
+    env = make_env(PlayArgs(model=str(checkpoint), view="top_down"))
+    _, info = env.reset(seed=3)
+    env.close()
+    first = imageio.get_reader(top).get_data(0)[::4, ::4].astype(int)  # the prompt frame, as recorded (lossy)
+    seen = {view: np.abs(first - BabyAI3DEnv(view=view, worlds="test").reset(
+        options={"level_seed": info["level_seed"]})[0]).mean() for view in ("top_down", "first_person")}
+    assert info["view"] == "top_down" and seen["top_down"] < 5 < seen["first_person"], seen
 
 
 def test_headless_prompt_image_and_text(checkpoint, tmp_path, capsys):
@@ -65,6 +76,10 @@ def test_errors(checkpoint, tmp_path, capsys):
         main(["--headless", "--actions", "wxz", "--model", str(checkpoint)])
     with pytest.raises(SystemExit):
         main(["--prompt", "a.png", "--text", "a door"])
+    with pytest.raises(SystemExit):
+        main(["--view", "overhead"])
+    with pytest.raises(SystemExit):
+        main(["--text", "a door", "--view", "top_down"])
 
 
 def test_window_loop_with_keys_and_mouse(checkpoint, tmp_path, monkeypatch):
