@@ -119,6 +119,10 @@ def gather(model: Path, ae_run: Path, dyn_run: Path, data: list[str], base: dict
             "memory": ("turns only" if args.get("memory_turns_only") else "every frame") if args.get("memory") else None,
             "padding": padding_words(args),
             "view_conditioning": bool(args.get("view_conditioning")),
+            "adapters": (f"{', '.join(v.replace('_', '-') for v in args.get('adapter_views') or ())} adapters of "
+                         f"width {args['view_adapter']}" if args.get("view_adapter") else None),
+            "train_only": args.get("train_only"),
+            "views": args.get("views"),
             "wall_time_min": round(wall_seconds(log) / 60.0, 1) if log else None,
             "sessions": len(session_ends(log)),
             "ema_decay": args.get("ema_decay"),
@@ -287,6 +291,9 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
            + (", given to frames the agent turned into" if dyn.get("memory_turns_only") else "") + "), "
            if dyn.get("memory") else "")
         + ("the view each world is rendered in (an embedding added to the action's), " if dyn.get("views") else "")
+        + (f"an adapter per block for the {', '.join(v.replace('_', '-') for v in dyn['adapter_views'])} view "
+           f"(a residual MLP of width {dyn['view_adapter']} run only for worlds of that view), "
+           if dyn.get("view_adapter") else "")
         + "EDM preconditioning, Diffusion Forcing training, classifier-free guidance on the action.",
         f"- Default sampler: {sampler_words(sampler)}; past frames are cached at noise level "
         f"{config.get('diffusion', {}).get('context_sigma')}"
@@ -312,6 +319,12 @@ def render(model: Path, summary: dict, fidelity: dict | None, judge: dict | None
                 extra += f"; {t['padding']}"
             if t.get("view_conditioning"):
                 extra += "; conditioned on the view"
+            if t.get("views"):
+                extra += f"; on the {', '.join(v.replace('_', '-') for v in t['views'])} episodes only"
+            if t.get("train_only"):
+                extra += f"; only its {t['adapters'] if t.get('adapters') else t['train_only']} trained, the rest held"
+            elif t.get("adapters"):
+                extra += f"; with {t['adapters']}"
             if t.get("ema_decay"):
                 extra += f"; the weights are an EMA (decay {t['ema_decay']})"
             what = name.capitalize() if i == 0 else f"{name.capitalize()}, then fine-tuned"

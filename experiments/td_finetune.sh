@@ -31,6 +31,13 @@
 #   v9_wn      v9_more with the window-weighted loss measured against each window's own change (`--change-norm
 #              window`): mix_ww's weight, measured against the batch's mean, gave the top-down agent's cells little,
 #              as the first-person windows set that mean.
+#   ad_td      (entry 32; from v9: `MINUTES=70 bash experiments/td_finetune.sh train ad_td ad_td_ww`) a top-down
+#              adapter (`--view-adapter 256 --adapter-views top_down`: one more residual MLP per block, run only for
+#              top-down worlds, closed at the start) trained alone (`--train-only view-adapters`) on the top-down
+#              episodes, the rest of v9 held: top-down training that cannot cost the first person (vc_td and
+#              vc_td_ww, training all of v9, lost two first-person floors). Windows of 9 frames (the view is fully
+#              observed), 16 per step, peak lr 5e-4 (new weights only).
+#   ad_td_ww   ad_td with td_only_ww's window-weighted loss.
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -63,12 +70,15 @@ COMMON="--data runs/data/td/* --autoencoder world_model/checkpoints/default --in
   --preset default --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1 --context-sigma-min 0.01
   --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20 --keep-checkpoints 2
   --memory --memory-turns-only"
+ADAPTER="--views top_down --view-conditioning --view-dropout 0 --view-adapter 256 --adapter-views top_down
+  --train-only view-adapters --lr 5e-4 --window 9 --batch-size 16"
 declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight 8" [td_only]="--views top_down"
   [td_only_cw]="--views top_down --change-weight 4" [td_only_ww]="--views top_down --change-weight 4 --change-scope window"
   [mix_plain]="" [mix_ww]="--change-weight 4 --change-scope window"
   [mix_vc]="--view-conditioning" [vc_td]="--views top_down --view-conditioning --view-dropout 0"
   [vc_td_ww]="--views top_down --view-conditioning --view-dropout 0 --change-weight 4 --change-scope window"
-  [v9_more]="--view-conditioning" [v9_wn]="--view-conditioning --change-weight 4 --change-scope window --change-norm window")
+  [v9_more]="--view-conditioning" [v9_wn]="--view-conditioning --change-weight 4 --change-scope window --change-norm window"
+  [ad_td]="$ADAPTER" [ad_td_ww]="$ADAPTER --change-weight 4 --change-scope window")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

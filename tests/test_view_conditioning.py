@@ -186,3 +186,85 @@ def test_a_config_without_views_loads_unconditioned(tmp_path):
     assert old.config.dynamics.views == 0 and old.config.diffusion.view_dropout == 0.1
     np.testing.assert_array_equal(rollout(old, "top_down"), rollout(old, None))
     assert DynamicsArgs.__dataclass_fields__["view_conditioning"].default is False
+
+
+ADAPTED = replace(VIEWED, dynamics=replace(VIEWED.dynamics, view_adapter=32, adapter_views=("top_down",)))
+
+
+def test_view_adapters_start_closed_and_change_only_their_own_view():
+    wm = randomised(ADAPTED, view_emb=True)
+    with torch.no_grad():  # the adapters' modulation back to zero, as initialised: closed
+        for n, p in wm.dynamics.named_parameters():
+            if ".adapters." in n and ".ada." in n:
+                p.zero_()
+    names = [n for n, _ in wm.dynamics.named_parameters() if ".adapters." in n]
+    assert names and all(".adapters.top_down." in n for n in names)
+    plain = WorldModel.from_config(VIEWED, autocast=False)
+    plain.load_state_dict(wm.state_dict(), strict=False)
+    for view in ("first_person", "top_down", None):
+        np.testing.assert_array_equal(rollout(wm, view), rollout(plain, view))
+    with torch.no_grad():  # open the top-down adapters
+        for n, p in wm.dynamics.named_parameters():
+            if ".adapters.top_down.ada." in n:
+                p.normal_(0.0, 0.1)
+    for cached in (True, False):
+        for view in ("first_person", None):  # untouched
+            np.testing.assert_array_equal(rollout(wm, view, use_kv_cache=cached),
+                                          rollout(plain, view, use_kv_cache=cached))
+        td = rollout(wm, "top_down", use_kv_cache=cached)
+        assert not np.array_equal(td, rollout(plain, "top_down", use_kv_cache=cached))
+        both = rollout(wm, ["first_person", "top_down"], use_kv_cache=cached)  # one view per world, in one batch
+        np.testing.assert_array_equal(both[:, 0], rollout(plain, "first_person", use_kv_cache=cached)[:, 0])
+        np.testing.assert_array_equal(both[:, 1], td[:, 1])
+    with pytest.raises(ValueError, match="only for a view-conditioned model"):
+        DynamicsConfig(view_adapter=16, adapter_views=("top_down",))
+    with pytest.raises(ValueError, match="adapter_views must name"):
+        DynamicsConfig(views=len(VIEW_IDS), view_adapter=16, adapter_views=("side",))
+    with pytest.raises(ValueError, match="adapter_views must name"):
+        DynamicsConfig(views=len(VIEW_IDS), view_adapter=16)
+    two = replace(ADAPTED.dynamics, adapter_views=("first_person", "top_down"))
+    assert DynamicsConfig.from_dict(json.loads(json.dumps(two.to_dict()))) == two
+
+
+def test_training_only_the_view_adapters(tmp_path):
+    """--view-adapter with --init-from a checkpoint without adapters starts as that model; --train-only
+    view-adapters on top-down episodes moves the top-down adapters alone, so first person stays bit for bit."""
+    from world_model.checkpoint import CheckpointError
+    from world_model.train_cli import main
+
+    data = tmp_path / "rec"
+    record_both_views(data)
+    common = ["--data", str(data), "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--threads", "1"]
+    assert main(["autoencoder", *common, "--out", str(tmp_path / "ae")]) == 0
+    dyn = ["dynamics", *common, "--autoencoder", str(tmp_path / "ae"), "--window", "5", "--view-conditioning"]
+    assert main([*dyn, "--out", str(tmp_path / "viewed")]) == 0
+    base = WorldModel.load(tmp_path / "viewed", autocast=False)
+    kw = dict(data=(str(data),), autoencoder=str(tmp_path / "ae"), window=5, view_conditioning=True,
+              init_from=str(tmp_path / "viewed"), view_adapter=16)
+    fine = args("dynamics", tmp_path / "fine", 3, **kw, train_only="view-adapters", views=("top_down",),
+                view_dropout=0.0, ema_decay=0.0, lr=1e-2).trainer()
+    trained = {n for n, p in fine.dyn.named_parameters() if p.requires_grad}
+    assert trained and all(".adapters." in n for n in trained)
+    before = {k: v.clone() for k, v in fine.dyn.state_dict().items()}
+    x = torch.randn(2, 3, 4, 16, 16)
+    c, a, pos = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.long), torch.arange(3).expand(2, 3)
+    td = torch.full((2,), VIEW_IDS["top_down"])
+    torch.testing.assert_close(fine.dyn(x, c, a, pos, view=td), base.dynamics(x, c, a, pos, view=td))
+    fine.run()
+    after = fine.dyn.state_dict()
+    moved = {k for k in after if not torch.equal(after[k], before[k])}
+    assert moved and all(".adapters.top_down." in k for k in moved)
+    assert main(["export", "--dynamics", str(tmp_path / "fine"), "--out", str(tmp_path / "export"), "--dtype",
+                 "float32"]) == 0  # the run's own precision, as `base` is read
+    wm = WorldModel.load(tmp_path / "export", autocast=False)
+    assert wm.config.dynamics.view_adapter == 16
+    for view in ("first_person", None):
+        np.testing.assert_array_equal(rollout(wm, view), rollout(base, view))
+    assert not np.array_equal(rollout(wm, "top_down"), rollout(base, "top_down"))
+    with pytest.raises(CheckpointError, match="pass --view-adapter 16 --adapter-views top_down"):
+        args("dynamics", tmp_path / "back", 1, **dict(kw, view_adapter=0, init_from=str(tmp_path / "export")))\
+            .trainer()
+    with pytest.raises(ValueError, match="needs adapters to train"):
+        DynamicsArgs(data=(str(data),), out=str(tmp_path / "x"), autoencoder="ae", train_only="view-adapters")
+    with pytest.raises(ValueError, match="needs --view-conditioning"):
+        DynamicsArgs(data=(str(data),), out=str(tmp_path / "x"), autoencoder="ae", view_adapter=8)

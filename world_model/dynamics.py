@@ -110,6 +110,14 @@ class DynamicsConfig:
     """Number of view embeddings (0 or len(VIEW_IDS)): > 0 adds to every frame's conditioning the embedding of its
     world's view (ids `VIEW_IDS`; one more embedding, id `unknown_view`, stands for a view nobody gave and for the
     view dropout of training), zero-initialised. 0: not view-conditioned (a checkpoint config without this key)."""
+    view_adapter: int = 0
+    """Hidden width of the per-view adapters of `adapter_views` in every block (0: none; needs `views`): for a world
+    of such a view, one more residual branch of that view's own (an MLP with its own adaLN-Zero shift, scale and
+    gate, closed at initialisation) after the block's MLP. Trained alone (`genie-train dynamics --train-only
+    view-adapters`), an adapter changes what the model does in its view and nothing else: worlds of the other views
+    and of the unknown view never run it. 0: no adapters (a checkpoint config without this key)."""
+    adapter_views: tuple[str, ...] = ()
+    """The views (names of `VIEW_IDS`) that get an adapter when `view_adapter` > 0, e.g. ("top_down",)."""
     memory: bool = False
     """Pose-keyed memory input (see the module docstring): each frame's tokens also get the latent patch of the most
     recent earlier frame seen from the same heading (headings dead-reckoned from the turn actions), and its
@@ -142,6 +150,16 @@ class DynamicsConfig:
         if self.views not in (0, len(VIEW_IDS)):
             raise ValueError(f"views must be 0 (not view-conditioned) or {len(VIEW_IDS)} ({', '.join(VIEW_IDS)}), "
                              f"got {self.views}")
+        object.__setattr__(self, "adapter_views", tuple(self.adapter_views))  # a JSON list reads as a tuple
+        if self.view_adapter < 0 or (self.view_adapter and not self.views):
+            raise ValueError(f"view_adapter must be >= 0, and > 0 only for a view-conditioned model (views > 0); got "
+                             f"view_adapter={self.view_adapter}, views={self.views}")
+        bad = [v for v in self.adapter_views if v not in VIEW_IDS]
+        if bad or len(set(self.adapter_views)) != len(self.adapter_views) or (
+                bool(self.view_adapter) != bool(self.adapter_views)):
+            raise ValueError(f"adapter_views must name distinct views of {', '.join(VIEW_IDS)}, at least one exactly "
+                             f"when view_adapter > 0; got adapter_views={self.adapter_views}, "
+                             f"view_adapter={self.view_adapter}")
 
     @property
     def grid(self) -> int:
@@ -410,6 +428,45 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
+class ViewAdapter(nn.Module):
+    """One view's residual branch of a block (`DynamicsConfig.view_adapter`): an MLP with its own adaLN-Zero
+    shift, scale and gate from the frame's conditioning; the gate starts at zero, so the branch starts closed."""
+
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.ada = nn.Linear(width, 3 * width)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x (b, T, N, D), cond (b, T, D) -> the branch's output (b, T, N, D)."""
+        shift, scale, gate = self.ada(F.silu(cond))[:, :, None].chunk(3, dim=-1)
+        return gate * self.mlp(modulate(self.norm(x), shift, scale))
+
+
+def view_adapters(cfg: DynamicsConfig) -> nn.ModuleDict | None:
+    """A block's adapters, one per view of `adapter_views` (keyed by its name), or None without `view_adapter`."""
+    if not cfg.view_adapter:
+        return None
+    return nn.ModuleDict({v: ViewAdapter(cfg.width, cfg.view_adapter) for v in cfg.adapter_views})
+
+
+def apply_view_adapters(adapters: nn.ModuleDict | None, x: torch.Tensor, cond: torch.Tensor,
+                        view: torch.Tensor | None) -> torch.Tensor:
+    """x plus, for each world of a view with an adapter, that adapter's branch (worlds of other views or the
+    unknown view, or every world when `view` is None, pass unchanged). x (B, T, N, D), cond (B, T, D), view (B,)
+    long."""
+    if adapters is None or view is None:
+        return x
+    for name, adapter in adapters.items():
+        rows = (view == VIEW_IDS[name]).nonzero().squeeze(1)
+        if rows.numel() == x.shape[0]:
+            x = x + adapter(x, cond)
+        elif rows.numel():
+            x = x.index_add(0, rows, adapter(x[rows], cond[rows]))
+    return x
+
+
 class Block(nn.Module):
     def __init__(self, cfg: DynamicsConfig):
         super().__init__()
@@ -420,9 +477,10 @@ class Block(nn.Module):
         hidden = int(cfg.mlp_ratio * D)
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
         self.ada = nn.Linear(D, 6 * D)  # adaLN-Zero modulation from the per-frame conditioning
+        self.adapters = view_adapters(cfg)
 
-    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None, past_len=0):
-        """x (B, T, N, D), cond (B, T, D) -> x (B, T, N, D), k, v."""
+    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None, past_len=0, view=None):
+        """x (B, T, N, D), cond (B, T, D), view (B,) long or None -> x (B, T, N, D), k, v."""
         B, T, N, D = x.shape
         mod = self.ada(F.silu(cond))[:, :, None]  # (B, T, 1, 6D)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
@@ -430,7 +488,7 @@ class Block(nn.Module):
         a, k, v = self.attn(h, cos, sin, mask, past_k, past_v, past_len)
         x = x + gate1 * a.view(B, T, N, D)
         x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
-        return x, k, v
+        return apply_view_adapters(self.adapters, x, cond, view), k, v
 
 
 class FactorisedBlock(nn.Module):
@@ -449,10 +507,11 @@ class FactorisedBlock(nn.Module):
         hidden = int(cfg.mlp_ratio * D)
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
         self.ada = nn.Linear(D, 9 * D)
+        self.adapters = view_adapters(cfg)
 
-    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None, past_len=0):
-        """x (B, T, N, D), cond (B, T, D), mask: the temporal one (B or 1, 1, T, past_len + T) or None ->
-        x (B, T, N, D), and the temporal attention's k, v (B, N*H, T, hd) after RoPE."""
+    def forward(self, x, cond, cos, sin, mask, past_k=None, past_v=None, past_len=0, view=None):
+        """x (B, T, N, D), cond (B, T, D), mask: the temporal one (B or 1, 1, T, past_len + T) or None, view (B,)
+        long or None -> x (B, T, N, D), and the temporal attention's k, v (B, N*H, T, hd) after RoPE."""
         B, T, N, D = x.shape
         H, hd = self.cfg.heads, self.cfg.head_dim
         mod = self.ada(F.silu(cond))[:, :, None]  # (B, T, 1, 9D)
@@ -473,7 +532,7 @@ class FactorisedBlock(nn.Module):
         y = y.view(B, N, H, T, hd).permute(0, 3, 1, 2, 4).reshape(B, T, N, D)
         x = x + gate2 * att.proj(y)
         x = x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
-        return x, k, v
+        return apply_view_adapters(self.adapters, x, cond, view), k, v
 
 
 class NoiseEmbedding(nn.Module):
@@ -532,6 +591,9 @@ class Dynamics(nn.Module):
         for b in self.blocks:  # adaLN-Zero: every residual branch starts closed
             nn.init.zeros_(b.ada.weight)
             nn.init.zeros_(b.ada.bias)
+            for adapter in (b.adapters or {}).values():
+                nn.init.zeros_(adapter.ada.weight)
+                nn.init.zeros_(adapter.ada.bias)
         for m in (self.ada_out, self.patch_out):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
@@ -629,7 +691,7 @@ class Dynamics(nn.Module):
                 past_k, past_v = cache.k[i], cache.v[i]
                 if reps > 1:
                     past_k, past_v = past_k.repeat(reps, 1, 1, 1), past_v.repeat(reps, 1, 1, 1)
-            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v, past_len)
+            tok, k, v = block(tok, cond, cos, sin, mask, past_k, past_v, past_len, view)
             new_kv.append((k, v))
         return tok, cond, new_kv
 

@@ -48,6 +48,9 @@ from .metrics import psnr
 from .sampler import SamplerConfig
 from .training import Runtime, TrainArgs, Trainer, open_windows, transformer_flops
 
+#: What `--train-only` can name: the parts of the dynamics that can be trained alone.
+TRAIN_ONLY = ("view-adapters",)
+
 
 @dataclass(frozen=True, kw_only=True)
 class DynamicsArgs(TrainArgs):
@@ -124,6 +127,15 @@ class DynamicsArgs(TrainArgs):
     """Condition the dynamics on the view each episode is rendered in (DynamicsConfig.views; the recordings must
     all be of views in dynamics.VIEW_IDS). With --init-from a checkpoint without view conditioning, the view
     embedding starts at zero and the rest from the checkpoint."""
+    view_adapter: int = 0
+    """With --view-conditioning: give every block an adapter of this hidden width for each view of --adapter-views
+    (DynamicsConfig.view_adapter; 0: none). With --init-from a checkpoint without adapters, they start closed and the
+    rest from the checkpoint."""
+    adapter_views: tuple[str, ...] = ("top_down",)
+    """With --view-adapter: the views that get adapters (DynamicsConfig.adapter_views)."""
+    train_only: str | None = None
+    """Train only part of the dynamics, the rest held as it is: "view-adapters" (the per-view adapters; with the
+    episodes of one view, --views top_down, the model changes in that view alone). None: all of it."""
     view_dropout: float = 0.1
     """With --view-conditioning: probability, in [0, 1], that a window's view is replaced by the unknown view (as
     NULL replaces actions for classifier-free guidance), so that the model also serves prompts of unknown view."""
@@ -156,6 +168,13 @@ class DynamicsArgs(TrainArgs):
             raise ValueError(f"--context-frames must be >= 1, got {self.context_frames}")
         if self.memory_turns_only and not self.memory:
             raise ValueError("--memory-turns-only is a setting of the memory input; add --memory")
+        if self.view_adapter < 0 or (self.view_adapter and not self.view_conditioning):
+            raise ValueError(f"--view-adapter {self.view_adapter}: the adapters are per view; it must be >= 0, and "
+                             "> 0 needs --view-conditioning")
+        if self.train_only not in (None, *TRAIN_ONLY):
+            raise ValueError(f"--train-only must be one of {', '.join(TRAIN_ONLY)}, got {self.train_only!r}")
+        if self.train_only == "view-adapters" and not self.view_adapter:
+            raise ValueError("--train-only view-adapters needs adapters to train: add --view-adapter N (e.g. 256)")
         if ((self.pad_weight is not None or self.pad_at != "front" or self.pad_views is not None)
                 and not self.pad_short_episodes):
             raise ValueError("--pad-weight, --pad-at and --pad-views are settings of the padding of short episodes; "
@@ -394,7 +413,9 @@ class DynamicsTrainer(Trainer):
         if args.memory:
             layout.update(memory=True, memory_turns_only=args.memory_turns_only, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
-                          num_actions=len(meanings) or preset.num_actions, views=views, **layout)
+                          num_actions=len(meanings) or preset.num_actions, views=views,
+                          view_adapter=args.view_adapter,
+                          adapter_views=tuple(args.adapter_views) if args.view_adapter else (), **layout)
         self.episode_views = None  # (E,) view id of every episode, for view-conditioned training
         episodes = getattr(self.data, "episodes", None)
         if views and episodes is not None:
@@ -409,6 +430,9 @@ class DynamicsTrainer(Trainer):
         self.init_metadata = None
         if args.init_from is not None and resume_from is None:
             self.init_metadata = self._init_from_checkpoint(args.init_from, dyn_cfg)
+        if args.train_only == "view-adapters":  # the rest is held: no gradients, no optimizer state, no decay
+            for name, p in self.dyn.named_parameters():
+                p.requires_grad_(".adapters." in name)
         self.denoiser = Denoiser(self.wm_config.diffusion, self.dyn, sampler=self.wm_config.sampler)
         self.objective = WindowObjective(self.denoiser)
         self.branches = None
@@ -442,6 +466,13 @@ class DynamicsTrainer(Trainer):
                                   "training it (its recordings must be of known views)")
         if dyn_cfg.views and not other.views:
             added["views"] = 0
+        if other.view_adapter and (dyn_cfg.view_adapter, dyn_cfg.adapter_views) != (other.view_adapter,
+                                                                                      other.adapter_views):
+            raise CheckpointError(f"--init-from {path} has per-view adapters of width {other.view_adapter} for "
+                                  f"{' '.join(other.adapter_views)}; pass --view-adapter {other.view_adapter} "
+                                  f"--adapter-views {' '.join(other.adapter_views)} to keep training them")
+        if dyn_cfg.view_adapter and not other.view_adapter:
+            added.update(view_adapter=0, adapter_views=())
         if dyn_cfg.memory and not other.memory:
             added.update(memory=False, memory_turns_only=other.memory_turns_only,
                          **{k: getattr(other, k) for k in MEMORY_ACTION_FIELDS})
@@ -460,6 +491,8 @@ class DynamicsTrainer(Trainer):
         mine = self.dyn.state_dict()
         if "views" in added:
             state["view_emb.weight"] = mine["view_emb.weight"].clone()  # zero: the same function at step 0
+        if "view_adapter" in added:  # closed (zero gates), as initialised: the same function at step 0
+            state.update({k: v.clone() for k, v in mine.items() if ".adapters." in k})
         if "memory" in added:  # the memory's input columns and embeddings: zero, as initialised
             w = mine["patch_in.weight"].clone()
             w[:, : state["patch_in.weight"].shape[1]] = state["patch_in.weight"]
