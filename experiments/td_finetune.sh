@@ -38,6 +38,9 @@
 #              vc_td_ww, training all of v9, lost two first-person floors). Windows of 9 frames (the view is fully
 #              observed), 16 per step, peak lr 5e-4 (new weights only).
 #   ad_td_ww   ad_td with td_only_ww's window-weighted loss.
+#   ad_td_wc2  (a follow-up, alone on both cores: `MINUTES=35 THREADS=2 bash experiments/td_finetune.sh train
+#              ad_td_wc2`) ad_td_ww with the change weight capped at 2 instead of 10: does a smaller tilt towards
+#              the agent's cells keep ad_td_ww's gain without its red copies of the agent?
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -78,7 +81,8 @@ declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight
   [mix_vc]="--view-conditioning" [vc_td]="--views top_down --view-conditioning --view-dropout 0"
   [vc_td_ww]="--views top_down --view-conditioning --view-dropout 0 --change-weight 4 --change-scope window"
   [v9_more]="--view-conditioning" [v9_wn]="--view-conditioning --change-weight 4 --change-scope window --change-norm window"
-  [ad_td]="$ADAPTER" [ad_td_ww]="$ADAPTER --change-weight 4 --change-scope window")
+  [ad_td]="$ADAPTER" [ad_td_ww]="$ADAPTER --change-weight 4 --change-scope window"
+  [ad_td_wc2]="$ADAPTER --change-weight 4 --change-scope window --change-cap 2")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

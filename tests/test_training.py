@@ -399,6 +399,12 @@ def test_change_weights_favour_what_the_action_changed():
     assert float(den.change_weights(y2)[:, :, 0][1].max()) < float(wp[1].max())  # "batch": the small one loses
     with pytest.raises(ValueError, match="change_norm"):
         DiffusionConfig(change_norm="episode")
+    from world_model.train_dynamics import DynamicsArgs  # the trainer passes the weight's knobs on, the cap too
+
+    knobs = DynamicsArgs(data=("d",), out="o", autoencoder="a", change_weight=4.0, change_cap=2.0,
+                         change_scope="window", change_norm="window").diffusion_config
+    assert (knobs.change_weight, knobs.change_cap, knobs.change_scope, knobs.change_norm) == (4.0, 2.0, "window",
+                                                                                             "window")
 
     class Exact(torch.nn.Module):  # the exact F-space target, plus an error of 1 at one latent position
         config = PRESETS["tiny"]

@@ -97,6 +97,10 @@ class DynamicsArgs(TrainArgs):
     change_weight: float = 0.0
     """Extra loss weight (>= 0) on latent positions that change from the previous frame (0 = uniform; see
     DiffusionConfig.change_weight)."""
+    change_cap: float = 10.0
+    """Largest relative change (> 0) that --change-weight counts: a position's weight is at most (1 + change_weight x
+    change_cap) / (1 + change_weight), which bounds how far the weight tilts the optimum towards what moves
+    (DiffusionConfig.change_cap)."""
     change_scope: str = "frame"
     """Where --change-weight looks for change: "frame" (each frame's own change) or "window" (a position's largest
     change anywhere in its window, on every frame of it; DiffusionConfig.change_scope)."""
