@@ -409,3 +409,16 @@ def test_latent_change_tiny(model, tmp_path, capsys):
             assert all(w >= 0.2 - 1e-6 for w in r["weights"][norm][view].values())  # 1 / (1 + 4) at the least
     assert json.loads((tmp_path / "lc.json").read_text())["experiment"] == "latent_change"
     assert "change_norm window" in capsys.readouterr().out
+
+
+def test_same_frames_tiny(model, tmp_path, tiny_world_model):
+    """experiments.same_frames: a model against itself is identical in every view; against other weights it is not."""
+    from experiments.same_frames import main as same
+
+    r = same(["--model", str(model), "--other", str(model), "--worlds", "2", "--steps", "2",
+              "--out", str(tmp_path / "same.json")])
+    assert r["views"] == {"first_person": "identical", "unknown": "identical", "top_down": "identical"}
+    tiny_world_model(seed=1).save(tmp_path / "other")
+    r = same(["--model", str(model), "--other", str(tmp_path / "other"), "--worlds", "2", "--steps", "2"])
+    assert all(v != "identical" for v in r["views"].values())
+    assert json.loads((tmp_path / "same.json").read_text())["steps"] == 2
