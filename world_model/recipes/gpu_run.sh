@@ -85,6 +85,9 @@ INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/check
 # >>>   --attention factorised | --patch-size 4
 # >>> and for the top-down view's actions, ~1% of the uniform loss (entry 31; the next lent GPU's call adds it):
 # >>>   --change-weight 4 --change-scope window --change-norm window
+# >>> and, to train the top-down view without touching the first person, a top-down adapter trained alone on the
+# >>> top-down episodes (entry 32; DATA_ARGS with --top-down-share 1.0, or --views top_down here):
+# >>>   --view-adapter 256 --adapter-views top_down --train-only view-adapters --view-dropout 0 --views top_down
 # >>> WIDEN_LATENT: latent channels to widen AUTOENCODER to before training (0: none; experiments/LOG.md entry 27:
 # >>> 8 channels keep the top-down agent's heading that 4 lose, the top-down counterfactual ceiling 0.89 -> 0.95).
 # >>> A phase after recording trains the widened autoencoder for WIDEN_MINUTES (genie-train autoencoder --init-from
