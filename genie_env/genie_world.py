@@ -44,6 +44,7 @@ def check_view(view, what: str) -> None:
     if view is not None and (not isinstance(view, str) or view not in VIEWS):
         raise ValueError(f"{what} must be one of {', '.join(map(repr, VIEWS))} or None, got {view!r}")
 
+
 #: True in a process forked (os.fork, multiprocessing's "fork" start method) after this module was imported:
 #: the parent's torch may have started its OpenMP thread pool, which does not survive a fork (a second thread
 #: in the child waits forever in libgomp's barrier).
@@ -561,15 +562,17 @@ class GenieWorldEnv(gym.Env):
     ``level`` (whose test worlds supply default prompts), ``reward_fn`` (see Rewards), ``judge``,
     ``judge_threshold``, ``mission_observation``, ``look_around`` (prompts from 3D BabyAI worlds start after the
     model has been shown the world's four turns in place), ``view`` ("first_person" or "top_down": the view of the
-    worlds; None: first-person ground-truth prompts, prompt images of unknown view), ``num_threads`` (torch threads of this process; None: 1
-    inside a worker process, torch's default otherwise). And ``render_mode``: "rgb_array" or "human" (a pygame window).
+    worlds; None: first-person ground-truth prompts, prompt images of unknown view), ``num_threads`` (torch threads
+    of this process; None: 1 inside a worker process, torch's default otherwise). And ``render_mode``: "rgb_array"
+    or "human" (a pygame window).
     To run many worlds, prefer the native batch ``gym.make_vec("genie_env/GenieWorld-v7", num_envs=N)`` (one
     process, one forward pass for all N worlds); in ``AsyncVectorEnv`` / ``SubprocVecEnv`` workers each env takes
     one thread (for W workers on C cores, ``num_threads=C // W`` may be faster).
 
     ## Info
     ``mission``, ``level_seed`` (-1 unless the world is a 3D BabyAI one), ``prompt`` ("babyai3d", "image" or
-    "text"), ``view`` (the view the model was told: "first_person", "top_down" or None, unknown), ``step`` (frames generated since reset); with a judge also ``success_probability`` and ``success``.
+    "text"), ``view`` (the view the model was told: "first_person", "top_down" or None, unknown), ``step`` (frames
+    generated since reset); with a judge also ``success_probability`` and ``success``.
 
     ## Version History
     - v7: default world model v9: v8 fine-tuned 45 CPU minutes with the view each world is rendered in as an
@@ -578,7 +581,7 @@ class GenieWorldEnv(gym.Env):
       back to 32.2 dB against the truth, was 29.4. First person, 64 unseen worlds: every floor of v8 kept (PSNR after
       20 noops 37.3 dB, one step nearest its own action's true frame for 85% of the distinct outcomes, forward x3
       +2.3 dB over holding the prompt); a toggled door opens in 86% of worlds, was 94% (experiments/LOG.md entry
-      29). The ``view`` argument and reset option (default: as before) came later in v7's life.
+      29). Later, with the same model: the ``view`` argument and reset option (default: as before).
     - v6: default world model v8: v7 fine-tuned 7 minutes on a lent NVIDIA H200 (2,579 steps of 256 windows on
       400k fresh frames: 9x the training windows of all its CPU phases), same recipe, sampler and speed. First
       person, 32 unseen worlds: PSNR after 20 noops 36.7 dB against the prompt, was 34.6; a view turned back to
