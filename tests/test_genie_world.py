@@ -457,3 +457,7 @@ def test_top_down_view(tiny_world_model):
     other = env.unwrapped.fork()
     _, info = other.reset(seed=2)
     assert info["view"] == "top_down"
+    around = make(wm, level="GoToRedBall", view="top_down", look_around=True)  # four left turns seen from above
+    obs, info = around.reset(seed=5)
+    np.testing.assert_array_equal(obs, truth.reset(options={"level_seed": info["level_seed"]})[0])
+    assert around.unwrapped._worlds.state.time.tolist() == [5] and views(around) == [VIEW_IDS["top_down"]]
