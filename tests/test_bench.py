@@ -332,6 +332,13 @@ def test_model_card_wall_time_across_resumes_and_render():
     line = next(x for x in render(DEFAULT_CHECKPOINT, viewed, fidelity, None).splitlines()
                 if x.startswith("- Dynamics, then fine-tuned: 100 steps"))
     assert "; conditioned on the view; the weights are an EMA" in line
+    # a top-down adapter trained alone on the top-down episodes (--view-adapter, --train-only view-adapters) says so
+    adapted = {**tuned, "dynamics": {**tuned["dynamics"], "view_conditioning": True, "views": ["top_down"],
+                                     "adapters": "top-down adapters of width 256", "train_only": "view-adapters"}}
+    line = next(x for x in render(DEFAULT_CHECKPOINT, adapted, fidelity, None).splitlines()
+                if x.startswith("- Dynamics, then fine-tuned: 100 steps"))
+    assert ("; conditioned on the view; on the top-down episodes only; only its top-down adapters of width 256 "
+            "trained, the rest held; the weights are an EMA") in line
     assert f"- Dynamics in all: {first['steps'] + 100} steps, {round(first['wall_time_min'] + 10.0, 1)} min" in text
 
 
