@@ -41,6 +41,11 @@
 #   ad_td_wc2  (a follow-up, alone on both cores: `MINUTES=35 THREADS=2 bash experiments/td_finetune.sh train
 #              ad_td_wc2`) ad_td_ww with the change weight capped at 2 instead of 10: does a smaller tilt towards
 #              the agent's cells keep ad_td_ww's gain without its red copies of the agent?
+#   ad_td_wp   (entry 33; from v9: `MINUTES=70 bash experiments/td_finetune.sh train ad_td_wp ad_td_wp16`) ad_td with
+#              the loss weighted by the change *before* each frame (`--change-weight 4 --change-scope past`): a weight
+#              that never looks at the frame it weighs, so it cannot draw the agent's colour where the agent may go
+#              (ad_td_ww's red copies): does it keep ad_td_ww's gain without its cost?
+#   ad_td_wp16 ad_td_wp with lambda 16 (the weight's optimum does not move with lambda, only where capacity goes).
 # Each is exported with v8's sampler and measured on the top-down counterfactual scenario and the floors.
 # From the repository root, in the project's venv:
 #   bash experiments/td_finetune.sh data | train | export | measure_td | measure_fp | measure [ARM ...]   (or `all`)
@@ -82,7 +87,8 @@ declare -A EXTRA=([td_plain]="" [td_branch]="--branch-share 0.25 --branch-weight
   [vc_td_ww]="--views top_down --view-conditioning --view-dropout 0 --change-weight 4 --change-scope window"
   [v9_more]="--view-conditioning" [v9_wn]="--view-conditioning --change-weight 4 --change-scope window --change-norm window"
   [ad_td]="$ADAPTER" [ad_td_ww]="$ADAPTER --change-weight 4 --change-scope window"
-  [ad_td_wc2]="$ADAPTER --change-weight 4 --change-scope window --change-cap 2")
+  [ad_td_wc2]="$ADAPTER --change-weight 4 --change-scope window --change-cap 2"
+  [ad_td_wp]="$ADAPTER --change-weight 4 --change-scope past" [ad_td_wp16]="$ADAPTER --change-weight 16 --change-scope past")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   # The latent cache is encoded once (a run stopped by its budget) and copied to every arm, so no arm pays for it.

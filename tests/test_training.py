@@ -399,10 +399,30 @@ def test_change_weights_favour_what_the_action_changed():
     assert float(den.change_weights(y2)[:, :, 0][1].max()) < float(wp[1].max())  # "batch": the small one loses
     with pytest.raises(ValueError, match="change_norm"):
         DiffusionConfig(change_norm="episode")
+    # "past": frame t weighs a position by its largest change in transitions 1..t-1 over their mean, never by its own
+    y3 = torch.zeros(2, 4, 4, 16, 16)
+    y3[:, 1, :, 5, 7] = 1.0  # transition 1 moves (5, 7); transition 2 moves it back
+    y3[:, 3, :, 2, 2] = 1.0  # transition 3 (frame 3's own) moves (2, 2)
+    for norm in ("batch", "window"):
+        past = Denoiser(DiffusionConfig(change_weight=2.0, change_scope="past", change_norm=norm),
+                        Dynamics(PRESETS["tiny"]))
+        wpast = past.change_weights(y3)[:, :, 0]
+        assert float(wpast[:, :2].max()) == pytest.approx(1 / 3)  # frames 0 and 1: nothing before them
+        change1 = torch.zeros(16, 16)
+        change1[5, 7] = 1.0
+        m2 = (change1 / change1.mean()).clamp(max=10.0)  # frame 2 sees transition 1 alone
+        torch.testing.assert_close(wpast[:, 2], ((1 + 2 * m2) / 3).expand(2, 16, 16))
+        assert float(wpast[0, 3, 5, 7]) > 1 and float(wpast[0, 3, 2, 2]) == pytest.approx(1 / 3)  # not its own
+    torch.testing.assert_close(past.change_weights(y3[:, :3])[:, :, 0], wpast[:, :3])  # later frames change nothing
+    valid3 = torch.tensor([[False, True, True, True], [True, True, True, True]])  # row 0: transition 1 is padding
+    wvp = past.change_weights(y3, valid3)[:, :, 0]
+    assert float(wvp[0, 2].max()) == pytest.approx(1 / 3) and float(wvp[1, 2, 5, 7]) > 1
     from world_model.train_dynamics import DynamicsArgs  # the trainer passes the weight's knobs on, the cap too
 
     knobs = DynamicsArgs(data=("d",), out="o", autoencoder="a", change_weight=4.0, change_cap=2.0,
                          change_scope="window", change_norm="window").diffusion_config
+    assert DynamicsArgs(data=("d",), out="o", autoencoder="a", change_scope="past").diffusion_config.change_scope \
+        == "past"
     assert (knobs.change_weight, knobs.change_cap, knobs.change_scope, knobs.change_norm) == (4.0, 2.0, "window",
                                                                                              "window")
 

@@ -56,7 +56,7 @@ from .sampler import SamplerConfig, karras_sigmas, sample
 
 OBJECTIVES = ("forcing", "augment")
 CONTEXT_SIGMA_DRAWS = ("log_uniform", "uniform")
-CHANGE_SCOPES = ("frame", "window")
+CHANGE_SCOPES = ("frame", "window", "past")
 CHANGE_NORMS = ("batch", "window")
 
 
@@ -105,9 +105,12 @@ class DiffusionConfig:
     change_cap: float = 10.0
     """Training: the largest relative change m (> 0) that `change_weight` counts."""
     change_scope: str = "frame"
-    """Training: where `change_weight` looks for change: "frame" (each frame's own change from its predecessor) or
+    """Training: where `change_weight` looks for change: "frame" (each frame's own change from its predecessor),
     "window" (a position's largest change anywhere in its window, the same weight on every frame of the window: the
-    places where things move, whatever this frame's action did there)."""
+    places where things move, whatever this frame's action did there) or "past" (a position's largest change among
+    the transitions *before* the frame, measured against those transitions' mean: a weight that never looks at the
+    frame it weighs, so it moves the model's capacity towards where things have moved without tilting the optimum
+    towards frames that change)."""
     change_norm: str = "batch"
     """Training: what a position's change is measured against in `change_weight`: "batch" (the batch's mean change)
     or "window" (its own window's mean change). With "batch", a window whose actions change little of the frame (the
@@ -405,13 +408,30 @@ class Denoiser(nn.Module):
         weights let copying the last frame earn most of the loss. With change_scope "frame" the weight depends on
         the target's own change, so it tilts the optimum towards frames that change (D -> E[w y | x] / E[w | x]);
         `change_cap` bounds that tilt. With "window" every frame of a window gets, at each position, the largest m
-        of the window: the agent's cells weigh alike whether this frame's action moved it or not."""
+        of the window: the agent's cells weigh alike whether this frame's action moved it or not. With "past" frame
+        t gets, at each position, the largest change of transitions 1..t-1 over their mean (frames 0 and 1 weigh
+        1 / (1 + lambda) everywhere): the weight is a function of the frames before t alone, so where those frames
+        are given (context) the optimum of the weighted loss is the unweighted one's."""
         cfg = self.config
+        T = y.shape[1]
         change = torch.zeros_like(y[:, :, :1], dtype=torch.float32)  # (B, T, 1, h, w)
         change[:, 1:] = (y[:, 1:].float() - y[:, :-1].float()).pow(2).mean(dim=2, keepdim=True)
         if frame_valid is not None:
             both = frame_valid[:, 1:] & frame_valid[:, :-1]  # (B, T - 1)
             change[:, 1:] = change[:, 1:] * both[..., None, None, None].float()
+        if cfg.change_scope == "past":  # frame t sees transitions 1..t-1 only: their largest change, their mean
+            dims = (0, 2, 3, 4) if cfg.change_norm == "batch" else (2, 3, 4)
+            real = torch.ones_like(change[:, :, :1, :1, :1])  # (B, T, 1, 1, 1): transitions that exist
+            real[:, 0] = 0
+            if frame_valid is not None:
+                real[:, 1:] = both[..., None, None, None].float()
+            total = change.sum(dim=dims, keepdim=True).cumsum(dim=1)  # through transition t
+            count = (real.sum(dim=dims, keepdim=True) * change[0, 0].numel()).cumsum(dim=1)
+            mean = (total / count.clamp_min(1)).roll(1, dims=1)  # through transition t - 1
+            peak = change.cummax(dim=1).values.roll(1, dims=1)
+            m = (peak / mean.clamp_min(1e-12)).clamp(max=cfg.change_cap)
+            m[:, :2] = 0  # frames 0 and 1 have no transition before them
+            return (1 + cfg.change_weight * m) / (1 + cfg.change_weight)
         mean = change.mean() if cfg.change_norm == "batch" else change.mean(dim=(1, 2, 3, 4), keepdim=True)
         m = (change / mean.clamp_min(1e-12)).clamp(max=cfg.change_cap)
         if cfg.change_scope == "window":

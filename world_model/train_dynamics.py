@@ -102,8 +102,9 @@ class DynamicsArgs(TrainArgs):
     change_cap) / (1 + change_weight), which bounds how far the weight tilts the optimum towards what moves
     (DiffusionConfig.change_cap)."""
     change_scope: str = "frame"
-    """Where --change-weight looks for change: "frame" (each frame's own change) or "window" (a position's largest
-    change anywhere in its window, on every frame of it; DiffusionConfig.change_scope)."""
+    """Where --change-weight looks for change: "frame" (each frame's own change), "window" (a position's largest
+    change anywhere in its window, on every frame of it) or "past" (its largest change before the frame weighed,
+    which never tilts the optimum towards change; DiffusionConfig.change_scope)."""
     change_norm: str = "batch"
     """What --change-weight measures a position's change against: "batch" (the batch's mean change) or "window" (its
     own window's, so that windows of a view whose actions change little, top-down, weigh their changes as much;
