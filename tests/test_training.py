@@ -414,6 +414,9 @@ def test_change_weights_favour_what_the_action_changed():
         torch.testing.assert_close(wpast[:, 2], ((1 + 2 * m2) / 3).expand(2, 16, 16))
         assert float(wpast[0, 3, 5, 7]) > 1 and float(wpast[0, 3, 2, 2]) == pytest.approx(1 / 3)  # not its own
     torch.testing.assert_close(past.change_weights(y3[:, :3])[:, :, 0], wpast[:, :3])  # later frames change nothing
+    y4 = y3.clone()
+    y4[:, 3] = torch.randn(2, 4, 16, 16)  # nor does the frame weighed itself
+    torch.testing.assert_close(past.change_weights(y4)[:, :, 0], wpast)
     valid3 = torch.tensor([[False, True, True, True], [True, True, True, True]])  # row 0: transition 1 is padding
     wvp = past.change_weights(y3, valid3)[:, :, 0]
     assert float(wvp[0, 2].max()) == pytest.approx(1 / 3) and float(wvp[1, 2, 5, 7]) > 1
