@@ -84,7 +84,8 @@ INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/check
 # >>>   --unroll-steps 4 --unroll-prob 0.25 | --branch-share 0.25 --branch-weight 8 (with DATA_ARGS --branch-every 8)
 # >>>   --attention factorised | --patch-size 4
 # >>> and for the top-down view's actions, ~1% of the uniform loss (entry 31; the next lent GPU's call adds it):
-# >>>   --change-weight 4 --change-scope window --change-norm window
+# >>>   --change-weight 4 --change-scope past --change-norm window
+# >>> (entry 33: the weight of --change-scope window's gain at half its cost to still scenes and rollouts)
 # >>> and, to train the top-down view without touching the first person, a top-down adapter trained alone on the
 # >>> top-down episodes (entry 32; DATA_ARGS with --top-down-share 1.0, or --views top_down here):
 # >>>   --view-adapter 256 --adapter-views top_down --train-only view-adapters --view-dropout 0 --views top_down
