@@ -3,6 +3,8 @@ doors, per level (each level has its own grid size, so its own pixels per cell),
 
     python -m benchmarks.top_down_objects [--model default] [--worlds 8] [--steps 8] [--cells N] [--out FILE]
 
+``--model`` names a world model or an autoencoder alone (a ``genie-train autoencoder`` run or checkpoint).
+
 On unseen (test-seed) worlds of every level, random play (:func:`benchmarks.ground_truth.random_actions`) visits
 ``steps`` states per world; each top-down frame goes through the model's autoencoder (encode, decode) and is
 compared with the truth on the pixels of one grid cell at a time (the cell's box in the frame: a 22x22 grid gives
@@ -200,9 +202,25 @@ def section(result: dict) -> list[str]:
     return lines + [""]
 
 
+def load_any_autoencoder(path: str):
+    """The autoencoder (eval mode) of a world model ('default' or a checkpoint folder) or of an autoencoder checkpoint
+    or run directory (genie-train autoencoder --out)."""
+    from world_model import WorldModel
+    from world_model.checkpoint import FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL, read_config, resolve_checkpoint
+    from world_model.train_dynamics import load_autoencoder
+
+    if path != "default":
+        folder = resolve_checkpoint(path)
+        if read_config(folder, formats=(FORMAT_WORLD_MODEL, FORMAT_AUTOENCODER))["format"] == FORMAT_AUTOENCODER:
+            return load_autoencoder(folder)
+    return WorldModel.load(path).autoencoder.eval()
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="default", help="'default' or a checkpoint folder (its autoencoder)")
+    parser.add_argument("--model", default="default",
+                        help="'default', a world-model checkpoint folder (its autoencoder), or an autoencoder "
+                             "checkpoint or run directory")
     parser.add_argument("--worlds", type=int, default=TopDownConfig.worlds, help="unseen worlds per level")
     parser.add_argument("--steps", type=int, default=TopDownConfig.steps, help="states per world")
     parser.add_argument("--cells", type=int, default=None,
@@ -214,13 +232,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--markdown", action="store_true", help="print the Markdown section instead of the JSON")
     args = parser.parse_args(argv)
     config = TopDownConfig(worlds=args.worlds, steps=args.steps, cells=args.cells, seed=args.seed)
-    from world_model import WorldModel
-
-    wm = WorldModel.load(args.model)
     result = {"benchmark": "top_down_objects", "model": args.model,
               "command": command_line("benchmarks.top_down_objects", argv), "machine": describe_machine(),
               "config": asdict(config),
-              **evaluate(wm.autoencoder.eval(), config, levels=args.levels, progress=True)}
+              **evaluate(load_any_autoencoder(args.model), config, levels=args.levels, progress=True)}
     return publish(result, args.out, section(result) if args.markdown else None)
 
 

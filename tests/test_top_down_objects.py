@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks import report
@@ -63,3 +64,22 @@ def test_cli_and_report(tmp_path, tiny_world_model):
     assert "| GoToLocal | 8x8 | 8.0 |" in text and "python -m benchmarks.top_down_objects" in text
     assert "Top-down small objects" in report.render(tmp_path)
     assert np.isfinite(result["overall"]["agent_psnr"]["mean"])
+
+
+def test_cli_reads_an_autoencoder_checkpoint_alone(tmp_path, tiny_world_model):
+    """--model takes an autoencoder checkpoint (format genie-autoencoder) and measures what the world model holding
+    the same autoencoder measures."""
+    from world_model.checkpoint import FORMAT_AUTOENCODER, FORMAT_VERSION, prefixed, save_model
+
+    wm = tiny_world_model()
+    wm.save(tmp_path / "model")
+    ae = wm.autoencoder.float()
+    save_model(tmp_path / "ae", {"format": FORMAT_AUTOENCODER, "format_version": FORMAT_VERSION,
+                                 "autoencoder": ae.config.to_dict(), "latent_shift": ae.latent_shift.tolist(),
+                                 "latent_scale": ae.latent_scale.tolist()}, prefixed("autoencoder", ae))
+    args = ["--worlds", "1", "--steps", "2", "--levels", "GoToLocal"]
+    from_model = main(["--model", str(tmp_path / "model"), *args])
+    from_ae = main(["--model", str(tmp_path / "ae"), *args])
+    assert from_ae["levels"]["GoToLocal"]["agent_psnr"] == pytest.approx(
+        from_model["levels"]["GoToLocal"]["agent_psnr"], abs=0.05)
+    assert from_ae["model"] == str(tmp_path / "ae")

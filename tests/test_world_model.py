@@ -407,6 +407,25 @@ def test_parameter_counts_of_presets():
     assert Dynamics(PRESETS["default"].dynamics).num_parameters() < 14_000_000
 
 
+def test_fine_autoencoder_preset_keeps_space_and_the_token_count():
+    """The "fine" autoencoder halves the frame once (a 32 x 32 x 4 latent); dynamics reading it in 4 x 4 patches
+    have the default latent's 64 tokens a frame, and a frame round-trips to its own shape."""
+    from world_model.autoencoder import PRESETS as AE_PRESETS
+
+    ae = Autoencoder(AE_PRESETS["fine"]).eval()
+    assert (AE_PRESETS["fine"].downsample, AE_PRESETS["fine"].latent_size) == (2, 32)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        z = ae.encode(x)
+        assert z.shape == (2, 4, 32, 32) and ae.decode(z).shape == x.shape
+    fine = replace(PRESETS["tiny"].dynamics, latent_size=32, patch_size=4)
+    assert fine.tokens_per_frame == replace(PRESETS["tiny"].dynamics, latent_size=16, patch_size=2).tokens_per_frame
+    assert ae.num_parameters() < Autoencoder(AE_PRESETS["default"]).num_parameters()
+    wm = WorldModel.from_config(replace(PRESETS["tiny"], autoencoder=AE_PRESETS["fine"], dynamics=fine))
+    f, state = wm.step(wm.reset(prompt(1, 2)), [1], generator=gen(0))
+    assert f.shape == (1, H, H, 3) and state.time.tolist() == [3]
+
+
 def test_attention_scratch_space_equals_concatenation():
     """The cached step writes its new keys/values into the cache's scratch space and attends to one buffer; that
     must equal concatenating the cache with them (the path taken with gradients or another dtype)."""

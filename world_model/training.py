@@ -69,8 +69,8 @@ class TrainArgs:
     out: str
     """Run directory (created; an existing one is resumed)."""
     preset: str = "default"
-    """Model size preset, one of the kind's: "tiny" or "default" (autoencoder), "tiny", "small" or "default"
-    (dynamics; "small" for quick ablations)."""
+    """Model size preset, one of the kind's: "tiny", "default" or "fine" (autoencoder; "fine": a 32 x 32 latent, for
+    dynamics with --patch-size 4), "tiny", "small" or "default" (dynamics; "small" for quick ablations)."""
     steps: int = 20000
     """Total optimizer steps (a resumed run continues up to this)."""
     stop_at: int | None = None
