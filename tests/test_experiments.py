@@ -422,3 +422,19 @@ def test_same_frames_tiny(model, tmp_path, tiny_world_model):
     r = same(["--model", str(model), "--other", str(tmp_path / "other"), "--worlds", "2", "--steps", "2"])
     assert all(v != "identical" for v in r["views"].values())
     assert json.loads((tmp_path / "same.json").read_text())["steps"] == 2
+
+
+def test_demo_truth_tiny(model, tmp_path):
+    """experiments.demo_truth replays genie-play's headless demo in the ground truth: the first true frame is the
+    prompt the model starts from, the actions are genie-play's, and every autoencoder is measured on the truth."""
+    from experiments.demo_truth import demo_episode, main as demo
+
+    r = demo(["--model", str(model), "--autoencoder", str(model), "--steps", "3", "--seed", "0", "--every", "1",
+              "--out", str(tmp_path / "demo.json"), "--sheet", str(tmp_path / "demo.png")])
+    assert r["model"]["psnr"][0] == 60.0 and len(r["model"]["psnr"]) == 4
+    assert r["actions"] == [int(a) for a in np.random.default_rng(0).integers(7, size=3)]
+    assert 0 < r["autoencoders"][str(model)]["frame_psnr"] < 60 and (tmp_path / "demo.png").stat().st_size > 0
+    ep = demo_episode(3, 0, str(model))
+    assert np.array_equal(ep["truth"], demo_episode(3, 0, str(model))["truth"])  # the same world and actions
+    with pytest.raises(SystemExit):
+        demo(["--model", str(model), "--steps", "0"])
