@@ -18,7 +18,7 @@ against the true frame t; the autoencoders' figures over the true frames, experi
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 
 import numpy as np
 
@@ -82,12 +82,12 @@ def main(argv=None) -> dict:
                         "mean_psnr": round(float(model_psnr.mean()), 3)},
               "autoencoders": {}}
     cols = list(range(0, a.steps + 1, a.every))
-    rows = [("truth", [truth[t] for t in cols]), (f"model {a.model}"[-14:], [dreamt[t] for t in cols])]
+    rows = [("truth", [truth[t] for t in cols]), (f"model {Path(a.model).name}"[:14], [dreamt[t] for t in cols])]
     for name in a.autoencoder:
         ae = load_any_autoencoder(name).float()
         rec = reconstruct(ae, truth)
         result["autoencoders"][name] = figures(ae, truth)
-        rows.append((f"AE {name}"[-14:], [rec[t] for t in cols]))
+        rows.append((f"AE {Path(name).name}"[:14], [rec[t] for t in cols]))
     if a.sheet:
         up = lambda f: f.repeat(a.scale, axis=0).repeat(a.scale, axis=1)  # noqa: E731
         contact_sheet([(label, [up(f) for f in frames]) for label, frames in rows], [f"t={t}" for t in cols],

@@ -12,13 +12,16 @@
 #   d4     `--preset default`: the shipped autoencoder's own geometry (16 x 16 x 4) on this budget, the control.
 # Measured beside the shipped autoencoder (4,000 steps of train_default.sh's recording): frame and detail PSNR
 # per view and the counterfactual ceiling on the suite's worlds (experiments.wide_latent measure), and what the
-# top-down view keeps of the agent, its heading and the objects (benchmarks.top_down_objects).
+# top-down view keeps of the agent, its heading and the objects (benchmarks.top_down_objects), and the README demo's
+# true frames through each (experiments.demo_truth).
 # From the repository root, in the project's venv:
-#   bash experiments/fine_latent.sh data | ae | measure   (or `all`)
-# AE_MINUTES (default 40) sets each arm's budget. Results: experiments/results/fine_latent/.
+#   bash experiments/fine_latent.sh data | ae | measure | dynamics | measure_dyn   (or `all`)
+# AE_MINUTES (default 40) sets each autoencoder's budget, MINUTES (default 40) each dynamics arm's.
+# Results: experiments/results/fine_latent/.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 AE_MINUTES=${AE_MINUTES:-40}
+MINUTES=${MINUTES:-40}
 R=experiments/results/fine_latent
 STAGE=${1:-all}
 mkdir -p "$R" runs/logs
@@ -43,6 +46,39 @@ if [[ $STAGE == measure || $STAGE == all ]]; then
   python -m experiments.wide_latent measure --autoencoder default runs/train/ae_fine runs/train/ae_d16 runs/train/ae_d4 \
     --eval-data runs/data/td_test/* --worlds 64 --threads 2 --out "$R/measure.json" --sheet "$R/reconstructions.png"
   for m in default runs/train/ae_fine runs/train/ae_d16 runs/train/ae_d4; do
-    python -m benchmarks.top_down_objects --model "$m" --out "$R/top_down_objects_$(basename "$m").json"
+    python -m benchmarks.top_down_objects --model "$m" --out "$R/top_down_objects_$(basename "$m").json" > /dev/null
   done
+  python -m experiments.demo_truth --autoencoder default runs/train/ae_fine runs/train/ae_d16 runs/train/ae_d4 \
+    --out "$R/demo_truth.json" --sheet "$R/demo_truth.png" > /dev/null
+fi
+
+# Dynamics on each latent (the small preset from scratch, both views, side by side, one thread each, MINUTES each):
+#   dyn_ship  the shipped autoencoder's 16 x 16 x 4 latent in 2 x 2 patches (64 tokens a frame);
+#   dyn_fine  the fine autoencoder's 32 x 32 x 4 latent in 4 x 4 patches (64 tokens a frame).
+# The same tokens and FLOPs a step, the same windows; the held-out PSNR in the training logs is against the true
+# frames (comparable across autoencoders), then the suite's small preset on both views.
+DYN_COMMON="--data runs/data/td/* --eval-data runs/data/td_test/* --preset small --steps 1000000 --batch-size 8
+  --lr 4e-4 --warmup 200 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --view-conditioning
+  --checkpoint-every 250 --checkpoint-minutes 5 --log-every 25 --keep-checkpoints 2"
+declare -A DYN=([dyn_ship]="--autoencoder world_model/checkpoints/default"
+  [dyn_fine]="--autoencoder runs/train/ae_fine --patch-size 4")
+
+if [[ $STAGE == dynamics || $STAGE == all ]]; then
+  for arm in dyn_ship dyn_fine; do
+    OMP_NUM_THREADS=1 genie-train dynamics $DYN_COMMON ${DYN[$arm]} --out "runs/train/$arm" \
+      --time-budget-minutes "$MINUTES" --threads 1 > "runs/logs/$arm.log" 2>&1 &
+  done
+  wait
+fi
+
+if [[ $STAGE == measure_dyn || $STAGE == all ]]; then
+  for arm in dyn_ship dyn_fine; do
+    genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" --context-sigma 0.01 --num-steps 3 \
+      --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
+  done
+  for arm in dyn_ship dyn_fine; do
+    OMP_NUM_THREADS=1 python -m benchmarks.consistency --model "runs/candidates/$arm" --preset small --threads 1 \
+      --out "$R/consistency_$arm.json" --sheets "runs/sheets/$arm" > /dev/null &
+  done
+  wait
 fi
