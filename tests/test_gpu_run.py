@@ -212,6 +212,28 @@ def test_runner_widens_the_latent_then_fine_tunes_the_widened_model(tmp_path, ti
     assert summary["train_run"]["init_from"].endswith("widened")
 
 
+def test_runner_trains_a_new_autoencoder_then_dynamics_from_scratch_on_it(tmp_path):
+    """AE_PRESET: a new autoencoder of that preset trained on the recordings, then the dynamics from scratch on its
+    latents (INIT_FROM defaults to empty): the fine preset's 32 x 32 latent read in 4 x 4 patches comes back."""
+    out = tmp_path / "out"
+    res = run_runner(out, 1.2, tmp_path / "work", PROCS="1", LEVELS="GoToLocal", FRAMES_PER_PROC="150",
+                     TEST_FRAMES="40", RECORD_SHARE="0.3", FINAL_MARGIN_S="8", EXPORT_MINUTES="0.2",
+                     AE_PRESET="fine", AE_MINUTES="0.1", AE_ARGS="--batch-size 4 --lr 1e-3 --warmup 2 --log-every 2",
+                     TRAIN_ARGS="--lr 1e-3 --warmup 5 --log-every 2 --patch-size 4")
+    summary = check_out(out, res)
+    assert summary["fresh_autoencoder"]["preset"] == "fine" and summary["phases_s"]["autoencoder"] > 0
+    assert "eval_psnr" in summary["fresh_autoencoder"]["autoencoder_eval"]
+    got = WorldModel.load(out / "model")
+    assert (got.config.autoencoder.latent_size, got.config.dynamics.patch_size) == (32, 4)
+    assert not summary["train_run"].get("init_from")
+
+
+def test_runner_refuses_a_new_autoencoder_with_a_model_to_fine_tune(tmp_path):
+    res = run_runner(tmp_path / "out", 1.0, tmp_path / "work", PROCS="1", LEVELS="GoToLocal", AE_PRESET="fine",
+                     INIT_FROM=str(tmp_path / "some_model"))
+    assert res.returncode != 0 and "AE_PRESET" in res.stdout + res.stderr
+
+
 def test_runner_refuses_init_from_in_the_train_args(tmp_path):
     res = run_runner(tmp_path / "out", 1.0, tmp_path / "work", PROCS="1", LEVELS="GoToLocal",
                      TRAIN_ARGS="--lr 1e-3 --init-from somewhere")

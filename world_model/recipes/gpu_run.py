@@ -10,7 +10,9 @@ recorded frames), so a crash of one phase cannot take the exports already writte
 With --widen-latent N (gpu_run.sh's WIDEN_LATENT), a phase between recording and training widens the latent first
 (world_model/widen.py): `genie-train autoencoder --init-from AUTOENCODER --latent-channels N` trains the widened
 autoencoder on the recordings for --widen-minutes (its old channels kept when there is a model to widen), `genie-train
-widen` gives --init-from's dynamics the new channels, and the dynamics train on the widened model's latents.
+widen` gives --init-from's dynamics the new channels, and the dynamics train on the widened model's latents. With
+--ae-preset P (AE_PRESET) that phase instead trains a new autoencoder of preset P from scratch for --ae-minutes
+(`genie-train autoencoder --preset P`), and the dynamics train from scratch on its latents.
 
 Deadline: every phase is bounded by the wall clock of the whole run, counted from --start (the moment gpu_run.sh
 began): recording gets --record-share of it, training the rest less --final-margin-s, which the last export and
@@ -284,36 +286,44 @@ def wait_for(proc: subprocess.Popen, ends: float, grace_s: float, what: str) -> 
             proc.wait()
 
 
-def widen(args, data: dict, work: Path, deadline: float) -> dict:
-    """Phase 3a (with --widen-latent): the autoencoder (--autoencoder) widened to --widen-latent channels and trained
-    on the recordings for --widen-minutes (its old channels kept when --init-from names dynamics to widen), then
-    --init-from's dynamics widened to read and predict them (`genie-train widen`). Returns the autoencoder and
-    init-from the dynamics phase uses, and what the summary records."""
-    ae_run = work / "widen_ae"
-    minutes = min(args.widen_minutes, (deadline - time.time() - 2 * args.startup_s) / 60)
+def train_autoencoder(args, data: dict, run: Path, deadline: float, minutes: float, how: list[str], extra: str,
+                      what: str) -> dict:
+    """`genie-train autoencoder` on the recordings into `run` for `minutes` (at most what `deadline` leaves), with the
+    options `how` (the starting point) and `extra`; returns its last held-out row (eval.jsonl)."""
+    minutes = min(minutes, (deadline - time.time() - 2 * args.startup_s) / 60)
     if minutes < 0.1:
-        raise SystemExit(f"gpu_run: recording left {minutes:.2f} min before training; too little to widen the "
-                         "latent (a longer budget, a smaller --record-share or --widen-minutes)")
-    keep = ["--keep-old-channels"] if args.init_from else []
+        raise SystemExit(f"gpu_run: recording left {minutes:.2f} min before training; too little to train the "
+                         f"{what} (a longer budget, or a smaller --record-share or autoencoder budget)")
     cmd = [args.python, "-m", "world_model.train_cli", "autoencoder", "--data", *data["train"],
-           *(["--eval-data", *data["test"]] if data["test"] else []), "--init-from", args.autoencoder,
-           "--latent-channels", str(args.widen_latent), *keep, "--out", str(ae_run), "--steps", "100000000",
+           *(["--eval-data", *data["test"]] if data["test"] else []), *how, "--out", str(run), "--steps", "100000000",
            "--time-budget-minutes", f"{minutes:.3f}", "--checkpoint-every", "100000000",
            "--checkpoint-minutes", "1000", "--keep-checkpoints", "1", "--device", "cuda" if args.cuda else "cpu",
-           *shlex.split(args.widen_args)]
-    log(f"widening the latent to {args.widen_latent} channels: {minutes:.2f} min: {shlex.join(cmd[3:])}")
+           *shlex.split(extra)]
+    log(f"training the {what}: {minutes:.2f} min: {shlex.join(cmd[3:])}")
     ends = time.time() + args.startup_s + 60 * minutes
     proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True)
     try:
         wait_for(proc, ends, args.final_margin_s / 3, "autoencoder")
     finally:
         stop(proc, signal.SIGKILL)
-    rows = read_jsonl(ae_run / "eval.jsonl")
+    rows = read_jsonl(run / "eval.jsonl")
     if not rows:
-        raise SystemExit("gpu_run: the widened autoencoder wrote no checkpoint; see its log above")
-    out = {"latent_channels": args.widen_latent, "minutes": round(minutes, 3), "autoencoder_eval": rows[-1],
-           "old_channels_kept": bool(keep)}
-    log(f"widened autoencoder: {rows[-1]}")
+        raise SystemExit(f"gpu_run: the {what} wrote no checkpoint; see its log above")
+    log(f"{what}: {rows[-1]}")
+    return {"minutes": round(minutes, 3), "autoencoder_eval": rows[-1]}
+
+
+def widen(args, data: dict, work: Path, deadline: float) -> dict:
+    """Phase 3a (with --widen-latent): the autoencoder (--autoencoder) widened to --widen-latent channels and trained
+    on the recordings for --widen-minutes (its old channels kept when --init-from names dynamics to widen), then
+    --init-from's dynamics widened to read and predict them (`genie-train widen`). Returns the autoencoder and
+    init-from the dynamics phase uses, and what the summary records."""
+    ae_run = work / "widen_ae"
+    keep = ["--keep-old-channels"] if args.init_from else []
+    out = {"latent_channels": args.widen_latent, "old_channels_kept": bool(keep),
+           **train_autoencoder(args, data, ae_run, deadline, args.widen_minutes,
+                               ["--init-from", args.autoencoder, "--latent-channels", str(args.widen_latent), *keep],
+                               args.widen_args, f"autoencoder widened to {args.widen_latent} channels")}
     if not args.init_from:
         return {**out, "autoencoder": str(ae_run), "init_from": ""}
     model = work / "widened"
@@ -324,6 +334,16 @@ def widen(args, data: dict, work: Path, deadline: float) -> dict:
         raise SystemExit(f"gpu_run: genie-train widen failed (exit {res.returncode}): {res.stderr.strip()[-800:]}")
     log(res.stdout.strip())
     return {**out, "autoencoder": str(model), "init_from": str(model)}
+
+
+def fresh_autoencoder(args, data: dict, work: Path, deadline: float) -> dict:
+    """Phase 3a (with --ae-preset): an autoencoder of that preset trained from scratch on the recordings for
+    --ae-minutes; the dynamics then train from scratch on its latents (a new latent geometry has no dynamics to
+    start from). Returns the autoencoder the dynamics phase uses, and what the summary records."""
+    ae_run = work / "fresh_ae"
+    out = train_autoencoder(args, data, ae_run, deadline, args.ae_minutes, ["--preset", args.ae_preset],
+                            args.ae_args, f"autoencoder (preset {args.ae_preset}, from scratch)")
+    return {"preset": args.ae_preset, **out, "autoencoder": str(ae_run)}
 
 
 def train(args, data: dict, work: Path, deadline: float, autoencoder: str, init_from: str) -> tuple[Path, int]:
@@ -398,6 +418,9 @@ def run(args) -> int:
     if any(t == "--init-from" or t.startswith("--init-from=") for t in shlex.split(args.train_args)):
         raise SystemExit("gpu_run: give the checkpoint to fine-tune as --init-from (gpu_run.sh: INIT_FROM), not in "
                          "--train-args (TRAIN_ARGS)")
+    if args.ae_preset and (args.init_from or args.widen_latent):
+        raise SystemExit("gpu_run: --ae-preset (AE_PRESET) trains a new autoencoder and the dynamics from scratch on "
+                         "it; leave --init-from (INIT_FROM=) and --widen-latent (WIDEN_LATENT) empty")
     summary = {"args": vars(args), "phases_s": {}}
     t = time.time()
     record_until = start + 60 * args.minutes * args.record_share
@@ -411,7 +434,12 @@ def run(args) -> int:
     log(f"recorded {data['train_frames']} train-world frames in {len(data['train'])} folders and "
         f"{data['test_frames']} held-out frames in {summary['phases_s']['record']} s")
     autoencoder, init_from = args.autoencoder, args.init_from
-    if args.widen_latent:
+    if args.ae_preset:
+        t = time.time()
+        summary["fresh_autoencoder"] = fresh = fresh_autoencoder(args, data, work, deadline - args.final_margin_s)
+        summary["phases_s"]["autoencoder"] = round(time.time() - t, 1)
+        autoencoder = fresh["autoencoder"]
+    elif args.widen_latent:
         t = time.time()
         summary["widen"] = widened = widen(args, data, work, deadline - args.final_margin_s)
         summary["phases_s"]["widen"] = round(time.time() - t, 1)
@@ -458,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(0: no)")
     r.add_argument("--widen-minutes", type=float, default=1.0, help="the widened autoencoder's training budget")
     r.add_argument("--widen-args", default="", help="more genie-train autoencoder options for the widened one")
+    r.add_argument("--ae-preset", default="",
+                   help="train a new autoencoder of this preset (genie-train autoencoder --preset) first, and the "
+                        "dynamics from scratch on its latents ('': the frozen --autoencoder)")
+    r.add_argument("--ae-minutes", type=float, default=1.5, help="the new autoencoder's training budget")
+    r.add_argument("--ae-args", default="", help="more genie-train autoencoder options for the new one")
     r.add_argument("--preset", default="default", help="dynamics preset")
     r.add_argument("--batch", type=int, default=0, help="windows per step (0: 256 on CUDA, 8 on CPU)")
     r.add_argument("--train-args", default="", help="more genie-train dynamics options (the recipe)")

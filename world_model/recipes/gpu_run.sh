@@ -24,8 +24,9 @@
 #      and seeds split across them, each up to FRAMES_PER_PROC frames, for at most RECORD_SHARE of the budget; the
 #      first processes also record TEST_FRAMES held-out (test-world) frames of one level each for the held-out curve;
 #   3. (WIDEN_LATENT only) trains the autoencoder widened to WIDEN_LATENT channels for WIDEN_MINUTES and widens
-#      INIT_FROM's dynamics to match; then encodes the recordings with the shipped autoencoder (AUTOENCODER), or the
-#      widened one, on the GPU, the latents kept in GPU memory;
+#      INIT_FROM's dynamics to match; (AE_PRESET only) trains a new autoencoder of that preset for AE_MINUTES; then
+#      encodes the recordings with the shipped autoencoder (AUTOENCODER), or the widened or new one, on the GPU, the
+#      latents kept in GPU memory;
 #   4. trains the dynamics (PRESET) with bf16 autocast, BATCH windows a step, for the rest of the budget less
 #      FINAL_MARGIN_S (genie-train dynamics --time-budget-minutes: the lr cosine ends with the budget), checkpointing
 #      every EXPORT_MINUTES; a background loop exports the newest checkpoint (genie-train export EXPORT_ARGS) into
@@ -72,7 +73,15 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> for PRESET=default, is the shipped model (experiments/LOG.md entry 25: the shipped model was trained so, from
 # >>> the CPU-trained v7, which `INIT_FROM=runs/candidates/v7` with `runs/candidates/v7` carried reproduces); empty
 # >>> ("INIT_FROM=") trains from scratch (entry 14: 3.5 minutes from scratch only reached the CPU-trained model).
-INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && echo "$REPO/world_model/checkpoints/default" || true)}
+# >>> AE_PRESET: train a new autoencoder of this preset from scratch first (a phase after recording: genie-train
+# >>> autoencoder --preset AE_PRESET for AE_MINUTES with AE_ARGS), then the dynamics from scratch on its latents
+# >>> (INIT_FROM then defaults to empty; WIDEN_LATENT must be 0). "fine" (a 32 x 32 x 4 latent that keeps objects of
+# >>> 2-3 pixels and the top-down agent's heading: experiments/LOG.md entry 34) wants --patch-size 4 in TRAIN_ARGS
+# >>> (64 tokens a frame, as the shipped latent in 2 x 2 patches).
+AE_PRESET=${AE_PRESET:-}
+AE_MINUTES=${AE_MINUTES:-1.5}
+AE_ARGS=${AE_ARGS:-"--batch-size 128 --lr 1e-3 --warmup 100 --log-every 50"}
+INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && [ -z "$AE_PRESET" ] && echo "$REPO/world_model/checkpoints/default" || true)}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
 # >>> layout: see genie-train dynamics --help; not --init-from, which INIT_FROM sets); the default is the shipped
 # >>> model's recipe (Diffusion Forcing, context noise drawn from [0.01, 0.1], EMA, conditioned on the view: entry 29) on the shipped autoencoder with the pose-keyed memory input on turns
@@ -142,6 +151,7 @@ EOF
 exec "$PYTHON" "$REPO/world_model/recipes/gpu_run.py" run --out "$OUT" --minutes "$MINUTES" --start "$START" \
   --work "$WORK" --python "$PYTHON" $CUDA --procs "$PROCS" --levels "$LEVELS" --data-args "$DATA_ARGS" \
   --frames-per-proc "$FRAMES_PER_PROC" --test-frames "$TEST_FRAMES" --record-share "$RECORD_SHARE" \
-  --autoencoder "$AUTOENCODER" --init-from "$INIT_FROM" --widen-latent "$WIDEN_LATENT" \
+  --autoencoder "$AUTOENCODER" --init-from "$INIT_FROM" --widen-latent "$WIDEN_LATENT" --ae-preset "$AE_PRESET" \
+  --ae-minutes "$AE_MINUTES" --ae-args "$AE_ARGS" \
   --widen-minutes "$WIDEN_MINUTES" --widen-args "$WIDEN_ARGS" --preset "$PRESET" --batch "$BATCH" --train-args "$TRAIN_ARGS" \
   --export-args "$EXPORT_ARGS" --export-minutes "$EXPORT_MINUTES" --final-margin-s "$FINAL_MARGIN_S"
