@@ -15,7 +15,7 @@
 # top-down view keeps of the agent, its heading and the objects (benchmarks.top_down_objects), and the README demo's
 # true frames through each (experiments.demo_truth).
 # From the repository root, in the project's venv:
-#   bash experiments/fine_latent.sh data | ae | measure | dynamics | measure_dyn   (or `all`)
+#   bash experiments/fine_latent.sh data | ae | measure | dynamics | measure_dyn [ARM ...]   (or `all`)
 # AE_MINUTES (default 40) sets each autoencoder's budget, MINUTES (default 40) each dynamics arm's.
 # Results: experiments/results/fine_latent/.
 set -euo pipefail
@@ -54,17 +54,26 @@ fi
 
 # Dynamics on each latent (the small preset from scratch, both views, side by side, one thread each, MINUTES each):
 #   dyn_ship  the shipped autoencoder's 16 x 16 x 4 latent in 2 x 2 patches (64 tokens a frame);
-#   dyn_fine  the fine autoencoder's 32 x 32 x 4 latent in 4 x 4 patches (64 tokens a frame).
+#   dyn_fine  the fine autoencoder's 32 x 32 x 4 latent in 4 x 4 patches (64 tokens a frame);
+#   dyn_fine_shift  dyn_fine with the training noise levels shifted by ln 2 (--p-mean 0.29) and the sampler's by 2x
+#             (sigma 10 -> 0.2): a 4 x 4 patch of the finer latent keeps more signal at a given level (a follow-up,
+#             `MINUTES=25 bash experiments/fine_latent.sh dynamics dyn_fine_shift`, alone on one thread).
 # The same tokens and FLOPs a step, the same windows; the held-out PSNR in the training logs is against the true
 # frames (comparable across autoencoders), then the suite's small preset on both views.
 DYN_COMMON="--data runs/data/td/* --eval-data runs/data/td_test/* --preset small --steps 1000000 --batch-size 8
   --lr 4e-4 --warmup 200 --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --view-conditioning
   --checkpoint-every 250 --checkpoint-minutes 5 --log-every 25 --keep-checkpoints 2"
 declare -A DYN=([dyn_ship]="--autoencoder world_model/checkpoints/default"
-  [dyn_fine]="--autoencoder runs/train/ae_fine --patch-size 4")
+  [dyn_fine]="--autoencoder runs/train/ae_fine --patch-size 4"
+  [dyn_fine_shift]="--autoencoder runs/train/ae_fine --patch-size 4 --p-mean 0.29")
+declare -A SAMPLER=([dyn_ship]="--sigma-max 5 --sigma-min 0.1 --guidance-min-sigma 2.0"
+  [dyn_fine]="--sigma-max 5 --sigma-min 0.1 --guidance-min-sigma 2.0"
+  [dyn_fine_shift]="--sigma-max 10 --sigma-min 0.2 --guidance-min-sigma 4.0")
+DYN_ARMS=${DYN_ARMS:-${*:2}}
+DYN_ARMS=${DYN_ARMS:-dyn_ship dyn_fine}
 
 if [[ $STAGE == dynamics || $STAGE == all ]]; then
-  for arm in dyn_ship dyn_fine; do
+  for arm in $DYN_ARMS; do
     OMP_NUM_THREADS=1 genie-train dynamics $DYN_COMMON ${DYN[$arm]} --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads 1 > "runs/logs/$arm.log" 2>&1 &
   done
@@ -72,13 +81,10 @@ if [[ $STAGE == dynamics || $STAGE == all ]]; then
 fi
 
 if [[ $STAGE == measure_dyn || $STAGE == all ]]; then
-  for arm in dyn_ship dyn_fine; do
+  for arm in $DYN_ARMS; do
     genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" --context-sigma 0.01 --num-steps 3 \
-      --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4
-  done
-  for arm in dyn_ship dyn_fine; do
+      ${SAMPLER[$arm]} --rho 3 --cache-refresh 4
     OMP_NUM_THREADS=1 python -m benchmarks.consistency --model "runs/candidates/$arm" --preset small --threads 1 \
-      --out "$R/consistency_$arm.json" --sheets "runs/sheets/$arm" > /dev/null &
+      --out "$R/consistency_$arm.json" --sheets "runs/sheets/$arm" > /dev/null
   done
-  wait
 fi

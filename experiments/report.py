@@ -77,11 +77,15 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                 "worlds, consistency_64_fp_*: the 64 first-person floor worlds",
                  "one_step": "v8 under action guidance 3 at every noise level, top-down (experiments/LOG.md entry "
                              "26: guidance does not teach the top-down agent its heading)",
+                 "fine_latent": "the small dynamics preset from scratch, 40 CPU minutes each, on the shipped "
+                                "autoencoder's 16 x 16 x 4 latent (dyn_ship) and on the fine 32 x 32 x 4 one in 4 x 4 "
+                                "patches (dyn_fine), experiments/LOG.md entry 34",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
                                 "branch rows, and on its top-down episodes only, without and with the loss "
                                 "weighted towards what changes, by frame (td_only_cw) or by window (td_only_ww); "
                                 "experiments/LOG.md entries 26-28; mix_plain, mix_ww and mix_vc: mixed play without and with "
-                                "that weight or the view as an input, entry 29; "
+                                "that weight or the view as an input, entry 29; ad_td*: v9 with a top-down adapter trained alone, "
+                                "without and with change weights, entries 32-33; "
                                 "consistency_td_*: the suite's 32 top-down worlds, v8 rerun beside them; "
                                 "consistency_64_fp_*: the 64 first-person floor worlds, v8's in the gpu table)"}
 

@@ -426,6 +426,8 @@ def test_change_weights_favour_what_the_action_changed():
                          change_scope="window", change_norm="window").diffusion_config
     assert DynamicsArgs(data=("d",), out="o", autoencoder="a", change_scope="past").diffusion_config.change_scope \
         == "past"
+    assert DynamicsArgs(data=("d",), out="o", autoencoder="a", p_mean=0.29).diffusion_config.p_mean == 0.29
+    assert DynamicsArgs(data=("d",), out="o", autoencoder="a").diffusion_config.p_mean == DiffusionConfig().p_mean
     assert (knobs.change_weight, knobs.change_cap, knobs.change_scope, knobs.change_norm) == (4.0, 2.0, "window",
                                                                                              "window")
 

@@ -94,6 +94,11 @@ class DynamicsArgs(TrainArgs):
     """Lower end (in (0, context_sigma)) of the training context levels: each context frame's level is drawn from
     [context_sigma_min, context_sigma_max or context_sigma] (see context_sigma_draw), so that sampling can cache
     past frames at any level of that range; None: the range starts at context_sigma."""
+    p_mean: float = -0.4
+    """Mean of ln(sigma) of the training noise levels (DiffusionConfig.p_mean; DIAMOND's -0.4). Tokens of more latent
+    positions keep more signal at a given level, as images of a higher resolution do: for the fine autoencoder's
+    32 x 32 latent in 4 x 4 patches a shift of ln 2 (to 0.29), with the sampler's levels doubled at export
+    (--sigma-max 10 --sigma-min 0.2), is the resolution shift of Hoogeboom et al. 2023 (simple diffusion)."""
     change_weight: float = 0.0
     """Extra loss weight (>= 0) on latent positions that change from the previous frame (0 = uniform; see
     DiffusionConfig.change_weight)."""
