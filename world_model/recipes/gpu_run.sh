@@ -77,7 +77,9 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> autoencoder --preset AE_PRESET for AE_MINUTES with AE_ARGS), then the dynamics from scratch on its latents
 # >>> (INIT_FROM then defaults to empty; WIDEN_LATENT must be 0). "fine" (a 32 x 32 x 4 latent that keeps objects of
 # >>> 2-3 pixels and the top-down agent's heading: experiments/LOG.md entry 34) wants --patch-size 4 in TRAIN_ARGS
-# >>> (64 tokens a frame, as the shipped latent in 2 x 2 patches).
+# >>> (64 tokens a frame, as the shipped latent in 2 x 2 patches), and its noise levels doubled: TRAIN_ARGS
+# >>> --p-mean 0.29, EXPORT_ARGS --sigma-max 10 --sigma-min 0.2 --guidance-min-sigma 4.0 (entry 34's command). From
+# >>> scratch it needs more than one lent call to reach the shipped model (entry 34).
 AE_PRESET=${AE_PRESET:-}
 AE_MINUTES=${AE_MINUTES:-1.5}
 AE_ARGS=${AE_ARGS:-"--batch-size 128 --lr 1e-3 --warmup 100 --log-every 50"}
