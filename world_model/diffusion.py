@@ -413,7 +413,6 @@ class Denoiser(nn.Module):
         1 / (1 + lambda) everywhere): the weight is a function of the frames before t alone, so where those frames
         are given (context) the optimum of the weighted loss is the unweighted one's."""
         cfg = self.config
-        T = y.shape[1]
         change = torch.zeros_like(y[:, :, :1], dtype=torch.float32)  # (B, T, 1, h, w)
         change[:, 1:] = (y[:, 1:].float() - y[:, :-1].float()).pow(2).mean(dim=2, keepdim=True)
         if frame_valid is not None:
