@@ -4,7 +4,7 @@
 # the top-down agent's heading; entries 24, 27, 32), and entry 27's 8 channels (16 x 16 x 8) did not bring the demo's
 # objects back. Two autoencoders trained from scratch with the same latent size (4,096 numbers a frame, 3x
 # compression of 64 x 64 x 3), beside the shipped geometry trained the same way, three side by side (two threads in
-# all), the same recording, budget and loss as the shipped one's (world_model/recipes/train_default.sh phase 2:
+# all), the same recording and budget, the shipped one's loss (world_model/recipes/train_default.sh phase 2:
 # L1 + MSE, lr 1e-3, batch 32):
 #   fine   `--preset fine`: a 32 x 32 x 4 latent (one resolution level after the 2x2 pixel patch; dynamics would
 #          read it in 4 x 4 patches, 64 tokens a frame as today);
@@ -57,7 +57,8 @@ fi
 #   dyn_fine  the fine autoencoder's 32 x 32 x 4 latent in 4 x 4 patches (64 tokens a frame);
 #   dyn_fine_shift  dyn_fine with the training noise levels shifted by ln 2 (--p-mean 0.29) and the sampler's by 2x
 #             (sigma 10 -> 0.2): a 4 x 4 patch of the finer latent keeps more signal at a given level (a follow-up,
-#             `MINUTES=25 bash experiments/fine_latent.sh dynamics dyn_fine_shift`, alone on one thread).
+#             `MINUTES=25 bash experiments/fine_latent.sh dynamics dyn_fine_shift`, alone on one thread);
+#   dyn_ship25  dyn_ship on dyn_fine_shift's 25-minute budget (`MINUTES=25 ... dynamics dyn_ship25`), its control.
 # The same tokens and FLOPs a step, the same windows; the held-out PSNR in the training logs is against the true
 # frames (comparable across autoencoders), then the suite's small preset on both views.
 DYN_COMMON="--data runs/data/td/* --eval-data runs/data/td_test/* --preset small --steps 1000000 --batch-size 8
@@ -65,10 +66,12 @@ DYN_COMMON="--data runs/data/td/* --eval-data runs/data/td_test/* --preset small
   --checkpoint-every 250 --checkpoint-minutes 5 --log-every 25 --keep-checkpoints 2"
 declare -A DYN=([dyn_ship]="--autoencoder world_model/checkpoints/default"
   [dyn_fine]="--autoencoder runs/train/ae_fine --patch-size 4"
-  [dyn_fine_shift]="--autoencoder runs/train/ae_fine --patch-size 4 --p-mean 0.29")
+  [dyn_fine_shift]="--autoencoder runs/train/ae_fine --patch-size 4 --p-mean 0.29"
+  [dyn_ship25]="--autoencoder world_model/checkpoints/default")
 declare -A SAMPLER=([dyn_ship]="--sigma-max 5 --sigma-min 0.1 --guidance-min-sigma 2.0"
   [dyn_fine]="--sigma-max 5 --sigma-min 0.1 --guidance-min-sigma 2.0"
-  [dyn_fine_shift]="--sigma-max 10 --sigma-min 0.2 --guidance-min-sigma 4.0")
+  [dyn_fine_shift]="--sigma-max 10 --sigma-min 0.2 --guidance-min-sigma 4.0"
+  [dyn_ship25]="--sigma-max 5 --sigma-min 0.1 --guidance-min-sigma 2.0")
 DYN_ARMS=${DYN_ARMS:-${*:2}}
 DYN_ARMS=${DYN_ARMS:-dyn_ship dyn_fine}
 
