@@ -202,20 +202,6 @@ def section(result: dict) -> list[str]:
     return lines + [""]
 
 
-def load_any_autoencoder(path: str):
-    """The autoencoder (eval mode) of a world model ('default' or a checkpoint folder) or of an autoencoder checkpoint
-    or run directory (genie-train autoencoder --out)."""
-    from world_model import WorldModel
-    from world_model.checkpoint import FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL, read_config, resolve_checkpoint
-    from world_model.train_dynamics import load_autoencoder
-
-    if path != "default":
-        folder = resolve_checkpoint(path)
-        if read_config(folder, formats=(FORMAT_WORLD_MODEL, FORMAT_AUTOENCODER))["format"] == FORMAT_AUTOENCODER:
-            return load_autoencoder(folder)
-    return WorldModel.load(path).autoencoder.eval()
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default",
@@ -232,10 +218,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--markdown", action="store_true", help="print the Markdown section instead of the JSON")
     args = parser.parse_args(argv)
     config = TopDownConfig(worlds=args.worlds, steps=args.steps, cells=args.cells, seed=args.seed)
+    from world_model.train_dynamics import load_autoencoder
+
     result = {"benchmark": "top_down_objects", "model": args.model,
               "command": command_line("benchmarks.top_down_objects", argv), "machine": describe_machine(),
               "config": asdict(config),
-              **evaluate(load_any_autoencoder(args.model), config, levels=args.levels, progress=True)}
+              **evaluate(load_autoencoder(args.model), config, levels=args.levels, progress=True)}
     return publish(result, args.out, section(result) if args.markdown else None)
 
 

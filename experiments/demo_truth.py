@@ -25,9 +25,9 @@ import numpy as np
 from benchmarks.consistency import contact_sheet
 from benchmarks.machine import describe_machine
 from benchmarks.result_file import command_line, publish
-from benchmarks.top_down_objects import load_any_autoencoder
 from experiments.decoder_finetune import figures, reconstruct
 from world_model.metrics import psnr
+from world_model.train_dynamics import load_autoencoder
 
 
 def demo_episode(steps: int, seed: int, model: str = "default", level: str | None = None) -> dict:
@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
     cols = list(range(0, a.steps + 1, a.every))
     rows = [("truth", [truth[t] for t in cols]), (f"model {Path(a.model).name}"[:14], [dreamt[t] for t in cols])]
     for name in a.autoencoder:
-        ae = load_any_autoencoder(name).float()
+        ae = load_autoencoder(name)
         rec = reconstruct(ae, truth)
         result["autoencoders"][name] = figures(ae, truth)
         rows.append((f"AE {Path(name).name}"[:14], [rec[t] for t in cols]))

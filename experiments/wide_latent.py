@@ -60,13 +60,13 @@ from benchmarks import consistency as C
 from benchmarks.ground_truth import GroundTruth, draw_worlds
 from benchmarks.machine import describe_machine
 from benchmarks.result_file import command_line
-from benchmarks.top_down_objects import load_any_autoencoder
 from experiments.decoder_finetune import detail_loss, figures, held_out, reconstruct
 from world_model import WorldModel
 from world_model.autoencoder import Autoencoder, frames_to_pixels
 from world_model.checkpoint import FORMAT_AUTOENCODER, FORMAT_VERSION, prefixed, save_model, write_json
 from world_model.dataset import EpisodeDataset
 from world_model.hardware import resolve_bf16
+from world_model.train_dynamics import load_autoencoder
 from world_model.widen import OldChannels, widen_autoencoder, widen_world_model
 
 STATE = "wide_latent.json"
@@ -74,8 +74,8 @@ STATE = "wide_latent.json"
 
 def load_any(path: str) -> Autoencoder:
     """The autoencoder of a world model ('default' or a folder) or of an autoencoder checkpoint or run directory,
-    fp32, eval mode, a copy of its own."""
-    return copy.deepcopy(load_any_autoencoder(path)).float().eval()
+    fp32, eval mode."""
+    return load_autoencoder(path)
 
 
 widen = widen_autoencoder  # the old channels first, computing the same reconstructions (world_model/widen.py)

@@ -394,6 +394,16 @@ def test_checkpoint_errors(tmp_path):
     assert isinstance(WorldModel.load(good), WorldModel)
 
 
+def test_load_autoencoder_reads_the_default_model_alone():
+    """load_autoencoder("default") is the shipped model's autoencoder, weights and latent statistics alike."""
+    from world_model.train_dynamics import load_autoencoder
+
+    ae, whole = load_autoencoder("default"), WorldModel.load("default").autoencoder
+    assert ae.config == whole.config and not ae.training
+    mine, theirs = ae.state_dict(), whole.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
 def test_default_checkpoint_missing_is_explained(monkeypatch, tmp_path):
     import world_model.inference as inference
 

@@ -43,7 +43,7 @@ from .checkpoint import (FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL, CheckpointError
                          read_config, read_tensors, resolve_checkpoint, run_checkpoints, sub_state)
 from .diffusion import Denoiser, DiffusionConfig
 from .dynamics import Dynamics, DynamicsConfig
-from .inference import WorldModel, WorldModelConfig
+from .inference import DEFAULT_CHECKPOINT, WorldModel, WorldModelConfig
 from .metrics import psnr
 from .sampler import SamplerConfig
 from .training import Runtime, TrainArgs, Trainer, open_windows, transformer_flops
@@ -235,8 +235,9 @@ def memory_action_ids(meanings) -> dict:
 
 
 def load_autoencoder(path: str | Path) -> Autoencoder:
-    """An autoencoder from an autoencoder run dir / checkpoint, or from a world-model checkpoint."""
-    folder = resolve_checkpoint(path)
+    """An autoencoder (eval mode, fp32) from an autoencoder run dir / checkpoint, or from a world-model checkpoint
+    ("default": the one shipped in the package), without loading the rest of the model."""
+    folder = resolve_checkpoint(DEFAULT_CHECKPOINT if str(path) == "default" else path)
     raw = read_config(folder, formats=(FORMAT_AUTOENCODER, FORMAT_WORLD_MODEL))
     try:
         cfg = AutoencoderConfig.from_dict(raw["autoencoder"])
