@@ -11,6 +11,11 @@ channels kept, then the model's dynamics widened to match, then trained further 
     genie-train widen --model default --autoencoder runs/ae8 --out runs/wide
     genie-train dynamics --data ... --autoencoder runs/wide --init-from runs/wide --out runs/dyn_wide ...
 
+A trained model moved onto another autoencoder's latent of as many tokens a frame (world_model/transplant.py):
+
+    genie-train transplant --model default --autoencoder runs/ae_fine --data data/recordings --out runs/tp
+    genie-train dynamics --data ... --autoencoder runs/tp --init-from runs/tp --patch-size 4 --out runs/dyn_tp ...
+
 Re-running a training command with the same --out resumes it. Multi-process / multi-GPU:
 
     torchrun --nproc_per_node 2 -m world_model.train_cli dynamics --data ... --out runs/dyn ...
@@ -49,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     wi.add_argument("--autoencoder", required=True,
                     help="autoencoder run directory or checkpoint: --model's own, widened with its channels kept")
     wi.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
+    tp = sub.add_parser("transplant", help="a world model's dynamics moved onto another autoencoder's latent through "
+                                           "least-squares bridges fitted on recorded frames")
+    tp.add_argument("--model", required=True, help='world-model checkpoint folder, or "default" (the shipped model)')
+    tp.add_argument("--autoencoder", required=True,
+                    help="autoencoder run directory or checkpoint whose latent cuts into as many tokens a frame")
+    tp.add_argument("--data", required=True, nargs="+", help="recording folders (genie-data record) to fit on")
+    tp.add_argument("--frames", type=int, default=4096,
+                    help="frames drawn from the recordings' train split to fit the bridges on (default: 4096)")
+    tp.add_argument("--seed", type=int, default=0, help="seed of the frames drawn (default: 0)")
+    tp.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
     ex.add_argument("--dynamics", required=True, help="dynamics run directory or checkpoint folder")
     ex.add_argument("--autoencoder", default=None,
@@ -105,6 +120,33 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         path = wm.save(args.out, dtype=torch.float32, training=wm.training_metadata)
         print(f"[genie-train] wrote {path}: latent channels {wm.config.autoencoder.latent_channels}")
+        return 0
+    if args.command == "transplant":
+        import numpy as np
+        import torch
+
+        from .checkpoint import CheckpointError
+        from .dataset import DatasetError, EpisodeDataset
+        from .inference import WorldModel
+        from .train_dynamics import load_autoencoder
+        from .transplant import transplant_world_model
+
+        try:
+            frames = EpisodeDataset(args.data, split="train").frames
+            if args.frames < 1:
+                raise ValueError(f"--frames must be >= 1, got {args.frames}")
+            pick = np.sort(np.random.default_rng(args.seed).choice(len(frames), min(args.frames, len(frames)),
+                                                                   replace=False))
+            wm = transplant_world_model(WorldModel.load(args.model, autocast=False),
+                                        load_autoencoder(args.autoencoder), np.asarray(frames[pick]))
+        except (ValueError, CheckpointError, DatasetError) as e:
+            print(f"genie-train transplant: error: {e}", file=sys.stderr)
+            return 2
+        path = wm.save(args.out, dtype=torch.float32, training=wm.training_metadata)
+        fit = wm.training_metadata["transplanted"]
+        print(f"[genie-train] wrote {path}: patch size {fit['patch_size'][1]}; the bridges explain "
+              f"{fit['explained_new_to_old']:.1%} (new -> old) and {fit['explained_old_to_new']:.1%} (old -> new) "
+              "of the latents' variance")
         return 0
     if args.command == "export":
         import torch

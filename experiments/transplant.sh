@@ -1,0 +1,65 @@
+# The shipped model moved onto the fine latent (world_model/transplant.py), then fine-tuned on the CPU; experiments/LOG.md
+# entry 35. Stages:
+#   bash experiments/transplant.sh transplant     # v9 -> the fine autoencoder of entry 34 (runs/train/ae_fine), ~1 minute
+#   bash experiments/transplant.sh measure0       # the transplant as it is, on the suite (before any training)
+#   MINUTES=40 bash experiments/transplant.sh train tp_fine   # fine-tune it (THREADS threads; v9_more's recipe)
+#   bash experiments/transplant.sh export tp_fine && bash experiments/transplant.sh measure tp_fine
+# The data and the fine autoencoder come from experiments/fine_latent.sh (stages data, ae).
+# The control is entry 32's v9_more: v9 fine-tuned on the shipped latent with the same recipe, data and budget
+# (MINUTES=40, one thread, 708 steps), measured with the same suite commands.
+set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE
+MINUTES=${MINUTES:-40}
+THREADS=${THREADS:-1}
+MTHREADS=${MTHREADS:-2}  # threads of the suite runs
+R=experiments/results/transplant
+STAGE=${1:-all}; shift || true
+ARMS=${*:-tp_fine}
+mkdir -p "$R" runs/logs runs/candidates
+
+if [[ $STAGE == transplant || $STAGE == all ]]; then
+  [ -d runs/data/td ] && [ -d runs/train/ae_fine ] || { echo "run experiments/fine_latent.sh data and ae first"; exit 2; }
+  genie-train transplant --model default --autoencoder runs/train/ae_fine --data runs/data/td/* \
+    --out runs/candidates/tp_fine0 | tee "$R/transplant.txt"
+fi
+
+# the sampler the shipped model exports with, and the suite as td_finetune.sh runs it (32 top-down, 64 first-person)
+EXPORT="--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4"
+measure() {  # MODEL NAME
+  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "$1" --preset default --views top_down \
+    --threads "$MTHREADS" --out "$R/consistency_td_$2.json" --sheets "runs/sheets/$2" > /dev/null
+  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "$1" --preset default --views first_person \
+    --worlds 64 --threads "$MTHREADS" --out "$R/consistency_64_fp_$2.json" --sheets "runs/sheets/$2" > /dev/null
+}
+
+if [[ $STAGE == measure0 ]]; then
+  measure runs/candidates/tp_fine0 tp_fine0
+fi
+
+COMMON="--data runs/data/td/* --autoencoder runs/candidates/tp_fine0 --init-from runs/candidates/tp_fine0
+  --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1
+  --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20
+  --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning"
+declare -A EXTRA=([tp_fine]="")
+
+if [[ $STAGE == train || $STAGE == all ]]; then
+  for arm in $ARMS; do
+    mkdir -p "runs/train/$arm"
+    # the fine autoencoder's latents of this data, encoded by entry 34's run (the same weights: the cache's key)
+    [ -f "runs/train/$arm/latents.safetensors" ] || [ ! -f runs/train/dyn_fine/latents.safetensors ] \
+      || cp runs/train/dyn_fine/latents.safetensors "runs/train/$arm/"
+    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
+      --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
+  done
+  wait
+fi
+
+if [[ $STAGE == export || $STAGE == all ]]; then
+  for arm in $ARMS; do
+    genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" $EXPORT
+  done
+fi
+
+if [[ $STAGE == measure || $STAGE == all ]]; then
+  for arm in $ARMS; do measure "runs/candidates/$arm" "$arm"; done
+fi
