@@ -19,8 +19,11 @@ mkdir -p "$R" runs/logs runs/candidates
 
 if [[ $STAGE == transplant || $STAGE == all ]]; then
   [ -d runs/data/td ] && [ -d runs/train/ae_fine ] || { echo "run experiments/fine_latent.sh data and ae first"; exit 2; }
-  genie-train transplant --model default --autoencoder runs/train/ae_fine --data runs/data/td/* \
+  # tp_fine0: the plain least-squares bridge (ridge 1e-3); tp_fine0m: noise-matched (the default)
+  genie-train transplant --model default --autoencoder runs/train/ae_fine --data runs/data/td/* --ridge 0.001 \
     --out runs/candidates/tp_fine0 | tee "$R/transplant.txt"
+  genie-train transplant --model default --autoencoder runs/train/ae_fine --data runs/data/td/* \
+    --out runs/candidates/tp_fine0m | tee -a "$R/transplant.txt"
 fi
 
 # the sampler the shipped model exports with, and the suite as td_finetune.sh runs it (32 top-down, 64 first-person)
@@ -40,7 +43,7 @@ COMMON="--data runs/data/td/* --autoencoder runs/candidates/tp_fine0 --init-from
   --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1
   --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20
   --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning"
-declare -A EXTRA=([tp_fine]="")
+declare -A EXTRA=([tp_fine]="" [tp_io]="--train-only patch-io --lr 1e-3")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for arm in $ARMS; do

@@ -16,7 +16,7 @@ from world_model.train_cli import main as genie_train
 from world_model.train_autoencoder import AutoencoderArgs
 from world_model.train_dynamics import DynamicsArgs
 from world_model.training import train
-from world_model.transplant import fit_linear, transplant_world_model
+from world_model.transplant import fit_linear, fit_noise_matched, noise_gain, transplant_world_model
 
 from test_gpu_run import NoiseWindows
 
@@ -45,12 +45,28 @@ def test_fit_linear_recovers_a_linear_map():
     assert share < 0.1  # noise: nothing explained
 
 
+def test_the_noise_matched_fit_carries_unit_noise_to_unit_noise():
+    """Nearly collinear inputs: the plain fit's large weights amplify noise on them; the matched ridge brings the
+    noise the map carries to unit variance, at a small cost in the variance explained."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(2000, 4, generator=g, dtype=torch.float64)
+    x = torch.cat([base, base + 0.05 * torch.randn(2000, 4, generator=g, dtype=torch.float64)], 1)  # 8, rank ~4
+    y = base @ torch.randn(4, 3, generator=g, dtype=torch.float64) + 0.3 * torch.randn(2000, 3, generator=g,
+                                                                                       dtype=torch.float64)
+    plain, share_plain = fit_linear(x, y, ridge=0.0)
+    m, share, ridge = fit_noise_matched(x, y)
+    assert noise_gain(plain) > 2 and noise_gain(m) == pytest.approx(1.0, rel=1e-3) and ridge > 0
+    assert share_plain - 0.05 < share <= share_plain
+
+
 def test_onto_its_own_autoencoder_the_model_is_unchanged(tiny_world_model):
-    """Transplanted onto the autoencoder it has, the bridges are the identity: the dynamics compute what they did."""
+    """Transplanted onto the autoencoder it has, the bridges are the identity (the noise-matched one included: the
+    identity carries unit noise as it is): the dynamics compute what they did."""
     wm = tiny_world_model(seed=0)
-    same = transplant_world_model(wm, wm.autoencoder, frames(), ridge=0.0)
+    same = transplant_world_model(wm, wm.autoencoder, frames(), ridge_out=0.0)
     fit = same.training_metadata["transplanted"]
     assert fit["explained_new_to_old"] == pytest.approx(1.0) and fit["explained_old_to_new"] == pytest.approx(1.0)
+    assert fit["noise_gain_new_to_old"] == pytest.approx(1.0, abs=1e-3)
     x, c, acts, pos = inputs(wm)
     with torch.no_grad():
         assert torch.allclose(same.dynamics(x, c, acts, pos), wm.dynamics(x, c, acts, pos), atol=1e-4)
@@ -103,6 +119,16 @@ def test_onto_a_finer_latent_then_trained_further(tiny_world_model, fine_autoenc
     train(DynamicsArgs(data=(), out=str(run), autoencoder=str(out), init_from=str(out), preset="tiny", patch_size=4,
                        steps=1, batch_size=2, warmup=1, threads=1, window=3, ema_decay=0.0), data=NoiseWindows(3))
     assert (run / "log.jsonl").is_file()
+
+    # --train-only patch-io: the two ends fitted, the rest held
+    io = DynamicsArgs(data=(), out=str(tmp_path / "io"), autoencoder=str(out), init_from=str(out), preset="tiny",
+                      patch_size=4, steps=2, batch_size=2, warmup=1, threads=1, window=3, ema_decay=0.0, lr=1e-2,
+                      train_only="patch-io").trainer(NoiseWindows(3))
+    before = {k: v.clone() for k, v in io.dyn.state_dict().items()}
+    io.run()
+    after = io.dyn.state_dict()
+    moved = {k for k in after if not torch.equal(after[k], before[k])}
+    assert moved == {"patch_in.weight", "patch_in.bias", "patch_out.weight", "patch_out.bias"}
 
 
 def test_what_cannot_be_transplanted_is_refused(tiny_world_model, fine_autoencoder, tmp_path, capsys):

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--frames", type=int, default=4096,
                     help="frames drawn from the recordings' train split to fit the bridges on (default: 4096)")
     tp.add_argument("--seed", type=int, default=0, help="seed of the frames drawn (default: 0)")
+    tp.add_argument("--ridge", type=float, default=None,
+                    help="ridge of the new -> old bridge (default: noise-matched, the ridge at which it carries unit "
+                         "noise to unit noise; world_model/transplant.py)")
     tp.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
     ex.add_argument("--dynamics", required=True, help="dynamics run directory or checkpoint folder")
@@ -138,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             pick = np.sort(np.random.default_rng(args.seed).choice(len(frames), min(args.frames, len(frames)),
                                                                    replace=False))
             wm = transplant_world_model(WorldModel.load(args.model, autocast=False),
-                                        load_autoencoder(args.autoencoder), np.asarray(frames[pick]))
+                                        load_autoencoder(args.autoencoder), np.asarray(frames[pick]),
+                                        ridge=args.ridge)
         except (ValueError, CheckpointError, DatasetError) as e:
             print(f"genie-train transplant: error: {e}", file=sys.stderr)
             return 2
@@ -146,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         fit = wm.training_metadata["transplanted"]
         print(f"[genie-train] wrote {path}: patch size {fit['patch_size'][1]}; the bridges explain "
               f"{fit['explained_new_to_old']:.1%} (new -> old) and {fit['explained_old_to_new']:.1%} (old -> new) "
-              "of the latents' variance")
+              f"of the latents' variance (new -> old: ridge {fit['ridge_new_to_old']:.3g}, noise gain "
+              f"{fit['noise_gain_new_to_old']:.3g})")
         return 0
     if args.command == "export":
         import torch

@@ -49,7 +49,9 @@ from .sampler import SamplerConfig
 from .training import Runtime, TrainArgs, Trainer, open_windows, transformer_flops
 
 #: What `--train-only` can name: the parts of the dynamics that can be trained alone.
-TRAIN_ONLY = ("view-adapters",)
+TRAIN_ONLY = ("view-adapters", "patch-io")
+#: the parameters each --train-only trains (name contains one of these)
+TRAINED_PARTS = {"view-adapters": (".adapters.",), "patch-io": ("patch_in.", "patch_out.")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +147,9 @@ class DynamicsArgs(TrainArgs):
     """With --view-adapter: the views that get adapters (DynamicsConfig.adapter_views)."""
     train_only: str | None = None
     """Train only part of the dynamics, the rest held as it is: "view-adapters" (the per-view adapters; with the
-    episodes of one view, --views top_down, the model changes in that view alone). None: all of it."""
+    episodes of one view, --views top_down, the model changes in that view alone); "patch-io" (the patch embedding
+    and the output projection: a model moved onto another latent by `genie-train transplant` fitting its two ends
+    first). None: all of it."""
     view_dropout: float = 0.1
     """With --view-conditioning: probability, in [0, 1], that a window's view is replaced by the unknown view (as
     NULL replaces actions for classifier-free guidance), so that the model also serves prompts of unknown view."""
@@ -441,9 +445,9 @@ class DynamicsTrainer(Trainer):
         self.init_metadata = None
         if args.init_from is not None and resume_from is None:
             self.init_metadata = self._init_from_checkpoint(args.init_from, dyn_cfg)
-        if args.train_only == "view-adapters":  # the rest is held: no gradients, no optimizer state, no decay
+        if args.train_only:  # the rest is held: no gradients, no optimizer state, no decay
             for name, p in self.dyn.named_parameters():
-                p.requires_grad_(".adapters." in name)
+                p.requires_grad_(any(part in name for part in TRAINED_PARTS[args.train_only]))
         self.denoiser = Denoiser(self.wm_config.diffusion, self.dyn, sampler=self.wm_config.sampler)
         self.objective = WindowObjective(self.denoiser)
         self.branches = None

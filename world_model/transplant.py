@@ -40,19 +40,57 @@ def latent_tokens(ae: Autoencoder, frames: np.ndarray, patch: int, batch: int = 
 def fit_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, float]:
     """(M, share): the (dx, dy) matrix minimising |x M - y|^2 + ridge * n * |M|^2 over rows (x, y: (n, d) float64),
     and the share of y's variance (about zero: the latents are normalised) that x M explains."""
-    n, d = x.shape
-    m = torch.linalg.solve(x.T @ x + ridge * n * torch.eye(d, dtype=x.dtype), x.T @ y)
-    share = 1.0 - float(((x @ m - y) ** 2).sum() / (y**2).sum().clamp_min(1e-12))
-    return m, share
+    return _Ridge(x, y).fit(ridge)
+
+
+class _Ridge:
+    """Ridge fits of y on x at any ridge, from the sums computed once."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.n, self.d = x.shape
+        self.xx, self.xy, self.yy = x.T @ x, x.T @ y, (y**2).sum()
+
+    def fit(self, ridge: float) -> tuple[torch.Tensor, float]:
+        m = torch.linalg.solve(self.xx + ridge * self.n * torch.eye(self.d, dtype=self.xx.dtype), self.xy)
+        residual = self.yy - 2 * (m * self.xy).sum() + (m * (self.xx @ m)).sum()  # |x m - y|^2, expanded
+        return m, 1.0 - float(residual / self.yy.clamp_min(1e-12))
+
+
+def noise_gain(m: torch.Tensor) -> float:
+    """The variance that unit white noise on the inputs of the linear map `m` (d_in, d_out) has on its outputs, on
+    average over them."""
+    return float((m**2).sum(0).mean())
+
+
+def fit_noise_matched(x: torch.Tensor, y: torch.Tensor, lo: float = 1e-6,
+                      hi: float = 10.0) -> tuple[torch.Tensor, float, float]:
+    """(M, share, ridge): `fit_linear` with the ridge at which M carries unit white noise on x to unit noise on y (on
+    average; `noise_gain` 1), found by bisection in log space between `lo` and `hi` (`lo` when it is under 1 there).
+
+    The dynamics read a noisy frame x + sigma * n and are told sigma: through the bridge the old patch embedding sees
+    M^T (x + sigma * n), and with a near-plain least-squares fit (nearly collinear inputs, large weights) the noise it
+    sees is several times the sigma it is told, so it leaves noise in; matched, it sees about the noise it expects."""
+    ridge = _Ridge(x, y)
+    m, share = ridge.fit(lo)
+    if noise_gain(m) <= 1.0:
+        return m, share, lo
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(30):
+        mid = (a + b) / 2
+        a, b = (mid, b) if noise_gain(ridge.fit(float(np.exp(mid)))[0]) > 1.0 else (a, mid)
+    return (*ridge.fit(float(np.exp(b))), float(np.exp(b)))
 
 
 @torch.no_grad()
-def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float = 1e-3):
+def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float | None = None,
+                           ridge_out: float = 1e-3):
     """A copy of world model `wm` (world_model.WorldModel) on autoencoder `ae`, its dynamics' patch embedding and output
     projection bridged to the new latent by least squares on `frames` (uint8 (N, H, W, 3), both views; a few thousand):
     every input block (frame, previous frame, memory) of the embedding reads new tokens through the map new -> old,
     and the output is the old one mapped old -> new. The rest of the dynamics is `wm`'s. The new latent must give as
     many tokens per frame: its side a multiple of the old token grid's (the patch size becomes latent side / grid).
+    ridge: of the new -> old fit (`fit_linear`); None: noise-matched (`fit_noise_matched`). ridge_out: of the
+    old -> new fit.
     `training_metadata["transplanted"]` records both fits (the variance each explains) for the model card."""
     from .inference import WorldModel
 
@@ -67,8 +105,11 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     patch = size // grid
     old = latent_tokens(wm.autoencoder.float(), frames, dyn.patch_size)
     new = latent_tokens(ae, frames, patch)
-    to_old, explained_old = fit_linear(new, old, ridge)  # (d_new, d_old): new token -> old token
-    to_new, explained_new = fit_linear(old, new, ridge)  # (d_old, d_new): old token -> new token
+    if ridge is None:
+        to_old, explained_old, ridge = fit_noise_matched(new, old)  # (d_new, d_old): new token -> old token
+    else:
+        to_old, explained_old = fit_linear(new, old, ridge)
+    to_new, explained_new = fit_linear(old, new, ridge_out)  # (d_old, d_new): old token -> new token
     cfg = replace(wm.config, autoencoder=ae.config,
                   dynamics=replace(dyn, latent_channels=ae.config.latent_channels, latent_size=size, patch_size=patch))
     out = WorldModel.from_config(cfg, autocast=False)
@@ -94,5 +135,7 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
                                                          [cfg.dynamics.latent_channels, size, size]],
                                               "patch_size": [dyn.patch_size, patch], "frames": len(frames),
                                               "explained_new_to_old": round(explained_old, 4),
+                                              "ridge_new_to_old": ridge,
+                                              "noise_gain_new_to_old": round(noise_gain(to_old), 4),
                                               "explained_old_to_new": round(explained_new, 4)}}
     return out.eval()
