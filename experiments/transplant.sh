@@ -39,11 +39,14 @@ if [[ $STAGE == measure0 ]]; then
   measure runs/candidates/tp_fine0 tp_fine0
 fi
 
-COMMON="--data runs/data/td/* --autoencoder runs/candidates/tp_fine0 --init-from runs/candidates/tp_fine0
-  --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50 --context-sigma 0.1
-  --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5 --log-every 20
-  --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning"
-declare -A EXTRA=([tp_fine]="" [tp_io]="--train-only patch-io --lr 1e-3")
+COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50
+  --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5
+  --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning"
+TP="--autoencoder runs/candidates/tp_fine0 --init-from runs/candidates/tp_fine0"
+# tp_fine: all of it (v9_more's recipe); tp_io: only the two ends (--train-only patch-io); sc_fine: the same
+# dynamics from scratch on the fine latent (the recipe's from-scratch learning rate), the control of the transplant
+declare -A EXTRA=([tp_fine]="$TP" [tp_io]="$TP --train-only patch-io --lr 1e-3"
+  [sc_fine]="--autoencoder runs/train/ae_fine --lr 6e-4 --warmup 100")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for arm in $ARMS; do

@@ -12,7 +12,8 @@ With --widen-latent N (gpu_run.sh's WIDEN_LATENT), a phase between recording and
 autoencoder on the recordings for --widen-minutes (its old channels kept when there is a model to widen), `genie-train
 widen` gives --init-from's dynamics the new channels, and the dynamics train on the widened model's latents. With
 --ae-preset P (AE_PRESET) that phase instead trains a new autoencoder of preset P from scratch for --ae-minutes
-(`genie-train autoencoder --preset P`), and the dynamics train from scratch on its latents.
+(`genie-train autoencoder --preset P`), and the dynamics train on its latents: from scratch, or, with --init-from,
+from that model moved onto the new latent (`genie-train transplant`, world_model/transplant.py).
 
 Deadline: every phase is bounded by the wall clock of the whole run, counted from --start (the moment gpu_run.sh
 began): recording gets --record-share of it, training the rest less --final-margin-s, which the last export and
@@ -338,12 +339,26 @@ def widen(args, data: dict, work: Path, deadline: float) -> dict:
 
 def fresh_autoencoder(args, data: dict, work: Path, deadline: float) -> dict:
     """Phase 3a (with --ae-preset): an autoencoder of that preset trained from scratch on the recordings for
-    --ae-minutes; the dynamics then train from scratch on its latents (a new latent geometry has no dynamics to
-    start from). Returns the autoencoder the dynamics phase uses, and what the summary records."""
+    --ae-minutes; with --init-from, that model's dynamics are then moved onto its latent (`genie-train transplant`,
+    least-squares bridges fitted on the recordings), else the dynamics train from scratch. Returns the autoencoder
+    and init-from the dynamics phase uses, and what the summary records."""
     ae_run = work / "fresh_ae"
-    out = train_autoencoder(args, data, ae_run, deadline, args.ae_minutes, ["--preset", args.ae_preset],
-                            args.ae_args, f"autoencoder (preset {args.ae_preset}, from scratch)")
-    return {"preset": args.ae_preset, **out, "autoencoder": str(ae_run)}
+    out = {"preset": args.ae_preset,
+           **train_autoencoder(args, data, ae_run, deadline, args.ae_minutes, ["--preset", args.ae_preset],
+                               args.ae_args, f"autoencoder (preset {args.ae_preset}, from scratch)")}
+    if not args.init_from:
+        return {**out, "autoencoder": str(ae_run), "init_from": ""}
+    model = work / "transplanted"
+    res = subprocess.run([args.python, "-m", "world_model.train_cli", "transplant", "--model", args.init_from,
+                          "--autoencoder", str(ae_run), "--data", *data["train"], "--out", str(model)],
+                         env=child_env(), capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"gpu_run: genie-train transplant failed (exit {res.returncode}): "
+                         f"{res.stderr.strip()[-800:]}")
+    log(res.stdout.strip())
+    fit = json.loads((model / "config.json").read_text()).get("training", {}).get("transplanted", {})
+    return {**out, "transplanted_from": args.init_from, "transplant": fit, "autoencoder": str(model),
+            "init_from": str(model)}
 
 
 def train(args, data: dict, work: Path, deadline: float, autoencoder: str, init_from: str) -> tuple[Path, int]:
@@ -418,9 +433,9 @@ def run(args) -> int:
     if any(t == "--init-from" or t.startswith("--init-from=") for t in shlex.split(args.train_args)):
         raise SystemExit("gpu_run: give the checkpoint to fine-tune as --init-from (gpu_run.sh: INIT_FROM), not in "
                          "--train-args (TRAIN_ARGS)")
-    if args.ae_preset and (args.init_from or args.widen_latent):
-        raise SystemExit("gpu_run: --ae-preset (AE_PRESET) trains a new autoencoder and the dynamics from scratch on "
-                         "it; leave --init-from (INIT_FROM=) and --widen-latent (WIDEN_LATENT) empty")
+    if args.ae_preset and args.widen_latent:
+        raise SystemExit("gpu_run: --ae-preset (AE_PRESET) trains a new autoencoder instead of widening the old one; "
+                         "leave --widen-latent (WIDEN_LATENT) at 0")
     summary = {"args": vars(args), "phases_s": {}}
     t = time.time()
     record_until = start + 60 * args.minutes * args.record_share
@@ -438,7 +453,7 @@ def run(args) -> int:
         t = time.time()
         summary["fresh_autoencoder"] = fresh = fresh_autoencoder(args, data, work, deadline - args.final_margin_s)
         summary["phases_s"]["autoencoder"] = round(time.time() - t, 1)
-        autoencoder = fresh["autoencoder"]
+        autoencoder, init_from = fresh["autoencoder"], fresh["init_from"]
     elif args.widen_latent:
         t = time.time()
         summary["widen"] = widened = widen(args, data, work, deadline - args.final_margin_s)
@@ -488,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--widen-args", default="", help="more genie-train autoencoder options for the widened one")
     r.add_argument("--ae-preset", default="",
                    help="train a new autoencoder of this preset (genie-train autoencoder --preset) first, and the "
-                        "dynamics from scratch on its latents ('': the frozen --autoencoder)")
+                        "dynamics on its latents: --init-from's moved onto it (genie-train transplant), or from "
+                        "scratch without --init-from ('': the frozen --autoencoder)")
     r.add_argument("--ae-minutes", type=float, default=1.5, help="the new autoencoder's training budget")
     r.add_argument("--ae-args", default="", help="more genie-train autoencoder options for the new one")
     r.add_argument("--preset", default="default", help="dynamics preset")

@@ -24,7 +24,8 @@
 #      and seeds split across them, each up to FRAMES_PER_PROC frames, for at most RECORD_SHARE of the budget; the
 #      first processes also record TEST_FRAMES held-out (test-world) frames of one level each for the held-out curve;
 #   3. (WIDEN_LATENT only) trains the autoencoder widened to WIDEN_LATENT channels for WIDEN_MINUTES and widens
-#      INIT_FROM's dynamics to match; (AE_PRESET only) trains a new autoencoder of that preset for AE_MINUTES; then
+#      INIT_FROM's dynamics to match; (AE_PRESET only) trains a new autoencoder of that preset for AE_MINUTES (and
+#      moves INIT_FROM's dynamics onto it when INIT_FROM is set); then
 #      encodes the recordings with the shipped autoencoder (AUTOENCODER), or the widened or new one, on the GPU, the
 #      latents kept in GPU memory;
 #   4. trains the dynamics (PRESET) with bf16 autocast, BATCH windows a step, for the rest of the budget less
@@ -74,8 +75,10 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> the CPU-trained v7, which `INIT_FROM=runs/candidates/v7` with `runs/candidates/v7` carried reproduces); empty
 # >>> ("INIT_FROM=") trains from scratch (entry 14: 3.5 minutes from scratch only reached the CPU-trained model).
 # >>> AE_PRESET: train a new autoencoder of this preset from scratch first (a phase after recording: genie-train
-# >>> autoencoder --preset AE_PRESET for AE_MINUTES with AE_ARGS), then the dynamics from scratch on its latents
-# >>> (INIT_FROM then defaults to empty; WIDEN_LATENT must be 0). "fine" (a 32 x 32 x 4 latent that keeps objects of
+# >>> autoencoder --preset AE_PRESET for AE_MINUTES with AE_ARGS), then the dynamics on its latents: from scratch
+# >>> (INIT_FROM then defaults to empty), or, with INIT_FROM set, from that model moved onto the new latent through
+# >>> least-squares bridges fitted on the recordings (genie-train transplant; experiments/LOG.md entry 35) and
+# >>> fine-tuned (the fine-tuning lr; WIDEN_LATENT must be 0). "fine" (a 32 x 32 x 4 latent that keeps objects of
 # >>> 2-3 pixels and the top-down agent's heading: experiments/LOG.md entry 34) wants --patch-size 4 in TRAIN_ARGS
 # >>> (64 tokens a frame, as the shipped latent in 2 x 2 patches), and its noise levels doubled: TRAIN_ARGS
 # >>> --p-mean 0.29, EXPORT_ARGS --sigma-max 10 --sigma-min 0.2 --guidance-min-sigma 4.0 (entry 34's command). From
