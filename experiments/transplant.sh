@@ -4,6 +4,8 @@
 #   bash experiments/transplant.sh measure0       # the transplant as it is, on the suite (before any training)
 #   MINUTES=40 bash experiments/transplant.sh train tp_fine   # fine-tune it (THREADS threads; v9_more's recipe)
 #   bash experiments/transplant.sh export tp_fine && bash experiments/transplant.sh measure tp_fine
+#   bash experiments/transplant.sh whiten && MINUTES=40 bash experiments/transplant.sh train sc_white
+#   bash experiments/transplant.sh ref; bash experiments/transplant.sh curves tp_fine tp_io sc_fine   # held-out curves
 # The data and the fine autoencoder come from experiments/fine_latent.sh (stages data, ae).
 # The control is entry 32's v9_more: v9 fine-tuned on the shipped latent with the same recipe, data and budget
 # (MINUTES=40, one thread, 708 steps), measured with the same suite commands.
@@ -35,6 +37,28 @@ measure() {  # MODEL NAME
     --worlds 64 --threads "$MTHREADS" --out "$R/consistency_64_fp_$2.json" --sheets "runs/sheets/$2" > /dev/null
 }
 
+if [[ $STAGE == whiten ]]; then
+  # the fine latent whitened in the dynamics' 4 x 4 patches (genie-train whiten; entry 35)
+  genie-train whiten --autoencoder runs/train/ae_fine --data runs/data/td/* --patch 4 --out runs/train/ae_fine_w \
+    | tee "$R/whiten.txt"
+fi
+
+if [[ $STAGE == ref ]]; then
+  # v9's held-out PSNR on the windows the arms' curves use (the trainer's evaluation after one step at lr 1e-9)
+  mkdir -p runs/train/v9_ref
+  [ -f runs/train/v9_ref/latents.safetensors ] || [ ! -f runs/train/dyn_ship/latents.safetensors ] \
+    || cp runs/train/dyn_ship/latents.safetensors runs/train/v9_ref/
+  OMP_NUM_THREADS=$THREADS genie-train dynamics --data runs/data/td/* --autoencoder world_model/checkpoints/default \
+    --init-from world_model/checkpoints/default --preset default --steps 1 --batch-size 8 --lr 1e-9 --warmup 1 \
+    --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --memory --memory-turns-only \
+    --view-conditioning --out runs/train/v9_ref --threads "$THREADS" > runs/logs/v9_ref.log 2>&1
+  cp runs/train/v9_ref/eval.jsonl "$R/eval_v9_ref.jsonl"
+fi
+
+if [[ $STAGE == curves ]]; then
+  for arm in $ARMS; do cp "runs/train/$arm/eval.jsonl" "$R/eval_$arm.jsonl"; done
+fi
+
 if [[ $STAGE == measure0 ]]; then
   measure runs/candidates/tp_fine0 tp_fine0
 fi
@@ -46,14 +70,15 @@ TP="--autoencoder runs/candidates/tp_fine0 --init-from runs/candidates/tp_fine0"
 # tp_fine: all of it (v9_more's recipe); tp_io: only the two ends (--train-only patch-io); sc_fine: the same
 # dynamics from scratch on the fine latent (the recipe's from-scratch learning rate), the control of the transplant
 declare -A EXTRA=([tp_fine]="$TP" [tp_io]="$TP --train-only patch-io --lr 1e-3"
-  [sc_fine]="--autoencoder runs/train/ae_fine --lr 6e-4 --warmup 100")
+  [sc_fine]="--autoencoder runs/train/ae_fine --lr 6e-4 --warmup 100"
+  [sc_white]="--autoencoder runs/train/ae_fine_w --lr 6e-4 --warmup 100")
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
     # the fine autoencoder's latents of this data, encoded by entry 34's run (the same weights: the cache's key)
     [ -f "runs/train/$arm/latents.safetensors" ] || [ ! -f runs/train/dyn_fine/latents.safetensors ] \
-      || cp runs/train/dyn_fine/latents.safetensors "runs/train/$arm/"
+      || [[ $arm == *white* ]] || cp runs/train/dyn_fine/latents.safetensors "runs/train/$arm/"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done

@@ -38,6 +38,12 @@ class AutoencoderConfig:
     """Channels of the latent grid."""
     groups: int = 8
     """GroupNorm groups."""
+    whiten_patch: int = 0
+    """0: the latent is normalised per channel only. p > 0: then whitened in p x p patches (the dynamics' tokens at
+    --patch-size p): each patch's C * p * p numbers are decorrelated and scaled to unit variance by a fixed linear
+    map fitted on frames (`Autoencoder.fit_whitening`, `genie-train whiten`), inverted before decoding. A fine latent's
+    patches put half their directions at under 5% of the mean variance (experiments/LOG.md entry 35), where a
+    denoiser preconditioned for one data scale must learn to cancel almost all of the noise."""
 
     @property
     def downsample(self) -> int:
@@ -169,6 +175,16 @@ class Autoencoder(nn.Module):
         # Per-channel latent statistics (raw = normalised * scale + shift); set by `fit_latent_stats`.
         self.register_buffer("latent_shift", torch.zeros(config.latent_channels))
         self.register_buffer("latent_scale", torch.ones(config.latent_channels))
+        if config.whiten_patch:  # patch mean and the whitening map and its inverse; set by `fit_whitening`
+            if config.latent_size % config.whiten_patch:
+                raise ValueError(f"whiten_patch {config.whiten_patch} must divide the latent side {config.latent_size}")
+            d = config.latent_channels * config.whiten_patch**2
+            self.register_buffer("patch_mean", torch.zeros(d))
+            self.register_buffer("whiten", torch.eye(d))
+            self.register_buffer("unwhiten", torch.eye(d))
+
+    #: buffers that hold statistics, kept in fp32 in a low-precision runtime copy
+    STATS = ("latent_shift", "latent_scale", "patch_mean", "whiten", "unwhiten")
 
     @property
     def conv_dtype(self) -> torch.dtype:
@@ -176,14 +192,62 @@ class Autoencoder(nn.Module):
         return self.encoder.conv_in.weight.dtype
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] -> normalised latents (B, C, h, w) (fp32)."""
+        """(B, 3, H, W) in [-1, 1] -> normalised latents (B, C, h, w) (fp32; whitened with `whiten_patch`)."""
         z = self.encoder(pixels.to(self.conv_dtype))
-        return (z.float() - self.latent_shift[:, None, None]) / self.latent_scale[:, None, None]
+        z = (z.float() - self.latent_shift[:, None, None]) / self.latent_scale[:, None, None]
+        return self._patchwise(z, self.whiten.float(), shift=-self.patch_mean.float()) if self.config.whiten_patch \
+            else z
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, C, h, w) -> pixels (B, 3, H, W), roughly in [-1, 1]."""
-        z = latents.float() * self.latent_scale[:, None, None] + self.latent_shift[:, None, None]
+        z = latents.float()
+        if self.config.whiten_patch:
+            z = self._patchwise(z, self.unwhiten.float(), shift=None, then=self.patch_mean.float())
+        z = z * self.latent_scale[:, None, None] + self.latent_shift[:, None, None]
         return self.decoder(z.to(self.conv_dtype))
+
+    def _patchwise(self, z: torch.Tensor, m: torch.Tensor, shift: torch.Tensor | None = None,
+                   then: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, h, w): every p x p patch's numbers v (channel-major, as the dynamics' tokens) -> (v + shift) @ m
+        + then."""
+        p = self.config.whiten_patch
+        B, C, h, w = z.shape
+        v = z.reshape(B, C, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, h // p, w // p, C * p * p)
+        if shift is not None:
+            v = v + shift
+        v = v @ m
+        if then is not None:
+            v = v + then
+        return v.reshape(B, h // p, w // p, C, p, p).permute(0, 3, 1, 4, 2, 5).reshape(B, C, h, w)
+
+    @torch.no_grad()
+    def fit_whitening(self, pixels: torch.Tensor, floor: float = 1e-3, batch_size: int = 256) -> dict:
+        """Fit the patch whitening (`whiten_patch` > 0) on sample frames (B, 3, H, W), after the per-channel
+        statistics: the patch mean, and the symmetric (ZCA) map that scales each principal direction of the patches
+        to unit variance, directions under `floor` (in units of the normalised latent's variance) as if at `floor`.
+        Returns the spectrum's summary."""
+        if not self.config.whiten_patch:
+            raise ValueError("this autoencoder has no patch whitening (AutoencoderConfig.whiten_patch = 0)")
+        eye = torch.eye(len(self.patch_mean))
+        self.patch_mean.zero_()
+        self.whiten.copy_(eye)
+        self.unwhiten.copy_(eye)  # encode gives the normalised latent alone while fitting
+        p = self.config.whiten_patch
+        toks = []
+        for i in range(0, len(pixels), batch_size):
+            z = self.encode(pixels[i:i + batch_size]).double()
+            B, C, h, w = z.shape
+            toks.append(z.reshape(B, C, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(-1, C * p * p))
+        t = torch.cat(toks)
+        mean = t.mean(0)
+        eig, vec = torch.linalg.eigh(torch.cov((t - mean).T))
+        kept = eig.clamp_min(floor)
+        self.patch_mean.copy_(mean.float())
+        self.whiten.copy_((vec @ torch.diag(kept.rsqrt()) @ vec.T).float())
+        self.unwhiten.copy_((vec @ torch.diag(kept.sqrt()) @ vec.T).float())
+        return {"patch": p, "directions": len(eig), "floor": floor, "under_floor": int((eig < floor).sum()),
+                "under_5pct_of_mean": int((eig < 0.05 * eig.mean()).sum()),
+                "eigenvalues": [round(float(e), 5) for e in eig.flip(0)]}
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(pixels))

@@ -228,8 +228,9 @@ class WorldModel(nn.Module):
             return self.autoencoder, self.dynamics, self.denoiser
         if not self._bf16:
             ae = copy.deepcopy(self.autoencoder).to(torch.bfloat16)
-            ae.latent_shift.data = self.autoencoder.latent_shift.data.clone()  # keep the statistics exact
-            ae.latent_scale.data = self.autoencoder.latent_scale.data.clone()
+            for name in Autoencoder.STATS:  # keep the statistics exact
+                if hasattr(self.autoencoder, name):
+                    getattr(ae, name).data = getattr(self.autoencoder, name).data.clone()
             dyn = copy.deepcopy(self.dynamics).to(torch.bfloat16).eval()
             self._bf16.extend([ae.eval(), dyn, Denoiser(self.config.diffusion, dyn)])
         return tuple(self._bf16)

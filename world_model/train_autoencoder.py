@@ -167,3 +167,37 @@ class ReconstructionObjective(torch.nn.Module):
     def loss(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """pixels (B, 3, H, W) in [-1, 1]; deterministic (the generator, which the loop passes, is unused)."""
         return reconstruction_loss(self.ae(pixels).float(), pixels, self.detail_weight)
+
+
+def whiten_autoencoder(autoencoder: str, data, out: str, patch: int = 4, floor: float = 1e-3, frames: int = 4096,
+                       seed: int = 0):
+    """`genie-train whiten`: the autoencoder at `autoencoder` (run, checkpoint or world model) with its latent
+    whitened in `patch` x `patch` patches (AutoencoderConfig.whiten_patch, `Autoencoder.fit_whitening` with `floor`),
+    fitted on `frames` frames drawn from the train split of the recordings `data`; written to `out` as an
+    autoencoder checkpoint. Returns (the folder, the fit's summary)."""
+    from .checkpoint import save_model
+    from .dataset import EpisodeDataset
+    from .train_dynamics import load_autoencoder
+
+    if frames < 64:
+        raise ValueError(f"--frames must be >= 64 to fit the whitening, got {frames}")
+    if patch < 1:
+        raise ValueError(f"--patch must be >= 1, got {patch}")
+    old = load_autoencoder(autoencoder)
+    if old.config.whiten_patch:
+        raise ValueError(f"{autoencoder} is whitened already (in {old.config.whiten_patch} x "
+                         f"{old.config.whiten_patch} patches); whiten the autoencoder it was made from")
+    ae = Autoencoder(replace(old.config, whiten_patch=patch))  # ValueError: a patch that does not divide the latent
+    missing, unexpected = ae.load_state_dict(old.state_dict(), strict=False)
+    assert not unexpected and set(missing) <= {"patch_mean", "whiten", "unwhiten"}, (missing, unexpected)
+    pool = EpisodeDataset(_as_list(data), split="train").frames
+    pick = np.sort(np.random.default_rng(seed).choice(len(pool), min(frames, len(pool)), replace=False))
+    fit = ae.eval().fit_whitening(frames_to_pixels(torch.from_numpy(np.asarray(pool[pick]))), floor=floor)
+    cfg = {"format": FORMAT_AUTOENCODER, "format_version": FORMAT_VERSION, "autoencoder": ae.config.to_dict(),
+           "latent_shift": ae.latent_shift.tolist(), "latent_scale": ae.latent_scale.tolist(),
+           "training": {"whitened": {"from": str(autoencoder), "frames": len(pick), **fit}}}
+    return save_model(out, cfg, prefixed("autoencoder", ae)), fit
+
+
+def _as_list(x) -> list:
+    return [x] if isinstance(x, str) else list(x)

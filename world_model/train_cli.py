@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ridge of the new -> old bridge (default: noise-matched, the ridge at which it carries unit "
                          "noise to unit noise; world_model/transplant.py)")
     tp.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
+    wh = sub.add_parser("whiten", help="an autoencoder's latent whitened in p x p patches (fitted on recorded frames)")
+    wh.add_argument("--autoencoder", required=True, help="autoencoder run directory or checkpoint")
+    wh.add_argument("--data", required=True, nargs="+", help="recording folders (genie-data record) to fit on")
+    wh.add_argument("--patch", type=int, default=4, help="patch side: the dynamics' --patch-size (default: 4)")
+    wh.add_argument("--floor", type=float, default=1e-3,
+                    help="directions with less variance are scaled as if they had this much (default: 1e-3)")
+    wh.add_argument("--frames", type=int, default=4096, help="frames drawn from the train split (default: 4096)")
+    wh.add_argument("--seed", type=int, default=0, help="seed of the frames drawn (default: 0)")
+    wh.add_argument("--out", required=True, help="autoencoder checkpoint folder to write (replaced atomically)")
     ex = sub.add_parser("export", help="write a compact (fp16) inference checkpoint from a dynamics run")
     ex.add_argument("--dynamics", required=True, help="dynamics run directory or checkpoint folder")
     ex.add_argument("--autoencoder", default=None,
@@ -123,6 +132,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         path = wm.save(args.out, dtype=torch.float32, training=wm.training_metadata)
         print(f"[genie-train] wrote {path}: latent channels {wm.config.autoencoder.latent_channels}")
+        return 0
+    if args.command == "whiten":
+        from .checkpoint import CheckpointError
+        from .train_autoencoder import whiten_autoencoder
+
+        try:
+            path, fit = whiten_autoencoder(args.autoencoder, args.data, args.out, patch=args.patch, floor=args.floor,
+                                           frames=args.frames, seed=args.seed)
+        except (ValueError, CheckpointError) as e:
+            print(f"genie-train whiten: error: {e}", file=sys.stderr)
+            return 2
+        print(f"[genie-train] wrote {path}: {fit['directions']} directions a patch, {fit['under_5pct_of_mean']} under "
+              f"5% of the mean variance, {fit['under_floor']} under the floor {fit['floor']}")
         return 0
     if args.command == "transplant":
         import numpy as np
