@@ -80,6 +80,12 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "fine_latent": "the small dynamics preset from scratch, 40 CPU minutes each, on the shipped "
                                 "autoencoder's 16 x 16 x 4 latent (dyn_ship) and on the fine 32 x 32 x 4 one in 4 x 4 "
                                 "patches (dyn_fine), experiments/LOG.md entry 34",
+                 "transplant": "v9 moved onto the fine 32 x 32 x 4 latent (genie-train transplant) before training "
+                               "(tp_fine0: plain bridge; tp_fine0m: noise-matched) and fine-tuned 40 CPU minutes "
+                               "(tp_fine), the same dynamics from scratch on that latent (sc_fine) and on it whitened "
+                               "in 4 x 4 patches (sc_white), experiments/LOG.md entry 35; consistency_td_*: the "
+                               "suite's 32 top-down worlds, consistency_64_fp_*: the 64 first-person floor worlds, "
+                               "small_* and sampler_*: the small preset's 8 worlds",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
                                 "branch rows, and on its top-down episodes only, without and with the loss "
                                 "weighted towards what changes, by frame (td_only_cw) or by window (td_only_ww); "

@@ -91,6 +91,23 @@ if [[ $STAGE == export || $STAGE == all ]]; then
   done
 fi
 
+if [[ $STAGE == sampler ]]; then
+  # the fine-tuned transplant under other samplers (the suite's small preset, 8 worlds a scenario)
+  for pair in default:default s05:sigma_min=0.5 n4s03:sigma_min=0.3,num_steps=4 n8s002:num_steps=8,sigma_min=0.02; do
+    OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model runs/candidates/tp_fine --preset small \
+      --threads "$MTHREADS" --sampler "${pair#*:}" --out "$R/sampler_tp_fine_${pair%%:*}.json" \
+      --sheets "runs/sheets/smp_${pair%%:*}" > /dev/null
+  done
+fi
+
+if [[ $STAGE == small ]]; then
+  # the suite's small preset (8 worlds a scenario), for the arms compared at equal budget
+  for arm in $ARMS; do
+    OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset small \
+      --threads "$MTHREADS" --out "$R/small_$arm.json" --sheets "runs/sheets/small_$arm" > /dev/null
+  done
+fi
+
 if [[ $STAGE == measure || $STAGE == all ]]; then
   for arm in $ARMS; do measure "runs/candidates/$arm" "$arm"; done
 fi

@@ -12,8 +12,9 @@ With --widen-latent N (gpu_run.sh's WIDEN_LATENT), a phase between recording and
 autoencoder on the recordings for --widen-minutes (its old channels kept when there is a model to widen), `genie-train
 widen` gives --init-from's dynamics the new channels, and the dynamics train on the widened model's latents. With
 --ae-preset P (AE_PRESET) that phase instead trains a new autoencoder of preset P from scratch for --ae-minutes
-(`genie-train autoencoder --preset P`), and the dynamics train on its latents: from scratch, or, with --init-from,
-from that model moved onto the new latent (`genie-train transplant`, world_model/transplant.py).
+(`genie-train autoencoder --preset P`; with --ae-whiten S its latent then whitened in S x S patches, `genie-train
+whiten`), and the dynamics train on its latents: from scratch, or, with --init-from, from that model moved onto the
+new latent (`genie-train transplant`, world_model/transplant.py).
 
 Deadline: every phase is bounded by the wall clock of the whole run, counted from --start (the moment gpu_run.sh
 began): recording gets --record-share of it, training the rest less --final-margin-s, which the last export and
@@ -346,6 +347,16 @@ def fresh_autoencoder(args, data: dict, work: Path, deadline: float) -> dict:
     out = {"preset": args.ae_preset,
            **train_autoencoder(args, data, ae_run, deadline, args.ae_minutes, ["--preset", args.ae_preset],
                                args.ae_args, f"autoencoder (preset {args.ae_preset}, from scratch)")}
+    if args.ae_whiten:
+        white = work / "fresh_ae_white"
+        res = subprocess.run([args.python, "-m", "world_model.train_cli", "whiten", "--autoencoder", str(ae_run),
+                              "--data", *data["train"], "--patch", str(args.ae_whiten), "--out", str(white)],
+                             env=child_env(), capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"gpu_run: genie-train whiten failed (exit {res.returncode}): "
+                             f"{res.stderr.strip()[-800:]}")
+        log(res.stdout.strip())
+        out["whiten_patch"], ae_run = args.ae_whiten, white
     if not args.init_from:
         return {**out, "autoencoder": str(ae_run), "init_from": ""}
     model = work / "transplanted"
@@ -433,6 +444,9 @@ def run(args) -> int:
     if any(t == "--init-from" or t.startswith("--init-from=") for t in shlex.split(args.train_args)):
         raise SystemExit("gpu_run: give the checkpoint to fine-tune as --init-from (gpu_run.sh: INIT_FROM), not in "
                          "--train-args (TRAIN_ARGS)")
+    if args.ae_whiten and not args.ae_preset:
+        raise SystemExit("gpu_run: --ae-whiten (AE_WHITEN) whitens the new autoencoder of --ae-preset (AE_PRESET); "
+                         "set AE_PRESET too")
     if args.ae_preset and args.widen_latent:
         raise SystemExit("gpu_run: --ae-preset (AE_PRESET) trains a new autoencoder instead of widening the old one; "
                          "leave --widen-latent (WIDEN_LATENT) at 0")
@@ -506,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
                         "dynamics on its latents: --init-from's moved onto it (genie-train transplant), or from "
                         "scratch without --init-from ('': the frozen --autoencoder)")
     r.add_argument("--ae-minutes", type=float, default=1.5, help="the new autoencoder's training budget")
+    r.add_argument("--ae-whiten", type=int, default=0,
+                   help="with --ae-preset: whiten the new autoencoder's latent in patches of this side (genie-train "
+                        "whiten; the dynamics' --patch-size) before the dynamics train on it (0: not)")
     r.add_argument("--ae-args", default="", help="more genie-train autoencoder options for the new one")
     r.add_argument("--preset", default="default", help="dynamics preset")
     r.add_argument("--batch", type=int, default=0, help="windows per step (0: 256 on CUDA, 8 on CPU)")

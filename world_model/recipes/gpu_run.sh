@@ -85,6 +85,11 @@ DATA_ARGS=${DATA_ARGS:-"--policy mix --top-down-share 0.2 --max-episode-steps 12
 # >>> scratch it needs more than one lent call to reach the shipped model (entry 34).
 AE_PRESET=${AE_PRESET:-}
 AE_MINUTES=${AE_MINUTES:-1.5}
+# >>> AE_WHITEN: with AE_PRESET, whiten the new latent in patches of this side (genie-train whiten; the dynamics'
+# >>> --patch-size, 4 for "fine") before the dynamics train on it; 0: not. The fine latent's 4 x 4 patches put half
+# >>> their directions under 5% of the mean variance; whitened, dynamics from scratch predict a frame ahead 3 dB
+# >>> better at the same CPU budget (experiments/LOG.md entry 35).
+AE_WHITEN=${AE_WHITEN:-0}
 AE_ARGS=${AE_ARGS:-"--batch-size 128 --lr 1e-3 --warmup 100 --log-every 50"}
 INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && [ -z "$AE_PRESET" ] && echo "$REPO/world_model/checkpoints/default" || true)}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
@@ -157,6 +162,6 @@ exec "$PYTHON" "$REPO/world_model/recipes/gpu_run.py" run --out "$OUT" --minutes
   --work "$WORK" --python "$PYTHON" $CUDA --procs "$PROCS" --levels "$LEVELS" --data-args "$DATA_ARGS" \
   --frames-per-proc "$FRAMES_PER_PROC" --test-frames "$TEST_FRAMES" --record-share "$RECORD_SHARE" \
   --autoencoder "$AUTOENCODER" --init-from "$INIT_FROM" --widen-latent "$WIDEN_LATENT" --ae-preset "$AE_PRESET" \
-  --ae-minutes "$AE_MINUTES" --ae-args "$AE_ARGS" \
+  --ae-minutes "$AE_MINUTES" --ae-args "$AE_ARGS" --ae-whiten "$AE_WHITEN" \
   --widen-minutes "$WIDEN_MINUTES" --widen-args "$WIDEN_ARGS" --preset "$PRESET" --batch "$BATCH" --train-args "$TRAIN_ARGS" \
   --export-args "$EXPORT_ARGS" --export-minutes "$EXPORT_MINUTES" --final-margin-s "$FINAL_MARGIN_S"
