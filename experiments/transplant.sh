@@ -5,6 +5,7 @@
 #   MINUTES=40 bash experiments/transplant.sh train tp_fine   # fine-tune it (THREADS threads; v9_more's recipe)
 #   bash experiments/transplant.sh export tp_fine && bash experiments/transplant.sh measure tp_fine
 #   bash experiments/transplant.sh whiten && MINUTES=40 bash experiments/transplant.sh train sc_white
+#   bash experiments/transplant.sh transplant && MINUTES=20 bash experiments/transplant.sh train tp_white
 #   bash experiments/transplant.sh ref; bash experiments/transplant.sh curves tp_fine tp_io sc_fine   # held-out curves
 # The data and the fine autoencoder come from experiments/fine_latent.sh (stages data, ae).
 # The control is entry 32's v9_more: v9 fine-tuned on the shipped latent with the same recipe, data and budget
@@ -26,6 +27,9 @@ if [[ $STAGE == transplant || $STAGE == all ]]; then
     --out runs/candidates/tp_fine0 | tee "$R/transplant.txt"
   genie-train transplant --model default --autoencoder runs/train/ae_fine --data runs/data/td/* \
     --out runs/candidates/tp_fine0m | tee -a "$R/transplant.txt"
+  # tp_white0: onto the fine latent whitened in 4 x 4 patches (stage whiten), noise-matched
+  [ ! -d runs/train/ae_fine_w ] || genie-train transplant --model default --autoencoder runs/train/ae_fine_w \
+    --data runs/data/td/* --out runs/candidates/tp_white0 | tee -a "$R/transplant.txt"
 fi
 
 # the sampler the shipped model exports with, and the suite as td_finetune.sh runs it (32 top-down, 64 first-person)
@@ -41,6 +45,9 @@ if [[ $STAGE == whiten ]]; then
   # the fine latent whitened in the dynamics' 4 x 4 patches (genie-train whiten; entry 35)
   genie-train whiten --autoencoder runs/train/ae_fine --data runs/data/td/* --patch 4 --out runs/train/ae_fine_w \
     | tee "$R/whiten.txt"
+  # the shipped latent's 2 x 2 patches (its dynamics' tokens), for the spectrum only
+  genie-train whiten --autoencoder default --data runs/data/td/* --patch 2 --out runs/train/ae_ship_w2 \
+    | tee -a "$R/whiten.txt"
 fi
 
 if [[ $STAGE == ref ]]; then
@@ -70,6 +77,7 @@ TP="--autoencoder runs/candidates/tp_fine0 --init-from runs/candidates/tp_fine0"
 # tp_fine: all of it (v9_more's recipe); tp_io: only the two ends (--train-only patch-io); sc_fine: the same
 # dynamics from scratch on the fine latent (the recipe's from-scratch learning rate), the control of the transplant
 declare -A EXTRA=([tp_fine]="$TP" [tp_io]="$TP --train-only patch-io --lr 1e-3"
+  [tp_white]="--autoencoder runs/candidates/tp_white0 --init-from runs/candidates/tp_white0"
   [sc_fine]="--autoencoder runs/train/ae_fine --lr 6e-4 --warmup 100"
   [sc_white]="--autoencoder runs/train/ae_fine_w --lr 6e-4 --warmup 100")
 
@@ -79,6 +87,9 @@ if [[ $STAGE == train || $STAGE == all ]]; then
     # the fine autoencoder's latents of this data, encoded by entry 34's run (the same weights: the cache's key)
     [ -f "runs/train/$arm/latents.safetensors" ] || [ ! -f runs/train/dyn_fine/latents.safetensors ] \
       || [[ $arm == *white* ]] || cp runs/train/dyn_fine/latents.safetensors "runs/train/$arm/"
+    # the whitened latents: sc_white's (the same autoencoder weights and whitening: the cache's key)
+    [ -f "runs/train/$arm/latents.safetensors" ] || [[ $arm != tp_white ]] || [ ! -f runs/train/sc_white/latents.safetensors ] \
+      || cp runs/train/sc_white/latents.safetensors "runs/train/$arm/"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done
