@@ -210,15 +210,21 @@ class Autoencoder(nn.Module):
                    then: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, h, w): every p x p patch's numbers v (channel-major, as the dynamics' tokens) -> (v + shift) @ m
         + then."""
-        p = self.config.whiten_patch
-        B, C, h, w = z.shape
-        v = z.reshape(B, C, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, h // p, w // p, C * p * p)
+        v = self._patches(z)
         if shift is not None:
             v = v + shift
         v = v @ m
         if then is not None:
             v = v + then
+        p = self.config.whiten_patch
+        B, C, h, w = z.shape
         return v.reshape(B, h // p, w // p, C, p, p).permute(0, 3, 1, 4, 2, 5).reshape(B, C, h, w)
+
+    def _patches(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, h/p, w/p, C*p*p): the p x p patches' numbers, channel-major (`dynamics.patchify`)."""
+        p = self.config.whiten_patch
+        B, C, h, w = z.shape
+        return z.reshape(B, C, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, h // p, w // p, C * p * p)
 
     @torch.no_grad()
     def fit_whitening(self, pixels: torch.Tensor, floor: float = 1e-3, batch_size: int = 256) -> dict:
@@ -232,12 +238,8 @@ class Autoencoder(nn.Module):
         self.patch_mean.zero_()
         self.whiten.copy_(eye)
         self.unwhiten.copy_(eye)  # encode gives the normalised latent alone while fitting
-        p = self.config.whiten_patch
-        toks = []
-        for i in range(0, len(pixels), batch_size):
-            z = self.encode(pixels[i:i + batch_size]).double()
-            B, C, h, w = z.shape
-            toks.append(z.reshape(B, C, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(-1, C * p * p))
+        toks = [self._patches(self.encode(pixels[i:i + batch_size]).double()).flatten(0, 2)
+                for i in range(0, len(pixels), batch_size)]
         t = torch.cat(toks)
         mean = t.mean(0)
         eig, vec = torch.linalg.eigh(torch.cov((t - mean).T))
@@ -245,7 +247,7 @@ class Autoencoder(nn.Module):
         self.patch_mean.copy_(mean.float())
         self.whiten.copy_((vec @ torch.diag(kept.rsqrt()) @ vec.T).float())
         self.unwhiten.copy_((vec @ torch.diag(kept.sqrt()) @ vec.T).float())
-        return {"patch": p, "directions": len(eig), "floor": floor, "under_floor": int((eig < floor).sum()),
+        return {"patch": self.config.whiten_patch, "directions": len(eig), "floor": floor, "under_floor": int((eig < floor).sum()),
                 "under_5pct_of_mean": int((eig < 0.05 * eig.mean()).sum()),
                 "eigenvalues": [round(float(e), 5) for e in eig.flip(0)]}
 
