@@ -6,8 +6,8 @@
         --patch-size 4 ...
 
 Why (experiments/LOG.md entry 35): a finer latent (the `fine` autoencoder preset, 32 x 32 x 4) keeps what the top-down
-floor and the README demo need, but dynamics trained on it from scratch start slower than the shipped model has come
-on the CPU. The transformer between the patch embedding and the output projection works on tokens, one per patch of
+floor and the README demo need, but dynamics trained on it from scratch would need far more compute than the shipped
+model had to come as far. The transformer between the patch embedding and the output projection works on tokens, one per patch of
 the frame; when the new latent is cut into as many tokens, each covering the same pixels, only the two ends have to
 change. Both autoencoders encode the same frames; a linear map from each new token to the old one (fitted by least
 squares) feeds the old patch embedding, and a linear map from each old token to the new one turns the old output
@@ -17,6 +17,7 @@ latent holds, decoded through the new one) and is trained further with `genie-tr
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -103,7 +104,7 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
         raise ValueError(f"fitting the bridges needs at least 64 frames, got {len(frames)}; pass more --frames or "
                          "other --data")
     patch = size // grid
-    old = latent_tokens(wm.autoencoder.float(), frames, dyn.patch_size)
+    old = latent_tokens(copy.deepcopy(wm.autoencoder).float(), frames, dyn.patch_size)  # wm itself left as it is
     new = latent_tokens(ae, frames, patch)
     if ridge is None:
         to_old, explained_old, ridge = fit_noise_matched(new, old)  # (d_new, d_old): new token -> old token
