@@ -83,7 +83,8 @@ FOLDER_TITLES = {"candidates": "candidate models",
                  "transplant": "v9 moved onto the fine 32 x 32 x 4 latent (genie-train transplant) before training "
                                "(tp_fine0: plain bridge; tp_fine0m: noise-matched) and fine-tuned 40 CPU minutes "
                                "(tp_fine), the same dynamics from scratch on that latent (sc_fine) and on it whitened "
-                               "in 4 x 4 patches (sc_white), experiments/LOG.md entry 35; consistency_td_*: the "
+                               "in 4 x 4 patches (sc_white), v9 transplanted onto the whitened latent and fine-tuned "
+                               "20 minutes (tp_white), experiments/LOG.md entry 35; consistency_td_*: the "
                                "suite's 32 top-down worlds, consistency_64_fp_*: the 64 first-person floor worlds, "
                                "small_* and sampler_*: the small preset's 8 worlds",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
