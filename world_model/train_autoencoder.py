@@ -190,14 +190,10 @@ def whiten_autoencoder(autoencoder: str, data, out: str, patch: int = 4, floor: 
     ae = Autoencoder(replace(old.config, whiten_patch=patch))  # ValueError: a patch that does not divide the latent
     missing, unexpected = ae.load_state_dict(old.state_dict(), strict=False)
     assert not unexpected and set(missing) <= {"patch_mean", "whiten", "unwhiten"}, (missing, unexpected)
-    pool = EpisodeDataset(_as_list(data), split="train").frames
+    pool = EpisodeDataset(data, split="train").frames
     pick = np.sort(np.random.default_rng(seed).choice(len(pool), min(frames, len(pool)), replace=False))
     fit = ae.eval().fit_whitening(frames_to_pixels(torch.from_numpy(np.asarray(pool[pick]))), floor=floor)
     cfg = {"format": FORMAT_AUTOENCODER, "format_version": FORMAT_VERSION, "autoencoder": ae.config.to_dict(),
            "latent_shift": ae.latent_shift.tolist(), "latent_scale": ae.latent_scale.tolist(),
            "training": {"whitened": {"from": str(autoencoder), "frames": len(pick), **fit}}}
     return save_model(out, cfg, prefixed("autoencoder", ae)), fit
-
-
-def _as_list(x) -> list:
-    return [x] if isinstance(x, str) else list(x)
