@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .dynamics import patchify, unpatchify
+
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
@@ -195,36 +197,23 @@ class Autoencoder(nn.Module):
         """(B, 3, H, W) in [-1, 1] -> normalised latents (B, C, h, w) (fp32; whitened with `whiten_patch`)."""
         z = self.encoder(pixels.to(self.conv_dtype))
         z = (z.float() - self.latent_shift[:, None, None]) / self.latent_scale[:, None, None]
-        return self._patchwise(z, self.whiten.float(), shift=-self.patch_mean.float()) if self.config.whiten_patch \
+        return self._patchwise(z, self.whiten.float(), before=-self.patch_mean.float()) if self.config.whiten_patch \
             else z
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, C, h, w) -> pixels (B, 3, H, W), roughly in [-1, 1]."""
         z = latents.float()
         if self.config.whiten_patch:
-            z = self._patchwise(z, self.unwhiten.float(), shift=None, then=self.patch_mean.float())
+            z = self._patchwise(z, self.unwhiten.float(), after=self.patch_mean.float())
         z = z * self.latent_scale[:, None, None] + self.latent_shift[:, None, None]
         return self.decoder(z.to(self.conv_dtype))
 
-    def _patchwise(self, z: torch.Tensor, m: torch.Tensor, shift: torch.Tensor | None = None,
-                   then: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, h, w): every p x p patch's numbers v (channel-major, as the dynamics' tokens) -> (v + shift) @ m
-        + then."""
-        v = self._patches(z)
-        if shift is not None:
-            v = v + shift
-        v = v @ m
-        if then is not None:
-            v = v + then
-        p = self.config.whiten_patch
+    def _patchwise(self, z: torch.Tensor, m: torch.Tensor, before=0.0, after=0.0) -> torch.Tensor:
+        """(B, C, h, w): every p x p patch's numbers v, in the dynamics' token layout (`patchify`), -> (v + before)
+        @ m + after."""
         B, C, h, w = z.shape
-        return v.reshape(B, h // p, w // p, C, p, p).permute(0, 3, 1, 4, 2, 5).reshape(B, C, h, w)
-
-    def _patches(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) -> (B, h/p, w/p, C*p*p): the p x p patches' numbers, channel-major (`dynamics.patchify`)."""
-        p = self.config.whiten_patch
-        B, C, h, w = z.shape
-        return z.reshape(B, C, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, h // p, w // p, C * p * p)
+        v = patchify(z[:, None], self.config.whiten_patch)
+        return unpatchify((v + before) @ m + after, self.config.whiten_patch, C, h, w)[:, 0]
 
     @torch.no_grad()
     def fit_whitening(self, pixels: torch.Tensor, floor: float = 1e-3, batch_size: int = 256) -> dict:
@@ -238,8 +227,8 @@ class Autoencoder(nn.Module):
         self.patch_mean.zero_()
         self.whiten.copy_(eye)
         self.unwhiten.copy_(eye)  # encode gives the normalised latent alone while fitting
-        toks = [self._patches(self.encode(pixels[i:i + batch_size]).double()).flatten(0, 2)
-                for i in range(0, len(pixels), batch_size)]
+        toks = [patchify(self.encode(pixels[i:i + batch_size]).double()[:, None], self.config.whiten_patch)
+                .flatten(0, 2) for i in range(0, len(pixels), batch_size)]
         t = torch.cat(toks)
         mean = t.mean(0)
         eig, vec = torch.linalg.eigh(torch.cov((t - mean).T))
@@ -247,8 +236,8 @@ class Autoencoder(nn.Module):
         self.patch_mean.copy_(mean.float())
         self.whiten.copy_((vec @ torch.diag(kept.rsqrt()) @ vec.T).float())
         self.unwhiten.copy_((vec @ torch.diag(kept.sqrt()) @ vec.T).float())
-        return {"patch": self.config.whiten_patch, "directions": len(eig), "floor": floor, "under_floor": int((eig < floor).sum()),
-                "under_5pct_of_mean": int((eig < 0.05 * eig.mean()).sum()),
+        return {"patch": self.config.whiten_patch, "directions": len(eig), "floor": floor,
+                "under_floor": int((eig < floor).sum()), "under_5pct_of_mean": int((eig < 0.05 * eig.mean()).sum()),
                 "eigenvalues": [round(float(e), 5) for e in eig.flip(0)]}
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
