@@ -218,12 +218,15 @@ class Conditioners:
         """c_in x for noisy frames x (..., C, h, w)."""
         return _per_frame(self.c_in) * x
 
-    def denoised(self, x: torch.Tensor, F_x: torch.Tensor) -> torch.Tensor:
-        """D = c_skip x + c_out F (Eq. 7) from noisy frames x and the network output F, both (..., C, h, w)."""
-        return _per_frame(self.c_skip) * x + _per_frame(self.c_out) * F_x
+    def denoised(self, x: torch.Tensor, F_x: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """D = c_skip x + c_out F (Eq. 7) from noisy frames x and the network output F, both (..., C, h, w), plus
+        the prior's term (`Denoiser.prior`) when there is one."""
+        d = _per_frame(self.c_skip) * x + _per_frame(self.c_out) * F_x
+        return d if prior is None else d + prior
 
-    def network_target(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The F that makes D equal the clean frames y: (y - c_skip x) / c_out (Eq. 8)."""
+    def network_target(self, y: torch.Tensor, x: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The F that makes D equal the clean frames y: (y - c_skip x) / c_out (Eq. 8), less the prior's term."""
+        y = y if prior is None else y - prior
         return (y - _per_frame(self.c_skip) * x) / _per_frame(self.c_out)
 
 
@@ -271,7 +274,28 @@ class Denoiser(nn.Module):
             F_x = self.dynamics.forward_cached(cs.network_input(x), cs.c_noise, actions, positions, cache,
                                                prev=self.cache_prev(cache), independent=independent,
                                                memory=self.cache_inputs(cache))
-        return cs.denoised(x, F_x)
+        return cs.denoised(x, F_x, self.prior(x, sigma, cache, frame_valid, independent))
+
+    def prior(self, x, sigma, cache: KVCache | None = None, frame_valid=None, independent: bool = False):
+        """The term `DynamicsConfig.prev_prior` adds to D for noisy frames x (B, T, C, h, w) at levels sigma (B, T),
+        or None for models without it. In the directions M (`Dynamics.prior_map`) it makes D = p + k (x - p) +
+        c_out F instead of c_skip x + c_out F: M ((1 - k) p + (k - c_skip) x), with p the frame's predecessor (in
+        the window; the first frame's the cache's latest) scaled by sigma_data^2 / (sigma_p^2 + sigma_data^2), the
+        share of it that is signal (0 without one), and k = s^2 / (sigma^2 + s^2), s = `prev_prior_sigma`
+        (sigma_data when None: k = c_skip)."""
+        cfg = self.dynamics.config
+        if not cfg.prev_prior:
+            return None
+        sd = self.config.sigma_data
+        px, ps, has = self.dynamics.predecessors(x, sigma, self.cache_latest(cache), frame_valid, independent)
+        ps = ps.float()
+        g = torch.where(has, sd**2 / (ps**2 + sd**2), torch.zeros_like(ps))
+        s = sd if cfg.prev_prior_sigma is None else cfg.prev_prior_sigma
+        sigma = sigma.float()
+        k = s**2 / (sigma**2 + s**2)
+        c_skip = sd**2 / (sigma**2 + sd**2)
+        mix = _per_frame(1 - k) * _per_frame(g) * px.float() + _per_frame(k - c_skip) * x.float()
+        return self.dynamics.prior_project(mix)
 
     @torch.no_grad()
     def commit(self, x, sigma, actions, positions, cache: KVCache) -> None:
@@ -291,17 +315,26 @@ class Denoiser(nn.Module):
         cs = self.compute_conditioners(sigma)
         return cs.network_input(cache.latents), cs.c_noise
 
-    def cache_prev(self, cache: KVCache | None):
-        """The latest cached frame of every world as the network sees it: (c_in x (B, C, h, w), c_noise (B,),
-        present (B,) bool), the predecessor of the next frame for `prev_frame` models; None without a cache."""
-        if cache is None or not self.dynamics.config.prev_frame:
+    @staticmethod
+    def cache_latest(cache: KVCache | None):
+        """The latest cached frame of every world: (noisy latent (B, C, h, w), sigma (B,) (1 where absent),
+        present (B,) bool); None without a cache."""
+        if cache is None:
             return None
         slot = (cache.next_slot - 1) % cache.slots  # (B,)
         b = torch.arange(cache.batch, device=slot.device)
         present = cache.valid[b, slot]
         sigma = torch.where(present, cache.sigmas[b, slot], torch.ones_like(cache.sigmas[b, slot]))
+        return cache.latents[b, slot], sigma, present
+
+    def cache_prev(self, cache: KVCache | None):
+        """The latest cached frame of every world as the network sees it: (c_in x (B, C, h, w), c_noise (B,),
+        present (B,) bool), the predecessor of the next frame for `prev_frame` models; None without a cache."""
+        if cache is None or not self.dynamics.config.prev_frame:
+            return None
+        latent, sigma, present = self.cache_latest(cache)
         cs = self.compute_conditioners(sigma)
-        return cs.network_input(cache.latents[b, slot]), cs.c_noise, present
+        return cs.network_input(latent), cs.c_noise, present
 
     def guided(self, x, sigma, actions, positions, guidance: float, cache: KVCache | None = None, frame_valid=None,
                view=None):
@@ -513,7 +546,7 @@ class Denoiser(nn.Module):
         positions = torch.arange(T, device=dev).expand(B, T)
         extra = {k: v for k, v in (("frame_valid", frame_valid), ("view", view)) if v is not None}
         F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, **extra)  # (B, T, C, h, w)
-        target = cs.network_target(y, x)
+        target = cs.network_target(y, x, self.prior(x, sigma, frame_valid=frame_valid))
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
             err = err * self.change_weights(y, frame_valid)

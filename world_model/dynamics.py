@@ -102,6 +102,16 @@ class DynamicsConfig:
     channels, and its noise level in the conditioning (channel concatenation, as DIAMOND and GameNGen condition on
     past frames): copying what does not change becomes a local path, and attention only has to learn the change.
     A checkpoint config without this key loads as False."""
+    prev_prior: bool = False
+    """The denoiser's estimate starts from the previous frame instead of from zero, in the directions of each token
+    that `Dynamics.prior_map` keeps (the identity unless set; `genie-train transplant --prev-prior` sets it to the
+    directions the transplanted output projection cannot reach): there, D = p + k (x - p) + c_out F, with p the
+    previous frame's noisy latent faded by its noise level and k = s^2 / (sigma^2 + s^2) for s =
+    `prev_prior_sigma` (`Denoiser.prior`); where nothing changes, the network's output F only has to stay near
+    zero. False: EDM's D (a checkpoint config without this key)."""
+    prev_prior_sigma: float | None = None
+    """With `prev_prior`: s, the spread the prior gives the change from the previous frame; None: the denoiser's
+    sigma_data (EDM around p instead of zero); 0: the previous frame itself wherever the network adds nothing."""
     attention: str = "frame_causal"
     """Attention layout of every block: "frame_causal" (all tokens of frames <= t) or "factorised" (spatial within
     a frame, then causal temporal per position; Genie's ST-transformer). See the module docstring. A checkpoint
@@ -134,6 +144,9 @@ class DynamicsConfig:
     """Action id that moves the agent one cell forward (when the cell is free)."""
 
     def __post_init__(self):
+        if self.prev_prior_sigma is not None and not (self.prev_prior and self.prev_prior_sigma >= 0):
+            raise ValueError(f"prev_prior_sigma={self.prev_prior_sigma} needs prev_prior and a value >= 0 (or None: "
+                             "the denoiser's sigma_data)")
         if self.attention not in ATTENTION_LAYOUTS:
             raise ValueError(f"unknown attention layout {self.attention!r}; choose one of "
                              f"{', '.join(ATTENTION_LAYOUTS)}")
@@ -551,11 +564,16 @@ class NoiseEmbedding(nn.Module):
 class Dynamics(nn.Module):
     """F_theta of EDM over a window of latent frames (see module docstring)."""
 
+    STATS = ("prior_map",)
+    """Buffers a bf16 runtime keeps in fp32."""
+
     def __init__(self, config: DynamicsConfig):
         super().__init__()
         self.config = cfg = config
         D = cfg.width
         self.patch_in = nn.Linear(cfg.patch_dim * (1 + cfg.prev_frame + cfg.memory), D)  # [frame, prev, memory]
+        if cfg.prev_prior:  # kept fp32 by a bf16 runtime (STATS)
+            self.register_buffer("prior_map", torch.eye(cfg.patch_dim))
         if cfg.prev_frame:
             self.prev_noise_emb = NoiseEmbedding(cfg)
             self.no_prev = nn.Parameter(torch.zeros(D))  # conditioning of a frame without a predecessor
@@ -755,6 +773,21 @@ class Dynamics(nn.Module):
         mx = torch.where(found[..., None, None, None], cand_x[b, idx], torch.zeros((), dtype=x.dtype, device=dev))
         mc = torch.where(found, cand_c[b, idx], torch.zeros((), dtype=c_noise.dtype, device=dev))
         return mx, mc, gap
+
+    def predecessors(self, x: torch.Tensor, sigma: torch.Tensor,
+                     prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                     frame_valid: torch.Tensor | None = None, independent: bool = False):
+        """Every frame's predecessor as it is: noisy latent (B, T, C, h, w) (zeros where none), its sigma (B, T) and
+        presence (B, T) bool, for noisy latents x (B, T, C, h, w) at levels sigma (B, T); prev: the frame before the
+        first, (latent (B, C, h, w), sigma (B,), present (B,) bool) (`Denoiser.cache_latest`), or None; the rest as
+        in `forward` / `forward_cached`."""
+        return self._predecessors(x, sigma, prev, frame_valid, independent)
+
+    def prior_project(self, x: torch.Tensor) -> torch.Tensor:
+        """Latents (B, T, C, h, w) with every token mapped by `prior_map` (`DynamicsConfig.prev_prior`), float32."""
+        B, T, C, h, w = x.shape
+        p = self.config.patch_size
+        return unpatchify(patchify(x.float(), p) @ self.prior_map.float().T, p, C, h, w)
 
     def _predecessors(self, x, c_noise, prev, frame_valid, independent):
         """Inputs, c_noise and presence (B, T) of every new frame's predecessor (see `forward`, `forward_cached`)."""

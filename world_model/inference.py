@@ -232,6 +232,9 @@ class WorldModel(nn.Module):
                 if hasattr(self.autoencoder, name):
                     getattr(ae, name).data = getattr(self.autoencoder, name).data.clone()
             dyn = copy.deepcopy(self.dynamics).to(torch.bfloat16).eval()
+            for name in Dynamics.STATS:
+                if hasattr(self.dynamics, name):
+                    getattr(dyn, name).data = getattr(self.dynamics, name).data.clone()
             self._bf16.extend([ae.eval(), dyn, Denoiser(self.config.diffusion, dyn)])
         return tuple(self._bf16)
 

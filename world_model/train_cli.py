@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--ridge", type=float, default=None,
                     help="ridge of the new -> old bridge (default: noise-matched, the ridge at which it carries unit "
                          "noise to unit noise; world_model/transplant.py)")
+    tp.add_argument("--prev-prior", action="store_true",
+                    help="start the new model's estimates from the previous frame in the directions the old output "
+                         "cannot reach (DynamicsConfig.prev_prior; train it on with genie-train dynamics --prev-prior)")
+    tp.add_argument("--prev-prior-sigma", type=float, default=None,
+                    help="with --prev-prior: the spread it gives the change from the previous frame (default: the "
+                         "denoiser's sigma_data; 0: the previous frame itself)")
     tp.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
     wh = sub.add_parser("whiten", help="an autoencoder's latent whitened in p x p patches (fitted on recorded frames)")
     wh.add_argument("--autoencoder", required=True, help="autoencoder run directory or checkpoint")
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                    replace=False))
             wm = transplant_world_model(WorldModel.load(args.model, autocast=False),
                                         load_autoencoder(args.autoencoder), np.asarray(frames[pick]),
-                                        ridge=args.ridge)
+                                        ridge=args.ridge, prev_prior=args.prev_prior,
+                                        prev_prior_sigma=args.prev_prior_sigma)
         except (ValueError, CheckpointError, DatasetError) as e:
             print(f"genie-train transplant: error: {e}", file=sys.stderr)
             return 2
@@ -173,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[genie-train] wrote {path}: patch size {fit['patch_size'][1]}; the bridges explain "
               f"{fit['explained_new_to_old']:.1%} (new -> old) and {fit['explained_old_to_new']:.1%} (old -> new) "
               f"of the latents' variance (new -> old: ridge {fit['ridge_new_to_old']:.3g}, noise gain "
-              f"{fit['noise_gain_new_to_old']:.3g})")
+              f"{fit['noise_gain_new_to_old']:.3g})"
+              + (f"; {fit['prior_directions']} of {wm.config.dynamics.patch_dim} directions a token start from the "
+                 "previous frame" if "prior_directions" in fit else ""))
         return 0
     if args.command == "export":
         import torch

@@ -160,6 +160,13 @@ class DynamicsArgs(TrainArgs):
     the rest from the checkpoint."""
     memory_turns_only: bool = False
     """With --memory: only frames the agent turned into get a memory frame (DynamicsConfig.memory_turns_only)."""
+    prev_prior: bool = False
+    """The denoiser's estimate of each frame starts from its predecessor instead of from zero
+    (DynamicsConfig.prev_prior; the identity map unless --init-from a model that set it, e.g. `genie-train
+    transplant --prev-prior`)."""
+    prev_prior_sigma: float | None = None
+    """With --prev-prior: the spread the prior gives the change from the previous frame
+    (DynamicsConfig.prev_prior_sigma; default: the denoiser's sigma_data; 0: the previous frame itself)."""
     pad_short_episodes: bool = False
     """Give episodes shorter than the window one window each, padded in front with copies of their first frame
     under noop (WindowDataset's pad_action; the recordings must have a "noop" action under which nothing changes).
@@ -425,6 +432,10 @@ class DynamicsTrainer(Trainer):
             self.latents = self.branch_latents = None  # ... and its windows are encoded on the fly
         layout = {k: getattr(args, k) for k in ("attention", "patch_size", "context_frames")
                   if getattr(args, k) is not None}
+        if args.prev_prior:
+            layout.update(prev_prior=True, prev_prior_sigma=args.prev_prior_sigma)
+        elif args.prev_prior_sigma is not None:
+            raise ValueError("--prev-prior-sigma needs --prev-prior")
         if args.memory:
             layout.update(memory=True, memory_turns_only=args.memory_turns_only, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
@@ -486,6 +497,14 @@ class DynamicsTrainer(Trainer):
             raise CheckpointError(f"--init-from {path} has per-view adapters of width {other.view_adapter} for "
                                   f"{' '.join(other.adapter_views)}; pass --view-adapter {other.view_adapter} "
                                   f"--adapter-views {' '.join(other.adapter_views)} to keep training them")
+        if (other.prev_prior, other.prev_prior_sigma) != (dyn_cfg.prev_prior, dyn_cfg.prev_prior_sigma):
+            sigma = "" if other.prev_prior_sigma is None else f" --prev-prior-sigma {other.prev_prior_sigma:g}"
+            raise CheckpointError(
+                f"--init-from {path} " + (f"starts its estimates from the previous frame; pass --prev-prior{sigma} to "
+                                          "keep training it" if other.prev_prior else
+                                          "starts its estimates from zero, and a prior would change what it predicts; "
+                                          "drop --prev-prior (genie-train transplant --prev-prior makes a model with "
+                                          "one)"))
         if dyn_cfg.view_adapter and not other.view_adapter:
             added.update(view_adapter=0, adapter_views=())
         if dyn_cfg.memory and not other.memory:

@@ -1,0 +1,139 @@
+"""The denoiser's estimate started from the previous frame (DynamicsConfig.prev_prior, Denoiser.prior): what it adds
+to D, that a network that says nothing then copies the previous frame, that the cached and recomputed paths agree,
+the transplant's prior map, and the trainer's refusals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from world_model import WorldModel
+from world_model.checkpoint import CheckpointError
+from world_model.diffusion import Conditioners
+from world_model.autoencoder import PRESETS as AE_PRESETS, Autoencoder
+from world_model.metrics import psnr
+from world_model.train_dynamics import DynamicsArgs
+from world_model.transplant import transplant_world_model
+
+from test_gpu_run import NoiseWindows
+from test_transplant import frames
+
+
+def with_prior(wm: WorldModel, sigma: float | None = None) -> WorldModel:
+    """`wm` with the prior (identity map) and the same weights, its context stored at the shipped model's noise
+    level (0.01)."""
+    cfg = replace(wm.config, dynamics=replace(wm.config.dynamics, prev_prior=True, prev_prior_sigma=sigma),
+                  diffusion=replace(wm.config.diffusion, context_sigma=0.01))
+    out = WorldModel.from_config(cfg, autocast=False)
+    out.autoencoder.load_state_dict(wm.autoencoder.state_dict())
+    out.dynamics.load_state_dict({**wm.dynamics.state_dict(), "prior_map": out.dynamics.prior_map})
+    return out.eval()
+
+
+def test_the_network_target_undoes_the_prior_term():
+    g = torch.Generator().manual_seed(0)
+    y, x, q = (torch.randn(2, 3, 4, 8, 8, generator=g) for _ in range(3))
+    sigma = torch.rand(2, 3, generator=g) * 3 + 0.01
+    sd = 0.5
+    cs = Conditioners(c_skip=sd**2 / (sigma**2 + sd**2), c_out=sigma * sd / (sigma**2 + sd**2).sqrt(),
+                      c_in=1 / (sigma**2 + sd**2).sqrt(), c_noise=sigma.log() / 4)
+    assert torch.allclose(cs.denoised(x, cs.network_target(y, x, q), q), y, atol=1e-4)
+    assert torch.allclose(cs.denoised(x, cs.network_target(y, x)), y, atol=1e-4)
+
+
+def test_with_sigma_data_the_prior_is_edm_around_the_faded_previous_frame(tiny_world_model):
+    wm = with_prior(tiny_world_model(seed=0))
+    den = wm.denoiser
+    g = torch.Generator().manual_seed(1)
+    c, size = wm.config.dynamics.latent_channels, wm.config.dynamics.latent_size
+    x = torch.randn(2, 3, c, size, size, generator=g)
+    sigma = torch.tensor([[0.05, 0.3, 2.0], [1.0, 0.02, 0.1]])
+    q = den.prior(x, sigma)
+    sd = den.config.sigma_data
+    c_skip = sd**2 / (sigma**2 + sd**2)
+    fade = sd**2 / (sigma**2 + sd**2)  # of each frame as the next one's predecessor
+    assert torch.equal(q[:, 0], torch.zeros_like(q[:, 0]))  # no predecessor: plain EDM
+    for t in (1, 2):
+        want = ((1 - c_skip[:, t]) * fade[:, t - 1])[:, None, None, None] * x[:, t - 1]
+        assert torch.allclose(q[:, t], want, atol=1e-6)
+    # the window's first frame may be padding: the first real one has no predecessor
+    valid = torch.tensor([[False, True, True], [True, True, True]])
+    assert not den.prior(x, sigma, frame_valid=valid)[0, 1].any()
+
+
+def test_a_network_that_says_nothing_copies_the_previous_frame(tiny_world_model):
+    """F = 0 (output projection zeroed): with the prior at spread 0 a noop step draws the prompt again, for every
+    noise the sampler starts from; without the prior the same network draws noise."""
+    base = tiny_world_model(seed=0)
+    with torch.no_grad():
+        base.dynamics.patch_out.weight.zero_()
+        base.dynamics.patch_out.bias.zero_()
+    prompt = frames(2, seed=3)
+    for sigma, least in ((0.0, 40.0), (0.05, 25.0)):
+        wm = with_prior(base, sigma)
+        out, _ = wm.step(wm.reset(prompt, generator=torch.Generator().manual_seed(0)), [0, 0],
+                         generator=torch.Generator().manual_seed(1))
+        truth = wm.decode(wm.encode(prompt))
+        assert psnr(out, truth).min() > least, sigma
+    plain, _ = base.step(base.reset(prompt), [0, 0], generator=torch.Generator().manual_seed(1))
+    assert psnr(plain, base.decode(base.encode(prompt))).max() < 25
+
+
+def test_the_cached_and_recomputed_paths_agree(tiny_world_model):
+    wm = with_prior(tiny_world_model(seed=0), 0.1)
+    prompt = np.stack([frames(3, seed=4)] * 2)  # (2 worlds, 3 prompt frames)
+    outs = []
+    for cached in (True, False):
+        state = wm.reset(prompt, generator=torch.Generator().manual_seed(0))
+        out, state = wm.step(state, [1, 3], generator=torch.Generator().manual_seed(2), use_kv_cache=cached)
+        outs.append(out.astype(np.float32))
+    assert np.abs(outs[0] - outs[1]).max() <= 2
+
+
+def test_the_transplants_prior_covers_what_its_output_cannot_reach(tiny_world_model):
+    """Onto its own autoencoder the old -> new map reaches every direction: the prior map is zero and the model
+    computes what it did; the map is always the orthogonal projector onto what the output cannot reach."""
+    wm = tiny_world_model(seed=0)
+    same = transplant_world_model(wm, wm.autoencoder, frames(), ridge_out=0.0, prev_prior=True)
+    m = same.dynamics.prior_map
+    assert same.config.dynamics.prev_prior and not m.abs().max() > 1e-5
+    assert same.training_metadata["transplanted"]["prior_directions"] == 0
+    # onto a 32 x 32 latent (4 x 4 patches of 4 channels: 64 numbers a token): the old output reaches at most 16
+    torch.manual_seed(0)
+    fine = transplant_world_model(wm, Autoencoder(AE_PRESETS["fine"]).eval(), frames(), prev_prior=True)
+    m = fine.dynamics.prior_map.double()
+    out = fine.dynamics.patch_out.weight.double()  # (64, width): its columns span what the output reaches
+    assert torch.allclose(m, m.T, atol=1e-6) and torch.allclose(m @ m, m, atol=1e-5)
+    assert (m @ out).abs().max() < 1e-4 * out.abs().max()
+    assert fine.training_metadata["transplanted"]["prior_directions"] == round(float(m.trace())) >= 64 - 16
+    with pytest.raises(ValueError, match="needs --prev-prior"):
+        transplant_world_model(wm, wm.autoencoder, frames(), prev_prior_sigma=0.1)
+    with pytest.raises(ValueError, match="transplant the model it was made from"):
+        transplant_world_model(same, wm.autoencoder, frames())
+
+
+def test_init_from_must_keep_the_prior_it_has(tiny_world_model, tmp_path):
+    base, prior = tmp_path / "base", tmp_path / "prior"
+    wm = tiny_world_model(seed=0)
+    wm.save(base, dtype=torch.float32)
+    with_prior(wm, 0.1).save(prior, dtype=torch.float32)
+    common = dict(data=(), preset="tiny", steps=1, batch_size=2, warmup=1, threads=1, window=3, ema_decay=0.0)
+    with pytest.raises(CheckpointError, match="drop --prev-prior"):
+        DynamicsArgs(out=str(tmp_path / "a"), autoencoder=str(base), init_from=str(base), prev_prior=True,
+                     **common).trainer(NoiseWindows(3))
+    with pytest.raises(CheckpointError, match="pass --prev-prior --prev-prior-sigma 0.1"):
+        DynamicsArgs(out=str(tmp_path / "b"), autoencoder=str(prior), init_from=str(prior), prev_prior=True,
+                     **common).trainer(NoiseWindows(3))
+    with pytest.raises(ValueError, match="needs --prev-prior"):
+        DynamicsArgs(out=str(tmp_path / "c"), autoencoder=str(base), prev_prior_sigma=0.1,
+                     **common).trainer(NoiseWindows(3))
+    # kept, it trains: the prior's map comes from the checkpoint, and the loss is finite
+    trainer = DynamicsArgs(out=str(tmp_path / "d"), autoencoder=str(prior), init_from=str(prior), prev_prior=True,
+                           prev_prior_sigma=0.1, **common).trainer(NoiseWindows(3))
+    trainer.run()
+    logged = (tmp_path / "d" / "log.jsonl").read_text().splitlines()
+    assert logged and np.isfinite([float(json.loads(x)["loss"]) for x in logged]).all()
