@@ -6,6 +6,8 @@
 #   bash experiments/transplant.sh export tp_fine && bash experiments/transplant.sh measure tp_fine
 #   bash experiments/transplant.sh whiten && MINUTES=40 bash experiments/transplant.sh train sc_white
 #   bash experiments/transplant.sh transplant && MINUTES=20 bash experiments/transplant.sh train tp_white
+#   export tp_white, then MINUTES=70 bash experiments/transplant.sh train tp_white2 tp_white2_cw   # more of it, and
+#     with the top-down change weight of entry 33 (both from tp_white's exported EMA, a fresh lr schedule)
 #   bash experiments/transplant.sh ref; bash experiments/transplant.sh curves tp_fine tp_io sc_fine   # held-out curves
 # The data and the fine autoencoder come from experiments/fine_latent.sh (stages data, ae).
 # The control is entry 32's v9_more: v9 fine-tuned on the shipped latent with the same recipe, data and budget
@@ -78,6 +80,9 @@ TP="--autoencoder runs/candidates/tp_fine0 --init-from runs/candidates/tp_fine0"
 # dynamics from scratch on the fine latent (the recipe's from-scratch learning rate), the control of the transplant
 declare -A EXTRA=([tp_fine]="$TP" [tp_io]="$TP --train-only patch-io --lr 1e-3"
   [tp_white]="--autoencoder runs/candidates/tp_white0 --init-from runs/candidates/tp_white0"
+  [tp_white2]="--autoencoder runs/candidates/tp_white --init-from runs/candidates/tp_white"
+  [tp_white2_cw]="--autoencoder runs/candidates/tp_white --init-from runs/candidates/tp_white
+    --change-weight 4 --change-scope past --change-norm window"
   [sc_fine]="--autoencoder runs/train/ae_fine --lr 6e-4 --warmup 100"
   [sc_white]="--autoencoder runs/train/ae_fine_w --lr 6e-4 --warmup 100")
 
@@ -88,7 +93,7 @@ if [[ $STAGE == train || $STAGE == all ]]; then
     [ -f "runs/train/$arm/latents.safetensors" ] || [ ! -f runs/train/dyn_fine/latents.safetensors ] \
       || [[ $arm == *white* ]] || cp runs/train/dyn_fine/latents.safetensors "runs/train/$arm/"
     # the whitened latents: sc_white's (the same autoencoder weights and whitening: the cache's key)
-    [ -f "runs/train/$arm/latents.safetensors" ] || [[ $arm != tp_white ]] || [ ! -f runs/train/sc_white/latents.safetensors ] \
+    [ -f "runs/train/$arm/latents.safetensors" ] || [[ $arm != tp_white* ]] || [ ! -f runs/train/sc_white/latents.safetensors ] \
       || cp runs/train/sc_white/latents.safetensors "runs/train/$arm/"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
