@@ -8,6 +8,10 @@ transition, the squared change of the normalised latent from the frame before, p
 - ``mean_sq_change``: mean over the latent's elements (what an action-blind model's loss is up against);
 - ``share_changed``: share of latent positions whose change (summed over channels) exceeds 0.01;
 - ``max_position_change``: the largest change of one position (summed over channels).
+- ``mean_sq_change_prior`` (models with ``DynamicsConfig.prev_prior``): the part of ``mean_sq_change`` in the
+  directions its prior map covers (`Dynamics.prior_project`); and ``prior_spreads``, the root mean square change
+  per dimension of those directions, per action id (`prior_spreads`): the prior's spreads, for
+  ``genie-train transplant --prev-prior-sigma``.
 A dynamics model that ignores the action pays, in loss, about what its frames' ``mean_sq_change`` is; where that is
 small the uniform diffusion loss barely asks for the action's effect.
 
@@ -37,18 +41,45 @@ def measure(wm: WorldModel, data, view: str, episodes: int, seed: int = 0) -> di
     rows: dict[int, list] = {}
     for e in rng.choice(ds.num_episodes, min(episodes, ds.num_episodes), replace=False):
         ep = ds.episode(int(e))
-        z = wm.encode(ep.frames).numpy()  # (L+1, C, h, w)
-        d = (z[1:] - z[:-1]) ** 2
+        z = wm.encode(ep.frames)  # (L+1, C, h, w)
+        dz = z[1:] - z[:-1]
+        d = dz.numpy() ** 2
+        prior = None
+        if wm.config.dynamics.prev_prior:  # the change in the directions the prior covers, per element of the latent
+            prior = (wm.dynamics.prior_project(dz[None])[0].numpy() ** 2).mean(axis=(1, 2, 3))
         for j, a in enumerate(ep.actions[:-1]):
             per_position = d[j].sum(0)
-            rows.setdefault(int(a), []).append((d[j].mean(), (per_position > 0.01).mean(), per_position.max()))
+            rows.setdefault(int(a), []).append((d[j].mean(), (per_position > 0.01).mean(), per_position.max(),
+                                                np.nan if prior is None else prior[j]))
     out = {}
     for a in sorted(rows):
         v = np.asarray(rows[a], dtype=np.float64)
         out[wm.action_meanings[a]] = {"transitions": len(v), "mean_sq_change": float(v[:, 0].mean()),
                                       "share_changed": float(v[:, 1].mean()),
                                       "max_position_change": float(v[:, 2].mean())}
+        if wm.config.dynamics.prev_prior:
+            out[wm.action_meanings[a]]["mean_sq_change_prior"] = float(v[:, 3].mean())
     return out
+
+
+def prior_spreads(wm: WorldModel, views: dict, weights=None) -> list[float]:
+    """The root mean square change of a transition in the directions the prior map of `wm` covers, per dimension of
+    them, one value per action id (DynamicsConfig.prev_prior_sigma: the actions, then START and NULL, which get the
+    mean over the actions' squares), the `views` (`measure`'s results) weighted by `weights` (default: equal)."""
+    names = list(views)
+    w = np.ones(len(names)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(names):
+        raise SystemExit(f"latent_change: {len(w)} --view-weights for {len(names)} --views")
+    dims = float(wm.dynamics.prior_map.trace())  # the prior's directions a token (a projector's trace)
+    scale = wm.config.dynamics.patch_size ** 2 * wm.config.dynamics.latent_channels / max(dims, 1e-9)
+    squares = []
+    for name in wm.action_meanings:
+        have = [(wv, views[v][name]["mean_sq_change_prior"]) for wv, v in zip(w, names) if name in views[v]]
+        if not have:
+            raise SystemExit(f"latent_change: no {name} transition in the episodes drawn; draw more --episodes")
+        squares.append(sum(a * b for a, b in have) / sum(a for a, _ in have) * scale)
+    squares += [float(np.mean(squares))] * 2
+    return [round(float(np.sqrt(v)), 4) for v in squares]
 
 
 def batch_weights(wm: WorldModel, data, batches: int, top_down_windows: int, window: int = 17, seed: int = 0) -> dict:
@@ -89,6 +120,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batches", type=int, default=0, help="mixed batches for the change weights (0: none)")
     parser.add_argument("--top-down-windows", type=int, default=2, help="top-down windows of each batch's 8")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--view-weights", type=float, nargs="+", default=None,
+                        help="weights of --views in the prior spreads (default: equal), e.g. a recording's view mix")
     parser.add_argument("--out", help="JSON file to write")
     a = parser.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -98,7 +131,12 @@ def main(argv=None) -> dict:
     for view, per in result["views"].items():
         for name, r in per.items():
             print(f"{view:13s} {name:10s} n={r['transitions']:4d}  mean sq change {r['mean_sq_change']:.4f}  "
-                  f"positions changed {r['share_changed']:.3f}  largest position change {r['max_position_change']:.2f}")
+                  f"positions changed {r['share_changed']:.3f}  largest position change {r['max_position_change']:.2f}"
+                  + (f"  in the prior's directions {r['mean_sq_change_prior']:.4f}" if "mean_sq_change_prior" in r
+                     else ""))
+    if wm.config.dynamics.prev_prior:  # the spread of the change in the prior's directions, per action id
+        result["prior_spreads"] = prior_spreads(wm, result["views"], a.view_weights)
+        print("prior spreads (actions, START, NULL): " + " ".join(f"{v:.3f}" for v in result["prior_spreads"]))
     if a.batches:
         result["weights"] = batch_weights(wm, a.data, a.batches, a.top_down_windows)
         result["weights_setting"] = {"change_weight": 4.0, "change_scope": "window", "batches": a.batches,

@@ -1,21 +1,32 @@
 # The shipped model transplanted onto the whitened fine latent with the denoiser's estimate started from the previous
 # frame in the directions its output cannot reach (DynamicsConfig.prev_prior); experiments/LOG.md entry 36. Stages:
 #   bash experiments/prev_prior.sh transplant   # v9 -> runs/train/ae_fine_w with the prior at spreads 0, 0.05, 0.1
+#   bash experiments/prev_prior.sh spreads      # the change per action in the prior's directions -> ppa, a transplant
+#                                               # with one spread per action
 #   bash experiments/prev_prior.sh small0       # each, untrained, on the suite's small preset (and tp_white0 without)
-#   MINUTES=20 bash experiments/prev_prior.sh train pp_white   # fine-tuned as tp_white was (transplant.sh)
-#   bash experiments/prev_prior.sh export pp_white && bash experiments/prev_prior.sh small pp_white
-#   bash experiments/prev_prior.sh measure pp_white   # the full suite (32 top-down, 64 first-person worlds)
+#   bash experiments/prev_prior.sh train pp_a   # ppa fine-tuned as tp_white was (transplant.sh), 420 steps
+#   bash experiments/prev_prior.sh export pp_a && bash experiments/prev_prior.sh small pp_a
+#   bash experiments/prev_prior.sh measure pp_a   # the full suite (32 top-down, 64 first-person worlds)
 # The data and the whitened autoencoder come from experiments/fine_latent.sh (data, ae) and transplant.sh (whiten).
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
-MINUTES=${MINUTES:-20}
 THREADS=${THREADS:-1}
 MTHREADS=${MTHREADS:-1}  # threads of the suite runs
 R=experiments/results/prev_prior
 STAGE=${1:-all}; shift || true
-ARMS=${*:-pp_white}
+ARMS=${*:-pp_a}
 mkdir -p "$R" runs/logs runs/candidates
 declare -A SPREAD=([pp0]=0 [pp005]=0.05 [pp01]=0.1)
+
+if [[ $STAGE == spreads ]]; then
+  # the change in the prior's directions per action (any of the transplants: the same map), weighted as the
+  # recording mixes the views (60% first person); then the transplant with those spreads
+  OMP_NUM_THREADS=$MTHREADS python -m experiments.latent_change --model runs/candidates/pp0 --data runs/data/td/* \
+    --episodes 30 --view-weights 0.6 0.4 --out "$R/latent_change_pp0.json" | tee "$R/spreads.txt"
+  read -r -a spreads <<< "$(python -c "import json; print(*json.load(open('$R/latent_change_pp0.json'))['prior_spreads'])")"
+  genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
+    --prev-prior-sigma "${spreads[@]}" --out runs/candidates/ppa | tee -a "$R/transplant.txt"
+fi
 
 if [[ $STAGE == transplant ]]; then
   [ -d runs/data/td ] && [ -d runs/train/ae_fine_w ] || { echo "run fine_latent.sh data ae, transplant.sh whiten"; exit 2; }
@@ -33,25 +44,24 @@ small() {  # MODEL NAME: the suite's small preset (8 worlds a scenario)
 
 if [[ $STAGE == small0 ]]; then
   small runs/candidates/tp_white0 tp_white0
-  for name in pp0 pp005 pp01; do small "runs/candidates/$name" "$name"; done
+  for name in pp0 pp005 pp01 ppa; do [ ! -d "runs/candidates/$name" ] || small "runs/candidates/$name" "$name"; done
 fi
 
-# tp_white's recipe (transplant.sh), from the transplant with the prior of spread PP_SPREAD (default 0.05)
-SP=${PP_SPREAD:-0.05}
-declare -A INIT=([0]=pp0 [0.05]=pp005 [0.1]=pp01)
-COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50
+# tp_white's recipe (transplant.sh) for its 420 steps, from a transplant with the prior (INIT_pp_a: ppa)
+declare -A INIT=([pp_a]=ppa [pp_0]=pp0)
+STEPS=${STEPS:-420}
+COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps $STEPS --batch-size 8 --lr 1e-4 --warmup 50
   --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5
-  --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning"
+  --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior"
 if [[ $STAGE == train ]]; then
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
     # the whitened latents of this data (the same autoencoder weights and whitening: the cache's key)
     [ -f "runs/train/$arm/latents.safetensors" ] || [ ! -f runs/train/tp_white/latents.safetensors ] \
       || cp runs/train/tp_white/latents.safetensors "runs/train/$arm/"
-    init="runs/candidates/${INIT[$SP]}"
-    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON --autoencoder "$init" --init-from "$init" --prev-prior \
-      --prev-prior-sigma "$SP" --out "runs/train/$arm" --time-budget-minutes "$MINUTES" --threads "$THREADS" \
-      > "runs/logs/$arm.log" 2>&1 &
+    init="runs/candidates/${INIT[$arm]}"
+    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON --autoencoder "$init" --init-from "$init" \
+      --out "runs/train/$arm" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done
   wait
 fi

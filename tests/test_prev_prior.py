@@ -45,24 +45,31 @@ def test_the_network_target_undoes_the_prior_term():
     assert torch.allclose(cs.denoised(x, cs.network_target(y, x)), y, atol=1e-4)
 
 
-def test_with_sigma_data_the_prior_is_edm_around_the_faded_previous_frame(tiny_world_model):
+def test_the_prior_is_the_bayes_estimate_around_the_faded_previous_frame(tiny_world_model):
     wm = with_prior(tiny_world_model(seed=0))
     den = wm.denoiser
     g = torch.Generator().manual_seed(1)
     c, size = wm.config.dynamics.latent_channels, wm.config.dynamics.latent_size
     x = torch.randn(2, 3, c, size, size, generator=g)
     sigma = torch.tensor([[0.05, 0.3, 2.0], [1.0, 0.02, 0.1]])
-    q = den.prior(x, sigma)
+    acts = torch.zeros(2, 3, dtype=torch.long)
+    q = den.prior(x, sigma, acts)
     sd = den.config.sigma_data
     c_skip = sd**2 / (sigma**2 + sd**2)
-    fade = sd**2 / (sigma**2 + sd**2)  # of each frame as the next one's predecessor
+    g = sd**2 / (sigma**2 + sd**2)  # of each frame as the next one's predecessor
     assert torch.equal(q[:, 0], torch.zeros_like(q[:, 0]))  # no predecessor: plain EDM
-    for t in (1, 2):
-        want = ((1 - c_skip[:, t]) * fade[:, t - 1])[:, None, None, None] * x[:, t - 1]
+    for t in (1, 2):  # s^2 = sd^2 + (g sigma_p)^2: k a little over c_skip
+        s2 = sd**2 + (g[:, t - 1] * sigma[:, t - 1]) ** 2
+        k = s2 / (sigma[:, t] ** 2 + s2)
+        want = (((1 - k) * g[:, t - 1])[:, None, None, None] * x[:, t - 1]
+                + (k - c_skip[:, t])[:, None, None, None] * x[:, t])
         assert torch.allclose(q[:, t], want, atol=1e-6)
-    # the window's first frame may be padding: the first real one has no predecessor
+    # the window's first frame may be padding: the first real one has no predecessor, whatever the spread
     valid = torch.tensor([[False, True, True], [True, True, True]])
-    assert not den.prior(x, sigma, frame_valid=valid)[0, 1].any()
+    for spread in (None, 0.0, 3.0):
+        wm_s = with_prior(wm, spread)
+        assert not wm_s.denoiser.prior(x, sigma, acts, frame_valid=valid)[0, 1].any()
+        assert not wm_s.denoiser.prior(x, sigma, acts)[:, 0].any()
 
 
 def test_a_network_that_says_nothing_copies_the_previous_frame(tiny_world_model):
@@ -81,6 +88,13 @@ def test_a_network_that_says_nothing_copies_the_previous_frame(tiny_world_model)
         assert psnr(out, truth).min() > least, sigma
     plain, _ = base.step(base.reset(prompt), [0, 0], generator=torch.Generator().manual_seed(1))
     assert psnr(plain, base.decode(base.encode(prompt))).max() < 25
+    # one spread per action id: 0 for noop, wide for a turn; the same worlds, the same noise
+    spreads = (0.0, 10.0) + (0.0,) * (base.config.dynamics.num_actions)
+    wm = with_prior(base, spreads)
+    out, _ = wm.step(wm.reset(prompt, generator=torch.Generator().manual_seed(0)), [0, 1],
+                     generator=torch.Generator().manual_seed(1))
+    score = psnr(out, wm.decode(wm.encode(prompt)))
+    assert score[0] > 40 and score[1] < 25
 
 
 def test_the_cached_and_recomputed_paths_agree(tiny_world_model):
@@ -112,6 +126,8 @@ def test_the_transplants_prior_covers_what_its_output_cannot_reach(tiny_world_mo
     assert fine.training_metadata["transplanted"]["prior_directions"] == round(float(m.trace())) >= 64 - 16
     with pytest.raises(ValueError, match="needs --prev-prior"):
         transplant_world_model(wm, wm.autoencoder, frames(), prev_prior_sigma=0.1)
+    with pytest.raises(ValueError, match="one per action id"):
+        transplant_world_model(wm, wm.autoencoder, frames(), prev_prior=True, prev_prior_sigma=(0.1, 0.2))
     with pytest.raises(ValueError, match="transplant the model it was made from"):
         transplant_world_model(same, wm.autoencoder, frames())
 
@@ -122,18 +138,24 @@ def test_init_from_must_keep_the_prior_it_has(tiny_world_model, tmp_path):
     wm.save(base, dtype=torch.float32)
     with_prior(wm, 0.1).save(prior, dtype=torch.float32)
     common = dict(data=(), preset="tiny", steps=1, batch_size=2, warmup=1, threads=1, window=3, ema_decay=0.0)
+
+    def trainer(name, ckpt, **kw):
+        return DynamicsArgs(out=str(tmp_path / name), autoencoder=str(ckpt), **common, **kw).trainer(NoiseWindows(3))
+
     with pytest.raises(CheckpointError, match="drop --prev-prior"):
-        DynamicsArgs(out=str(tmp_path / "a"), autoencoder=str(base), init_from=str(base), prev_prior=True,
-                     **common).trainer(NoiseWindows(3))
-    with pytest.raises(CheckpointError, match="pass --prev-prior --prev-prior-sigma 0.1"):
-        DynamicsArgs(out=str(tmp_path / "b"), autoencoder=str(prior), init_from=str(prior), prev_prior=True,
-                     **common).trainer(NoiseWindows(3))
+        trainer("a", base, init_from=str(base), prev_prior=True)
+    with pytest.raises(CheckpointError, match="pass --prev-prior"):
+        trainer("b", prior, init_from=str(prior))
+    with pytest.raises(CheckpointError, match="without --prev-prior-sigma"):
+        trainer("c", prior, init_from=str(prior), prev_prior=True, prev_prior_sigma=(0.2,))
     with pytest.raises(ValueError, match="needs --prev-prior"):
-        DynamicsArgs(out=str(tmp_path / "c"), autoencoder=str(base), prev_prior_sigma=0.1,
-                     **common).trainer(NoiseWindows(3))
-    # kept, it trains: the prior's map comes from the checkpoint, and the loss is finite
-    trainer = DynamicsArgs(out=str(tmp_path / "d"), autoencoder=str(prior), init_from=str(prior), prev_prior=True,
-                           prev_prior_sigma=0.1, **common).trainer(NoiseWindows(3))
-    trainer.run()
-    logged = (tmp_path / "d" / "log.jsonl").read_text().splitlines()
+        trainer("d", base, prev_prior_sigma=(0.1,))
+    # kept, it trains with the checkpoint's spread and prior map, and the loss is finite
+    t = trainer("e", prior, init_from=str(prior), prev_prior=True)
+    assert t.dyn.config.prev_prior_sigma == 0.1
+    t.run()
+    logged = (tmp_path / "e" / "log.jsonl").read_text().splitlines()
     assert logged and np.isfinite([float(json.loads(x)["loss"]) for x in logged]).all()
+    # from scratch, one spread per action id
+    spreads = tuple(float(v) for v in range(wm.config.dynamics.num_actions + 2))
+    assert trainer("f", base, prev_prior=True, prev_prior_sigma=spreads).dyn.config.prev_prior_sigma == spreads

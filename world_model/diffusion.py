@@ -274,27 +274,31 @@ class Denoiser(nn.Module):
             F_x = self.dynamics.forward_cached(cs.network_input(x), cs.c_noise, actions, positions, cache,
                                                prev=self.cache_prev(cache), independent=independent,
                                                memory=self.cache_inputs(cache))
-        return cs.denoised(x, F_x, self.prior(x, sigma, cache, frame_valid, independent))
+        return cs.denoised(x, F_x, self.prior(x, sigma, actions, cache, frame_valid, independent))
 
-    def prior(self, x, sigma, cache: KVCache | None = None, frame_valid=None, independent: bool = False):
+    def prior(self, x, sigma, actions, cache: KVCache | None = None, frame_valid=None, independent: bool = False):
         """The term `DynamicsConfig.prev_prior` adds to D for noisy frames x (B, T, C, h, w) at levels sigma (B, T),
-        or None for models without it. In the directions M (`Dynamics.prior_map`) it makes D = p + k (x - p) +
-        c_out F instead of c_skip x + c_out F: M ((1 - k) p + (k - c_skip) x), with p the frame's predecessor (in
-        the window; the first frame's the cache's latest) scaled by sigma_data^2 / (sigma_p^2 + sigma_data^2), the
-        share of it that is signal (0 without one), and k = s^2 / (sigma^2 + s^2), s = `prev_prior_sigma`
-        (sigma_data when None: k = c_skip)."""
+        led to by the conditioning actions (B, T), or None for models without it. In the directions M
+        (`Dynamics.prior_map`) it makes D = p + k (x - p) + c_out F instead of c_skip x + c_out F: it adds
+        M ((1 - k) p + (k - c_skip) x). p is the frame's predecessor (in the window; the first one's the cache's
+        latest frame) scaled by g = sigma_data^2 / (sigma_p^2 + sigma_data^2), the share of it that is signal;
+        k = s^2 / (sigma^2 + s^2) with s^2 = spread^2 + (g sigma_p)^2, the change from the predecessor
+        (`prev_prior_sigma` of the frame's action) plus the noise p carries. A frame without a predecessor gets
+        nothing (k = c_skip, p = 0)."""
         cfg = self.dynamics.config
         if not cfg.prev_prior:
             return None
         sd = self.config.sigma_data
         px, ps, has = self.dynamics.predecessors(x, sigma, self.cache_latest(cache), frame_valid, independent)
-        ps = ps.float()
+        ps, sigma = ps.float(), sigma.float()
         g = torch.where(has, sd**2 / (ps**2 + sd**2), torch.zeros_like(ps))
-        s = sd if cfg.prev_prior_sigma is None else cfg.prev_prior_sigma
-        sigma = sigma.float()
-        k = s**2 / (sigma**2 + s**2)
+        spread = sd if cfg.prev_prior_sigma is None else cfg.prev_prior_sigma
+        if isinstance(spread, tuple):
+            spread = torch.tensor(spread, device=x.device)[actions]  # (B, T)
+        s2 = spread**2 + (g * ps) ** 2
         c_skip = sd**2 / (sigma**2 + sd**2)
-        mix = _per_frame(1 - k) * _per_frame(g) * px.float() + _per_frame(k - c_skip) * x.float()
+        k = torch.where(has, s2 / (sigma**2 + s2), c_skip)
+        mix = _per_frame((1 - k) * g) * px.float() + _per_frame(k - c_skip) * x.float()
         return self.dynamics.prior_project(mix)
 
     @torch.no_grad()
@@ -546,7 +550,7 @@ class Denoiser(nn.Module):
         positions = torch.arange(T, device=dev).expand(B, T)
         extra = {k: v for k, v in (("frame_valid", frame_valid), ("view", view)) if v is not None}
         F_x = self.dynamics(cs.network_input(x), cs.c_noise, cond, positions, **extra)  # (B, T, C, h, w)
-        target = cs.network_target(y, x, self.prior(x, sigma, frame_valid=frame_valid))
+        target = cs.network_target(y, x, self.prior(x, sigma, cond, frame_valid=frame_valid))
         err = (F_x.float() - target).pow(2)  # (B, T, C, h, w)
         if cfg.change_weight > 0:
             err = err * self.change_weights(y, frame_valid)

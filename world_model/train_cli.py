@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--prev-prior", action="store_true",
                     help="start the new model's estimates from the previous frame in the directions the old output "
                          "cannot reach (DynamicsConfig.prev_prior; train it on with genie-train dynamics --prev-prior)")
-    tp.add_argument("--prev-prior-sigma", type=float, default=None,
-                    help="with --prev-prior: the spread it gives the change from the previous frame (default: the "
-                         "denoiser's sigma_data; 0: the previous frame itself)")
+    tp.add_argument("--prev-prior-sigma", type=float, nargs="+", default=None,
+                    help="with --prev-prior: the spread of the change from the previous frame in the latent, one value "
+                         "or one per action id (the actions, START, NULL; experiments.latent_change measures them; "
+                         "default: the denoiser's sigma_data)")
     tp.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
     wh = sub.add_parser("whiten", help="an autoencoder's latent whitened in p x p patches (fitted on recorded frames)")
     wh.add_argument("--autoencoder", required=True, help="autoencoder run directory or checkpoint")

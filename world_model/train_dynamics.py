@@ -164,9 +164,9 @@ class DynamicsArgs(TrainArgs):
     """The denoiser's estimate of each frame starts from its predecessor instead of from zero
     (DynamicsConfig.prev_prior; the identity map unless --init-from a model that set it, e.g. `genie-train
     transplant --prev-prior`)."""
-    prev_prior_sigma: float | None = None
-    """With --prev-prior: the spread the prior gives the change from the previous frame
-    (DynamicsConfig.prev_prior_sigma; default: the denoiser's sigma_data; 0: the previous frame itself)."""
+    prev_prior_sigma: tuple[float, ...] | None = None
+    """With --prev-prior: the spread of the change from the previous frame, one value or one per action id
+    (DynamicsConfig.prev_prior_sigma); default: --init-from's, or the denoiser's sigma_data."""
     pad_short_episodes: bool = False
     """Give episodes shorter than the window one window each, padded in front with copies of their first frame
     under noop (WindowDataset's pad_action; the recordings must have a "noop" action under which nothing changes).
@@ -433,7 +433,11 @@ class DynamicsTrainer(Trainer):
         layout = {k: getattr(args, k) for k in ("attention", "patch_size", "context_frames")
                   if getattr(args, k) is not None}
         if args.prev_prior:
-            layout.update(prev_prior=True, prev_prior_sigma=args.prev_prior_sigma)
+            spread = args.prev_prior_sigma
+            if spread is None and args.init_from is not None:  # the checkpoint's own
+                spread = read_config(resolve_checkpoint(args.init_from), formats=(FORMAT_WORLD_MODEL,)).get(
+                    "dynamics", {}).get("prev_prior_sigma")
+            layout.update(prev_prior=True, prev_prior_sigma=spread)
         elif args.prev_prior_sigma is not None:
             raise ValueError("--prev-prior-sigma needs --prev-prior")
         if args.memory:
@@ -498,10 +502,10 @@ class DynamicsTrainer(Trainer):
                                   f"{' '.join(other.adapter_views)}; pass --view-adapter {other.view_adapter} "
                                   f"--adapter-views {' '.join(other.adapter_views)} to keep training them")
         if (other.prev_prior, other.prev_prior_sigma) != (dyn_cfg.prev_prior, dyn_cfg.prev_prior_sigma):
-            sigma = "" if other.prev_prior_sigma is None else f" --prev-prior-sigma {other.prev_prior_sigma:g}"
             raise CheckpointError(
-                f"--init-from {path} " + (f"starts its estimates from the previous frame; pass --prev-prior{sigma} to "
-                                          "keep training it" if other.prev_prior else
+                f"--init-from {path} " + ("starts its estimates from the previous frame with the spreads "
+                                          f"{other.prev_prior_sigma}; pass --prev-prior (without --prev-prior-sigma) "
+                                          "to keep training it" if other.prev_prior else
                                           "starts its estimates from zero, and a prior would change what it predicts; "
                                           "drop --prev-prior (genie-train transplant --prev-prior makes a model with "
                                           "one)"))

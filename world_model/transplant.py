@@ -85,7 +85,7 @@ def fit_noise_matched(x: torch.Tensor, y: torch.Tensor, lo: float = 1e-6,
 @torch.no_grad()
 def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float | None = None,
                            ridge_out: float = 1e-3, prev_prior: bool = False,
-                           prev_prior_sigma: float | None = None):
+                           prev_prior_sigma: float | tuple[float, ...] | None = None):
     """A copy of world model `wm` (world_model.WorldModel) on autoencoder `ae`, its dynamics' patch embedding and output
     projection bridged to the new latent by least squares on `frames` (uint8 (N, H, W, 3), both views; a few thousand):
     every input block (frame, previous frame, memory) of the embedding reads new tokens through the map new -> old,
@@ -96,7 +96,7 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     (`DynamicsConfig.prev_prior`) in the directions of a new token the old -> new map cannot reach (its prior map
     the orthogonal projector onto them): where it can, the model is the old one; elsewhere, where the old
     model's output cannot say anything, the new one starts from the previous frame instead of from zero, with the
-    spread prev_prior_sigma (`DynamicsConfig.prev_prior_sigma`; 0: the previous frame itself).
+    spread prev_prior_sigma (`DynamicsConfig.prev_prior_sigma`: one value or one per action id).
     `training_metadata["transplanted"]` records both fits (the variance each explains) for the model card."""
     from .inference import WorldModel
 
@@ -108,8 +108,8 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     if len(frames) < 64:
         raise ValueError(f"fitting the bridges needs at least 64 frames, got {len(frames)}; pass more --frames or "
                          "other --data")
-    if prev_prior_sigma is not None and not (prev_prior and prev_prior_sigma >= 0):
-        raise ValueError(f"--prev-prior-sigma {prev_prior_sigma} needs --prev-prior and a value >= 0")
+    if prev_prior_sigma is not None and not prev_prior:
+        raise ValueError(f"--prev-prior-sigma {prev_prior_sigma} needs --prev-prior")
     if dyn.prev_prior:
         raise ValueError("the model starts its estimates from the previous frame through a prior map fitted to its "
                          "own latent (DynamicsConfig.prev_prior); transplant the model it was made from instead")
