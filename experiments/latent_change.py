@@ -9,9 +9,9 @@ transition, the squared change of the normalised latent from the frame before, p
 - ``share_changed``: share of latent positions whose change (summed over channels) exceeds 0.01;
 - ``max_position_change``: the largest change of one position (summed over channels).
 - ``mean_sq_change_prior`` (models with ``DynamicsConfig.prev_prior``): the part of ``mean_sq_change`` in the
-  directions its prior map covers (`Dynamics.prior_project`); and ``prior_spreads``, the root mean square change
-  per dimension of those directions, per action id (`prior_spreads`): the prior's spreads, for
-  ``genie-train transplant --prev-prior-sigma``.
+  directions its prior map covers (`Dynamics.prior_project`); ``prior_gain``, the regression of a frame on its
+  predecessor there, and ``mean_sq_residual_prior``, what it leaves; and ``prior`` (`prior_fit`), the gains and
+  spreads per action id, for ``genie-train transplant --prev-prior-gain ... --prev-prior-sigma ...``.
 A dynamics model that ignores the action pays, in loss, about what its frames' ``mean_sq_change`` is; where that is
 small the uniform diffusion loss barely asks for the action's effect.
 
@@ -44,13 +44,16 @@ def measure(wm: WorldModel, data, view: str, episodes: int, seed: int = 0) -> di
         z = wm.encode(ep.frames)  # (L+1, C, h, w)
         dz = z[1:] - z[:-1]
         d = dz.numpy() ** 2
-        prior = None
-        if wm.config.dynamics.prev_prior:  # the change in the directions the prior covers, per element of the latent
-            prior = (wm.dynamics.prior_project(dz[None])[0].numpy() ** 2).mean(axis=(1, 2, 3))
+        prior = [np.full(len(dz), np.nan)] * 4
+        if wm.config.dynamics.prev_prior:  # in the prior's directions, per element of the latent: the change, and
+            mz = wm.dynamics.prior_project(z[None])[0].double()  # the sums of a regression of a frame on the one before
+            y, p = mz[1:], mz[:-1]
+            prior = [((y - p) ** 2).mean(dim=(1, 2, 3)).numpy(), (y * p).mean(dim=(1, 2, 3)).numpy(),
+                     (p * p).mean(dim=(1, 2, 3)).numpy(), (y * y).mean(dim=(1, 2, 3)).numpy()]
         for j, a in enumerate(ep.actions[:-1]):
             per_position = d[j].sum(0)
             rows.setdefault(int(a), []).append((d[j].mean(), (per_position > 0.01).mean(), per_position.max(),
-                                                np.nan if prior is None else prior[j]))
+                                                *(v[j] for v in prior)))
     out = {}
     for a in sorted(rows):
         v = np.asarray(rows[a], dtype=np.float64)
@@ -58,28 +61,38 @@ def measure(wm: WorldModel, data, view: str, episodes: int, seed: int = 0) -> di
                                       "share_changed": float(v[:, 1].mean()),
                                       "max_position_change": float(v[:, 2].mean())}
         if wm.config.dynamics.prev_prior:
-            out[wm.action_meanings[a]]["mean_sq_change_prior"] = float(v[:, 3].mean())
+            yp, pp, yy = v[:, 4].mean(), v[:, 5].mean(), v[:, 6].mean()
+            gain = float(np.clip(yp / pp, 0.0, 1.0)) if pp > 0 else 1.0
+            out[wm.action_meanings[a]].update(mean_sq_change_prior=float(v[:, 3].mean()), prior_gain=gain,
+                                              mean_sq_residual_prior=float(yy - 2 * gain * yp + gain**2 * pp))
     return out
 
 
-def prior_spreads(wm: WorldModel, views: dict, weights=None) -> list[float]:
-    """The root mean square change of a transition in the directions the prior map of `wm` covers, per dimension of
-    them, one value per action id (DynamicsConfig.prev_prior_sigma: the actions, then START and NULL, which get the
-    mean over the actions' squares), the `views` (`measure`'s results) weighted by `weights` (default: equal)."""
+def prior_fit(wm: WorldModel, views: dict, weights=None) -> dict:
+    """The prior's parameters per action id (DynamicsConfig.prev_prior_sigma / prev_prior_gain: the actions, then
+    START and NULL, which get the mean over the actions), the `views` (`measure`'s results) weighted by `weights`
+    (default: equal): "gains", the regression of a frame on its predecessor in the directions the prior map of
+    `wm` covers (clipped to [0, 1]), and "spreads", the root mean square of what it leaves, per dimension of those
+    directions (the map's trace); "change_spreads", that of the change itself (the spreads for a gain of 1)."""
     names = list(views)
     w = np.ones(len(names)) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(w) != len(names):
         raise SystemExit(f"latent_change: {len(w)} --view-weights for {len(names)} --views")
-    dims = float(wm.dynamics.prior_map.trace())  # the prior's directions a token (a projector's trace)
+    dims = float(wm.dynamics.prior_map.trace())
     scale = wm.config.dynamics.patch_size ** 2 * wm.config.dynamics.latent_channels / max(dims, 1e-9)
-    squares = []
+    fit = {"gains": [], "spreads": [], "change_spreads": []}
     for name in wm.action_meanings:
-        have = [(wv, views[v][name]["mean_sq_change_prior"]) for wv, v in zip(w, names) if name in views[v]]
+        have = [(wv, views[v][name]) for wv, v in zip(w, names) if name in views[v]]
         if not have:
             raise SystemExit(f"latent_change: no {name} transition in the episodes drawn; draw more --episodes")
-        squares.append(sum(a * b for a, b in have) / sum(a for a, _ in have) * scale)
-    squares += [float(np.mean(squares))] * 2
-    return [round(float(np.sqrt(v)), 4) for v in squares]
+        total = sum(a for a, _ in have)
+        fit["gains"].append(sum(a * r["prior_gain"] for a, r in have) / total)
+        fit["spreads"].append(sum(a * r["mean_sq_residual_prior"] for a, r in have) / total * scale)
+        fit["change_spreads"].append(sum(a * r["mean_sq_change_prior"] for a, r in have) / total * scale)
+    for k, v in fit.items():  # START and NULL: the mean over the actions
+        v += [float(np.mean(v))] * 2
+        fit[k] = [round(float(x if k == "gains" else np.sqrt(x)), 4) for x in v]
+    return fit
 
 
 def batch_weights(wm: WorldModel, data, batches: int, top_down_windows: int, window: int = 17, seed: int = 0) -> dict:
@@ -135,8 +148,9 @@ def main(argv=None) -> dict:
                   + (f"  in the prior's directions {r['mean_sq_change_prior']:.4f}" if "mean_sq_change_prior" in r
                      else ""))
     if wm.config.dynamics.prev_prior:  # the spread of the change in the prior's directions, per action id
-        result["prior_spreads"] = prior_spreads(wm, result["views"], a.view_weights)
-        print("prior spreads (actions, START, NULL): " + " ".join(f"{v:.3f}" for v in result["prior_spreads"]))
+        result["prior"] = prior_fit(wm, result["views"], a.view_weights)
+        for k, v in result["prior"].items():
+            print(f"prior {k} (actions, START, NULL): " + " ".join(f"{x:.3f}" for x in v))
     if a.batches:
         result["weights"] = batch_weights(wm, a.data, a.batches, a.top_down_windows)
         result["weights_setting"] = {"change_weight": 4.0, "change_scope": "window", "batches": a.batches,

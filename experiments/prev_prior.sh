@@ -1,12 +1,12 @@
 # The shipped model transplanted onto the whitened fine latent with the denoiser's estimate started from the previous
 # frame in the directions its output cannot reach (DynamicsConfig.prev_prior); experiments/LOG.md entry 36. Stages:
-#   bash experiments/prev_prior.sh transplant   # v9 -> runs/train/ae_fine_w with the prior at spreads 0, 0.05, 0.1
-#   bash experiments/prev_prior.sh spreads      # the change per action in the prior's directions -> ppa, a transplant
-#                                               # with one spread per action
+#   bash experiments/prev_prior.sh transplant   # v9 -> runs/train/ae_fine_w with the prior: pp0, pp005, pp01 (the
+#                                               # complement map, one spread), pr0 (the residual map, spread 0)
+#   bash experiments/prev_prior.sh fit          # the prior per action, measured -> ppa (complement), pra (residual)
 #   bash experiments/prev_prior.sh small0       # each, untrained, on the suite's small preset (and tp_white0 without)
-#   bash experiments/prev_prior.sh train pp_a   # ppa fine-tuned as tp_white was (transplant.sh), 420 steps
-#   bash experiments/prev_prior.sh export pp_a && bash experiments/prev_prior.sh small pp_a
-#   bash experiments/prev_prior.sh measure pp_a   # the full suite (32 top-down, 64 first-person worlds)
+#   bash experiments/prev_prior.sh train pp_a pr_a   # ppa, pra fine-tuned as tp_white was (transplant.sh), 420 steps
+#   bash experiments/prev_prior.sh export pp_a pr_a && bash experiments/prev_prior.sh small pp_a pr_a
+#   bash experiments/prev_prior.sh measure pr_a   # the full suite (32 top-down, 64 first-person worlds)
 # The data and the whitened autoencoder come from experiments/fine_latent.sh (data, ae) and transplant.sh (whiten).
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
@@ -18,23 +18,36 @@ ARMS=${*:-pp_a}
 mkdir -p "$R" runs/logs runs/candidates
 declare -A SPREAD=([pp0]=0 [pp005]=0.05 [pp01]=0.1)
 
-if [[ $STAGE == spreads ]]; then
-  # the change in the prior's directions per action (any of the transplants: the same map), weighted as the
-  # recording mixes the views (60% first person); then the transplant with those spreads
-  OMP_NUM_THREADS=$MTHREADS python -m experiments.latent_change --model runs/candidates/pp0 --data runs/data/td/* \
-    --episodes 30 --view-weights 0.6 0.4 --out "$R/latent_change_pp0.json" | tee "$R/spreads.txt"
-  read -r -a spreads <<< "$(python -c "import json; print(*json.load(open('$R/latent_change_pp0.json'))['prior_spreads'])")"
-  genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
-    --prev-prior-sigma "${spreads[@]}" --out runs/candidates/ppa | tee -a "$R/transplant.txt"
-fi
-
 if [[ $STAGE == transplant ]]; then
   [ -d runs/data/td ] && [ -d runs/train/ae_fine_w ] || { echo "run fine_latent.sh data ae, transplant.sh whiten"; exit 2; }
   : > "$R/transplant.txt"
+  # the complement map (the directions v9's output cannot reach) at one spread for every action
   for name in pp0 pp005 pp01; do
     genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
-      --prev-prior-sigma "${SPREAD[$name]}" --out "runs/candidates/$name" | tee -a "$R/transplant.txt"
+      --prior-map complement --prev-prior-sigma "${SPREAD[$name]}" --out "runs/candidates/$name" \
+      | tee -a "$R/transplant.txt"
   done
+  # the residual map (what a token loses on the round trip through v9's latent), spread 0
+  genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
+    --prev-prior-sigma 0 --out runs/candidates/pr0 | tee -a "$R/transplant.txt"
+fi
+
+if [[ $STAGE == fit ]]; then
+  # per action, the change in the prior's directions (weighted as the recording mixes the views, 60% first
+  # person): ppa, the complement map with the spreads of the change; pra, the residual map with the regression of a
+  # frame on its predecessor there (gains) and the spreads of what it leaves
+  fit() {  # MODEL -> $R/latent_change_MODEL.json
+    OMP_NUM_THREADS=$MTHREADS python -m experiments.latent_change --model "runs/candidates/$1" --data runs/data/td/* \
+      --episodes 30 --view-weights 0.6 0.4 --out "$R/latent_change_$1.json" | tee "$R/fit_$1.txt"
+  }
+  values() { python -c "import json; print(*json.load(open('$R/latent_change_$1.json'))['prior']['$2'])"; }
+  fit pp0 && fit pr0
+  genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
+    --prior-map complement --prev-prior-sigma $(values pp0 change_spreads) --out runs/candidates/ppa \
+    | tee -a "$R/transplant.txt"
+  genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
+    --prev-prior-gain $(values pr0 gains) --prev-prior-sigma $(values pr0 spreads) --out runs/candidates/pra \
+    | tee -a "$R/transplant.txt"
 fi
 
 small() {  # MODEL NAME: the suite's small preset (8 worlds a scenario)
@@ -44,11 +57,11 @@ small() {  # MODEL NAME: the suite's small preset (8 worlds a scenario)
 
 if [[ $STAGE == small0 ]]; then
   small runs/candidates/tp_white0 tp_white0
-  for name in pp0 pp005 pp01 ppa; do [ ! -d "runs/candidates/$name" ] || small "runs/candidates/$name" "$name"; done
+  for name in pp0 pp005 pp01 pr0 ppa pra; do [ ! -d "runs/candidates/$name" ] || small "runs/candidates/$name" "$name"; done
 fi
 
-# tp_white's recipe (transplant.sh) for its 420 steps, from a transplant with the prior (INIT_pp_a: ppa)
-declare -A INIT=([pp_a]=ppa [pp_0]=pp0)
+# tp_white's recipe (transplant.sh) for its 420 steps, from a transplant with the prior (pp_a: ppa, pr_a: pra)
+declare -A INIT=([pp_a]=ppa [pr_a]=pra)
 STEPS=${STEPS:-420}
 COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps $STEPS --batch-size 8 --lr 1e-4 --warmup 50
   --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5

@@ -17,7 +17,8 @@ from world_model.diffusion import Conditioners
 from world_model.autoencoder import PRESETS as AE_PRESETS, Autoencoder
 from world_model.metrics import psnr
 from world_model.train_dynamics import DynamicsArgs
-from world_model.transplant import transplant_world_model
+from world_model.dynamics import unpatchify
+from world_model.transplant import PRIOR_MAPS, fit_linear, fit_noise_matched, latent_tokens, transplant_world_model
 
 from test_gpu_run import NoiseWindows
 from test_transplant import frames
@@ -108,28 +109,42 @@ def test_the_cached_and_recomputed_paths_agree(tiny_world_model):
     assert np.abs(outs[0] - outs[1]).max() <= 2
 
 
-def test_the_transplants_prior_covers_what_its_output_cannot_reach(tiny_world_model):
-    """Onto its own autoencoder the old -> new map reaches every direction: the prior map is zero and the model
-    computes what it did; the map is always the orthogonal projector onto what the output cannot reach."""
+def test_the_transplants_prior_covers_what_its_output_cannot_say(tiny_world_model):
+    """Onto its own autoencoder the bridges are the identity: the prior map is zero either way and the model computes
+    what it did. Onto a 32 x 32 latent (64 numbers a token against the old 16): the residual map is what a token
+    loses on the round trip new -> old -> new; the complement map the orthogonal projector onto what the old
+    output cannot reach."""
     wm = tiny_world_model(seed=0)
-    same = transplant_world_model(wm, wm.autoencoder, frames(), ridge_out=0.0, prev_prior=True)
-    m = same.dynamics.prior_map
-    assert same.config.dynamics.prev_prior and not m.abs().max() > 1e-5
-    assert same.training_metadata["transplanted"]["prior_directions"] == 0
-    # onto a 32 x 32 latent (4 x 4 patches of 4 channels: 64 numbers a token): the old output reaches at most 16
+    for kind in PRIOR_MAPS:
+        same = transplant_world_model(wm, wm.autoencoder, frames(), ridge_out=0.0, prev_prior=True, prior_map=kind)
+        assert same.config.dynamics.prev_prior and same.dynamics.prior_map.abs().max() < 1e-3, kind
+        assert same.training_metadata["transplanted"]["prior_map"] == kind
     torch.manual_seed(0)
-    fine = transplant_world_model(wm, Autoencoder(AE_PRESETS["fine"]).eval(), frames(), prev_prior=True)
+    ae = Autoencoder(AE_PRESETS["fine"]).eval()
+    fine = transplant_world_model(wm, ae, frames(), prev_prior=True, prior_map="complement")
     m = fine.dynamics.prior_map.double()
     out = fine.dynamics.patch_out.weight.double()  # (64, width): its columns span what the output reaches
     assert torch.allclose(m, m.T, atol=1e-6) and torch.allclose(m @ m, m, atol=1e-5)
     assert (m @ out).abs().max() < 1e-4 * out.abs().max()
-    assert fine.training_metadata["transplanted"]["prior_directions"] == round(float(m.trace())) >= 64 - 16
-    with pytest.raises(ValueError, match="needs --prev-prior"):
+    assert fine.training_metadata["transplanted"]["prior_trace"] == pytest.approx(float(m.trace()), abs=0.01)
+    assert float(m.trace()) >= 64 - 16 - 0.01
+    fine = transplant_world_model(wm, ae, frames(), prev_prior=True, prev_prior_gain=0.5)  # residual by default
+    new = latent_tokens(ae, frames(), 4)
+    old = latent_tokens(wm.autoencoder, frames(), 2)
+    to_old, _, _ = fit_noise_matched(new, old)
+    to_new, _ = fit_linear(old, new)
+    lost = new - new @ to_old @ to_new
+    as_latents = lambda t: unpatchify(t.reshape(1, -1, 64, 64), 4, 4, 32, 32)  # noqa: E731
+    assert torch.allclose(fine.dynamics.prior_project(as_latents(new)), as_latents(lost).float(), atol=1e-4)
+    assert fine.config.dynamics.prev_prior_gain == 0.5
+    with pytest.raises(ValueError, match="need --prev-prior"):
         transplant_world_model(wm, wm.autoencoder, frames(), prev_prior_sigma=0.1)
     with pytest.raises(ValueError, match="one per action id"):
         transplant_world_model(wm, wm.autoencoder, frames(), prev_prior=True, prev_prior_sigma=(0.1, 0.2))
+    with pytest.raises(ValueError, match="unknown prior map"):
+        transplant_world_model(wm, wm.autoencoder, frames(), prev_prior=True, prior_map="diagonal")
     with pytest.raises(ValueError, match="transplant the model it was made from"):
-        transplant_world_model(same, wm.autoencoder, frames())
+        transplant_world_model(fine, wm.autoencoder, frames())
 
 
 def test_init_from_must_keep_the_prior_it_has(tiny_world_model, tmp_path):
@@ -146,9 +161,9 @@ def test_init_from_must_keep_the_prior_it_has(tiny_world_model, tmp_path):
         trainer("a", base, init_from=str(base), prev_prior=True)
     with pytest.raises(CheckpointError, match="pass --prev-prior"):
         trainer("b", prior, init_from=str(prior))
-    with pytest.raises(CheckpointError, match="without --prev-prior-sigma"):
+    with pytest.raises(CheckpointError, match="without --prev-prior-sigma / --prev-prior-gain"):
         trainer("c", prior, init_from=str(prior), prev_prior=True, prev_prior_sigma=(0.2,))
-    with pytest.raises(ValueError, match="needs --prev-prior"):
+    with pytest.raises(ValueError, match="need --prev-prior"):
         trainer("d", base, prev_prior_sigma=(0.1,))
     # kept, it trains with the checkpoint's spread and prior map, and the loss is finite
     t = trainer("e", prior, init_from=str(prior), prev_prior=True)

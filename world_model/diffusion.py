@@ -281,7 +281,8 @@ class Denoiser(nn.Module):
         led to by the conditioning actions (B, T), or None for models without it. In the directions M
         (`Dynamics.prior_map`) it makes D = p + k (x - p) + c_out F instead of c_skip x + c_out F: it adds
         M ((1 - k) p + (k - c_skip) x). p is the frame's predecessor (in the window; the first one's the cache's
-        latest frame) scaled by g = sigma_data^2 / (sigma_p^2 + sigma_data^2), the share of it that is signal;
+        latest frame) scaled by g = sigma_data^2 / (sigma_p^2 + sigma_data^2), the share of it that is signal,
+        and by `prev_prior_gain` of the frame's action;
         k = s^2 / (sigma^2 + s^2) with s^2 = spread^2 + (g sigma_p)^2, the change from the predecessor
         (`prev_prior_sigma` of the frame's action) plus the noise p carries. A frame without a predecessor gets
         nothing (k = c_skip, p = 0)."""
@@ -295,6 +296,9 @@ class Denoiser(nn.Module):
         spread = sd if cfg.prev_prior_sigma is None else cfg.prev_prior_sigma
         if isinstance(spread, tuple):
             spread = torch.tensor(spread, device=x.device)[actions]  # (B, T)
+        if cfg.prev_prior_gain is not None:
+            gain = cfg.prev_prior_gain
+            g = g * (torch.tensor(gain, device=x.device)[actions] if isinstance(gain, tuple) else gain)
         s2 = spread**2 + (g * ps) ** 2
         c_skip = sd**2 / (sigma**2 + sd**2)
         k = torch.where(has, s2 / (sigma**2 + s2), c_skip)

@@ -106,15 +106,19 @@ class DynamicsConfig:
     """The denoiser's estimate starts from the previous frame instead of from zero, in the directions of each token
     that `Dynamics.prior_map` keeps (the identity unless set; `genie-train transplant --prev-prior` sets it to the
     directions the transplanted output projection cannot reach): there, D = p + k (x - p) + c_out F, with p the
-    previous frame's noisy latent faded by its noise level and k = s^2 / (sigma^2 + s^2), s^2 the spread
-    `prev_prior_sigma` squared plus the noise p carries (`Denoiser.prior`): the Bayes estimate of a frame drawn
-    around p, which the network's output F corrects. Where nothing changes, F only has to stay near zero. False:
+    previous frame's noisy latent times `prev_prior_gain`, faded by its noise level, and k = s^2 / (sigma^2 + s^2),
+    s^2 the spread `prev_prior_sigma` squared plus the noise p carries (`Denoiser.prior`): the Bayes estimate of a
+    frame drawn around p, which the network's output F corrects. Where nothing changes, F only has to stay near zero. False:
     EDM's D (a checkpoint config without this key)."""
     prev_prior_sigma: float | tuple[float, ...] | None = None
     """With `prev_prior`: the spread of the change from the previous frame in the prior's directions (in units of
     the latent), one for every action or one per action id (num_actions + 2 values: the actions, START, NULL), as
     `genie-train transplant --prev-prior-sigma` measures it; None: the denoiser's sigma_data (EDM around p
     instead of zero)."""
+    prev_prior_gain: float | tuple[float, ...] | None = None
+    """With `prev_prior`: the factor on the previous frame in the prior's mean, one value or one per action id (the
+    regression of a frame on its predecessor in the prior's directions: 1 where an action changes nothing, near 0
+    where it shows a new view); None: 1."""
     attention: str = "frame_causal"
     """Attention layout of every block: "frame_causal" (all tokens of frames <= t) or "factorised" (spatial within
     a frame, then causal temporal per position; Genie's ST-transformer). See the module docstring. A checkpoint
@@ -147,15 +151,16 @@ class DynamicsConfig:
     """Action id that moves the agent one cell forward (when the cell is free)."""
 
     def __post_init__(self):
-        spread = self.prev_prior_sigma
-        if isinstance(spread, (list, tuple)):  # a JSON list, a flag's values; one value is a float
-            spread = float(spread[0]) if len(spread) == 1 else tuple(float(v) for v in spread)
-            object.__setattr__(self, "prev_prior_sigma", spread)
-        if spread is not None:
-            values = spread if isinstance(spread, tuple) else (spread,)
-            if not self.prev_prior or min(values) < 0 or len(values) not in (1, self.num_actions + 2):
-                raise ValueError(f"prev_prior_sigma={spread} needs prev_prior and one value >= 0, or one per action id "
-                                 f"({self.num_actions + 2}: the actions, START, NULL); None: the denoiser's sigma_data")
+        for name in ("prev_prior_sigma", "prev_prior_gain"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):  # a JSON list, a flag's values; one value is a float
+                value = float(value[0]) if len(value) == 1 else tuple(float(v) for v in value)
+                object.__setattr__(self, name, value)
+            if value is not None:
+                values = value if isinstance(value, tuple) else (value,)
+                if not self.prev_prior or min(values) < 0 or len(values) not in (1, self.num_actions + 2):
+                    raise ValueError(f"{name}={value} needs prev_prior and one value >= 0, or one per action id "
+                                     f"({self.num_actions + 2}: the actions, START, NULL); or None")
         if self.attention not in ATTENTION_LAYOUTS:
             raise ValueError(f"unknown attention layout {self.attention!r}; choose one of "
                              f"{', '.join(ATTENTION_LAYOUTS)}")

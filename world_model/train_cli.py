@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --prev-prior: the spread of the change from the previous frame in the latent, one value "
                          "or one per action id (the actions, START, NULL; experiments.latent_change measures them; "
                          "default: the denoiser's sigma_data)")
+    tp.add_argument("--prev-prior-gain", type=float, nargs="+", default=None,
+                    help="with --prev-prior: the factor on the previous frame in the prior's mean, one value or one "
+                         "per action id (experiments.latent_change measures them; default: 1)")
+    tp.add_argument("--prior-map", choices=("residual", "complement"), default="residual",
+                    help="with --prev-prior: where the prior applies: what a token loses on the round trip through "
+                         "the old latent (residual, the default) or the directions the old output cannot reach "
+                         "(complement); world_model/transplant.py")
     tp.add_argument("--out", required=True, help="world-model checkpoint folder to write (fp32; replaced atomically)")
     wh = sub.add_parser("whiten", help="an autoencoder's latent whitened in p x p patches (fitted on recorded frames)")
     wh.add_argument("--autoencoder", required=True, help="autoencoder run directory or checkpoint")
@@ -172,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             wm = transplant_world_model(WorldModel.load(args.model, autocast=False),
                                         load_autoencoder(args.autoencoder), np.asarray(frames[pick]),
                                         ridge=args.ridge, prev_prior=args.prev_prior,
-                                        prev_prior_sigma=args.prev_prior_sigma)
+                                        prev_prior_sigma=args.prev_prior_sigma,
+                                        prev_prior_gain=args.prev_prior_gain, prior_map=args.prior_map)
         except (ValueError, CheckpointError, DatasetError) as e:
             print(f"genie-train transplant: error: {e}", file=sys.stderr)
             return 2
@@ -182,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{fit['explained_new_to_old']:.1%} (new -> old) and {fit['explained_old_to_new']:.1%} (old -> new) "
               f"of the latents' variance (new -> old: ridge {fit['ridge_new_to_old']:.3g}, noise gain "
               f"{fit['noise_gain_new_to_old']:.3g})"
-              + (f"; {fit['prior_directions']} of {wm.config.dynamics.patch_dim} directions a token start from the "
-                 "previous frame" if "prior_directions" in fit else ""))
+              + (f"; the prior covers {fit['prior_trace']:g} of {wm.config.dynamics.patch_dim} directions a token "
+                 f"({fit['prior_map']})" if "prior_map" in fit else ""))
         return 0
     if args.command == "export":
         import torch

@@ -167,6 +167,9 @@ class DynamicsArgs(TrainArgs):
     prev_prior_sigma: tuple[float, ...] | None = None
     """With --prev-prior: the spread of the change from the previous frame, one value or one per action id
     (DynamicsConfig.prev_prior_sigma); default: --init-from's, or the denoiser's sigma_data."""
+    prev_prior_gain: tuple[float, ...] | None = None
+    """With --prev-prior: the factor on the previous frame in the prior's mean, one value or one per action id
+    (DynamicsConfig.prev_prior_gain); default: --init-from's, or 1."""
     pad_short_episodes: bool = False
     """Give episodes shorter than the window one window each, padded in front with copies of their first frame
     under noop (WindowDataset's pad_action; the recordings must have a "noop" action under which nothing changes).
@@ -433,13 +436,14 @@ class DynamicsTrainer(Trainer):
         layout = {k: getattr(args, k) for k in ("attention", "patch_size", "context_frames")
                   if getattr(args, k) is not None}
         if args.prev_prior:
-            spread = args.prev_prior_sigma
-            if spread is None and args.init_from is not None:  # the checkpoint's own
-                spread = read_config(resolve_checkpoint(args.init_from), formats=(FORMAT_WORLD_MODEL,)).get(
-                    "dynamics", {}).get("prev_prior_sigma")
-            layout.update(prev_prior=True, prev_prior_sigma=spread)
-        elif args.prev_prior_sigma is not None:
-            raise ValueError("--prev-prior-sigma needs --prev-prior")
+            prior = {"prev_prior_sigma": args.prev_prior_sigma, "prev_prior_gain": args.prev_prior_gain}
+            if args.init_from is not None:  # the checkpoint's own, unless given
+                theirs = read_config(resolve_checkpoint(args.init_from), formats=(FORMAT_WORLD_MODEL,)).get(
+                    "dynamics", {})
+                prior = {k: theirs.get(k) if v is None else v for k, v in prior.items()}
+            layout.update(prev_prior=True, **prior)
+        elif args.prev_prior_sigma is not None or args.prev_prior_gain is not None:
+            raise ValueError("--prev-prior-sigma and --prev-prior-gain need --prev-prior")
         if args.memory:
             layout.update(memory=True, memory_turns_only=args.memory_turns_only, **memory_action_ids(meanings))
         dyn_cfg = replace(preset, latent_channels=ae_cfg.latent_channels, latent_size=ae_cfg.latent_size,
@@ -501,11 +505,13 @@ class DynamicsTrainer(Trainer):
             raise CheckpointError(f"--init-from {path} has per-view adapters of width {other.view_adapter} for "
                                   f"{' '.join(other.adapter_views)}; pass --view-adapter {other.view_adapter} "
                                   f"--adapter-views {' '.join(other.adapter_views)} to keep training them")
-        if (other.prev_prior, other.prev_prior_sigma) != (dyn_cfg.prev_prior, dyn_cfg.prev_prior_sigma):
+        prior = ("prev_prior", "prev_prior_sigma", "prev_prior_gain")
+        if [getattr(other, k) for k in prior] != [getattr(dyn_cfg, k) for k in prior]:
             raise CheckpointError(
                 f"--init-from {path} " + ("starts its estimates from the previous frame with the spreads "
-                                          f"{other.prev_prior_sigma}; pass --prev-prior (without --prev-prior-sigma) "
-                                          "to keep training it" if other.prev_prior else
+                                          f"{other.prev_prior_sigma} and gains {other.prev_prior_gain}; pass "
+                                          "--prev-prior (without --prev-prior-sigma / --prev-prior-gain) to keep "
+                                          "training it" if other.prev_prior else
                                           "starts its estimates from zero, and a prior would change what it predicts; "
                                           "drop --prev-prior (genie-train transplant --prev-prior makes a model with "
                                           "one)"))

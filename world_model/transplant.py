@@ -82,10 +82,14 @@ def fit_noise_matched(x: torch.Tensor, y: torch.Tensor, lo: float = 1e-6,
     return (*ridge.fit(float(np.exp(b))), float(np.exp(b)))
 
 
+PRIOR_MAPS = ("residual", "complement")
+
+
 @torch.no_grad()
 def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float | None = None,
                            ridge_out: float = 1e-3, prev_prior: bool = False,
-                           prev_prior_sigma: float | tuple[float, ...] | None = None):
+                           prev_prior_sigma: float | tuple[float, ...] | None = None,
+                           prev_prior_gain: float | tuple[float, ...] | None = None, prior_map: str = "residual"):
     """A copy of world model `wm` (world_model.WorldModel) on autoencoder `ae`, its dynamics' patch embedding and output
     projection bridged to the new latent by least squares on `frames` (uint8 (N, H, W, 3), both views; a few thousand):
     every input block (frame, previous frame, memory) of the embedding reads new tokens through the map new -> old,
@@ -93,10 +97,10 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     many tokens per frame: its side a multiple of the old token grid's (the patch size becomes latent side / grid).
     ridge: of the new -> old fit (`fit_linear`); None: noise-matched (`fit_noise_matched`). ridge_out: of the
     old -> new fit. prev_prior: the new model's denoiser starts each estimate from the previous frame
-    (`DynamicsConfig.prev_prior`) in the directions of a new token the old -> new map cannot reach (its prior map
-    the orthogonal projector onto them): where it can, the model is the old one; elsewhere, where the old
-    model's output cannot say anything, the new one starts from the previous frame instead of from zero, with the
-    spread prev_prior_sigma (`DynamicsConfig.prev_prior_sigma`: one value or one per action id).
+    (`DynamicsConfig.prev_prior`, with prev_prior_sigma and prev_prior_gain) in what the old model cannot say:
+    prior_map "residual", what a new token loses on the round trip new -> old -> new (so that where the old model
+    copies its input, the new one copies the whole previous frame), or "complement", the directions the old ->
+    new map cannot reach (the orthogonal projector onto them).
     `training_metadata["transplanted"]` records both fits (the variance each explains) for the model card."""
     from .inference import WorldModel
 
@@ -108,8 +112,10 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     if len(frames) < 64:
         raise ValueError(f"fitting the bridges needs at least 64 frames, got {len(frames)}; pass more --frames or "
                          "other --data")
-    if prev_prior_sigma is not None and not prev_prior:
-        raise ValueError(f"--prev-prior-sigma {prev_prior_sigma} needs --prev-prior")
+    if (prev_prior_sigma is not None or prev_prior_gain is not None) and not prev_prior:
+        raise ValueError("--prev-prior-sigma and --prev-prior-gain need --prev-prior")
+    if prior_map not in PRIOR_MAPS:
+        raise ValueError(f"unknown prior map {prior_map!r}; choose one of {', '.join(PRIOR_MAPS)}")
     if dyn.prev_prior:
         raise ValueError("the model starts its estimates from the previous frame through a prior map fitted to its "
                          "own latent (DynamicsConfig.prev_prior); transplant the model it was made from instead")
@@ -123,17 +129,20 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     to_new, explained_new = fit_linear(old, new, ridge_out)  # (d_old, d_new): old token -> new token
     cfg = replace(wm.config, autoencoder=ae.config,
                   dynamics=replace(dyn, latent_channels=ae.config.latent_channels, latent_size=size, patch_size=patch,
-                                   prev_prior=prev_prior, prev_prior_sigma=prev_prior_sigma))
+                                   prev_prior=prev_prior, prev_prior_sigma=prev_prior_sigma,
+                                   prev_prior_gain=prev_prior_gain))
     out = WorldModel.from_config(cfg, autocast=False)
     out.autoencoder.load_state_dict(ae.state_dict())
     src, dst = wm.dynamics.state_dict(), out.dynamics.state_dict()
     d_old, d_new = dyn.patch_dim, cfg.dynamics.patch_dim
-    reached = 0
-    if prev_prior:  # the projector onto the complement of the old -> new map's range (its rows span it)
+    if prior_map == "residual":  # what the round trip new -> old -> new loses: t - t to_old to_new
+        m = torch.eye(d_new, dtype=torch.float64) - (to_old @ to_new).T
+    else:  # the orthogonal projector onto what the old -> new map cannot reach (its rows span what it can)
         u, sv, _ = torch.linalg.svd(to_new.T, full_matrices=False)  # (d_new, d_old)
         basis = u[:, sv > sv.max() * 1e-6]
-        reached = basis.shape[1]
-        dst["prior_map"].copy_((torch.eye(d_new, dtype=torch.float64) - basis @ basis.T).to(dst["prior_map"].dtype))
+        m = torch.eye(d_new, dtype=torch.float64) - basis @ basis.T
+    if prev_prior:
+        dst["prior_map"].copy_(m.to(dst["prior_map"].dtype))
     for k, t in dst.items():
         if k == "prior_map":
             continue
@@ -158,6 +167,6 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
                                               "ridge_new_to_old": ridge,
                                               "noise_gain_new_to_old": round(noise_gain(to_old), 4),
                                               "explained_old_to_new": round(explained_new, 4),
-                                              **({"prior_directions": cfg.dynamics.patch_dim - reached}
+                                              **({"prior_map": prior_map, "prior_trace": round(float(m.trace()), 2)}
                                                  if prev_prior else {})}}
     return out.eval()
