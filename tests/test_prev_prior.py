@@ -174,3 +174,15 @@ def test_init_from_must_keep_the_prior_it_has(tiny_world_model, tmp_path):
     # from scratch, one spread per action id
     spreads = tuple(float(v) for v in range(wm.config.dynamics.num_actions + 2))
     assert trainer("f", base, prev_prior=True, prev_prior_sigma=spreads).dyn.config.prev_prior_sigma == spreads
+
+
+def test_a_bf16_runtime_keeps_the_prior_map_exact(tiny_world_model):
+    wm = with_prior(tiny_world_model(seed=0), 0.1)
+    with torch.no_grad():
+        wm.dynamics.prior_map.mul_(1 / 3)  # not representable in bf16
+    wm.autocast = True
+    _, dyn, _ = wm._runtime()
+    assert next(dyn.parameters()).dtype == torch.bfloat16
+    assert dyn.prior_map.dtype == torch.float32 and torch.equal(dyn.prior_map, wm.dynamics.prior_map)
+    frame, _ = wm.step(wm.reset(frames(1)), [0])
+    assert frame.shape == (1, 64, 64, 3)
