@@ -7,6 +7,8 @@
 #   bash experiments/prev_prior.sh train pp_a pr_a   # ppa, pra fine-tuned as tp_white was (transplant.sh), 420 steps
 #   bash experiments/prev_prior.sh export pp_a pr_a && bash experiments/prev_prior.sh small pp_a pr_a
 #   bash experiments/prev_prior.sh measure pr_a   # the full suite (32 top-down, 64 first-person worlds)
+#   STEPS=100000 MINUTES=45 bash experiments/prev_prior.sh train pr_a2   # pr_a trained on (a fresh schedule)
+#   bash experiments/prev_prior.sh small_v9     # v9 on the small preset's worlds, for the comparison
 # The data and the whitened autoencoder come from experiments/fine_latent.sh (data, ae) and transplant.sh (whiten).
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
@@ -55,14 +57,19 @@ small() {  # MODEL NAME: the suite's small preset (8 worlds a scenario)
     --out "$R/small_$2.json" --sheets "runs/sheets/small_$2" > /dev/null
 }
 
+if [[ $STAGE == small_v9 ]]; then
+  small default v9
+fi
+
 if [[ $STAGE == small0 ]]; then
   small runs/candidates/tp_white0 tp_white0
   for name in pp0 pp005 pp01 pr0 ppa pra; do [ ! -d "runs/candidates/$name" ] || small "runs/candidates/$name" "$name"; done
 fi
 
 # tp_white's recipe (transplant.sh) for its 420 steps, from a transplant with the prior (pp_a: ppa, pr_a: pra)
-declare -A INIT=([pp_a]=ppa [pr_a]=pra)
+declare -A INIT=([pp_a]=ppa [pr_a]=pra [pr_a2]=pr_a)
 STEPS=${STEPS:-420}
+BUDGET=${MINUTES:+--time-budget-minutes $MINUTES}  # with MINUTES (and STEPS high) the budget ends the schedule
 COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps $STEPS --batch-size 8 --lr 1e-4 --warmup 50
   --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5
   --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior"
@@ -74,7 +81,7 @@ if [[ $STAGE == train ]]; then
       || cp runs/train/tp_white/latents.safetensors "runs/train/$arm/"
     init="runs/candidates/${INIT[$arm]}"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON --autoencoder "$init" --init-from "$init" \
-      --out "runs/train/$arm" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
+      --out "runs/train/$arm" --threads "$THREADS" $BUDGET > "runs/logs/$arm.log" 2>&1 &
   done
   wait
 fi
