@@ -237,8 +237,8 @@ def test_runner_transplants_a_model_onto_a_new_autoencoder(tmp_path, tiny_world_
     res = run_runner(out, 1.2, tmp_path / "work", PROCS="1", LEVELS="GoToLocal", FRAMES_PER_PROC="150",
                      TEST_FRAMES="40", RECORD_SHARE="0.3", FINAL_MARGIN_S="8", EXPORT_MINUTES="0.2",
                      AE_PRESET="fine", AE_MINUTES="0.1", AE_ARGS="--batch-size 4 --lr 1e-3 --warmup 2 --log-every 2",
-                     AE_WHITEN="4", INIT_FROM=str(base),
-                     TRAIN_ARGS="--lr 1e-3 --warmup 5 --log-every 2 --patch-size 4")
+                     AE_WHITEN="4", INIT_FROM=str(base), TRANSPLANT_ARGS="--prev-prior --prior-episodes 4",
+                     TRAIN_ARGS="--lr 1e-3 --warmup 5 --log-every 2 --patch-size 4 --prev-prior")
     summary = check_out(out, res)
     fresh = summary["fresh_autoencoder"]
     assert fresh["transplanted_from"] == str(base) and 0 < fresh["transplant"]["explained_new_to_old"] <= 1
@@ -246,6 +246,9 @@ def test_runner_transplants_a_model_onto_a_new_autoencoder(tmp_path, tiny_world_
     got = WorldModel.load(out / "model")
     assert (got.config.autoencoder.latent_size, got.config.dynamics.patch_size) == (32, 4)
     assert got.config.autoencoder.whiten_patch == 4  # the transplant and the training read the whitened latent
+    prior = got.config.dynamics  # TRANSPLANT_ARGS: the prior fitted on the recordings, kept by the training
+    assert prior.prev_prior and len(prior.prev_prior_gain) == prior.num_actions + 2
+    assert fresh["transplant"]["prior_fit_transitions"] > 0
     assert summary["train_run"]["init_from"].endswith("transplanted")
 
 
@@ -255,6 +258,9 @@ def test_runner_refuses_a_new_autoencoder_with_a_widened_one(tmp_path):
     assert res.returncode != 0 and "WIDEN_LATENT" in res.stdout + res.stderr
     res = run_runner(tmp_path / "out", 1.0, tmp_path / "work2", PROCS="1", LEVELS="GoToLocal", AE_WHITEN="4")
     assert res.returncode != 0 and "AE_PRESET" in res.stdout + res.stderr
+    res = run_runner(tmp_path / "out", 1.0, tmp_path / "work3", PROCS="1", LEVELS="GoToLocal",
+                     TRANSPLANT_ARGS="--prev-prior")
+    assert res.returncode != 0 and "TRANSPLANT_ARGS" in res.stdout + res.stderr
 
 
 def test_runner_refuses_init_from_in_the_train_args(tmp_path):

@@ -18,7 +18,8 @@ from world_model.autoencoder import PRESETS as AE_PRESETS, Autoencoder
 from world_model.metrics import psnr
 from world_model.train_dynamics import DynamicsArgs
 from world_model.dynamics import unpatchify
-from world_model.transplant import PRIOR_MAPS, fit_linear, fit_noise_matched, latent_tokens, transplant_world_model
+from world_model.transplant import (PRIOR_MAPS, fit_linear, fit_noise_matched, fit_prior, latent_tokens,
+                                  transplant_world_model)
 
 from test_gpu_run import NoiseWindows
 from test_transplant import frames
@@ -116,12 +117,13 @@ def test_the_transplants_prior_covers_what_its_output_cannot_say(tiny_world_mode
     output cannot reach."""
     wm = tiny_world_model(seed=0)
     for kind in PRIOR_MAPS:
-        same = transplant_world_model(wm, wm.autoencoder, frames(), ridge_out=0.0, prev_prior=True, prior_map=kind)
+        same = transplant_world_model(wm, wm.autoencoder, frames(), ridge_out=0.0, prev_prior=True, prior_map=kind,
+                                      prev_prior_sigma=0.1)
         assert same.config.dynamics.prev_prior and same.dynamics.prior_map.abs().max() < 1e-3, kind
         assert same.training_metadata["transplanted"]["prior_map"] == kind
     torch.manual_seed(0)
     ae = Autoencoder(AE_PRESETS["fine"]).eval()
-    fine = transplant_world_model(wm, ae, frames(), prev_prior=True, prior_map="complement")
+    fine = transplant_world_model(wm, ae, frames(), prev_prior=True, prior_map="complement", prev_prior_sigma=0.1)
     m = fine.dynamics.prior_map.double()
     out = fine.dynamics.patch_out.weight.double()  # (64, width): its columns span what the output reaches
     assert torch.allclose(m, m.T, atol=1e-6) and torch.allclose(m @ m, m, atol=1e-5)
@@ -141,6 +143,8 @@ def test_the_transplants_prior_covers_what_its_output_cannot_say(tiny_world_mode
         transplant_world_model(wm, wm.autoencoder, frames(), prev_prior_sigma=0.1)
     with pytest.raises(ValueError, match="one per action id"):
         transplant_world_model(wm, wm.autoencoder, frames(), prev_prior=True, prev_prior_sigma=(0.1, 0.2))
+    with pytest.raises(ValueError, match="needs episodes"):
+        transplant_world_model(wm, wm.autoencoder, frames(), prev_prior=True)
     with pytest.raises(ValueError, match="unknown prior map"):
         transplant_world_model(wm, wm.autoencoder, frames(), prev_prior=True, prior_map="diagonal")
     with pytest.raises(ValueError, match="transplant the model it was made from"):
@@ -186,3 +190,37 @@ def test_a_bf16_runtime_keeps_the_prior_map_exact(tiny_world_model):
     assert dyn.prior_map.dtype == torch.float32 and torch.equal(dyn.prior_map, wm.dynamics.prior_map)
     frame, _ = wm.step(wm.reset(frames(1)), [0])
     assert frame.shape == (1, 64, 64, 3)
+
+
+def test_the_prior_is_fitted_per_action_on_episodes(tiny_world_model, tmp_path, capsys):
+    """Under noop nothing changes (gain 1, spread 0); under turn_left the next frame is another drawn at random
+    (gain near 0, a wide spread); an action never taken gets gain 1 and the mean spread. `genie-train transplant
+    --prev-prior` fits them from the recordings."""
+    wm = tiny_world_model(seed=0)
+    f = frames(40, seed=5)
+    still = (np.repeat(f[:1], 10, axis=0), np.zeros(9, np.int64))
+    jumps = (f[10:40], np.ones(29, np.int64))
+    eye = torch.eye(wm.config.dynamics.patch_dim)
+    fit = fit_prior(wm.autoencoder, eye, wm.config.dynamics.patch_size, [still, jumps], 7)
+    assert fit["transitions"] == 38 and len(fit["gains"]) == len(fit["spreads"]) == 9
+    assert fit["gains"][0] == 1.0 and fit["spreads"][0] == 0.0
+    assert fit["gains"][1] < 0.5 and fit["spreads"][1] > 0.1
+    assert fit["gains"][2] == 1.0 and fit["spreads"][2] == pytest.approx(np.mean(fit["spreads"][:2]), abs=1e-3)
+
+    from test_transplant import recording
+    from world_model.train_cli import main as genie_train
+
+    base, out = tmp_path / "base", tmp_path / "tp"
+    wm.save(base, dtype=torch.float32)
+    data = recording(tmp_path / "data", wm.config.action_meanings)
+    capsys.readouterr()
+    assert genie_train(["transplant", "--model", str(base), "--autoencoder", str(base), "--data", str(data),
+                        "--frames", "80", "--prev-prior", "--prior-episodes", "2", "--out", str(out)]) == 0
+    assert "gains (" in capsys.readouterr().out
+    tp = WorldModel.load(out, autocast=False)
+    dyn = tp.config.dynamics
+    assert dyn.prev_prior and len(dyn.prev_prior_gain) == len(dyn.prev_prior_sigma) == dyn.num_actions + 2
+    assert tp.training_metadata["transplanted"]["prior_fit_transitions"] > 0
+    assert genie_train(["transplant", "--model", str(base), "--autoencoder", str(base), "--data", str(data),
+                        "--prev-prior", "--prior-episodes", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "--prior-episodes must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -71,11 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "cannot reach (DynamicsConfig.prev_prior; train it on with genie-train dynamics --prev-prior)")
     tp.add_argument("--prev-prior-sigma", type=float, nargs="+", default=None,
                     help="with --prev-prior: the spread of the change from the previous frame in the latent, one value "
-                         "or one per action id (the actions, START, NULL; experiments.latent_change measures them; "
-                         "default: the denoiser's sigma_data)")
+                         "or one per action id (the actions, START, NULL); default: fitted on --prior-episodes, "
+                         "with the gains (world_model/transplant.py, fit_prior)")
     tp.add_argument("--prev-prior-gain", type=float, nargs="+", default=None,
                     help="with --prev-prior: the factor on the previous frame in the prior's mean, one value or one "
-                         "per action id (experiments.latent_change measures them; default: 1)")
+                         "per action id; default: fitted with the spreads, or 1 when only those are given")
+    tp.add_argument("--prior-episodes", type=int, default=60,
+                    help="with --prev-prior and neither --prev-prior-gain nor --prev-prior-sigma: episodes drawn from "
+                         "the recordings' train split to fit both on, per action (default: 60)")
     tp.add_argument("--prior-map", choices=("residual", "complement"), default="residual",
                     help="with --prev-prior: where the prior applies: what a token loses on the round trip through "
                          "the old latent (residual, the default) or the directions the old output cannot reach "
@@ -172,26 +175,38 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             frames = EpisodeDataset(args.data, split="train").frames
+            if args.prior_episodes < 1:
+                raise ValueError(f"--prior-episodes must be >= 1, got {args.prior_episodes}")
             if args.frames < 1:
                 raise ValueError(f"--frames must be >= 1, got {args.frames}")
             pick = np.sort(np.random.default_rng(args.seed).choice(len(frames), min(args.frames, len(frames)),
                                                                    replace=False))
+            episodes = None
+            if args.prev_prior and args.prev_prior_sigma is None and args.prev_prior_gain is None:
+                ds = EpisodeDataset(args.data, split="train")
+                picked = np.random.default_rng(args.seed).choice(ds.num_episodes,
+                                                                 min(args.prior_episodes, ds.num_episodes),
+                                                                 replace=False)
+                episodes = [(ep.frames, ep.actions) for ep in (ds.episode(int(i)) for i in np.sort(picked))]
             wm = transplant_world_model(WorldModel.load(args.model, autocast=False),
                                         load_autoencoder(args.autoencoder), np.asarray(frames[pick]),
                                         ridge=args.ridge, prev_prior=args.prev_prior,
                                         prev_prior_sigma=args.prev_prior_sigma,
-                                        prev_prior_gain=args.prev_prior_gain, prior_map=args.prior_map)
+                                        prev_prior_gain=args.prev_prior_gain, prior_map=args.prior_map,
+                                        episodes=episodes)
         except (ValueError, CheckpointError, DatasetError) as e:
             print(f"genie-train transplant: error: {e}", file=sys.stderr)
             return 2
         path = wm.save(args.out, dtype=torch.float32, training=wm.training_metadata)
         fit = wm.training_metadata["transplanted"]
+        dyn = wm.config.dynamics
         print(f"[genie-train] wrote {path}: patch size {fit['patch_size'][1]}; the bridges explain "
               f"{fit['explained_new_to_old']:.1%} (new -> old) and {fit['explained_old_to_new']:.1%} (old -> new) "
               f"of the latents' variance (new -> old: ridge {fit['ridge_new_to_old']:.3g}, noise gain "
               f"{fit['noise_gain_new_to_old']:.3g})"
-              + (f"; the prior covers {fit['prior_trace']:g} of {wm.config.dynamics.patch_dim} directions a token "
-                 f"({fit['prior_map']})" if "prior_map" in fit else ""))
+              + (f"; the prior covers {fit['prior_trace']:g} of {dyn.patch_dim} directions a token "
+                 f"({fit['prior_map']}), gains {dyn.prev_prior_gain}, spreads {dyn.prev_prior_sigma}"
+                 if "prior_map" in fit else ""))
         return 0
     if args.command == "export":
         import torch

@@ -86,10 +86,44 @@ PRIOR_MAPS = ("residual", "complement")
 
 
 @torch.no_grad()
+def fit_prior(ae: Autoencoder, prior_map: torch.Tensor, patch: int, episodes, num_actions: int) -> dict:
+    """The prior's gains and spreads per action id (`DynamicsConfig.prev_prior_gain` / `prev_prior_sigma`: the
+    actions, then START and NULL, which get the mean over the actions) on `episodes`, pairs (uint8 frames (L + 1,
+    H, W, 3), actions (L,) or longer, int): in the directions `prior_map` (d, d) keeps of the tokens of `ae`'s
+    latent in p x p patches, the regression of a frame on its predecessor over an action's transitions (the gain,
+    clipped to [0, 1]), and the root mean square of what it leaves per direction (the map's trace; the spread).
+    An action the episodes never take gets gain 1 and the mean spread. Also returns the transitions counted."""
+    sums = np.zeros((num_actions, 4))  # per action: n, sum y.p, sum p.p, sum y.y (means over a token's numbers)
+    mt = prior_map.double().T
+    for frames, actions in episodes:
+        z = ae.encode(frames_to_pixels(torch.from_numpy(np.ascontiguousarray(frames))))
+        mz = patchify(z[None].double(), patch)[0] @ mt  # (L + 1, N, d)
+        y, p = mz[1:], mz[:-1]
+        stats = torch.stack([(y * p).mean(dim=(1, 2)), (p * p).mean(dim=(1, 2)), (y * y).mean(dim=(1, 2))], 1)
+        acts = np.asarray(actions)[: len(y)]
+        for a in np.unique(acts[(acts >= 0) & (acts < num_actions)]):
+            rows = stats[torch.from_numpy(acts == a)]
+            sums[a] += [len(rows), *rows.sum(0).tolist()]
+    n, yp, pp, yy = sums.T
+    seen = n > 0
+    if not seen.any():
+        raise ValueError("no transitions to fit the prior on; pass recordings with episodes of two frames or more")
+    gains = np.where(seen & (pp > 0), np.clip(yp / np.where(pp > 0, pp, 1), 0.0, 1.0), 1.0)
+    resid = np.where(seen, (yy - 2 * gains * yp + gains**2 * pp) / np.maximum(n, 1), np.nan)
+    scale = prior_map.shape[0] / max(float(prior_map.double().trace()), 1e-9)  # per direction the map keeps
+    spreads = np.sqrt(np.clip(resid * scale, 0.0, None))
+    spreads = np.where(seen, spreads, np.nanmean(spreads))
+    gains, spreads = list(gains) + [float(np.mean(gains))] * 2, list(spreads) + [float(np.mean(spreads))] * 2
+    return {"gains": tuple(round(float(v), 4) for v in gains), "spreads": tuple(round(float(v), 4) for v in spreads),
+            "transitions": int(n.sum())}
+
+
+@torch.no_grad()
 def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float | None = None,
                            ridge_out: float = 1e-3, prev_prior: bool = False,
                            prev_prior_sigma: float | tuple[float, ...] | None = None,
-                           prev_prior_gain: float | tuple[float, ...] | None = None, prior_map: str = "residual"):
+                           prev_prior_gain: float | tuple[float, ...] | None = None, prior_map: str = "residual",
+                           episodes=None):
     """A copy of world model `wm` (world_model.WorldModel) on autoencoder `ae`, its dynamics' patch embedding and output
     projection bridged to the new latent by least squares on `frames` (uint8 (N, H, W, 3), both views; a few thousand):
     every input block (frame, previous frame, memory) of the embedding reads new tokens through the map new -> old,
@@ -100,7 +134,8 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     (`DynamicsConfig.prev_prior`, with prev_prior_sigma and prev_prior_gain) in what the old model cannot say:
     prior_map "residual", what a new token loses on the round trip new -> old -> new (so that where the old model
     copies its input, the new one copies the whole previous frame), or "complement", the directions the old ->
-    new map cannot reach (the orthogonal projector onto them).
+    new map cannot reach (the orthogonal projector onto them). Without prev_prior_sigma and prev_prior_gain, both
+    are fitted per action on `episodes` (`fit_prior`; needed then).
     `training_metadata["transplanted"]` records both fits (the variance each explains) for the model card."""
     from .inference import WorldModel
 
@@ -141,6 +176,17 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
         u, sv, _ = torch.linalg.svd(to_new.T, full_matrices=False)  # (d_new, d_old)
         basis = u[:, sv > sv.max() * 1e-6]
         m = torch.eye(d_new, dtype=torch.float64) - basis @ basis.T
+    fitted = {}
+    if prev_prior and prev_prior_sigma is None and prev_prior_gain is None:
+        if not episodes:
+            raise ValueError("fitting the prior's gains and spreads needs episodes (or pass --prev-prior-gain and "
+                             "--prev-prior-sigma)")
+        fitted = fit_prior(ae, m, patch, episodes, dyn.num_actions)
+        cfg = replace(cfg, dynamics=replace(cfg.dynamics, prev_prior_gain=fitted["gains"],
+                                            prev_prior_sigma=fitted["spreads"]))
+        out = WorldModel.from_config(cfg, autocast=False)
+        out.autoencoder.load_state_dict(ae.state_dict())
+        dst = out.dynamics.state_dict()
     if prev_prior:
         dst["prior_map"].copy_(m.to(dst["prior_map"].dtype))
     for k, t in dst.items():
@@ -168,5 +214,6 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
                                               "noise_gain_new_to_old": round(noise_gain(to_old), 4),
                                               "explained_old_to_new": round(explained_new, 4),
                                               **({"prior_map": prior_map, "prior_trace": round(float(m.trace()), 2)}
-                                                 if prev_prior else {})}}
+                                                 if prev_prior else {}),
+                                              **({"prior_fit_transitions": fitted["transitions"]} if fitted else {})}}
     return out.eval()

@@ -361,7 +361,8 @@ def fresh_autoencoder(args, data: dict, work: Path, deadline: float) -> dict:
         return {**out, "autoencoder": str(ae_run), "init_from": ""}
     model = work / "transplanted"
     res = subprocess.run([args.python, "-m", "world_model.train_cli", "transplant", "--model", args.init_from,
-                          "--autoencoder", str(ae_run), "--data", *data["train"], "--out", str(model)],
+                          "--autoencoder", str(ae_run), "--data", *data["train"], "--out", str(model),
+                          *shlex.split(args.transplant_args)],
                          env=child_env(), capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"gpu_run: genie-train transplant failed (exit {res.returncode}): "
@@ -447,6 +448,9 @@ def run(args) -> int:
     if args.ae_whiten and not args.ae_preset:
         raise SystemExit("gpu_run: --ae-whiten (AE_WHITEN) whitens the new autoencoder of --ae-preset (AE_PRESET); "
                          "set AE_PRESET too")
+    if args.transplant_args and not (args.ae_preset and args.init_from):
+        raise SystemExit("gpu_run: --transplant-args (TRANSPLANT_ARGS) are for the transplant of --init-from "
+                         "(INIT_FROM) onto the new autoencoder of --ae-preset (AE_PRESET); set both")
     if args.ae_preset and args.widen_latent:
         raise SystemExit("gpu_run: --ae-preset (AE_PRESET) trains a new autoencoder instead of widening the old one; "
                          "leave --widen-latent (WIDEN_LATENT) at 0")
@@ -524,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --ae-preset: whiten the new autoencoder's latent in patches of this side (genie-train "
                         "whiten; the dynamics' --patch-size) before the dynamics train on it (0: not)")
     r.add_argument("--ae-args", default="", help="more genie-train autoencoder options for the new one")
+    r.add_argument("--transplant-args", default="",
+                   help="with --ae-preset and --init-from: more genie-train transplant options (e.g. --prev-prior)")
     r.add_argument("--preset", default="default", help="dynamics preset")
     r.add_argument("--batch", type=int, default=0, help="windows per step (0: 256 on CUDA, 8 on CPU)")
     r.add_argument("--train-args", default="", help="more genie-train dynamics options (the recipe)")

@@ -90,6 +90,11 @@ AE_MINUTES=${AE_MINUTES:-1.5}
 # >>> their directions under 5% of the mean variance; whitened, dynamics from scratch predict a frame ahead 3 dB
 # >>> better at the same CPU budget (experiments/LOG.md entry 35).
 AE_WHITEN=${AE_WHITEN:-0}
+# >>> TRANSPLANT_ARGS: with AE_PRESET and INIT_FROM, more genie-train transplant options. "--prev-prior" starts the
+# >>> moved model's estimates from the previous frame in what the old latent cannot carry, its gains and spreads
+# >>> fitted per action on the recordings; it then wants --prev-prior in TRAIN_ARGS too (experiments/LOG.md entry 36:
+# >>> at the same CPU budget still scenes 12 dB better at step 1).
+TRANSPLANT_ARGS=${TRANSPLANT_ARGS:-}
 AE_ARGS=${AE_ARGS:-"--batch-size 128 --lr 1e-3 --warmup 100 --log-every 50"}
 INIT_FROM=${INIT_FROM-$([ "$PRESET" = default ] && [ -z "$AE_PRESET" ] && echo "$REPO/world_model/checkpoints/default" || true)}
 # >>> TRAIN_ARGS: genie-train dynamics options (context noise range and augmentation, unroll, branch rows, attention
@@ -162,6 +167,6 @@ exec "$PYTHON" "$REPO/world_model/recipes/gpu_run.py" run --out "$OUT" --minutes
   --work "$WORK" --python "$PYTHON" $CUDA --procs "$PROCS" --levels "$LEVELS" --data-args "$DATA_ARGS" \
   --frames-per-proc "$FRAMES_PER_PROC" --test-frames "$TEST_FRAMES" --record-share "$RECORD_SHARE" \
   --autoencoder "$AUTOENCODER" --init-from "$INIT_FROM" --widen-latent "$WIDEN_LATENT" --ae-preset "$AE_PRESET" \
-  --ae-minutes "$AE_MINUTES" --ae-args "$AE_ARGS" --ae-whiten "$AE_WHITEN" \
+  --ae-minutes "$AE_MINUTES" --ae-args "$AE_ARGS" --ae-whiten "$AE_WHITEN" --transplant-args "$TRANSPLANT_ARGS" \
   --widen-minutes "$WIDEN_MINUTES" --widen-args "$WIDEN_ARGS" --preset "$PRESET" --batch "$BATCH" --train-args "$TRAIN_ARGS" \
   --export-args "$EXPORT_ARGS" --export-minutes "$EXPORT_MINUTES" --final-margin-s "$FINAL_MARGIN_S"
