@@ -274,8 +274,8 @@ def fit_head(model: str, data, out: str, batches: int = 64, ridge: float = 1e-3,
     seen: dict = {}
     target_of = Conditioners.network_target
 
-    def keep_target(self, y, x):
-        t = target_of(self, y, x)
+    def keep_target(self, y, x, prior=None):
+        t = target_of(self, y, x, prior)
         seen["target"], seen["c_out"] = t, self.c_out
         return t
 
