@@ -1,5 +1,7 @@
 # The shipped model transplanted onto the whitened fine latent with the denoiser's estimate started from the previous
-# frame in the directions its output cannot reach (DynamicsConfig.prev_prior); experiments/LOG.md entry 36. Stages:
+# frame where v9's latent cannot carry it (DynamicsConfig.prev_prior); experiments/LOG.md entry 36. The fit stage
+# measures the gains and spreads with experiments.latent_change (the views weighted 60 / 40, as the recording mixes
+# them); `genie-train transplant --prev-prior` without them fits its own on the recordings' episodes. Stages:
 #   bash experiments/prev_prior.sh transplant   # v9 -> runs/train/ae_fine_w with the prior: pp0, pp005, pp01 (the
 #                                               # complement map, one spread), pr0 (the residual map, spread 0)
 #   bash experiments/prev_prior.sh fit          # the prior per action, measured -> ppa (complement), pra (residual)
@@ -9,6 +11,8 @@
 #   bash experiments/prev_prior.sh measure pr_a   # the full suite (32 top-down, 64 first-person worlds)
 #   STEPS=100000 MINUTES=45 bash experiments/prev_prior.sh train pr_a2   # pr_a trained on (a fresh schedule)
 #   bash experiments/prev_prior.sh small_v9     # v9 on the small preset's worlds, for the comparison
+#   bash experiments/prev_prior.sh cs002        # pr_a with its context stored at noise 0.002 (small preset)
+#   bash experiments/prev_prior.sh demo pr_a    # the README demo's world and actions beside the truth
 # The data and the whitened autoencoder come from experiments/fine_latent.sh (data, ae) and transplant.sh (whiten).
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
@@ -21,7 +25,8 @@ mkdir -p "$R" runs/logs runs/candidates
 declare -A SPREAD=([pp0]=0 [pp005]=0.05 [pp01]=0.1)
 
 if [[ $STAGE == transplant ]]; then
-  [ -d runs/data/td ] && [ -d runs/train/ae_fine_w ] || { echo "run fine_latent.sh data ae, transplant.sh whiten"; exit 2; }
+  [ -d runs/data/td ] && [ -d runs/train/ae_fine_w ] \
+    || { echo "run fine_latent.sh data ae, transplant.sh whiten"; exit 2; }
   : > "$R/transplant.txt"
   # the complement map (the directions v9's output cannot reach) at one spread for every action
   for name in pp0 pp005 pp01; do
@@ -61,9 +66,25 @@ if [[ $STAGE == small_v9 ]]; then
   small default v9
 fi
 
+if [[ $STAGE == cs002 ]]; then
+  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model runs/candidates/pr_a --preset small \
+    --threads "$MTHREADS" --sampler context_sigma=0.002 --out "$R/small_pr_a_cs002.json" \
+    --sheets runs/sheets/small_pr_a_cs002 > /dev/null
+fi
+
+if [[ $STAGE == demo ]]; then
+  for arm in $ARMS; do
+    OMP_NUM_THREADS=$MTHREADS python -m experiments.demo_truth --model "runs/candidates/$arm" \
+      --autoencoder "runs/candidates/$arm" --steps 60 --seed 0 --out "$R/demo_truth_$arm.json" \
+      --sheet "$R/demo_truth_$arm.png" > /dev/null
+  done
+fi
+
 if [[ $STAGE == small0 ]]; then
   small runs/candidates/tp_white0 tp_white0
-  for name in pp0 pp005 pp01 pr0 ppa pra; do [ ! -d "runs/candidates/$name" ] || small "runs/candidates/$name" "$name"; done
+  for name in pp0 pp005 pp01 pr0 ppa pra; do
+    [ ! -d "runs/candidates/$name" ] || small "runs/candidates/$name" "$name"
+  done
 fi
 
 # tp_white's recipe (transplant.sh) for its 420 steps, from a transplant with the prior (pp_a: ppa, pr_a: pra)

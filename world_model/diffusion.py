@@ -278,14 +278,13 @@ class Denoiser(nn.Module):
 
     def prior(self, x, sigma, actions, cache: KVCache | None = None, frame_valid=None, independent: bool = False):
         """The term `DynamicsConfig.prev_prior` adds to D for noisy frames x (B, T, C, h, w) at levels sigma (B, T),
-        led to by the conditioning actions (B, T), or None for models without it. In the directions M
-        (`Dynamics.prior_map`) it makes D = p + k (x - p) + c_out F instead of c_skip x + c_out F: it adds
-        M ((1 - k) p + (k - c_skip) x). p is the frame's predecessor (in the window; the first one's the cache's
-        latest frame) scaled by g = sigma_data^2 / (sigma_p^2 + sigma_data^2), the share of it that is signal,
-        and by `prev_prior_gain` of the frame's action;
-        k = s^2 / (sigma^2 + s^2) with s^2 = spread^2 + (g sigma_p)^2, the change from the predecessor
-        (`prev_prior_sigma` of the frame's action) plus the noise p carries. A frame without a predecessor gets
-        nothing (k = c_skip, p = 0)."""
+        led to by the conditioning actions (B, T), or None for models without it: M ((1 - k) p + (k - c_skip) x),
+        M the prior map (`Dynamics.prior_project`), so that D = p + k (x - p) + c_out F in what M keeps and EDM's
+        c_skip x + c_out F in the rest. p is the frame's predecessor (in the window; the first one's the cache's
+        latest frame) times `prev_prior_gain` of the frame's action and g = sigma_data^2 / (sigma_p^2 +
+        sigma_data^2), the share of it that is signal; k = s^2 / (sigma^2 + s^2) with s^2 the spread of the
+        change (`prev_prior_sigma` of the frame's action) squared plus the noise p carries. A frame without a
+        predecessor gets nothing (k = c_skip, p = 0)."""
         cfg = self.dynamics.config
         if not cfg.prev_prior:
             return None

@@ -103,21 +103,21 @@ class DynamicsConfig:
     past frames): copying what does not change becomes a local path, and attention only has to learn the change.
     A checkpoint config without this key loads as False."""
     prev_prior: bool = False
-    """The denoiser's estimate starts from the previous frame instead of from zero, in the directions of each token
-    that `Dynamics.prior_map` keeps (the identity unless set; `genie-train transplant --prev-prior` sets it to the
-    directions the transplanted output projection cannot reach): there, D = p + k (x - p) + c_out F, with p the
-    previous frame's noisy latent times `prev_prior_gain`, faded by its noise level, and k = s^2 / (sigma^2 + s^2),
-    s^2 the spread `prev_prior_sigma` squared plus the noise p carries (`Denoiser.prior`): the Bayes estimate of a
-    frame drawn around p, which the network's output F corrects. Where nothing changes, F only has to stay near zero. False:
-    EDM's D (a checkpoint config without this key)."""
+    """The denoiser's estimate starts from the previous frame instead of from zero (`Denoiser.prior`): D = p + k (x -
+    p) + c_out F in what `Dynamics.prior_map` keeps of each token (the identity unless set; `genie-train transplant
+    --prev-prior` sets it to what the old latent cannot carry), with p the previous frame's noisy latent times
+    `prev_prior_gain`, faded by its noise level, and k = s^2 / (sigma^2 + s^2), s^2 the spread `prev_prior_sigma`
+    squared plus the noise p carries: the Bayes estimate of a frame drawn around p, which the network's output F
+    corrects. Where nothing changes, F only has to stay near zero. False: EDM's D (a checkpoint config without this
+    key)."""
     prev_prior_sigma: float | tuple[float, ...] | None = None
     """With `prev_prior`: the spread of the change from the previous frame in the prior's directions (in units of
     the latent), one for every action or one per action id (num_actions + 2 values: the actions, START, NULL), as
-    `genie-train transplant --prev-prior-sigma` measures it; None: the denoiser's sigma_data (EDM around p
-    instead of zero)."""
+    `genie-train transplant --prev-prior` fits it; None: the denoiser's sigma_data (EDM around p instead of
+    zero)."""
     prev_prior_gain: float | tuple[float, ...] | None = None
     """With `prev_prior`: the factor on the previous frame in the prior's mean, one value or one per action id (the
-    regression of a frame on its predecessor in the prior's directions: 1 where an action changes nothing, near 0
+    regression of a frame on its predecessor in the prior's directions: 1 where an action changes nothing, under 1
     where it shows a new view); None: 1."""
     attention: str = "frame_causal"
     """Attention layout of every block: "frame_causal" (all tokens of frames <= t) or "factorised" (spatial within
