@@ -151,6 +151,10 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
         raise ValueError("--prev-prior-sigma and --prev-prior-gain need --prev-prior")
     if prior_map not in PRIOR_MAPS:
         raise ValueError(f"unknown prior map {prior_map!r}; choose one of {', '.join(PRIOR_MAPS)}")
+    fit = prev_prior and prev_prior_sigma is None and prev_prior_gain is None
+    if fit and not episodes:
+        raise ValueError("fitting the prior's gains and spreads needs episodes (or pass --prev-prior-gain and "
+                         "--prev-prior-sigma)")
     if dyn.prev_prior:
         raise ValueError("the model starts its estimates from the previous frame through a prior map fitted to its "
                          "own latent (DynamicsConfig.prev_prior); transplant the model it was made from instead")
@@ -162,6 +166,18 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     else:
         to_old, explained_old = fit_linear(new, old, ridge)
     to_new, explained_new = fit_linear(old, new, ridge_out)  # (d_old, d_new): old token -> new token
+    d_old, d_new = dyn.patch_dim, ae.config.latent_channels * patch**2
+    m = None
+    if prev_prior and prior_map == "residual":  # what the round trip new -> old -> new loses: t - t to_old to_new
+        m = torch.eye(d_new, dtype=torch.float64) - (to_old @ to_new).T
+    elif prev_prior:  # the orthogonal projector onto what the old -> new map cannot reach (its rows span what it can)
+        u, sv, _ = torch.linalg.svd(to_new.T, full_matrices=False)  # (d_new, d_old)
+        basis = u[:, sv > sv.max() * 1e-6]
+        m = torch.eye(d_new, dtype=torch.float64) - basis @ basis.T
+    fitted = {}
+    if fit:
+        fitted = fit_prior(ae, m, patch, episodes, dyn.num_actions)
+        prev_prior_gain, prev_prior_sigma = fitted["gains"], fitted["spreads"]
     cfg = replace(wm.config, autoencoder=ae.config,
                   dynamics=replace(dyn, latent_channels=ae.config.latent_channels, latent_size=size, patch_size=patch,
                                    prev_prior=prev_prior, prev_prior_sigma=prev_prior_sigma,
@@ -169,24 +185,6 @@ def transplant_world_model(wm, ae: Autoencoder, frames: np.ndarray, ridge: float
     out = WorldModel.from_config(cfg, autocast=False)
     out.autoencoder.load_state_dict(ae.state_dict())
     src, dst = wm.dynamics.state_dict(), out.dynamics.state_dict()
-    d_old, d_new = dyn.patch_dim, cfg.dynamics.patch_dim
-    if prior_map == "residual":  # what the round trip new -> old -> new loses: t - t to_old to_new
-        m = torch.eye(d_new, dtype=torch.float64) - (to_old @ to_new).T
-    else:  # the orthogonal projector onto what the old -> new map cannot reach (its rows span what it can)
-        u, sv, _ = torch.linalg.svd(to_new.T, full_matrices=False)  # (d_new, d_old)
-        basis = u[:, sv > sv.max() * 1e-6]
-        m = torch.eye(d_new, dtype=torch.float64) - basis @ basis.T
-    fitted = {}
-    if prev_prior and prev_prior_sigma is None and prev_prior_gain is None:
-        if not episodes:
-            raise ValueError("fitting the prior's gains and spreads needs episodes (or pass --prev-prior-gain and "
-                             "--prev-prior-sigma)")
-        fitted = fit_prior(ae, m, patch, episodes, dyn.num_actions)
-        cfg = replace(cfg, dynamics=replace(cfg.dynamics, prev_prior_gain=fitted["gains"],
-                                            prev_prior_sigma=fitted["spreads"]))
-        out = WorldModel.from_config(cfg, autocast=False)
-        out.autoencoder.load_state_dict(ae.state_dict())
-        dst = out.dynamics.state_dict()
     if prev_prior:
         dst["prior_map"].copy_(m.to(dst["prior_map"].dtype))
     for k, t in dst.items():
