@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ridge of the new -> old bridge (default: noise-matched, the ridge at which it carries unit "
                          "noise to unit noise; world_model/transplant.py)")
     tp.add_argument("--prev-prior", action="store_true",
-                    help="start the new model's estimates from the previous frame in the directions the old output "
-                         "cannot reach (DynamicsConfig.prev_prior; train it on with genie-train dynamics --prev-prior)")
+                    help="start the new model's estimates from the previous frame where the old latent cannot carry "
+                         "it (--prior-map; DynamicsConfig.prev_prior; train it on with genie-train dynamics "
+                         "--prev-prior)")
     tp.add_argument("--prev-prior-sigma", type=float, nargs="+", default=None,
                     help="with --prev-prior: the spread of the change from the previous frame in the latent, one value "
                          "or one per action id (the actions, START, NULL); default: fitted on --prior-episodes, "
