@@ -1,0 +1,118 @@
+# The previous-frame prior (entry 36) trained with the change weight of entry 33, against the same recipe without it,
+# from one transplant and at equal wall-clock time; experiments/LOG.md entry 37. Entry 36 left the turns' new fine
+# detail drawn as grain and first-person look-back / approach short of v9; the change weight (`--change-weight 4
+# --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the windows where things move.
+# Stages (from the repository root, in the project's venv):
+#   bash experiments/prior_change.sh data        # entry 26's recording and the held-out frames (fine_latent.sh data)
+#   bash experiments/prior_change.sh ae          # the fine autoencoder (entry 34's `fine`), AE_MINUTES on 2 threads,
+#                                                # whitened in 4 x 4 patches (entry 35) -> runs/train/ae_fine_w
+#   bash experiments/prior_change.sh transplant  # v9 -> it with the prior fitted per action -> runs/candidates/pra
+#   MINUTES=60 bash experiments/prior_change.sh train pr_b pr_cw   # both arms side by side, one thread each
+#   bash experiments/prior_change.sh export pr_b pr_cw && bash experiments/prior_change.sh small pr_b pr_cw
+#   bash experiments/prior_change.sh small_v9; bash experiments/prior_change.sh measure pr_cw   # the full suite
+#   bash experiments/prior_change.sh measure_ae  # it beside entry 34's figures (held-out, ceiling, objects, demo)
+#   bash experiments/prior_change.sh keep        # the whitened autoencoder -> experiments/candidates/ae_fine_w
+# When experiments/candidates/ae_fine_w exists the ae stage copies it instead of training (a fresh checkout need not
+# spend AE_MINUTES again); the transplant reads runs/train/ae_fine_w either way.
+set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE
+THREADS=${THREADS:-1}
+MTHREADS=${MTHREADS:-1}  # threads of the suite runs
+AE_MINUTES=${AE_MINUTES:-32}
+MINUTES=${MINUTES:-60}
+R=experiments/results/prior_change
+STAGE=${1:-all}; shift || true
+ARMS=${*:-pr_b pr_cw}
+mkdir -p "$R" runs/logs runs/candidates
+
+if [[ $STAGE == data ]]; then
+  bash experiments/fine_latent.sh data
+fi
+
+if [[ $STAGE == ae ]]; then
+  if [ -d experiments/candidates/ae_fine_w ]; then
+    mkdir -p runs/train && rm -rf runs/train/ae_fine_w && cp -r experiments/candidates/ae_fine_w runs/train/ae_fine_w
+  else
+    OMP_NUM_THREADS=2 genie-train autoencoder --data runs/data/td/* --eval-data runs/data/td_test/* --preset fine \
+      --out runs/train/ae_fine --steps 100000 --time-budget-minutes "$AE_MINUTES" --checkpoint-every 250 \
+      --checkpoint-minutes 5 --keep-checkpoints 2 --log-every 50 --threads 2 > runs/logs/ae_fine.log 2>&1
+    genie-train whiten --autoencoder runs/train/ae_fine --data runs/data/td/* --patch 4 --out runs/train/ae_fine_w \
+      | tee "$R/whiten.txt"
+  fi
+fi
+
+if [[ $STAGE == keep ]]; then
+  rm -rf experiments/candidates/ae_fine_w && mkdir -p experiments/candidates/ae_fine_w
+  cp runs/train/ae_fine_w/config.json runs/train/ae_fine_w/model.safetensors experiments/candidates/ae_fine_w/
+fi
+
+if [[ $STAGE == transplant ]]; then
+  # the residual map with the gains and spreads fitted per action on 60 episodes (entry 36's pra)
+  genie-train transplant --model default --autoencoder runs/train/ae_fine_w --data runs/data/td/* --prev-prior \
+    --out runs/candidates/pra | tee "$R/transplant.txt"
+fi
+
+small() {  # MODEL NAME: the suite's small preset (8 worlds a scenario)
+  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "$1" --preset small --threads "$MTHREADS" \
+    --out "$R/small_$2.json" --sheets "runs/sheets/small_$2" > /dev/null
+}
+
+# entry 36's recipe (prev_prior.sh), one schedule ended by MINUTES; pr_cw adds the change weight
+COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50
+  --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5
+  --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior
+  --autoencoder runs/candidates/pra --init-from runs/candidates/pra"
+declare -A EXTRA=([pr_b]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window")
+if [[ $STAGE == train ]]; then
+  first=""
+  for arm in $ARMS; do
+    mkdir -p "runs/train/$arm"
+    # the latents are encoded once (the same autoencoder weights and whitening: the cache's key)
+    if [ -n "$first" ] && [ ! -f "runs/train/$arm/latents.safetensors" ]; then
+      until [ -f "runs/train/$first/latents.safetensors" ]; do sleep 10; done
+      cp "runs/train/$first/latents.safetensors" "runs/train/$arm/"
+    fi
+    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
+      --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
+    first=${first:-$arm}
+  done
+  wait
+fi
+
+EXPORT="--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-min-sigma 2.0 --cache-refresh 4"
+if [[ $STAGE == export ]]; then
+  for arm in $ARMS; do
+    genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" $EXPORT
+    cp "runs/train/$arm/eval.jsonl" "$R/eval_$arm.jsonl"
+  done
+fi
+
+if [[ $STAGE == small ]]; then
+  for arm in $ARMS; do small "runs/candidates/$arm" "$arm" & done
+  wait
+fi
+
+if [[ $STAGE == small_v9 ]]; then
+  small default v9
+fi
+
+if [[ $STAGE == measure ]]; then
+  for arm in $ARMS; do
+    OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
+      --views top_down --threads "$MTHREADS" --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null
+    OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
+      --views first_person --worlds 64 --threads "$MTHREADS" --out "$R/consistency_64_fp_$arm.json" \
+      --sheets "runs/sheets/$arm" > /dev/null
+  done
+fi
+
+if [[ $STAGE == measure_ae ]]; then
+  # the autoencoder beside entry 34's figures: held-out frame / detail PSNR, the counterfactual ceiling, the top-down
+  # objects and the README demo's true frames
+  OMP_NUM_THREADS=$MTHREADS python -m experiments.wide_latent measure --autoencoder runs/train/ae_fine \
+    --eval-data runs/data/td_test/* --worlds 64 --threads "$MTHREADS" --out "$R/measure_ae.json" > /dev/null
+  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.top_down_objects --model runs/train/ae_fine \
+    --out "$R/top_down_objects_ae_fine.json" > /dev/null
+  OMP_NUM_THREADS=$MTHREADS python -m experiments.demo_truth --autoencoder runs/train/ae_fine \
+    --out "$R/demo_truth_ae.json" --sheet "$R/demo_truth_ae.png" > /dev/null
+fi
