@@ -9,7 +9,8 @@
 #   bash experiments/prior_change.sh transplant  # v9 -> it with the prior fitted per action -> runs/candidates/pra
 #   MINUTES=60 bash experiments/prior_change.sh train pr_b pr_cw   # both arms side by side, one thread each
 #   bash experiments/prior_change.sh export pr_b pr_cw && bash experiments/prior_change.sh small pr_b pr_cw
-#   bash experiments/prior_change.sh small_v9; bash experiments/prior_change.sh measure pr_cw   # the full suite
+#   bash experiments/prior_change.sh small_v9; bash experiments/prior_change.sh small0   # v9, the untrained pra
+#   bash experiments/prior_change.sh measure pr_cw   # the full suite
 #   bash experiments/prior_change.sh measure_ae  # it beside entry 34's figures (held-out, ceiling, objects, demo)
 #   bash experiments/prior_change.sh keep        # the whitened autoencoder -> experiments/candidates/ae_fine_w
 # When experiments/candidates/ae_fine_w exists the ae stage copies it instead of training (a fresh checkout need not
@@ -96,6 +97,10 @@ if [[ $STAGE == small_v9 ]]; then
   small default v9
 fi
 
+if [[ $STAGE == small0 ]]; then  # the transplant before training
+  small runs/candidates/pra pra
+fi
+
 if [[ $STAGE == measure ]]; then
   for arm in $ARMS; do
     OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
@@ -108,11 +113,12 @@ fi
 
 if [[ $STAGE == measure_ae ]]; then
   # the autoencoder beside entry 34's figures: held-out frame / detail PSNR, the counterfactual ceiling, the top-down
-  # objects and the README demo's true frames
-  OMP_NUM_THREADS=$MTHREADS python -m experiments.wide_latent measure --autoencoder runs/train/ae_fine \
+  # objects and the README demo's true frames (the whitened copy where the ae stage copied a kept one: the same frames)
+  AE=runs/train/ae_fine; [ -d "$AE" ] || AE=runs/train/ae_fine_w
+  OMP_NUM_THREADS=$MTHREADS python -m experiments.wide_latent measure --autoencoder "$AE" \
     --eval-data runs/data/td_test/* --worlds 64 --threads "$MTHREADS" --out "$R/measure_ae.json" > /dev/null
-  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.top_down_objects --model runs/train/ae_fine \
+  OMP_NUM_THREADS=$MTHREADS python -m benchmarks.top_down_objects --model "$AE" \
     --out "$R/top_down_objects_ae_fine.json" > /dev/null
-  OMP_NUM_THREADS=$MTHREADS python -m experiments.demo_truth --autoencoder runs/train/ae_fine \
+  OMP_NUM_THREADS=$MTHREADS python -m experiments.demo_truth --autoencoder "$AE" \
     --out "$R/demo_truth_ae.json" --sheet "$R/demo_truth_ae.png" > /dev/null
 fi

@@ -212,10 +212,12 @@ def test_view_adapters_start_closed_and_change_only_their_own_view():
             np.testing.assert_array_equal(rollout(wm, view, use_kv_cache=cached),
                                           rollout(plain, view, use_kv_cache=cached))
         td = rollout(wm, "top_down", use_kv_cache=cached)
-        assert not np.array_equal(td, rollout(plain, "top_down", use_kv_cache=cached))
+        assert np.abs(td.astype(int) - rollout(plain, "top_down", use_kv_cache=cached)).max() > 8  # opened
         both = rollout(wm, ["first_person", "top_down"], use_kv_cache=cached)  # one view per world, in one batch
-        np.testing.assert_array_equal(both[:, 0], rollout(plain, "first_person", use_kv_cache=cached)[:, 0])
-        np.testing.assert_array_equal(both[:, 1], td[:, 1])
+        # a batch that mixes the views takes other kernels' rounding: a pixel may land one level over
+        alone = rollout(plain, "first_person", use_kv_cache=cached)
+        np.testing.assert_allclose(both[:, 0].astype(int), alone[:, 0].astype(int), atol=1, rtol=0)
+        np.testing.assert_allclose(both[:, 1].astype(int), td[:, 1].astype(int), atol=1, rtol=0)
     with pytest.raises(ValueError, match="only for a view-conditioned model"):
         DynamicsConfig(view_adapter=16, adapter_views=("top_down",))
     with pytest.raises(ValueError, match="adapter_views must name"):
