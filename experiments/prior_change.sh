@@ -65,17 +65,17 @@ COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --b
   --autoencoder runs/candidates/pra --init-from runs/candidates/pra"
 declare -A EXTRA=([pr_b]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window")
 if [[ $STAGE == train ]]; then
-  first=""
+  # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
+  # a time budget counts from its invocation's start, encoding included
+  if [ ! -f runs/train/prior_latents/latents.safetensors ]; then
+    OMP_NUM_THREADS=2 genie-train dynamics $COMMON --out runs/train/prior_latents --stop-at 1 --threads 2 \
+      > runs/logs/prior_latents.log 2>&1
+  fi
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
-    # the latents are encoded once (the same autoencoder weights and whitening: the cache's key)
-    if [ -n "$first" ] && [ ! -f "runs/train/$arm/latents.safetensors" ]; then
-      until [ -f "runs/train/$first/latents.safetensors" ]; do sleep 10; done
-      cp "runs/train/$first/latents.safetensors" "runs/train/$arm/"
-    fi
+    [ -f "runs/train/$arm/latents.safetensors" ] || cp runs/train/prior_latents/latents.safetensors "runs/train/$arm/"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
-    first=${first:-$arm}
   done
   wait
 fi
