@@ -10,7 +10,7 @@
 #   MINUTES=60 bash experiments/prior_change.sh train pr_b pr_cw   # both arms side by side, one thread each
 #   bash experiments/prior_change.sh export pr_b pr_cw && bash experiments/prior_change.sh small pr_b pr_cw
 #   bash experiments/prior_change.sh small_v9; bash experiments/prior_change.sh small0   # v9, the untrained pra
-#   bash experiments/prior_change.sh measure pr_cw   # the full suite
+#   bash experiments/prior_change.sh measure pr_cw   # the full suite (measure_td: its top-down view only)
 #   bash experiments/prior_change.sh measure_ae  # it beside entry 34's figures (held-out, ceiling, objects, demo)
 #   bash experiments/prior_change.sh keep        # the whitened autoencoder -> experiments/candidates/ae_fine_w
 # When experiments/candidates/ae_fine_w exists the ae stage copies it instead of training (a fresh checkout need not
@@ -101,10 +101,11 @@ if [[ $STAGE == small0 ]]; then  # the transplant before training
   small runs/candidates/pra pra
 fi
 
-if [[ $STAGE == measure ]]; then
+if [[ $STAGE == measure || $STAGE == measure_td ]]; then  # measure_td: the top-down view's 32 worlds only
   for arm in $ARMS; do
     OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
       --views top_down --threads "$MTHREADS" --out "$R/consistency_td_$arm.json" --sheets "runs/sheets/$arm" > /dev/null
+    [[ $STAGE == measure ]] || continue
     OMP_NUM_THREADS=$MTHREADS python -m benchmarks.consistency --model "runs/candidates/$arm" --preset default \
       --views first_person --worlds 64 --threads "$MTHREADS" --out "$R/consistency_64_fp_$arm.json" \
       --sheets "runs/sheets/$arm" > /dev/null

@@ -96,11 +96,12 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                "and v9 on the same worlds (v9); experiments/LOG.md entry 36; small_*: the small "
                                "preset's 8 worlds, consistency_td_*: the suite's 32 top-down worlds, "
                                "consistency_64_fp_*: the 64 first-person floor worlds",
-                 "prior_change": "entry 36's previous-frame prior trained again from a fresh transplant (a fine autoencoder "
-                                 "trained 32 minutes on 2 threads, whitened), at equal wall-clock time without (pr_b) "
-                                 "and with the change weight of entry 33 (pr_cw); experiments/LOG.md entry 37; small_*: "
-                                 "the small preset's 8 worlds, consistency_td_*: the suite's 32 top-down worlds, "
-                                 "consistency_64_fp_*: the 64 first-person floor worlds, eval_*: held-out curves",
+                 "prior_change": "entry 36's previous-frame prior trained again from a fresh transplant (onto a "
+                                 "fine autoencoder trained 32 minutes on 2 threads, whitened), without (pr_b, 227 "
+                                 "steps) and with the change weight of entry 33 (pr_cw, 380 steps) on one 60-minute "
+                                 "budget each, pr_b's also paying the latent encoding; experiments/LOG.md entry 37; "
+                                 "small_*: the small preset's 8 worlds, consistency_td_*: the suite's 32 top-down "
+                                 "worlds, eval_*: held-out curves",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
                                 "branch rows, and on its top-down episodes only, without and with the loss "
                                 "weighted towards what changes, by frame (td_only_cw) or by window (td_only_ww); "
