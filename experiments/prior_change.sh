@@ -1,7 +1,10 @@
 # The previous-frame prior (entry 36) trained with the change weight of entry 33, against the same recipe without it,
-# from one transplant and at equal wall-clock time; experiments/LOG.md entry 37. Entry 36 left the turns' new fine
-# detail drawn as grain and first-person look-back / approach short of v9; the change weight (`--change-weight 4
-# --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the windows where things move.
+# from one transplant and at equal wall-clock time; experiments/LOG.md entry 37. Entry 38: the same transplant trained
+# on the top-down view alone (td_pr), against pr_b at equal wall-clock time:
+#   MINUTES=60 bash experiments/prior_change.sh train pr_b td_pr; ... export pr_b td_pr; ... measure_td pr_b td_pr
+# Entry 36 left the turns' new fine detail drawn as grain and first-person look-back / approach short of v9; the change
+# weight (`--change-weight 4 --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the
+# windows where things move.
 # Stages (from the repository root, in the project's venv):
 #   bash experiments/prior_change.sh data        # entry 26's recording and the held-out frames (fine_latent.sh data)
 #   bash experiments/prior_change.sh ae          # the fine autoencoder (entry 34's `fine`), AE_MINUTES on 2 threads,
@@ -63,7 +66,9 @@ COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --b
   --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5
   --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior
   --autoencoder runs/candidates/pra --init-from runs/candidates/pra"
-declare -A EXTRA=([pr_b]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window")
+# td_pr: the top-down view alone (entry 31's td_only), in windows of 9 frames (the view is fully observed), 16 a step
+declare -A EXTRA=([pr_b]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window"
+  [td_pr]="--views top_down --view-dropout 0 --window 9 --batch-size 16")
 if [[ $STAGE == train ]]; then
   # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
   # a time budget counts from its invocation's start, encoding included
@@ -84,7 +89,8 @@ EXPORT="--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-mi
 if [[ $STAGE == export ]]; then
   for arm in $ARMS; do
     genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" $EXPORT
-    cp "runs/train/$arm/eval.jsonl" "$R/eval_$arm.jsonl"
+    # a top-down-only arm has no held-out curve: the recording holds no top-down test episodes
+    [ ! -f "runs/train/$arm/eval.jsonl" ] || cp "runs/train/$arm/eval.jsonl" "$R/eval_$arm.jsonl"
   done
 fi
 
