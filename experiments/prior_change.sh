@@ -1,7 +1,11 @@
 # The previous-frame prior (entry 36) trained with the change weight of entry 33, against the same recipe without it,
 # from one transplant and at equal wall-clock time; experiments/LOG.md entry 37. Entry 38: the same transplant trained
-# on the top-down view alone (td_pr), against pr_b at equal wall-clock time:
-#   MINUTES=60 bash experiments/prior_change.sh train pr_b td_pr; ... export pr_b td_pr; ... measure_td pr_b td_pr
+# on the top-down view alone (td_pr), against entry 37's pr_b again (pr_b60: its encoding paid before the budget) at
+# equal wall-clock time:
+#   MINUTES=60 bash experiments/prior_change.sh train pr_b60 td_pr; ... export pr_b60 td_pr; ... measure_td pr_b60 td_pr
+# then td_pr trained on (td_pr2: from its weights, a fresh schedule; its top-down latents copied so as not to encode
+# them again): mkdir -p runs/train/td_pr2 && cp runs/train/td_pr/latents.safetensors runs/train/td_pr2/ &&
+#   MINUTES=33 bash experiments/prior_change.sh train td_pr2; ... export td_pr2; ... measure_td td_pr2
 # Entry 36 left the turns' new fine detail drawn as grain and first-person look-back / approach short of v9; the change
 # weight (`--change-weight 4 --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the
 # windows where things move.
@@ -67,8 +71,9 @@ COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --b
   --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior
   --autoencoder runs/candidates/pra --init-from runs/candidates/pra"
 # td_pr: the top-down view alone (entry 31's td_only), in windows of 9 frames (the view is fully observed), 16 a step
-declare -A EXTRA=([pr_b]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window"
-  [td_pr]="--views top_down --view-dropout 0 --window 9 --batch-size 16")
+declare -A EXTRA=([pr_b]="" [pr_b60]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window"
+  [td_pr]="--views top_down --view-dropout 0 --window 9 --batch-size 16"
+  [td_pr2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr")
 if [[ $STAGE == train ]]; then
   # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
   # a time budget counts from its invocation's start, encoding included
@@ -89,8 +94,8 @@ EXPORT="--context-sigma 0.01 --num-steps 3 --sigma-min 0.1 --rho 3 --guidance-mi
 if [[ $STAGE == export ]]; then
   for arm in $ARMS; do
     genie-train export --dynamics "runs/train/$arm" --out "runs/candidates/$arm" $EXPORT
-    # a top-down-only arm has no held-out curve: the recording holds no top-down test episodes
-    [ ! -f "runs/train/$arm/eval.jsonl" ] || cp "runs/train/$arm/eval.jsonl" "$R/eval_$arm.jsonl"
+    # a top-down-only arm's curve is on training episodes: the recording holds no top-down test episodes
+    cp "runs/train/$arm/eval.jsonl" "$R/eval_$arm.jsonl"
   done
 fi
 
