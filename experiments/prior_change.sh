@@ -3,8 +3,7 @@
 # on the top-down view alone (td_pr), against entry 37's pr_b again (pr_b60: its encoding paid before the budget) at
 # equal wall-clock time:
 #   MINUTES=60 bash experiments/prior_change.sh train pr_b60 td_pr; ... export pr_b60 td_pr; ... measure_td pr_b60 td_pr
-# then td_pr trained on (td_pr2: from its weights, a fresh schedule; its top-down latents copied so as not to encode
-# them again): mkdir -p runs/train/td_pr2 && cp runs/train/td_pr/latents.safetensors runs/train/td_pr2/ &&
+# then td_pr trained on (td_pr2: from its weights, a fresh schedule, on td_pr's top-down latents):
 #   MINUTES=33 bash experiments/prior_change.sh train td_pr2; ... export td_pr2; ... measure_td td_pr2
 # Entry 36 left the turns' new fine detail drawn as grain and first-person look-back / approach short of v9; the change
 # weight (`--change-weight 4 --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the
@@ -83,7 +82,9 @@ if [[ $STAGE == train ]]; then
   fi
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
-    [ -f "runs/train/$arm/latents.safetensors" ] || cp runs/train/prior_latents/latents.safetensors "runs/train/$arm/"
+    # td_pr's cache holds its view's frames alone (another key); td_pr2 reads the same frames
+    cache=runs/train/prior_latents; [[ $arm != td_pr2 ]] || cache=runs/train/td_pr
+    [ -f "runs/train/$arm/latents.safetensors" ] || cp "$cache/latents.safetensors" "runs/train/$arm/"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done
