@@ -5,6 +5,9 @@
 #   MINUTES=60 bash experiments/prior_change.sh train pr_b60 td_pr; ... export pr_b60 td_pr; ... measure_td pr_b60 td_pr
 # then td_pr trained on (td_pr2: from its weights, a fresh schedule, on td_pr's top-down latents):
 #   MINUTES=33 bash experiments/prior_change.sh train td_pr2; ... export td_pr2; ... measure_td td_pr2
+# and td_pr2 trained on on top-down play that walks more (td_mx):
+#   bash experiments/prior_change.sh data_mix2; MINUTES=20 THREADS=2 ... train td_mx; ... export td_mx;
+#   MTHREADS=2 ... measure_td td_mx
 # Entry 36 left the turns' new fine detail drawn as grain and first-person look-back / approach short of v9; the change
 # weight (`--change-weight 4 --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the
 # windows where things move.
@@ -36,6 +39,20 @@ if [[ $STAGE == data ]]; then
   bash experiments/fine_latent.sh data
 fi
 
+if [[ $STAGE == data_mix2 ]]; then
+  # top-down play by the recorder's mix2 (bot / explore / lookback): forward changes nothing in 3-18% of its steps
+  # (43-75% in the data stage's recording, whose random player walks into walls)
+  i=0
+  for lvl in GoToLocal GoToObj GoToRedBall KeyCorridorS3R1 OpenDoor OpenRedDoor OpenTwoDoors PickupLoc PutNextLocal \
+      UnlockLocal; do
+    i=$((i+1))
+    OMP_NUM_THREADS=1 genie-data record --env "genie_env/BabyAI3D-$lvl-v0" --frames 3000 --policy mix2 \
+      --top-down-share 1.0 --max-episode-steps 128 --seed "$((900+i))" --out "runs/data/td_mix2/$lvl" --quiet &
+    (( i % 2 == 0 )) && wait
+  done
+  wait
+fi
+
 if [[ $STAGE == ae ]]; then
   if [ -d experiments/candidates/ae_fine_w ]; then
     mkdir -p runs/train && rm -rf runs/train/ae_fine_w && cp -r experiments/candidates/ae_fine_w runs/train/ae_fine_w
@@ -65,27 +82,32 @@ small() {  # MODEL NAME: the suite's small preset (8 worlds a scenario)
 }
 
 # entry 36's recipe (prev_prior.sh), one schedule ended by MINUTES; pr_cw adds the change weight
-COMMON="--data runs/data/td/* --preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50
+COMMON="--preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 --warmup 50
   --context-sigma 0.1 --context-sigma-min 0.01 --ema-decay 0.998 --checkpoint-every 100 --checkpoint-minutes 5
   --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior
   --autoencoder runs/candidates/pra --init-from runs/candidates/pra"
 # td_pr: the top-down view alone (entry 31's td_only), in windows of 9 frames (the view is fully observed), 16 a step
 declare -A EXTRA=([pr_b]="" [pr_b60]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window"
   [td_pr]="--views top_down --view-dropout 0 --window 9 --batch-size 16"
-  [td_pr2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr")
+  [td_pr2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr"
+  [td_mx]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr2")
+# td_mx: td_pr2 trained on on top-down play that walks where the path is open (the data_mix2 stage)
+declare -A DATA=([td_mx]="runs/data/td_mix2/*")
 if [[ $STAGE == train ]]; then
   # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
   # a time budget counts from its invocation's start, encoding included
   if [ ! -f runs/train/prior_latents/latents.safetensors ]; then
-    OMP_NUM_THREADS=2 genie-train dynamics $COMMON --out runs/train/prior_latents --stop-at 1 --threads 2 \
+    OMP_NUM_THREADS=2 genie-train dynamics $COMMON --data runs/data/td/* --out runs/train/prior_latents --stop-at 1 --threads 2 \
       > runs/logs/prior_latents.log 2>&1
   fi
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
     # td_pr's cache holds its view's frames alone (another key); td_pr2 reads the same frames
     cache=runs/train/prior_latents; [[ $arm != td_pr2 ]] || cache=runs/train/td_pr
-    [ -f "runs/train/$arm/latents.safetensors" ] || cp "$cache/latents.safetensors" "runs/train/$arm/"
-    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON ${EXTRA[$arm]} --out "runs/train/$arm" \
+    [ -f "runs/train/$arm/latents.safetensors" ] || [ -n "${DATA[$arm]:-}" ] \
+      || cp "$cache/latents.safetensors" "runs/train/$arm/"
+    OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON --data ${DATA[$arm]:-runs/data/td/*} ${EXTRA[$arm]} \
+      --out "runs/train/$arm" \
       --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done
   wait
