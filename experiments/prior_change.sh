@@ -41,7 +41,7 @@ fi
 
 if [[ $STAGE == data_mix2 ]]; then
   # top-down play by the recorder's mix2 (bot / explore / lookback): forward changes nothing in 3-18% of its steps
-  # (43-75% in the data stage's recording, whose random player walks into walls)
+  # (43-75% in the data stage's recording)
   i=0
   for lvl in GoToLocal GoToObj GoToRedBall KeyCorridorS3R1 OpenDoor OpenRedDoor OpenTwoDoors PickupLoc PutNextLocal \
       UnlockLocal; do

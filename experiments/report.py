@@ -101,10 +101,11 @@ FOLDER_TITLES = {"candidates": "candidate models",
                                  "steps) and with the change weight of entry 33 (pr_cw, 380 steps) on one 60-minute "
                                  "budget each, pr_b's also paying the latent encoding; experiments/LOG.md entry 37; "
                                  "pr_b60 and td_pr: the same recipe at equal time with the encoding paid before, on "
-                                 "both views and on the top-down view alone, td_pr2: td_pr trained on, entry 38; "
+                                 "both views and on the top-down view alone, td_pr2: td_pr trained on, td_mx: "
+                                 "td_pr2 trained on on top-down play that walks more (the recorder's mix2), entry 38; "
                                  "consistency_64_fp_*: the 64 first-person floor worlds; "
                                  "small_*: the small preset's 8 worlds, consistency_td_*: the suite's 32 top-down "
-                                 "worlds, eval_*: held-out curves (td_pr's and td_pr2's on training episodes: "
+                                 "worlds, eval_*: held-out curves (the top-down arms' on training episodes: "
                                  "the recording holds no top-down test episodes)",
                  "td_finetune": "v8 fine-tuned on 40% top-down play with counterfactual branches, with and without "
                                 "branch rows, and on its top-down episodes only, without and with the loss "
