@@ -93,22 +93,23 @@ declare -A EXTRA=([pr_b]="" [pr_b60]="" [pr_cw]="--change-weight 4 --change-scop
   [td_mx]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr2")
 # td_mx: td_pr2 trained on on top-down play that walks where the path is open (the data_mix2 stage)
 declare -A DATA=([td_mx]="runs/data/td_mix2/*")
+# whose latents an arm starts from (the cache's key is the autoencoder and the frames read: a top-down arm's differs
+# from the both-view cache's); "": the arm encodes its own; unnamed: the both-view cache
+declare -A CACHE=([td_pr]="" [td_pr2]=runs/train/td_pr [td_mx]="")
 if [[ $STAGE == train ]]; then
   # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
   # a time budget counts from its invocation's start, encoding included
   if [ ! -f runs/train/prior_latents/latents.safetensors ]; then
-    OMP_NUM_THREADS=2 genie-train dynamics $COMMON --data runs/data/td/* --out runs/train/prior_latents --stop-at 1 --threads 2 \
-      > runs/logs/prior_latents.log 2>&1
+    OMP_NUM_THREADS=2 genie-train dynamics $COMMON --data runs/data/td/* --out runs/train/prior_latents --stop-at 1 \
+      --threads 2 > runs/logs/prior_latents.log 2>&1
   fi
   for arm in $ARMS; do
     mkdir -p "runs/train/$arm"
-    # td_pr's cache holds its view's frames alone (another key); td_pr2 reads the same frames
-    cache=runs/train/prior_latents; [[ $arm != td_pr2 ]] || cache=runs/train/td_pr
-    [ -f "runs/train/$arm/latents.safetensors" ] || [ -n "${DATA[$arm]:-}" ] \
+    cache=${CACHE[$arm]-runs/train/prior_latents}
+    [ -f "runs/train/$arm/latents.safetensors" ] || [ -z "$cache" ] \
       || cp "$cache/latents.safetensors" "runs/train/$arm/"
     OMP_NUM_THREADS=$THREADS genie-train dynamics $COMMON --data ${DATA[$arm]:-runs/data/td/*} ${EXTRA[$arm]} \
-      --out "runs/train/$arm" \
-      --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
+      --out "runs/train/$arm" --time-budget-minutes "$MINUTES" --threads "$THREADS" > "runs/logs/$arm.log" 2>&1 &
   done
   wait
 fi
