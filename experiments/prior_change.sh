@@ -8,6 +8,11 @@
 # and td_pr2 trained on on top-down play that walks more (td_mx):
 #   bash experiments/prior_change.sh data_mix2; MINUTES=20 THREADS=2 ... train td_mx; ... export td_mx;
 #   MTHREADS=2 ... measure_td td_mx
+# Entry 39: td_pr's recipe from the transplant on both top-down recordings (td_both) and with branch rows (td_br):
+#   bash experiments/prior_change.sh data_mix2; MINUTES=60 ... train td_both td_br; ... export td_both td_br;
+#   ... measure_td td_both td_br
+# then td_br trained on, without (td_br2) and with (td_cwf) a loss weight on the latent positions each frame changes:
+#   MINUTES=32 ... train td_br2 td_cwf; ... export td_br2 td_cwf; ... measure_td td_br2 td_cwf
 # Entry 36 left the turns' new fine detail drawn as grain and first-person look-back / approach short of v9; the change
 # weight (`--change-weight 4 --change-scope past --change-norm window`, the GPU recipe's) puts more of the loss on the
 # windows where things move.
@@ -90,12 +95,21 @@ COMMON="--preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 
 declare -A EXTRA=([pr_b]="" [pr_b60]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window"
   [td_pr]="--views top_down --view-dropout 0 --window 9 --batch-size 16"
   [td_pr2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr"
-  [td_mx]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr2")
+  [td_mx]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr2"
+  [td_both]="--views top_down --view-dropout 0 --window 9 --batch-size 16"
+  [td_br]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --branch-share 0.25 --branch-weight 4"
+  [td_br2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --branch-share 0.25 --branch-weight 4
+    --init-from runs/candidates/td_br"
+  [td_cwf]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --branch-share 0.25 --branch-weight 4
+    --init-from runs/candidates/td_br --change-weight 4 --change-scope frame --change-norm window")
 # td_mx: td_pr2 trained on on top-down play that walks where the path is open (the data_mix2 stage)
-declare -A DATA=([td_mx]="runs/data/td_mix2/*")
+# td_both: td_pr's recipe on both top-down recordings (entry 26's and mix2's); td_br: td_pr's recipe with the
+# recording's counterfactual branch rows (the next frame under every action from one context), a quarter of a batch
+declare -A DATA=([td_mx]="runs/data/td_mix2/*" [td_both]="runs/data/td/* runs/data/td_mix2/*")
 # whose latents an arm starts from (the cache's key is the autoencoder and the frames read: a top-down arm's differs
 # from the both-view cache's); "": the arm encodes its own; unnamed: the both-view cache
-declare -A CACHE=([td_pr]="" [td_pr2]=runs/train/td_pr [td_mx]="")
+declare -A CACHE=([td_pr]="" [td_pr2]=runs/train/td_pr [td_mx]="" [td_both]="" [td_br]=""
+  [td_br2]=runs/train/td_br [td_cwf]=runs/train/td_br)
 if [[ $STAGE == train ]]; then
   # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
   # a time budget counts from its invocation's start, encoding included

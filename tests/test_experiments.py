@@ -132,6 +132,47 @@ def test_sampler_actions_tiny(model, tmp_path):
     assert not (tmp_path / "bad.jsonl").exists()
 
 
+def test_sampler_counterfactual_tiny(model, tmp_path, capsys):
+    """experiments.sampler_counterfactual: the suite's counterfactual accuracy, its per-action shares and what each
+    action's frame is nearest, per sampler setting; a bad setting or world count is refused before any model runs."""
+    from experiments.sampler_counterfactual import main as probe
+
+    out = tmp_path / "cf.jsonl"
+    probe(["--model", str(model), "--settings", "default", "num_steps=2", "--worlds", "2", "--out", str(out),
+           "--sheets", str(tmp_path / "sheets")])
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["setting"] for x in lines] == ["default", "num_steps=2"] and lines[1]["sampler"]["num_steps"] == 2
+    for x in lines:
+        assert x["worlds"] == 2 and 0.0 <= x["accuracy"] <= 1.0 and set(x["per_action"]) == set(x["nearest"])
+        for near in x["nearest"].values():
+            shares = [v for k, v in near.items() if k != "worlds"]
+            assert near["worlds"] <= 2 and (not near["worlds"] or abs(sum(shares) - 1.0) < 0.01)
+    assert len(list((tmp_path / "sheets").glob("cf_top_down_*.png"))) == 2
+    with pytest.raises(ValueError, match="bad sampler setting"):
+        probe(["--model", str(model), "--settings", "steps=2", "--out", str(tmp_path / "bad.jsonl")])
+    with pytest.raises(SystemExit):
+        probe(["--model", str(model), "--worlds", "0", "--out", str(tmp_path / "bad.jsonl")])
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_counterfactual_nearest_counts_distinct_actions_only():
+    """nearest: an action whose true frame equals another's is left out; the others count the true frame each
+    generated frame is nearest."""
+    from experiments.sampler_counterfactual import nearest
+
+    A = 7
+    truth = np.zeros((2, A, 4, 4, 3), np.uint8)
+    for a in range(A):
+        truth[:, a] = 10 * a  # every action its own frame ...
+    truth[1, 3] = truth[1, 0]  # ... but in world 1 forward (3) changes nothing: it matches noop
+    gen = truth.copy()
+    gen[0, 3] = truth[0, 1] + 1  # world 0: forward drawn as turn_left
+    r = nearest(gen, truth)
+    assert r["forward"] == {"worlds": 1, "turn_left": 1.0}
+    assert r["noop"] == {"worlds": 1, "noop": 1.0}  # world 1's noop shares its frame with forward
+    assert r["turn_right"] == {"worlds": 2, "turn_right": 1.0}
+
+
 def test_sampler_still_tiny(model, tmp_path, capsys):
     """experiments.sampler_still: still@1/8/20 per sampler setting, appended as JSON lines with the rows each frame
     costs; a bad setting is refused before any model runs."""
