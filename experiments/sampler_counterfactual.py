@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -31,7 +32,8 @@ from world_model.sampler import parse_settings
 
 def nearest(generated: np.ndarray, truth: np.ndarray) -> dict:
     """generated and truth (N, A, H, W, 3): for each action a, over the worlds where a's true frame differs from
-    every other action's, the share whose frame under a is nearest (MSE) the true frame of each action."""
+    every other action's, the share whose frame under a is nearest (MSE) the true frame of each action; actions whose
+    true frames are identical count as the first of them (noop, for the unchanged frame)."""
     N, A = generated.shape[:2]
     out = {}
     for a in range(A):
@@ -71,18 +73,14 @@ def main(argv=None) -> None:
                 wm = WorldModel.load(model)
                 wm = wm.with_sampler(**settings) if settings else wm
                 t = time.perf_counter()
-                seen = []  # counterfactual_scores' first call scores the model's frames
-                score = C.counterfactual_scores
-                C.counterfactual_scores = lambda g, gt: (seen.append((g, gt)), score(g, gt))[1]
-                try:
+                # the scenario's first counterfactual_scores call scores the model's frames against the truth's
+                with mock.patch.object(C, "counterfactual_scores", wraps=C.counterfactual_scores) as scores:
                     r, sheet = C.counterfactual(wm, truth, a.view, cfg, worlds)
-                finally:
-                    C.counterfactual_scores = score
                 overall = r["overall"]["model"]
                 line = {**setting_fields(model, spec, wm), "view": a.view, "worlds": len(worlds),
                         "accuracy": round(overall["mean"], 4), "ci95": [round(x, 4) for x in overall["ci95"]],
                         "per_action": {k: round(v["model"]["mean"], 3) for k, v in r["per_action"].items()},
-                        "nearest": nearest(*seen[0]), "wall_s": round(time.perf_counter() - t, 1)}
+                        "nearest": nearest(*scores.call_args_list[0].args), "wall_s": round(time.perf_counter() - t, 1)}
                 append_line(a.out, line)
                 if a.sheets:
                     name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{Path(model).name}_{spec}")
