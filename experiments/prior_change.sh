@@ -92,16 +92,12 @@ COMMON="--preset default --patch-size 4 --steps 100000 --batch-size 8 --lr 1e-4 
   --log-every 20 --keep-checkpoints 2 --memory --memory-turns-only --view-conditioning --prev-prior
   --autoencoder runs/candidates/pra --init-from runs/candidates/pra"
 # td_pr: the top-down view alone (entry 31's td_only), in windows of 9 frames (the view is fully observed), 16 a step
+TD="--views top_down --view-dropout 0 --window 9 --batch-size 16"
+BR="--branch-share 0.25 --branch-weight 4"  # counterfactual branch rows, a quarter of each batch
 declare -A EXTRA=([pr_b]="" [pr_b60]="" [pr_cw]="--change-weight 4 --change-scope past --change-norm window"
-  [td_pr]="--views top_down --view-dropout 0 --window 9 --batch-size 16"
-  [td_pr2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr"
-  [td_mx]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --init-from runs/candidates/td_pr2"
-  [td_both]="--views top_down --view-dropout 0 --window 9 --batch-size 16"
-  [td_br]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --branch-share 0.25 --branch-weight 4"
-  [td_br2]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --branch-share 0.25 --branch-weight 4
-    --init-from runs/candidates/td_br"
-  [td_cwf]="--views top_down --view-dropout 0 --window 9 --batch-size 16 --branch-share 0.25 --branch-weight 4
-    --init-from runs/candidates/td_br --change-weight 4 --change-scope frame --change-norm window")
+  [td_pr]="$TD" [td_pr2]="$TD --init-from runs/candidates/td_pr" [td_mx]="$TD --init-from runs/candidates/td_pr2"
+  [td_both]="$TD" [td_br]="$TD $BR" [td_br2]="$TD $BR --init-from runs/candidates/td_br"
+  [td_cwf]="$TD $BR --init-from runs/candidates/td_br --change-weight 4 --change-scope frame --change-norm window")
 # td_mx: td_pr2 trained on on top-down play that walks where the path is open (the data_mix2 stage)
 # td_both: td_pr's recipe on both top-down recordings (entry 26's and mix2's); td_br: td_pr's recipe with the
 # recording's counterfactual branch rows (the next frame under every action from one context), a quarter of a batch
@@ -113,7 +109,9 @@ declare -A CACHE=([td_pr]="" [td_pr2]=runs/train/td_pr [td_mx]="" [td_both]="" [
 if [[ $STAGE == train ]]; then
   # the latents encoded once, before any arm starts (the same autoencoder weights and whitening: the cache's key):
   # a time budget counts from its invocation's start, encoding included
-  if [ ! -f runs/train/prior_latents/latents.safetensors ]; then
+  shared=0  # does any arm start from the both-view cache?
+  for arm in $ARMS; do [[ -v CACHE[$arm] ]] || shared=1; done
+  if (( shared )) && [ ! -f runs/train/prior_latents/latents.safetensors ]; then
     OMP_NUM_THREADS=2 genie-train dynamics $COMMON --data runs/data/td/* --out runs/train/prior_latents --stop-at 1 \
       --threads 2 > runs/logs/prior_latents.log 2>&1
   fi
