@@ -35,11 +35,12 @@ def nearest(generated: np.ndarray, truth: np.ndarray) -> dict:
     every other action's, the share whose frame under a is nearest (MSE) the true frame of each action; actions whose
     true frames are identical count as the first of them (noop, for the unchanged frame)."""
     N, A = generated.shape[:2]
+    labels = [C.action_classes(truth[w]) for w in range(N)]
     out = {}
     for a in range(A):
         hits, n = np.zeros(A), 0
         for w in range(N):
-            if C.action_classes(truth[w])[a] in C.action_classes(truth[w])[np.arange(A) != a]:
+            if np.count_nonzero(labels[w] == labels[w][a]) > 1:  # a's true frame is another action's too
                 continue
             mse = ((generated[w, a][None].astype(np.float64) - truth[w].astype(np.float64)) ** 2).mean((1, 2, 3))
             hits[int(np.argmin(mse))] += 1
